@@ -1,0 +1,361 @@
+//! The capture pipeline: config → load → sockets → attach → run → stop.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_utils::CachePadded;
+
+use crate::config::CaptureConfig;
+use crate::error::{Error, Result};
+use crate::loader::{AttachedMode, XdpLink, XdpProgram};
+use crate::sink::writer::{PcapWriter, WriterReport};
+use crate::stats::{QueueSnapshot, Snapshot, WorkerCounters};
+use crate::worker::{Shared, Worker};
+use crate::xsk::{BindMode, XskConfig, XskSocket, XskStatsHandle};
+
+/// Where captured frames go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Nowhere: frames are counted only.
+    None,
+    /// A pcap file, created (or truncated) at start.
+    File(PathBuf),
+    /// pcap on standard output (`-w -`).
+    Stdout,
+}
+
+/// Why a capture ended by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finish {
+    /// `-c COUNT` packets were written.
+    CountReached,
+    /// The output closed or failed.
+    OutputClosed,
+    /// A worker thread ended with an error.
+    WorkerFailed,
+}
+
+struct QueueHandle {
+    queue: u32,
+    core: usize,
+    mode: BindMode,
+    counters: Arc<CachePadded<WorkerCounters>>,
+    stats: XskStatsHandle,
+    thread: Option<JoinHandle<Result<()>>>,
+}
+
+/// A running capture. Dropping it stops the workers and detaches the program;
+/// [`Capture::stop`] does the same and returns the summary.
+pub struct Capture {
+    shared: Arc<Shared>,
+    queues: Vec<QueueHandle>,
+    writer: Option<PcapWriter>,
+    link: Option<XdpLink>,
+    program: XdpProgram,
+    xdp_mode: AttachedMode,
+    started: Instant,
+}
+
+/// The end of a capture: final counters and how the output went.
+#[derive(Debug)]
+pub struct Summary {
+    /// Final counters of every queue.
+    pub snapshot: Snapshot,
+    /// Wall time from attach to stop.
+    pub duration: Duration,
+    /// The mode the XDP program ran in.
+    pub xdp_mode: AttachedMode,
+    /// The writer's report, when there was an output.
+    pub writer: Option<WriterReport>,
+    /// Errors of workers that failed.
+    pub worker_errors: Vec<Error>,
+    /// Whether `-c` was reached.
+    pub count_reached: bool,
+}
+
+/// Names the RX queues of `iface` from sysfs (`/sys/class/net/IFACE/queues/rx-N`).
+fn rx_queue_count(iface: &str) -> u32 {
+    let dir = format!("/sys/class/net/{iface}/queues");
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .filter(|e| e.file_name().to_string_lossy().starts_with("rx-"))
+                .count() as u32
+        })
+        .unwrap_or(1)
+        .max(1)
+}
+
+fn ifindex(iface: &str) -> Result<u32> {
+    let name = std::ffi::CString::new(iface).map_err(|_| Error::NoSuchInterface(iface.into()))?;
+    // SAFETY: `name` is a valid NUL-terminated string for the duration of the call.
+    let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
+    if index == 0 {
+        return Err(Error::NoSuchInterface(iface.into()));
+    }
+    Ok(index)
+}
+
+/// CPUs this process may run on, in order.
+fn allowed_cores() -> Vec<usize> {
+    core_affinity::get_core_ids()
+        .map(|ids| ids.into_iter().map(|c| c.id).collect())
+        .unwrap_or_default()
+}
+
+/// Raises RLIMIT_MEMLOCK so the UMEM can be pinned on kernels that still
+/// charge it there; failure is not fatal (CAP_IPC_LOCK or memcg accounting).
+fn raise_memlock() {
+    let limit = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: a valid rlimit struct, read by the kernel only.
+    let _ = unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &limit) };
+}
+
+/// Removes a file we created if setup fails before the capture starts.
+struct CreatedFile(Option<PathBuf>);
+
+impl Drop for CreatedFile {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+impl Capture {
+    /// Validates `cfg`, loads and attaches the XDP program, binds one socket
+    /// per queue and starts one pinned worker per queue.
+    ///
+    /// Nothing is left attached and no output file is left behind if this fails.
+    ///
+    /// # Errors
+    /// Any [`Error`]: each names what is wrong and how to fix it.
+    pub fn start(cfg: &CaptureConfig, output: Output) -> Result<Capture> {
+        cfg.validate()?;
+        crate::sys::check_capabilities()?;
+        let ifindex = ifindex(&cfg.iface)?;
+        let available = rx_queue_count(&cfg.iface);
+        let queues = cfg.queues.clone().unwrap_or_else(|| (0..available).collect());
+        if let Some(&queue) = queues.iter().find(|&&q| q >= available) {
+            return Err(Error::NoSuchQueue {
+                iface: cfg.iface.clone(),
+                queue,
+                available,
+            });
+        }
+        let allowed = allowed_cores();
+        let cores = match &cfg.cores {
+            Some(cores) => {
+                if let Some(c) = cores.iter().find(|c| !allowed.contains(c)) {
+                    return Err(Error::Config(format!(
+                        "CPU {c} is not available to this process (available: {allowed:?})"
+                    )));
+                }
+                cores.clone()
+            }
+            None if allowed.is_empty() => vec![0; queues.len()],
+            None => (0..queues.len()).map(|i| allowed[i % allowed.len()]).collect(),
+        };
+
+        let mut created = CreatedFile(None);
+        let out: Option<Box<dyn Write + Send>> = match &output {
+            Output::None => None,
+            Output::Stdout => Some(Box::new(std::io::stdout())),
+            Output::File(path) => {
+                let file = File::create(path).map_err(|source| Error::Output {
+                    path: path.clone(),
+                    source,
+                })?;
+                created.0 = Some(path.clone());
+                Some(Box::new(file))
+            }
+        };
+
+        raise_memlock();
+        let program = XdpProgram::load()?;
+        if let Some(&queue) = queues.iter().find(|&&q| q >= program.max_queues()) {
+            return Err(Error::Config(format!(
+                "queue {queue} is beyond the {} queues xsktap can redirect",
+                program.max_queues()
+            )));
+        }
+        let mut sockets = Vec::with_capacity(queues.len());
+        for &queue in &queues {
+            let socket = XskSocket::new(&XskConfig {
+                iface: cfg.iface.clone(),
+                ifindex,
+                queue,
+                frame_size: cfg.frame_size,
+                ring_size: cfg.ring_size,
+                zero_copy: cfg.zero_copy,
+            })?;
+            program.add_socket(queue, socket.fd())?;
+            sockets.push(socket);
+        }
+        let link = program.attach(&cfg.iface, ifindex, cfg.xdp_mode)?;
+        let xdp_mode = link.mode();
+
+        let writer = match out {
+            Some(out) => Some(
+                PcapWriter::spawn(out, cfg.snaplen, 4 * queues.len() + 4)
+                    .map_err(|e| crate::error::syscall_error("spawn(writer thread)", e))?,
+            ),
+            None => None,
+        };
+        let shared = Arc::new(Shared {
+            remaining: cfg.count.map(AtomicU64::new),
+            ..Shared::default()
+        });
+        let mut handles = Vec::with_capacity(queues.len());
+        for ((socket, &queue), &core) in sockets.into_iter().zip(&queues).zip(&cores) {
+            let counters = Arc::new(CachePadded::new(WorkerCounters::default()));
+            let handle = QueueHandle {
+                queue,
+                core,
+                mode: socket.mode(),
+                counters: counters.clone(),
+                stats: socket.stats_handle()?,
+                thread: None,
+            };
+            let worker = Worker {
+                queue,
+                core,
+                socket,
+                sink: writer.as_ref().map(PcapWriter::batcher),
+                shared: shared.clone(),
+                counters,
+                batch_size: cfg.batch_size,
+            };
+            handles.push((handle, worker));
+        }
+        let mut capture = Capture {
+            shared,
+            queues: Vec::with_capacity(handles.len()),
+            writer,
+            link: Some(link),
+            program,
+            xdp_mode,
+            started: Instant::now(),
+        };
+        for (mut handle, worker) in handles {
+            let thread = std::thread::Builder::new()
+                .name(format!("xsktap-q{}", handle.queue))
+                .spawn(move || worker.run())
+                .map_err(|e| crate::error::syscall_error("spawn(worker thread)", e))?;
+            handle.thread = Some(thread);
+            capture.queues.push(handle);
+        }
+        // The capture is running: the output file is ours to keep from here on.
+        created.0 = None;
+        Ok(capture)
+    }
+
+    /// The mode the XDP program was attached in.
+    pub fn xdp_mode(&self) -> AttachedMode {
+        self.xdp_mode
+    }
+
+    /// Reads every counter without stopping the workers.
+    pub fn snapshot(&self) -> Snapshot {
+        let at = Instant::now();
+        let queues = self
+            .queues
+            .iter()
+            .map(|q| {
+                let c = &q.counters;
+                QueueSnapshot {
+                    queue: q.queue,
+                    core: q.core,
+                    bind_mode: Some(q.mode),
+                    received: c.received.load(Ordering::Relaxed),
+                    received_bytes: c.received_bytes.load(Ordering::Relaxed),
+                    written: c.written.load(Ordering::Relaxed),
+                    over_count: c.over_count.load(Ordering::Relaxed),
+                    sink_closed_drops: c.sink_closed_drops.load(Ordering::Relaxed),
+                    socket: q.stats.stats().unwrap_or_default(),
+                    bpf: self.program.counters(q.queue).unwrap_or_default(),
+                }
+            })
+            .collect();
+        Snapshot { at, queues }
+    }
+
+    /// Why the capture ended by itself, if it did.
+    pub fn finished(&self) -> Option<Finish> {
+        if self.shared.count_reached.load(Ordering::Relaxed) {
+            Some(Finish::CountReached)
+        } else if self.shared.sink_closed.load(Ordering::Relaxed) {
+            Some(Finish::OutputClosed)
+        } else if self
+            .queues
+            .iter()
+            .any(|q| q.thread.as_ref().is_some_and(|t| t.is_finished()))
+        {
+            Some(Finish::WorkerFailed)
+        } else {
+            None
+        }
+    }
+
+    /// Makes the workers stop at once, without draining their rings (for a
+    /// second Ctrl-C, or an output that no longer reads).
+    pub fn abort(&self) {
+        self.shared.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// Detaches the program, lets the workers drain what is already in their
+    /// rings, flushes the output and returns the final counters.
+    pub fn stop(mut self) -> Summary {
+        let duration = self.started.elapsed();
+        // Detach first: nothing new is redirected, so nothing is lost while
+        // the workers finish what the rings already hold.
+        self.link.take();
+        self.shared.drain.store(true, Ordering::Relaxed);
+        let mut worker_errors = Vec::new();
+        for q in &mut self.queues {
+            if let Some(thread) = q.thread.take() {
+                match thread.join() {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => worker_errors.push(e),
+                    Err(_) => worker_errors.push(Error::Worker {
+                        queue: q.queue,
+                        message: "the worker thread panicked".into(),
+                    }),
+                }
+            }
+        }
+        let writer = self.writer.take().map(PcapWriter::finish);
+        Summary {
+            snapshot: self.snapshot(),
+            duration,
+            xdp_mode: self.xdp_mode,
+            writer,
+            worker_errors,
+            count_reached: self.shared.count_reached.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        self.link.take();
+        self.shared.stop.store(true, Ordering::Relaxed);
+        for q in &mut self.queues {
+            if let Some(thread) = q.thread.take() {
+                let _ = thread.join();
+            }
+        }
+        if let Some(writer) = self.writer.take() {
+            writer.finish();
+        }
+    }
+}

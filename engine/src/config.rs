@@ -1,0 +1,173 @@
+//! Validated capture configuration, and the pure parsers the CLI uses to build it.
+
+use crate::error::{Error, Result};
+use crate::loader::XdpMode;
+use crate::xsk::ZeroCopy;
+
+/// Default snapshot length, as tcpdump's.
+pub const DEFAULT_SNAPLEN: u32 = 262_144;
+/// Default size of the fill and RX rings.
+pub const DEFAULT_RING_SIZE: u32 = 4096;
+/// Default UMEM frame size.
+pub const DEFAULT_FRAME_SIZE: u32 = 4096;
+/// Descriptors taken from the RX ring at a time.
+pub const DEFAULT_BATCH_SIZE: u32 = 64;
+
+/// Everything a capture needs, checked by [`CaptureConfig::validate`].
+#[derive(Debug, Clone)]
+pub struct CaptureConfig {
+    /// Interface to capture on.
+    pub iface: String,
+    /// RX queues to capture; `None` means every RX queue of the interface.
+    pub queues: Option<Vec<u32>>,
+    /// CPUs to pin the workers to, one per queue in order; `None` spreads
+    /// the workers over the CPUs this process may run on.
+    pub cores: Option<Vec<usize>>,
+    /// How to attach the XDP program.
+    pub xdp_mode: XdpMode,
+    /// Zero-copy policy.
+    pub zero_copy: ZeroCopy,
+    /// UMEM frame size (2048 or 4096).
+    pub frame_size: u32,
+    /// Fill and RX ring size (power of two, 64..=32768).
+    pub ring_size: u32,
+    /// Bytes of each frame kept in the pcap (1..=262144).
+    pub snaplen: u32,
+    /// Stop after exactly this many packets are handed to the sink.
+    pub count: Option<u64>,
+    /// Descriptors taken from the RX ring at a time.
+    pub batch_size: u32,
+}
+
+impl CaptureConfig {
+    /// A configuration with every default for `iface`.
+    pub fn new(iface: impl Into<String>) -> Self {
+        CaptureConfig {
+            iface: iface.into(),
+            queues: None,
+            cores: None,
+            xdp_mode: XdpMode::Auto,
+            zero_copy: ZeroCopy::Auto,
+            frame_size: DEFAULT_FRAME_SIZE,
+            ring_size: DEFAULT_RING_SIZE,
+            snaplen: DEFAULT_SNAPLEN,
+            count: None,
+            batch_size: DEFAULT_BATCH_SIZE,
+        }
+    }
+
+    /// Checks every value that can be checked without the kernel.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the value and the accepted range.
+    pub fn validate(&self) -> Result<()> {
+        if self.iface.is_empty() {
+            return Err(Error::Config("no interface given: pass one with -i IFACE".into()));
+        }
+        if self.frame_size != 2048 && self.frame_size != 4096 {
+            return Err(Error::Config(format!(
+                "frame size {} is not supported: use 2048 or 4096",
+                self.frame_size
+            )));
+        }
+        if !self.ring_size.is_power_of_two() || !(64..=32768).contains(&self.ring_size) {
+            return Err(Error::Config(format!(
+                "ring size {} is not a power of two between 64 and 32768",
+                self.ring_size
+            )));
+        }
+        if self.snaplen == 0 || self.snaplen > DEFAULT_SNAPLEN {
+            return Err(Error::Config(format!(
+                "snaplen {} is out of range: use 1..={DEFAULT_SNAPLEN}",
+                self.snaplen
+            )));
+        }
+        if self.count == Some(0) {
+            return Err(Error::Config("count 0 captures nothing: use -c 1 or more".into()));
+        }
+        if let Some(q) = &self.queues {
+            if q.is_empty() {
+                return Err(Error::Config("the queue list is empty".into()));
+            }
+        }
+        if let (Some(q), Some(c)) = (&self.queues, &self.cores) {
+            if c.len() != q.len() {
+                return Err(Error::Config(format!(
+                    "{} core(s) given for {} queue(s): give one core per queue",
+                    c.len(),
+                    q.len()
+                )));
+            }
+        }
+        if self.batch_size == 0 || self.batch_size > self.ring_size {
+            return Err(Error::Config(format!(
+                "batch size {} must be between 1 and the ring size {}",
+                self.batch_size, self.ring_size
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Parses a list such as `0,2,4-7` into sorted, distinct numbers.
+///
+/// # Errors
+/// A message naming the part that is not a number or a range.
+pub fn parse_list(text: &str) -> std::result::Result<Vec<u32>, String> {
+    let mut out = Vec::new();
+    for part in text.split(',').map(str::trim) {
+        let bad = || format!("{part:?} in {text:?} is not a number or a range like 2-5");
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let a: u32 = a.trim().parse().map_err(|_| bad())?;
+                let b: u32 = b.trim().parse().map_err(|_| bad())?;
+                if a > b || b - a > 4096 {
+                    return Err(bad());
+                }
+                out.extend(a..=b);
+            }
+            None => out.push(part.parse().map_err(|_| bad())?),
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_parse() {
+        assert_eq!(parse_list("0").unwrap(), vec![0]);
+        assert_eq!(parse_list("3,1,1-2").unwrap(), vec![1, 2, 3]);
+        assert_eq!(parse_list(" 4 - 6 ,0").unwrap(), vec![0, 4, 5, 6]);
+        assert!(parse_list("").is_err());
+        assert!(parse_list("a").unwrap_err().contains("\"a\""));
+        assert!(parse_list("5-2").is_err());
+        assert!(parse_list("1,").is_err());
+    }
+
+    #[test]
+    fn validation_names_the_value() {
+        let ok = CaptureConfig::new("eth9");
+        assert!(ok.validate().is_ok());
+        let mut c = ok.clone();
+        c.frame_size = 3000;
+        assert!(c.validate().unwrap_err().to_string().contains("frame size 3000"));
+        let mut c = ok.clone();
+        c.ring_size = 1000;
+        assert!(c.validate().unwrap_err().to_string().contains("ring size 1000"));
+        let mut c = ok.clone();
+        c.snaplen = 0;
+        assert!(c.validate().unwrap_err().to_string().contains("snaplen 0"));
+        let mut c = ok.clone();
+        c.queues = Some(vec![0, 1]);
+        c.cores = Some(vec![0]);
+        assert!(c.validate().unwrap_err().to_string().contains("1 core(s) given for 2 queue(s)"));
+        let mut c = ok;
+        c.count = Some(0);
+        assert!(c.validate().is_err());
+    }
+}

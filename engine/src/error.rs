@@ -1,0 +1,103 @@
+//! The engine's error type. Every syscall failure names the call that failed.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Everything that can go wrong while setting up or running a capture.
+///
+/// Each variant renders as one line that names the problem and, where there
+/// is one, the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A system call failed.
+    #[error("{call} failed: {source}")]
+    Syscall {
+        /// The name of the call, such as `setsockopt(XDP_UMEM_REG)`.
+        call: &'static str,
+        /// The error the kernel returned.
+        #[source]
+        source: io::Error,
+    },
+    /// The configuration is not valid; the message says which value and why.
+    #[error("{0}")]
+    Config(String),
+    /// No interface has the given name.
+    #[error("no interface named {0:?} (list interfaces with `ip link`)")]
+    NoSuchInterface(String),
+    /// A requested RX queue does not exist on the interface.
+    #[error("interface {iface} has {available} RX queue(s) (0..{available}); queue {queue} does not exist")]
+    NoSuchQueue {
+        /// The interface.
+        iface: String,
+        /// The queue that was asked for.
+        queue: u32,
+        /// How many RX queues the interface has.
+        available: u32,
+    },
+    /// The process lacks a capability the capture needs.
+    #[error("missing capability {0}: run as root, or grant it with `setcap cap_bpf,cap_net_admin,cap_net_raw,cap_perfmon+ep $(which xsktap)`")]
+    MissingCapability(&'static str),
+    /// The kernel was built without AF_XDP sockets.
+    #[error("this kernel has no AF_XDP sockets (socket(AF_XDP) answered EAFNOSUPPORT): use a kernel built with CONFIG_XDP_SOCKETS=y (4.18 or later)")]
+    NoAfXdp,
+    /// Another XDP program is attached to the interface.
+    #[error("interface {iface} already has an XDP program attached ({mode} mode, program id {prog_id}); xsktap will not replace it: detach it first (for example `ip link set dev {iface} xdp off`) or capture on another interface")]
+    XdpBusy {
+        /// The interface.
+        iface: String,
+        /// The attachment mode of the program found.
+        mode: &'static str,
+        /// The kernel's id of the program found.
+        prog_id: u32,
+    },
+    /// Zero-copy was required but the driver cannot do it.
+    #[error("zero-copy AF_XDP is not available on {iface} queue {queue} ({source}): its driver does not support it; use `--zero-copy auto` to fall back to copy mode")]
+    ZeroCopyUnavailable {
+        /// The interface.
+        iface: String,
+        /// The queue.
+        queue: u32,
+        /// The bind error.
+        #[source]
+        source: io::Error,
+    },
+    /// The XDP program could not be attached in the requested mode.
+    #[error("cannot attach XDP in {mode} mode to {iface}: {source}")]
+    Attach {
+        /// The interface.
+        iface: String,
+        /// The mode tried.
+        mode: &'static str,
+        /// The kernel's answer.
+        #[source]
+        source: io::Error,
+    },
+    /// libbpf failed to open or load the XDP program.
+    #[error("loading the XDP program failed: {0}")]
+    Bpf(#[from] libbpf_rs::Error),
+    /// Opening or writing an output failed.
+    #[error("{path}: {source}")]
+    Output {
+        /// The path of the output.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+    /// A worker thread failed.
+    #[error("worker for queue {queue} failed: {message}")]
+    Worker {
+        /// The queue of the worker.
+        queue: u32,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// The engine's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Turns an `io::Error` from a named call into an [`Error::Syscall`].
+pub(crate) fn syscall_error(call: &'static str, source: io::Error) -> Error {
+    Error::Syscall { call, source }
+}

@@ -1,0 +1,264 @@
+//! Loads the XDP program (through the libbpf-cargo skeleton), fills its maps
+//! and attaches it to an interface through a bpf_link.
+//!
+//! A bpf_link detaches when its last file descriptor closes, so the program
+//! goes away with the process however the process ends (SIGKILL included).
+//! A link never replaces a program attached by someone else: the kernel
+//! refuses, and [`XdpProgram::attach`] checks first to say so clearly.
+
+use std::io;
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+use libbpf_rs::libbpf_sys;
+use libbpf_rs::skel::{OpenSkel, SkelBuilder};
+use libbpf_rs::{MapCore, MapFlags, MapHandle};
+
+use crate::error::{Error, Result};
+use crate::skel::types::{xsktap_counters, xsktap_queue_conf};
+use crate::skel::XsktapSkelBuilder;
+
+/// How to attach the XDP program.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum XdpMode {
+    /// Native (driver) mode, then generic if the driver has no XDP support.
+    Auto,
+    /// In the driver, before any socket buffer is allocated.
+    Native,
+    /// In the core network stack, after the socket buffer is built (works on any device).
+    Generic,
+}
+
+/// The mode the program was actually attached in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttachedMode {
+    /// Driver mode.
+    Native,
+    /// Generic (SKB) mode.
+    Generic,
+}
+
+impl AttachedMode {
+    /// `native` or `generic`, as shown to users.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttachedMode::Native => "native",
+            AttachedMode::Generic => "generic",
+        }
+    }
+
+    fn flags(self) -> u32 {
+        match self {
+            AttachedMode::Native => libbpf_sys::XDP_FLAGS_DRV_MODE,
+            AttachedMode::Generic => libbpf_sys::XDP_FLAGS_SKB_MODE,
+        }
+    }
+}
+
+/// Counters kept by the XDP program for one queue, summed over CPUs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BpfCounters {
+    /// Frames the program ran on.
+    pub seen: u64,
+    /// Frames redirected into the queue's socket.
+    pub redirected: u64,
+    /// Frames passed to the host stack because the queue is not captured.
+    pub passed: u64,
+    /// Frames of a captured queue that found no socket in the XSKMAP (passed on).
+    pub redirect_failed: u64,
+}
+
+/// The loaded (not yet attached) XDP program and its maps.
+#[derive(Debug)]
+pub struct XdpProgram {
+    prog: OwnedFd,
+    xsks: MapHandle,
+    queue_conf: MapHandle,
+    counters: MapHandle,
+}
+
+/// An attached XDP program; dropping it detaches the program.
+#[derive(Debug)]
+pub struct XdpLink {
+    _link: OwnedFd,
+    mode: AttachedMode,
+}
+
+impl XdpLink {
+    /// The mode the program runs in.
+    pub fn mode(&self) -> AttachedMode {
+        self.mode
+    }
+}
+
+impl XdpProgram {
+    /// Opens and loads the program into the kernel.
+    ///
+    /// # Errors
+    /// [`Error::Bpf`] when libbpf or the verifier refuses the program.
+    pub fn load() -> Result<Self> {
+        let mut object = MaybeUninit::uninit();
+        let skel = XsktapSkelBuilder::default().open(&mut object)?.load()?;
+        // Keep owned handles to the program and maps; the skeleton (and the
+        // libbpf object) can then be dropped without unloading anything.
+        let prog = skel
+            .progs
+            .xsktap_xdp
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(|e| crate::error::syscall_error("dup(program fd)", e))?;
+        Ok(XdpProgram {
+            prog,
+            xsks: MapHandle::try_from(&skel.maps.xsks)?,
+            queue_conf: MapHandle::try_from(&skel.maps.queue_conf)?,
+            counters: MapHandle::try_from(&skel.maps.counters)?,
+        })
+    }
+
+    /// Highest queue index + 1 the program can redirect.
+    pub fn max_queues(&self) -> u32 {
+        self.xsks.max_entries()
+    }
+
+    /// Puts `socket` in the XSKMAP for `queue` and marks the queue as captured.
+    pub fn add_socket(&self, queue: u32, socket: BorrowedFd<'_>) -> Result<()> {
+        let fd = socket.as_raw_fd() as u32;
+        self.xsks
+            .update(&queue.to_ne_bytes(), &fd.to_ne_bytes(), MapFlags::ANY)?;
+        let conf = xsktap_queue_conf { capture: 1 };
+        self.queue_conf
+            .update(&queue.to_ne_bytes(), as_bytes(&conf), MapFlags::ANY)?;
+        Ok(())
+    }
+
+    /// Reads the program's counters for `queue`, summed over all CPUs.
+    pub fn counters(&self, queue: u32) -> Result<BpfCounters> {
+        let mut sum = BpfCounters::default();
+        let per_cpu = self
+            .counters
+            .lookup_percpu(&queue.to_ne_bytes(), MapFlags::ANY)?
+            .unwrap_or_default();
+        for bytes in per_cpu {
+            let c = counters_from_bytes(&bytes);
+            sum.seen += c.seen;
+            sum.redirected += c.redirected;
+            sum.passed += c.passed;
+            sum.redirect_failed += c.redirect_failed;
+        }
+        Ok(sum)
+    }
+
+    /// Attaches the program to `ifindex` through a bpf_link.
+    ///
+    /// # Errors
+    /// [`Error::XdpBusy`] when any XDP program is already attached to the
+    /// interface; [`Error::Attach`] when the mode is not supported.
+    ///
+    /// # Minimum kernel version
+    /// 5.9 (XDP bpf_link).
+    pub fn attach(&self, iface: &str, ifindex: u32, mode: XdpMode) -> Result<XdpLink> {
+        check_no_xdp_program(iface, ifindex)?;
+        match mode {
+            XdpMode::Native => self.link(iface, ifindex, AttachedMode::Native),
+            XdpMode::Generic => self.link(iface, ifindex, AttachedMode::Generic),
+            XdpMode::Auto => match self.link(iface, ifindex, AttachedMode::Native) {
+                Err(Error::Attach { ref source, .. })
+                    if matches!(
+                        source.raw_os_error(),
+                        Some(libc::EOPNOTSUPP) | Some(libc::EINVAL)
+                    ) =>
+                {
+                    self.link(iface, ifindex, AttachedMode::Generic)
+                }
+                other => other,
+            },
+        }
+    }
+
+    fn link(&self, iface: &str, ifindex: u32, mode: AttachedMode) -> Result<XdpLink> {
+        // SAFETY: an all-zero bpf_link_create_opts is valid (libbpf's
+        // LIBBPF_OPTS does the same); `sz` is set right after.
+        let mut opts: libbpf_sys::bpf_link_create_opts = unsafe { std::mem::zeroed() };
+        opts.sz = std::mem::size_of::<libbpf_sys::bpf_link_create_opts>() as _;
+        opts.flags = mode.flags();
+        // SAFETY: valid program fd and opts; on success the returned fd is a
+        // new link that we own.
+        let fd = unsafe {
+            libbpf_sys::bpf_link_create(
+                self.prog.as_raw_fd(),
+                ifindex as i32,
+                libbpf_sys::BPF_XDP,
+                &opts,
+            )
+        };
+        if fd < 0 {
+            let source = io::Error::from_raw_os_error(-fd);
+            if source.raw_os_error() == Some(libc::EBUSY) || source.raw_os_error() == Some(libc::EEXIST) {
+                check_no_xdp_program(iface, ifindex)?;
+            }
+            return Err(Error::Attach {
+                iface: iface.to_string(),
+                mode: mode.as_str(),
+                source,
+            });
+        }
+        // SAFETY: `fd` is a fresh link fd owned by nobody else.
+        let link = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(XdpLink { _link: link, mode })
+    }
+}
+
+/// Fails with [`Error::XdpBusy`] if any XDP program is attached to `ifindex`.
+pub fn check_no_xdp_program(iface: &str, ifindex: u32) -> Result<()> {
+    let attached = query_xdp(ifindex)?;
+    if let Some((mode, prog_id)) = attached {
+        return Err(Error::XdpBusy {
+            iface: iface.to_string(),
+            mode,
+            prog_id,
+        });
+    }
+    Ok(())
+}
+
+/// The XDP program attached to `ifindex`, if any: its mode and program id.
+pub fn query_xdp(ifindex: u32) -> Result<Option<(&'static str, u32)>> {
+    // SAFETY: an all-zero bpf_xdp_query_opts is valid; `sz` is set right after.
+    let mut opts: libbpf_sys::bpf_xdp_query_opts = unsafe { std::mem::zeroed() };
+    opts.sz = std::mem::size_of::<libbpf_sys::bpf_xdp_query_opts>() as _;
+    // SAFETY: valid opts pointer; libbpf writes only inside `opts.sz` bytes.
+    let ret = unsafe { libbpf_sys::bpf_xdp_query(ifindex as i32, 0, &mut opts) };
+    if ret < 0 {
+        return Err(crate::error::syscall_error(
+            "bpf_xdp_query",
+            io::Error::from_raw_os_error(-ret),
+        ));
+    }
+    let found = [
+        ("native", opts.drv_prog_id),
+        ("generic", opts.skb_prog_id),
+        ("offloaded", opts.hw_prog_id),
+    ]
+    .into_iter()
+    .find(|(_, id)| *id != 0);
+    Ok(found)
+}
+
+fn as_bytes(conf: &xsktap_queue_conf) -> &[u8] {
+    // SAFETY: xsktap_queue_conf is a repr(C) struct of one u32 (generated
+    // from bpf/xsktap.h): no padding, every byte initialised.
+    unsafe {
+        std::slice::from_raw_parts(
+            (conf as *const xsktap_queue_conf).cast::<u8>(),
+            std::mem::size_of::<xsktap_queue_conf>(),
+        )
+    }
+}
+
+fn counters_from_bytes(bytes: &[u8]) -> xsktap_counters {
+    assert!(bytes.len() >= std::mem::size_of::<xsktap_counters>(), "per-CPU value size");
+    // SAFETY: the slice holds at least one xsktap_counters (checked above);
+    // it is a repr(C) struct of u64s, valid for any bit pattern, and
+    // read_unaligned does not need the Vec's alignment.
+    unsafe { bytes.as_ptr().cast::<xsktap_counters>().read_unaligned() }
+}

@@ -1,0 +1,4 @@
+//! Outputs that frames are handed to.
+
+pub mod pcap;
+pub mod writer;

@@ -1,0 +1,408 @@
+//! One AF_XDP socket with its own UMEM, bound to one RX queue.
+
+use std::io;
+use std::mem::{size_of, MaybeUninit};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+
+use super::mmap::Mmap;
+use super::ring::{ConsumerRing, ProducerRing, RawRing};
+use crate::error::{syscall_error, Error, Result};
+use crate::sys::syscall;
+
+/// Whether to ask for zero-copy AF_XDP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ZeroCopy {
+    /// Try zero-copy; the kernel falls back to copy mode when the driver cannot.
+    Auto,
+    /// Zero-copy or an error.
+    On,
+    /// Copy mode only.
+    Off,
+}
+
+/// The mode a socket was bound in, as read back from the kernel (`XDP_OPTIONS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BindMode {
+    /// Frames are copied from the driver's buffers into the UMEM.
+    Copy,
+    /// The driver DMAs straight into the UMEM.
+    ZeroCopy,
+}
+
+impl BindMode {
+    /// `copy` or `zerocopy`, as shown to users.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BindMode::Copy => "copy",
+            BindMode::ZeroCopy => "zerocopy",
+        }
+    }
+}
+
+/// Everything needed to create and bind one socket.
+#[derive(Debug, Clone)]
+pub struct XskConfig {
+    /// Interface name, for messages.
+    pub iface: String,
+    /// Interface index.
+    pub ifindex: u32,
+    /// RX queue to bind to.
+    pub queue: u32,
+    /// UMEM frame size: 2048 or 4096.
+    pub frame_size: u32,
+    /// Size of the fill and RX rings (a power of two). The UMEM holds twice
+    /// as many frames, so a full RX ring never starves the fill ring.
+    pub ring_size: u32,
+    /// Zero-copy policy.
+    pub zero_copy: ZeroCopy,
+}
+
+/// The kernel's drop counters for one socket (`XDP_STATISTICS`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SocketStats {
+    /// Frames dropped for reasons other than a full ring or an empty fill ring.
+    pub rx_dropped: u64,
+    /// Frames dropped because the RX ring was full.
+    pub rx_ring_full: u64,
+    /// Times the kernel found the fill ring empty (frames lost for lack of buffers).
+    pub rx_fill_ring_empty_descs: u64,
+    /// Invalid descriptors seen on RX.
+    pub rx_invalid_descs: u64,
+}
+
+/// An AF_XDP socket bound to one queue, owning its UMEM and rings.
+///
+/// Field order matters for drop: the rings only point into the mappings,
+/// which are unmapped before the socket is closed.
+#[derive(Debug)]
+pub struct XskSocket {
+    fill: ProducerRing<u64>,
+    rx: ConsumerRing<libc::xdp_desc>,
+    /// Addresses of frames owned by userspace, waiting to go back to the fill ring.
+    free_frames: Vec<u64>,
+    frame_size: u32,
+    mode: BindMode,
+    _fill_map: Mmap,
+    _completion_map: Mmap,
+    _rx_map: Mmap,
+    umem: Mmap,
+    fd: OwnedFd,
+}
+
+fn setsockopt<T>(fd: &OwnedFd, name: libc::c_int, value: &T, call: &'static str) -> Result<()> {
+    // SAFETY: `value` is a live T and we pass its exact size; the kernel only reads it.
+    syscall!(call, unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_XDP,
+            name,
+            (value as *const T).cast(),
+            size_of::<T>() as libc::socklen_t,
+        )
+    })?;
+    Ok(())
+}
+
+fn getsockopt<T: Copy>(fd: &OwnedFd, name: libc::c_int, call: &'static str) -> Result<T> {
+    let mut value = MaybeUninit::<T>::zeroed();
+    let mut len = size_of::<T>() as libc::socklen_t;
+    // SAFETY: the kernel writes at most `len` bytes into `value`, which has room for them.
+    syscall!(call, unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_XDP,
+            name,
+            value.as_mut_ptr().cast(),
+            &mut len,
+        )
+    })?;
+    if len as usize != size_of::<T>() {
+        return Err(syscall_error(
+            call,
+            io::Error::new(io::ErrorKind::InvalidData, "kernel returned a shorter struct"),
+        ));
+    }
+    // SAFETY: zero-initialised, then fully written by the kernel (len checked);
+    // the libc structs used here are plain integers, valid for any bytes.
+    Ok(unsafe { value.assume_init() })
+}
+
+/// Maps one ring of `size` entries of `T` and returns the mapping and its raw view.
+fn map_ring<T: Copy>(
+    fd: &OwnedFd,
+    off: &libc::xdp_ring_offset,
+    size: u32,
+    pgoff: u64,
+    call: &'static str,
+) -> Result<(Mmap, RawRing<T>)> {
+    let len = off.desc as usize + size as usize * size_of::<T>();
+    let map = Mmap::ring(fd.as_fd(), len, pgoff, call)?;
+    // SAFETY: the kernel laid out the ring at these offsets inside the mapping
+    // (XDP_MMAP_OFFSETS), `size` entries long; `map` is stored next to the
+    // ring in the same XskSocket and outlives it (see the field order).
+    let raw = unsafe {
+        RawRing::new(
+            map.at(off.producer),
+            map.at(off.consumer),
+            map.at(off.flags),
+            map.at(off.desc),
+            size,
+        )
+    };
+    Ok((map, raw))
+}
+
+impl XskSocket {
+    /// Creates the socket, registers its UMEM, maps its rings, fills the fill
+    /// ring and binds to the queue.
+    ///
+    /// # Errors
+    /// [`Error::NoAfXdp`] on a kernel without AF_XDP, [`Error::ZeroCopyUnavailable`]
+    /// when zero-copy is required and the driver lacks it, and
+    /// [`Error::Syscall`] naming the call for anything else.
+    ///
+    /// # Minimum kernel version
+    /// 5.4 (need-wakeup flags and `XDP_OPTIONS`); statistics of full rings need 5.9.
+    pub fn new(cfg: &XskConfig) -> Result<Self> {
+        // SAFETY: plain socket(2) call; the returned fd is checked and owned below.
+        let raw = unsafe { libc::socket(libc::AF_XDP, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+        if raw < 0 {
+            let err = io::Error::last_os_error();
+            if err.raw_os_error() == Some(libc::EAFNOSUPPORT) {
+                return Err(Error::NoAfXdp);
+            }
+            return Err(syscall_error("socket(AF_XDP)", err));
+        }
+        // SAFETY: `raw` is a fresh, valid fd that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+
+        let frames = cfg.ring_size as usize * 2;
+        let umem = Mmap::anonymous(frames * cfg.frame_size as usize)?;
+        let reg = libc::xdp_umem_reg {
+            addr: umem.as_ptr() as u64,
+            len: umem.len() as u64,
+            chunk_size: cfg.frame_size,
+            headroom: 0,
+            flags: 0,
+            tx_metadata_len: 0,
+        };
+        setsockopt(&fd, libc::XDP_UMEM_REG, &reg, "setsockopt(XDP_UMEM_REG)")?;
+        let size = cfg.ring_size;
+        setsockopt(&fd, libc::XDP_UMEM_FILL_RING, &size, "setsockopt(XDP_UMEM_FILL_RING)")?;
+        // Nothing is transmitted, but the kernel requires a completion ring.
+        let comp_size: u32 = 64;
+        setsockopt(
+            &fd,
+            libc::XDP_UMEM_COMPLETION_RING,
+            &comp_size,
+            "setsockopt(XDP_UMEM_COMPLETION_RING)",
+        )?;
+        setsockopt(&fd, libc::XDP_RX_RING, &size, "setsockopt(XDP_RX_RING)")?;
+        let off: libc::xdp_mmap_offsets =
+            getsockopt(&fd, libc::XDP_MMAP_OFFSETS, "getsockopt(XDP_MMAP_OFFSETS)")?;
+
+        let (fill_map, fill_raw) = map_ring::<u64>(
+            &fd,
+            &off.fr,
+            size,
+            libc::XDP_UMEM_PGOFF_FILL_RING,
+            "mmap(fill ring)",
+        )?;
+        let (completion_map, _) = map_ring::<u64>(
+            &fd,
+            &off.cr,
+            comp_size,
+            libc::XDP_UMEM_PGOFF_COMPLETION_RING,
+            "mmap(completion ring)",
+        )?;
+        let (rx_map, rx_raw) = map_ring::<libc::xdp_desc>(
+            &fd,
+            &off.rx,
+            size,
+            libc::XDP_PGOFF_RX_RING as u64,
+            "mmap(RX ring)",
+        )?;
+
+        let mut fill = ProducerRing::new(fill_raw);
+        let all_frames: Vec<u64> = (0..frames as u64).map(|i| i * u64::from(cfg.frame_size)).collect();
+        let filled = fill.produce(&all_frames);
+        let mut free_frames = Vec::with_capacity(frames);
+        free_frames.extend_from_slice(&all_frames[filled..]);
+
+        let mode_flag = match cfg.zero_copy {
+            ZeroCopy::Auto => 0,
+            ZeroCopy::On => libc::XDP_ZEROCOPY,
+            ZeroCopy::Off => libc::XDP_COPY,
+        };
+        let addr = libc::sockaddr_xdp {
+            sxdp_family: libc::AF_XDP as u16,
+            sxdp_flags: libc::XDP_USE_NEED_WAKEUP | mode_flag,
+            sxdp_ifindex: cfg.ifindex,
+            sxdp_queue_id: cfg.queue,
+            sxdp_shared_umem_fd: 0,
+        };
+        // SAFETY: `addr` is a valid sockaddr_xdp and we pass its exact size.
+        let bound = unsafe {
+            libc::bind(
+                fd.as_raw_fd(),
+                (&addr as *const libc::sockaddr_xdp).cast(),
+                size_of::<libc::sockaddr_xdp>() as libc::socklen_t,
+            )
+        };
+        if bound != 0 {
+            let err = io::Error::last_os_error();
+            if cfg.zero_copy == ZeroCopy::On && err.raw_os_error() == Some(libc::EOPNOTSUPP) {
+                return Err(Error::ZeroCopyUnavailable {
+                    iface: cfg.iface.clone(),
+                    queue: cfg.queue,
+                    source: err,
+                });
+            }
+            return Err(syscall_error("bind(AF_XDP)", err));
+        }
+        let opts: libc::xdp_options =
+            getsockopt(&fd, libc::XDP_OPTIONS, "getsockopt(XDP_OPTIONS)")?;
+        let mode = if opts.flags & libc::XDP_OPTIONS_ZEROCOPY != 0 {
+            BindMode::ZeroCopy
+        } else {
+            BindMode::Copy
+        };
+
+        Ok(XskSocket {
+            fill,
+            rx: ConsumerRing::new(rx_raw),
+            free_frames,
+            frame_size: cfg.frame_size,
+            mode,
+            _fill_map: fill_map,
+            _completion_map: completion_map,
+            _rx_map: rx_map,
+            umem,
+            fd,
+        })
+    }
+
+    /// The mode the kernel bound the socket in.
+    pub fn mode(&self) -> BindMode {
+        self.mode
+    }
+
+    /// The socket's file descriptor, for the XSKMAP.
+    pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// Receives up to `max` frames, calling `on_frame(i, n, bytes)` for frame
+    /// `i` of the `n` in the batch, then returns the frames to the fill ring
+    /// (kicking the kernel if it asked). Returns `n`.
+    #[inline(always)]
+    pub fn recv(&mut self, max: u32, mut on_frame: impl FnMut(u32, u32, &[u8])) -> u32 {
+        let batch = self.rx.peek(max);
+        if batch.is_empty() {
+            return 0;
+        }
+        let chunk_mask = !(u64::from(self.frame_size) - 1);
+        for i in 0..batch.len() {
+            let desc = self.rx.get(batch, i);
+            let start = desc.addr as usize;
+            let end = start + desc.len as usize;
+            // A descriptor outside the UMEM would be a kernel bug; skip rather than trust it.
+            if end <= self.umem.len() {
+                // SAFETY: [start, end) lies inside the UMEM (checked above); the
+                // kernel wrote the frame before publishing the descriptor and
+                // does not touch it until the address returns on the fill ring,
+                // which happens after `on_frame` returns.
+                let frame = unsafe { std::slice::from_raw_parts(self.umem.as_ptr().add(start), end - start) };
+                on_frame(i, batch.len(), frame);
+            }
+            self.free_frames.push(desc.addr & chunk_mask);
+        }
+        self.rx.release(batch.len());
+        self.refill();
+        if self.fill.needs_wakeup() {
+            self.kick();
+        }
+        batch.len()
+    }
+
+    /// Tells the kernel that the fill ring has frames (`recvfrom` with
+    /// `MSG_DONTWAIT`, as libxdp's examples do for RX).
+    #[cold]
+    fn kick(&self) {
+        // SAFETY: recvfrom with a null buffer of length 0 only triggers the
+        // socket's wakeup; it writes nothing.
+        unsafe {
+            libc::recvfrom(
+                self.fd.as_raw_fd(),
+                std::ptr::null_mut(),
+                0,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+            )
+        };
+    }
+
+    /// A second handle on the socket for reading its statistics from another thread.
+    pub fn stats_handle(&self) -> Result<XskStatsHandle> {
+        let fd = self
+            .fd
+            .try_clone()
+            .map_err(|e| syscall_error("dup(AF_XDP socket)", e))?;
+        Ok(XskStatsHandle { fd })
+    }
+
+    /// Moves free frames to the fill ring, as many as fit.
+    #[inline(always)]
+    fn refill(&mut self) {
+        let n = self.fill.produce(&self.free_frames);
+        self.free_frames.drain(..n);
+    }
+
+    /// Whether the kernel asked to be kicked before it fills more frames.
+    #[inline(always)]
+    pub fn fill_needs_wakeup(&self) -> bool {
+        self.fill.needs_wakeup()
+    }
+
+    /// Waits up to `timeout_ms` for frames (poll(2)); this also wakes the
+    /// kernel when it set the need-wakeup flag. Returns whether frames are ready.
+    pub fn wait(&self, timeout_ms: i32) -> Result<bool> {
+        let mut pfd = libc::pollfd {
+            fd: self.fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, count 1.
+        let ret = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+        if ret < 0 {
+            let err = io::Error::last_os_error();
+            if err.kind() == io::ErrorKind::Interrupted {
+                return Ok(false);
+            }
+            return Err(syscall_error("poll(AF_XDP)", err));
+        }
+        Ok(ret > 0)
+    }
+
+}
+
+/// Reads a socket's `XDP_STATISTICS` from any thread; keeps the socket open.
+#[derive(Debug)]
+pub struct XskStatsHandle {
+    fd: OwnedFd,
+}
+
+impl XskStatsHandle {
+    /// Reads the kernel's drop counters for this socket.
+    pub fn stats(&self) -> Result<SocketStats> {
+        let s: libc::xdp_statistics =
+            getsockopt(&self.fd, libc::XDP_STATISTICS, "getsockopt(XDP_STATISTICS)")?;
+        Ok(SocketStats {
+            rx_dropped: s.rx_dropped,
+            rx_ring_full: s.rx_ring_full,
+            rx_fill_ring_empty_descs: s.rx_fill_ring_empty_descs,
+            rx_invalid_descs: s.rx_invalid_descs,
+        })
+    }
+}
