@@ -75,8 +75,8 @@ pub enum Error {
     /// libbpf failed to open or load the XDP program.
     #[error("loading the XDP program failed: {0}")]
     Bpf(#[from] libbpf_rs::Error),
-    /// Opening or writing an output failed.
-    #[error("{path}: {source}")]
+    /// Creating the output file failed.
+    #[error("cannot create output file {path}: {source}; choose a writable path (or -w - for standard output)")]
     Output {
         /// The path of the output.
         path: PathBuf,

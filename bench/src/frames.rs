@@ -1,0 +1,105 @@
+//! Deterministic Ethernet/IPv4/UDP frames of chosen sizes and flows (pure).
+
+/// Source MAC of the test bed's side a (see `tools/testbed.sh`).
+pub const MAC_A: [u8; 6] = [0x02, 0x00, 0xc6, 0x12, 0x00, 0x01];
+/// MAC of the test bed's side b.
+pub const MAC_B: [u8; 6] = [0x02, 0x00, 0xc6, 0x12, 0x00, 0x02];
+/// Address of side a (198.18.0.1).
+pub const IP_A: [u8; 4] = [198, 18, 0, 1];
+/// Address of side b (198.18.0.2).
+pub const IP_B: [u8; 4] = [198, 18, 0, 2];
+
+/// Smallest Ethernet frame without FCS.
+pub const MIN_FRAME: usize = 60;
+/// Largest frame that fits an MTU of 1500.
+pub const MAX_FRAME: usize = 1514;
+const HEADERS: usize = 14 + 20 + 8;
+
+/// Internet checksum of `data` (RFC 1071).
+pub fn checksum(data: &[u8]) -> u16 {
+    let mut sum: u32 = data
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// Builds a UDP frame from side a to side b of `size` bytes (60..=1514), in
+/// flow `flow` (which sets the source port and the last byte of the source
+/// address), carrying `seq` in its payload.
+pub fn udp_frame(size: usize, flow: u16, seq: u64) -> Vec<u8> {
+    let size = size.clamp(MIN_FRAME, MAX_FRAME);
+    let mut f = vec![0u8; size];
+    f[0..6].copy_from_slice(&MAC_B);
+    f[6..12].copy_from_slice(&MAC_A);
+    f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+    // The IP datagram: frames padded to 60 bytes carry a shorter datagram.
+    let ip_len = (size - 14).max(20 + 8 + 8);
+    let ip = &mut f[14..];
+    ip[0] = 0x45;
+    ip[2..4].copy_from_slice(&(ip_len as u16).to_be_bytes());
+    ip[4..6].copy_from_slice(&(seq as u16).to_be_bytes());
+    ip[6] = 0x40; // don't fragment
+    ip[8] = 64;
+    ip[9] = 17;
+    ip[12..16].copy_from_slice(&IP_A);
+    ip[15] = IP_A[3].wrapping_add((flow % 200) as u8);
+    ip[16..20].copy_from_slice(&IP_B);
+    let csum = checksum(&ip[..20]);
+    ip[10..12].copy_from_slice(&csum.to_be_bytes());
+    let udp = &mut ip[20..];
+    udp[0..2].copy_from_slice(&(10_000 + flow).to_be_bytes());
+    udp[2..4].copy_from_slice(&9u16.to_be_bytes()); // discard
+    udp[4..6].copy_from_slice(&((ip_len - 20) as u16).to_be_bytes());
+    // UDP checksum 0: none, valid for IPv4.
+    let payload = &mut f[HEADERS..];
+    let seq_bytes = seq.to_be_bytes();
+    for (i, b) in payload.iter_mut().enumerate() {
+        *b = if i < 8 { seq_bytes[i] } else { (i as u8) ^ (seq as u8) };
+    }
+    f
+}
+
+/// A varied, reproducible set of `count` frames over `flows` flows, with sizes
+/// spread over 60..=1514 (both ends included).
+pub fn varied_frames(count: usize, flows: u16) -> Vec<Vec<u8>> {
+    let flows = flows.max(1);
+    (0..count)
+        .map(|i| {
+            let size = match i % 7 {
+                0 => MIN_FRAME,
+                1 => MAX_FRAME,
+                _ => MIN_FRAME + (i * 389) % (MAX_FRAME - MIN_FRAME + 1),
+            };
+            udp_frame(size, (i % usize::from(flows)) as u16, i as u64)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_have_requested_sizes_and_valid_ip_checksums() {
+        for size in [0, 60, 61, 100, 1514, 9000] {
+            let f = udp_frame(size, 3, 77);
+            assert_eq!(f.len(), size.clamp(MIN_FRAME, MAX_FRAME));
+            assert_eq!(checksum(&f[14..34]), 0, "IP header checksum verifies");
+            assert_eq!(&f[42..50], &77u64.to_be_bytes());
+        }
+    }
+
+    #[test]
+    fn varied_frames_cover_the_size_range_and_flows() {
+        let frames = varied_frames(100, 8);
+        assert!(frames.iter().any(|f| f.len() == MIN_FRAME));
+        assert!(frames.iter().any(|f| f.len() == MAX_FRAME));
+        let ports: std::collections::HashSet<_> = frames.iter().map(|f| (f[34], f[35])).collect();
+        assert_eq!(ports.len(), 8);
+        assert_ne!(frames[0], frames[7], "sequence numbers make frames distinct");
+    }
+}
