@@ -46,7 +46,7 @@ pub fn udp_frame(size: usize, flow: u16, seq: u64) -> Vec<u8> {
     ip[8] = 64;
     ip[9] = 17;
     ip[12..16].copy_from_slice(&IP_A);
-    ip[15] = IP_A[3].wrapping_add((flow % 200) as u8);
+    ip[15] = 100 + (flow % 100) as u8; // 198.18.0.100..199, one per flow
     ip[16..20].copy_from_slice(&IP_B);
     let csum = checksum(&ip[..20]);
     ip[10..12].copy_from_slice(&csum.to_be_bytes());

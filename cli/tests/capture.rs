@@ -1,0 +1,284 @@
+//! End to end, as root: real XDP program, real AF_XDP sockets, a veth pair in
+//! namespaces made by each test, pcap files read back by pcap-file and tcpdump.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use xsktap_bench::frames::varied_frames;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+#[test]
+fn capture_holds_exactly_the_sent_frames_on_both_queues() {
+    if !privileged() {
+        return;
+    }
+    let bed = Testbed::new(2);
+    let pcap = temp_path("exact.pcap");
+    let json = temp_path("exact.json");
+    let frames = varied_frames(600, 32);
+    let mut cap = bed.start_capture(&[
+        "-w",
+        pcap.to_str().unwrap(),
+        "-c",
+        "600",
+        "--duration",
+        "30",
+        "--summary-json",
+        json.to_str().unwrap(),
+        "-q",
+    ]);
+    bed.send(&frames);
+    let status = cap.wait(WAIT);
+    assert!(status.success(), "xsktap failed:\n{}", cap.stderr());
+
+    // Our reader: every frame, byte for byte, with its original length.
+    let (snaplen, records) = read_pcap(&pcap);
+    assert_eq!(snaplen, 262_144);
+    assert_eq!(records.len(), frames.len());
+    for r in &records {
+        assert_eq!(r.orig_len as usize, r.data.len());
+    }
+    let captured: Vec<Vec<u8>> = records.into_iter().map(|r| r.data).collect();
+    assert_eq!(sorted(captured), sorted(frames.clone()), "pcap holds exactly the frames sent");
+
+    // An independent reader agrees.
+    assert_eq!(sorted(tcpdump_frames(&pcap)), sorted(frames.clone()));
+
+    // Both queues carried traffic, nothing was lost, and the summary adds up.
+    let s = summary(&json);
+    assert_eq!(s["packets"], 600);
+    let bytes: usize = frames.iter().map(Vec::len).sum();
+    assert_eq!(s["bytes"], bytes as u64);
+    assert_eq!(s["lost"], 0);
+    assert!(["native", "generic"].contains(&s["xdp_mode"].as_str().unwrap()));
+    assert!(s["duration_s"].as_f64().unwrap() > 0.0);
+    let queues = s["queues"].as_array().unwrap();
+    assert_eq!(queues.len(), 2);
+    let mut total = 0;
+    for q in queues {
+        let n = q["packets"].as_u64().unwrap();
+        assert!(n > 0, "queue {} got no traffic: {s}", q["queue"]);
+        total += n;
+        assert_eq!(q["bind_mode"], "copy", "veth binds in copy mode");
+        for counter in ["rx_dropped", "rx_ring_full", "rx_fill_ring_empty_descs", "rx_invalid_descs"] {
+            assert!(q[counter].is_u64(), "{counter} present");
+        }
+        assert!(q["core"].is_u64());
+    }
+    assert_eq!(total, 600);
+    assert!(!bed.xdp_attached(), "program detached after exit");
+}
+
+#[test]
+fn count_stops_after_exactly_that_many_packets() {
+    if !privileged() {
+        return;
+    }
+    let bed = Testbed::new(2);
+    let pcap = temp_path("count.pcap");
+    let json = temp_path("count.json");
+    let mut cap = bed.start_capture(&[
+        "-w",
+        pcap.to_str().unwrap(),
+        "-c",
+        "137",
+        "--duration",
+        "30",
+        "--summary-json",
+        json.to_str().unwrap(),
+    ]);
+    bed.send(&varied_frames(500, 16));
+    assert!(cap.wait(WAIT).success(), "{}", cap.stderr());
+    let (_, records) = read_pcap(&pcap);
+    assert_eq!(records.len(), 137);
+    assert_eq!(tcpdump_frames(&pcap).len(), 137);
+    let s = summary(&json);
+    assert_eq!(s["packets"], 137);
+    assert_eq!(s["count_reached"], true);
+    assert!(cap.stderr().contains("137 packets written"), "{}", cap.stderr());
+}
+
+#[test]
+fn duration_stops_the_capture_with_a_valid_file() {
+    if !privileged() {
+        return;
+    }
+    let bed = Testbed::new(1);
+    let pcap = temp_path("duration.pcap");
+    let started = Instant::now();
+    let mut cap = bed.start_capture(&["-w", pcap.to_str().unwrap(), "--duration", "1.5"]);
+    bed.send(&varied_frames(20, 4));
+    assert!(cap.wait(WAIT).success(), "{}", cap.stderr());
+    let elapsed = started.elapsed();
+    assert!(elapsed >= Duration::from_millis(1500), "stopped early: {elapsed:?}");
+    assert!(elapsed < Duration::from_secs(20), "did not stop: {elapsed:?}");
+    let (_, records) = read_pcap(&pcap);
+    assert_eq!(records.len(), 20);
+    assert_eq!(tcpdump_frames(&pcap).len(), 20);
+    assert!(!bed.xdp_attached());
+}
+
+#[test]
+fn snaplen_truncates_and_keeps_the_original_length() {
+    if !privileged() {
+        return;
+    }
+    let bed = Testbed::new(1);
+    let pcap = temp_path("snaplen.pcap");
+    let frames = varied_frames(100, 4);
+    let mut cap = bed.start_capture(&["-w", pcap.to_str().unwrap(), "-s", "100", "-c", "100", "-q"]);
+    bed.send(&frames);
+    assert!(cap.wait(WAIT).success(), "{}", cap.stderr());
+    let (snaplen, records) = read_pcap(&pcap);
+    assert_eq!(snaplen, 100);
+    let mut got: Vec<(Vec<u8>, u32)> = records.into_iter().map(|r| (r.data, r.orig_len)).collect();
+    let mut want: Vec<(Vec<u8>, u32)> = frames
+        .iter()
+        .map(|f| (f[..f.len().min(100)].to_vec(), f.len() as u32))
+        .collect();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want);
+    assert!(want.iter().any(|(d, len)| d.len() < *len as usize), "some frames were cut");
+    // tcpdump sees the cut frames and their original lengths.
+    let out = Command::new("tcpdump")
+        .args(["-r", pcap.to_str().unwrap(), "-nn", "-e"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.lines().count(), 100);
+    assert!(text.contains("length 1514"), "original lengths shown: {text}");
+    assert_eq!(sorted(tcpdump_frames(&pcap)), sorted(want.into_iter().map(|(d, _)| d).collect()));
+}
+
+#[test]
+fn stdout_pipes_into_tcpdump() {
+    if !privileged() {
+        return;
+    }
+    let bed = Testbed::new(2);
+    // tcpdump's dump goes to a file: a pipe to us would fill while we wait.
+    let dump = temp_path("stdout-tcpdump.txt");
+    let pipeline = format!(
+        "set -o pipefail; {XSKTAP} capture -i {} -w - -c 50 --duration 30 -q | tcpdump -r - -nn -xx > {}",
+        bed.ns_b(),
+        dump.display()
+    );
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", &bed.ns_b(), "bash", "-c", &pipeline]);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    wait_attached(&bed);
+    let frames = varied_frames(50, 8);
+    bed.send(&frames);
+    let out = wait_output(child, WAIT);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let seen = parse_tcpdump_hex(&std::fs::read_to_string(&dump).unwrap());
+    assert_eq!(sorted(seen), sorted(frames));
+}
+
+#[test]
+fn a_reader_that_leaves_early_ends_the_capture_cleanly() {
+    if !privileged() {
+        return;
+    }
+    let bed = Testbed::new(1);
+    // tcpdump leaves after 5 packets; xsktap sees EPIPE and ends with success.
+    let pipeline = format!(
+        "set -o pipefail; {XSKTAP} capture -i {} -w - --duration 30 -q | tcpdump -r - -nn -c 5",
+        bed.ns_b()
+    );
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", &bed.ns_b(), "bash", "-c", &pipeline]);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    wait_attached(&bed);
+    let started = Instant::now();
+    // Keep sending (bounded) until xsktap notices the closed pipe.
+    let frames = varied_frames(200, 4);
+    let mut out = None;
+    let mut child = Some(child);
+    for _ in 0..50 {
+        bed.send(&frames);
+        std::thread::sleep(Duration::from_millis(100));
+        if let Some(c) = child.as_mut() {
+            if c.try_wait().unwrap().is_some() {
+                out = Some(child.take().unwrap().wait_with_output().unwrap());
+                break;
+            }
+        }
+    }
+    let out = out.unwrap_or_else(|| wait_output(child.take().unwrap(), WAIT));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "pipeline failed: {stderr}");
+    assert!(started.elapsed() < Duration::from_secs(25), "ended by the pipe, not the duration");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 5);
+    assert!(!stderr.contains("xsktap: writing"), "no error for a closed reader: {stderr}");
+    assert!(!bed.xdp_attached());
+}
+
+#[test]
+fn program_is_detached_after_exit_sigterm_sigint_and_sigkill() {
+    if !privileged() {
+        return;
+    }
+    let bed = Testbed::new(2);
+    // Clean exit (-c).
+    let mut cap = bed.start_capture(&["-c", "10", "-q"]);
+    assert!(bed.xdp_attached(), "attached while running");
+    bed.send(&varied_frames(10, 4));
+    assert!(cap.wait(WAIT).success());
+    assert!(!bed.xdp_attached(), "detached after -c");
+
+    // SIGTERM and SIGINT: exit 0, summary printed, file valid and complete.
+    for (sig, name) in [(libc::SIGTERM, "term"), (libc::SIGINT, "int")] {
+        let pcap = temp_path(&format!("sig{name}.pcap"));
+        let mut cap = bed.start_capture(&["-w", pcap.to_str().unwrap(), "-q"]);
+        let frames = varied_frames(40, 4);
+        bed.send(&frames);
+        // Give the workers a moment to take the frames from the rings.
+        std::thread::sleep(Duration::from_millis(300));
+        cap.signal(sig);
+        assert!(cap.wait(WAIT).success(), "{}", cap.stderr());
+        assert!(cap.stderr().contains("40 packets written"), "{}", cap.stderr());
+        assert!(!bed.xdp_attached(), "detached after SIG{name}");
+        let (_, records) = read_pcap(&pcap);
+        assert_eq!(sorted(records.into_iter().map(|r| r.data).collect()), sorted(frames));
+    }
+
+    // SIGKILL: no cleanup code runs; the bpf_link goes with the process.
+    let cap = bed.start_capture(&["-q"]);
+    assert!(bed.xdp_attached());
+    cap.signal(libc::SIGKILL);
+    let mut cap = cap;
+    cap.wait(WAIT);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while bed.xdp_attached() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!bed.xdp_attached(), "detached after SIGKILL");
+}
+
+fn wait_attached(bed: &Testbed) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !bed.xdp_attached() {
+        assert!(Instant::now() < deadline, "xsktap never attached");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn wait_output(mut child: std::process::Child, timeout: Duration) -> std::process::Output {
+    let deadline = Instant::now() + timeout;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            panic!("pipeline did not finish in {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
