@@ -58,7 +58,11 @@ pub fn udp_frame(size: usize, flow: u16, seq: u64) -> Vec<u8> {
     let payload = &mut f[HEADERS..];
     let seq_bytes = seq.to_be_bytes();
     for (i, b) in payload.iter_mut().enumerate() {
-        *b = if i < 8 { seq_bytes[i] } else { (i as u8) ^ (seq as u8) };
+        *b = if i < 8 {
+            seq_bytes[i]
+        } else {
+            (i as u8) ^ (seq as u8)
+        };
     }
     f
 }
@@ -100,6 +104,9 @@ mod tests {
         assert!(frames.iter().any(|f| f.len() == MAX_FRAME));
         let ports: std::collections::HashSet<_> = frames.iter().map(|f| (f[34], f[35])).collect();
         assert_eq!(ports.len(), 8);
-        assert_ne!(frames[0], frames[7], "sequence numbers make frames distinct");
+        assert_ne!(
+            frames[0], frames[7],
+            "sequence numbers make frames distinct"
+        );
     }
 }

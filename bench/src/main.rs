@@ -40,8 +40,12 @@ fn main() -> anyhow::Result<()> {
             flows,
             max_secs,
         } => {
-            anyhow::ensure!(count <= 10_000_000, "--count {count} is above the 10,000,000 limit");
-            let sender = FrameSender::open(&iface).with_context(|| format!("opening a sender on {iface}"))?;
+            anyhow::ensure!(
+                count <= 10_000_000,
+                "--count {count} is above the 10,000,000 limit"
+            );
+            let sender = FrameSender::open(&iface)
+                .with_context(|| format!("opening a sender on {iface}"))?;
             let deadline = Instant::now() + Duration::from_secs(max_secs);
             let frames = frames::varied_frames(count.min(4096), flows);
             let mut sent = 0usize;

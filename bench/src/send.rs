@@ -52,7 +52,8 @@ impl FrameSender {
         let deadline = Instant::now() + Duration::from_secs(1);
         loop {
             // SAFETY: `frame` is valid for `frame.len()` bytes.
-            let ret = unsafe { libc::send(self.fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
+            let ret =
+                unsafe { libc::send(self.fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
             if ret >= 0 {
                 return Ok(());
             }

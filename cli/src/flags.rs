@@ -50,7 +50,7 @@ pub struct CaptureArgs {
     #[arg(short = 'c', long = "count", value_name = "COUNT")]
     pub count: Option<u64>,
     /// Stop after SECS seconds (fractions allowed).
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true)]
     pub duration: Option<f64>,
     /// Bytes of each packet to keep; longer packets keep their original length in the file. 0 means 262144.
     #[arg(short = 's', long = "snaplen", value_name = "SNAPLEN", default_value_t = DEFAULT_SNAPLEN)]
@@ -117,7 +117,11 @@ impl CaptureArgs {
         };
         config.frame_size = self.frame_size;
         config.ring_size = self.ring_size;
-        config.snaplen = if self.snaplen == 0 { DEFAULT_SNAPLEN } else { self.snaplen };
+        config.snaplen = if self.snaplen == 0 {
+            DEFAULT_SNAPLEN
+        } else {
+            self.snaplen
+        };
         config.count = self.count;
         config.validate()?;
         let duration = match self.duration {

@@ -51,7 +51,10 @@ pub fn summary_text(s: &Summary, iface: &str, output: &str) -> String {
         snap.queues.iter().map(|q| q.bpf.redirect_failed).sum::<u64>(),
         snap.queues.iter().map(|q| q.sink_closed_drops).sum::<u64>(),
     ));
-    out.push_str(&format!("XDP program attached in {} mode\n", s.xdp_mode.as_str()));
+    out.push_str(&format!(
+        "XDP program attached in {} mode\n",
+        s.xdp_mode.as_str()
+    ));
     for q in &snap.queues {
         out.push_str(&format!(
             "  queue {:<3} core {:<3} {:<8} received {:<10} written {:<10} rx_dropped {} rx_ring_full {} fill_ring_empty {} invalid {}\n",

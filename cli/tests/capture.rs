@@ -43,7 +43,11 @@ fn capture_holds_exactly_the_sent_frames_on_both_queues() {
         assert_eq!(r.orig_len as usize, r.data.len());
     }
     let captured: Vec<Vec<u8>> = records.into_iter().map(|r| r.data).collect();
-    assert_eq!(sorted(captured), sorted(frames.clone()), "pcap holds exactly the frames sent");
+    assert_eq!(
+        sorted(captured),
+        sorted(frames.clone()),
+        "pcap holds exactly the frames sent"
+    );
 
     // An independent reader agrees.
     assert_eq!(sorted(tcpdump_frames(&pcap)), sorted(frames.clone()));
@@ -64,7 +68,12 @@ fn capture_holds_exactly_the_sent_frames_on_both_queues() {
         assert!(n > 0, "queue {} got no traffic: {s}", q["queue"]);
         total += n;
         assert_eq!(q["bind_mode"], "copy", "veth binds in copy mode");
-        for counter in ["rx_dropped", "rx_ring_full", "rx_fill_ring_empty_descs", "rx_invalid_descs"] {
+        for counter in [
+            "rx_dropped",
+            "rx_ring_full",
+            "rx_fill_ring_empty_descs",
+            "rx_invalid_descs",
+        ] {
             assert!(q[counter].is_u64(), "{counter} present");
         }
         assert!(q["core"].is_u64());
@@ -99,7 +108,11 @@ fn count_stops_after_exactly_that_many_packets() {
     let s = summary(&json);
     assert_eq!(s["packets"], 137);
     assert_eq!(s["count_reached"], true);
-    assert!(cap.stderr().contains("137 packets written"), "{}", cap.stderr());
+    assert!(
+        cap.stderr().contains("137 packets written"),
+        "{}",
+        cap.stderr()
+    );
 }
 
 #[test]
@@ -114,8 +127,14 @@ fn duration_stops_the_capture_with_a_valid_file() {
     bed.send(&varied_frames(20, 4));
     assert!(cap.wait(WAIT).success(), "{}", cap.stderr());
     let elapsed = started.elapsed();
-    assert!(elapsed >= Duration::from_millis(1500), "stopped early: {elapsed:?}");
-    assert!(elapsed < Duration::from_secs(20), "did not stop: {elapsed:?}");
+    assert!(
+        elapsed >= Duration::from_millis(1500),
+        "stopped early: {elapsed:?}"
+    );
+    assert!(
+        elapsed < Duration::from_secs(20),
+        "did not stop: {elapsed:?}"
+    );
     let (_, records) = read_pcap(&pcap);
     assert_eq!(records.len(), 20);
     assert_eq!(tcpdump_frames(&pcap).len(), 20);
@@ -130,7 +149,8 @@ fn snaplen_truncates_and_keeps_the_original_length() {
     let bed = Testbed::new(1);
     let pcap = temp_path("snaplen.pcap");
     let frames = varied_frames(100, 4);
-    let mut cap = bed.start_capture(&["-w", pcap.to_str().unwrap(), "-s", "100", "-c", "100", "-q"]);
+    let mut cap =
+        bed.start_capture(&["-w", pcap.to_str().unwrap(), "-s", "100", "-c", "100", "-q"]);
     bed.send(&frames);
     assert!(cap.wait(WAIT).success(), "{}", cap.stderr());
     let (snaplen, records) = read_pcap(&pcap);
@@ -143,7 +163,10 @@ fn snaplen_truncates_and_keeps_the_original_length() {
     got.sort();
     want.sort();
     assert_eq!(got, want);
-    assert!(want.iter().any(|(d, len)| d.len() < *len as usize), "some frames were cut");
+    assert!(
+        want.iter().any(|(d, len)| d.len() < *len as usize),
+        "some frames were cut"
+    );
     // tcpdump sees the cut frames and their original lengths.
     let out = Command::new("tcpdump")
         .args(["-r", pcap.to_str().unwrap(), "-nn", "-e"])
@@ -151,8 +174,14 @@ fn snaplen_truncates_and_keeps_the_original_length() {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(text.lines().count(), 100);
-    assert!(text.contains("length 1514"), "original lengths shown: {text}");
-    assert_eq!(sorted(tcpdump_frames(&pcap)), sorted(want.into_iter().map(|(d, _)| d).collect()));
+    assert!(
+        text.contains("length 1514"),
+        "original lengths shown: {text}"
+    );
+    assert_eq!(
+        sorted(tcpdump_frames(&pcap)),
+        sorted(want.into_iter().map(|(d, _)| d).collect())
+    );
 }
 
 #[test]
@@ -176,7 +205,11 @@ fn stdout_pipes_into_tcpdump() {
     let frames = varied_frames(50, 8);
     bed.send(&frames);
     let out = wait_output(child, WAIT);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let seen = parse_tcpdump_hex(&std::fs::read_to_string(&dump).unwrap());
     assert_eq!(sorted(seen), sorted(frames));
 }
@@ -215,9 +248,15 @@ fn a_reader_that_leaves_early_ends_the_capture_cleanly() {
     let out = out.unwrap_or_else(|| wait_output(child.take().unwrap(), WAIT));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "pipeline failed: {stderr}");
-    assert!(started.elapsed() < Duration::from_secs(25), "ended by the pipe, not the duration");
+    assert!(
+        started.elapsed() < Duration::from_secs(25),
+        "ended by the pipe, not the duration"
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 5);
-    assert!(!stderr.contains("xsktap: writing"), "no error for a closed reader: {stderr}");
+    assert!(
+        !stderr.contains("xsktap: writing"),
+        "no error for a closed reader: {stderr}"
+    );
     assert!(!bed.xdp_attached());
 }
 
@@ -244,10 +283,17 @@ fn program_is_detached_after_exit_sigterm_sigint_and_sigkill() {
         std::thread::sleep(Duration::from_millis(300));
         cap.signal(sig);
         assert!(cap.wait(WAIT).success(), "{}", cap.stderr());
-        assert!(cap.stderr().contains("40 packets written"), "{}", cap.stderr());
+        assert!(
+            cap.stderr().contains("40 packets written"),
+            "{}",
+            cap.stderr()
+        );
         assert!(!bed.xdp_attached(), "detached after SIG{name}");
         let (_, records) = read_pcap(&pcap);
-        assert_eq!(sorted(records.into_iter().map(|r| r.data).collect()), sorted(frames));
+        assert_eq!(
+            sorted(records.into_iter().map(|r| r.data).collect()),
+            sorted(frames)
+        );
     }
 
     // SIGKILL: no cleanup code runs; the bpf_link goes with the process.

@@ -144,7 +144,10 @@ impl Capture {
         crate::sys::check_capabilities()?;
         let ifindex = ifindex(&cfg.iface)?;
         let available = rx_queue_count(&cfg.iface);
-        let queues = cfg.queues.clone().unwrap_or_else(|| (0..available).collect());
+        let queues = cfg
+            .queues
+            .clone()
+            .unwrap_or_else(|| (0..available).collect());
         if let Some(&queue) = queues.iter().find(|&&q| q >= available) {
             return Err(Error::NoSuchQueue {
                 iface: cfg.iface.clone(),
@@ -152,6 +155,9 @@ impl Capture {
                 available,
             });
         }
+        // Refuse early, before binding sockets, if someone else's XDP program
+        // (or another capture) holds the interface.
+        crate::loader::check_no_xdp_program(&cfg.iface, ifindex)?;
         let allowed = allowed_cores();
         let cores = match &cfg.cores {
             Some(cores) => {
@@ -163,7 +169,9 @@ impl Capture {
                 cores.clone()
             }
             None if allowed.is_empty() => vec![0; queues.len()],
-            None => (0..queues.len()).map(|i| allowed[i % allowed.len()]).collect(),
+            None => (0..queues.len())
+                .map(|i| allowed[i % allowed.len()])
+                .collect(),
         };
 
         let mut created = CreatedFile(None);
@@ -171,9 +179,9 @@ impl Capture {
             Output::None => None,
             Output::Stdout => Some(Box::new(std::io::stdout())),
             Output::File(path) => {
-                let file = File::create(path).map_err(|source| Error::Output {
+                let file = File::create(path).map_err(|error| Error::Output {
                     path: path.clone(),
-                    source,
+                    error,
                 })?;
                 created.0 = Some(path.clone());
                 Some(Box::new(file))

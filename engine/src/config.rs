@@ -62,7 +62,9 @@ impl CaptureConfig {
     /// [`Error::Config`] naming the value and the accepted range.
     pub fn validate(&self) -> Result<()> {
         if self.iface.is_empty() {
-            return Err(Error::Config("no interface given: pass one with -i IFACE".into()));
+            return Err(Error::Config(
+                "no interface given: pass one with -i IFACE".into(),
+            ));
         }
         if self.frame_size != 2048 && self.frame_size != 4096 {
             return Err(Error::Config(format!(
@@ -83,7 +85,9 @@ impl CaptureConfig {
             )));
         }
         if self.count == Some(0) {
-            return Err(Error::Config("count 0 captures nothing: use -c 1 or more".into()));
+            return Err(Error::Config(
+                "count 0 captures nothing: use -c 1 or more".into(),
+            ));
         }
         if let Some(q) = &self.queues {
             if q.is_empty() {
@@ -155,17 +159,29 @@ mod tests {
         assert!(ok.validate().is_ok());
         let mut c = ok.clone();
         c.frame_size = 3000;
-        assert!(c.validate().unwrap_err().to_string().contains("frame size 3000"));
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("frame size 3000"));
         let mut c = ok.clone();
         c.ring_size = 1000;
-        assert!(c.validate().unwrap_err().to_string().contains("ring size 1000"));
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("ring size 1000"));
         let mut c = ok.clone();
         c.snaplen = 0;
         assert!(c.validate().unwrap_err().to_string().contains("snaplen 0"));
         let mut c = ok.clone();
         c.queues = Some(vec![0, 1]);
         c.cores = Some(vec![0]);
-        assert!(c.validate().unwrap_err().to_string().contains("1 core(s) given for 2 queue(s)"));
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("1 core(s) given for 2 queue(s)"));
         let mut c = ok;
         c.count = Some(0);
         assert!(c.validate().is_err());

@@ -10,13 +10,12 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A system call failed.
-    #[error("{call} failed: {source}")]
+    #[error("{call} failed: {error}")]
     Syscall {
         /// The name of the call, such as `setsockopt(XDP_UMEM_REG)`.
         call: &'static str,
-        /// The error the kernel returned.
-        #[source]
-        source: io::Error,
+        /// The error the kernel returned (part of the message, so not a `source`).
+        error: io::Error,
     },
     /// The configuration is not valid; the message says which value and why.
     #[error("{0}")]
@@ -51,38 +50,43 @@ pub enum Error {
         prog_id: u32,
     },
     /// Zero-copy was required but the driver cannot do it.
-    #[error("zero-copy AF_XDP is not available on {iface} queue {queue} ({source}): its driver does not support it; use `--zero-copy auto` to fall back to copy mode")]
+    #[error("zero-copy AF_XDP is not available on {iface} queue {queue} ({error}): its driver does not support it; use `--zero-copy auto` to fall back to copy mode")]
     ZeroCopyUnavailable {
         /// The interface.
         iface: String,
         /// The queue.
         queue: u32,
         /// The bind error.
-        #[source]
-        source: io::Error,
+        error: io::Error,
     },
     /// The XDP program could not be attached in the requested mode.
-    #[error("cannot attach XDP in {mode} mode to {iface}: {source}")]
+    #[error("cannot attach XDP in {mode} mode to {iface}: {error}")]
     Attach {
         /// The interface.
         iface: String,
         /// The mode tried.
         mode: &'static str,
         /// The kernel's answer.
-        #[source]
-        source: io::Error,
+        error: io::Error,
     },
     /// libbpf failed to open or load the XDP program.
     #[error("loading the XDP program failed: {0}")]
-    Bpf(#[from] libbpf_rs::Error),
+    Bpf(libbpf_rs::Error),
+    /// Another AF_XDP socket is bound to the queue.
+    #[error("queue {queue} of {iface} is already in use by another AF_XDP socket (another capture?): stop it, or choose other queues with --queues")]
+    QueueBusy {
+        /// The interface.
+        iface: String,
+        /// The queue.
+        queue: u32,
+    },
     /// Creating the output file failed.
-    #[error("cannot create output file {path}: {source}; choose a writable path (or -w - for standard output)")]
+    #[error("cannot create output file {path}: {error}; choose a writable path (or -w - for standard output)")]
     Output {
         /// The path of the output.
         path: PathBuf,
         /// The I/O error.
-        #[source]
-        source: io::Error,
+        error: io::Error,
     },
     /// A worker thread failed.
     #[error("worker for queue {queue} failed: {message}")]
@@ -94,10 +98,18 @@ pub enum Error {
     },
 }
 
+// Not `#[from]`: that would also make it the `source`, and `{:#}` would
+// print the libbpf message twice.
+impl From<libbpf_rs::Error> for Error {
+    fn from(e: libbpf_rs::Error) -> Self {
+        Error::Bpf(e)
+    }
+}
+
 /// The engine's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Turns an `io::Error` from a named call into an [`Error::Syscall`].
-pub(crate) fn syscall_error(call: &'static str, source: io::Error) -> Error {
-    Error::Syscall { call, source }
+pub(crate) fn syscall_error(call: &'static str, error: io::Error) -> Error {
+    Error::Syscall { call, error }
 }

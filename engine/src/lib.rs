@@ -32,7 +32,12 @@ mod sys;
 mod worker;
 pub mod xsk;
 
-#[allow(missing_docs, clippy::all, clippy::undocumented_unsafe_blocks, unused_imports)]
+#[allow(
+    missing_docs,
+    clippy::all,
+    clippy::undocumented_unsafe_blocks,
+    unused_imports
+)]
 mod skel {
     include!(concat!(env!("OUT_DIR"), "/xsktap.skel.rs"));
 }

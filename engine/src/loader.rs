@@ -162,9 +162,9 @@ impl XdpProgram {
             XdpMode::Native => self.link(iface, ifindex, AttachedMode::Native),
             XdpMode::Generic => self.link(iface, ifindex, AttachedMode::Generic),
             XdpMode::Auto => match self.link(iface, ifindex, AttachedMode::Native) {
-                Err(Error::Attach { ref source, .. })
+                Err(Error::Attach { ref error, .. })
                     if matches!(
-                        source.raw_os_error(),
+                        error.raw_os_error(),
                         Some(libc::EOPNOTSUPP) | Some(libc::EINVAL)
                     ) =>
                 {
@@ -192,14 +192,14 @@ impl XdpProgram {
             )
         };
         if fd < 0 {
-            let source = io::Error::from_raw_os_error(-fd);
-            if source.raw_os_error() == Some(libc::EBUSY) || source.raw_os_error() == Some(libc::EEXIST) {
+            let error = io::Error::from_raw_os_error(-fd);
+            if matches!(error.raw_os_error(), Some(libc::EBUSY) | Some(libc::EEXIST)) {
                 check_no_xdp_program(iface, ifindex)?;
             }
             return Err(Error::Attach {
                 iface: iface.to_string(),
                 mode: mode.as_str(),
-                source,
+                error,
             });
         }
         // SAFETY: `fd` is a fresh link fd owned by nobody else.
@@ -256,7 +256,10 @@ fn as_bytes(conf: &xsktap_queue_conf) -> &[u8] {
 }
 
 fn counters_from_bytes(bytes: &[u8]) -> xsktap_counters {
-    assert!(bytes.len() >= std::mem::size_of::<xsktap_counters>(), "per-CPU value size");
+    assert!(
+        bytes.len() >= std::mem::size_of::<xsktap_counters>(),
+        "per-CPU value size"
+    );
     // SAFETY: the slice holds at least one xsktap_counters (checked above);
     // it is a repr(C) struct of u64s, valid for any bit pattern, and
     // read_unaligned does not need the Vec's alignment.

@@ -12,7 +12,10 @@ macro_rules! syscall {
     ($name:expr, $call:expr) => {{
         let ret = $call;
         if ret == -1 {
-            Err($crate::error::syscall_error($name, ::std::io::Error::last_os_error()))
+            Err($crate::error::syscall_error(
+                $name,
+                ::std::io::Error::last_os_error(),
+            ))
         } else {
             Ok(ret)
         }
@@ -67,7 +70,11 @@ pub(crate) fn check_capability_mask(eff: u64) -> Result<()> {
         return Err(crate::Error::MissingCapability("CAP_NET_RAW"));
     }
     if !bpf_ok {
-        let missing = if has(cap::BPF) { "CAP_PERFMON" } else { "CAP_BPF" };
+        let missing = if has(cap::BPF) {
+            "CAP_PERFMON"
+        } else {
+            "CAP_BPF"
+        };
         return Err(crate::Error::MissingCapability(missing));
     }
     Ok(())

@@ -16,7 +16,10 @@ use xsktap_bench::{netns, send::FrameSender};
 pub const XSKTAP: &str = env!("CARGO_BIN_EXE_xsktap");
 
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// Whether privileged tests can run; with XSKTAP_REQUIRE_PRIVILEGED=1 (as in
@@ -90,7 +93,15 @@ impl Testbed {
     /// Whether any XDP program is attached to the capturing device.
     pub fn xdp_attached(&self) -> bool {
         let out = Command::new("ip")
-            .args(["-n", &self.ns_b(), "-d", "link", "show", "dev", &self.ns_b()])
+            .args([
+                "-n",
+                &self.ns_b(),
+                "-d",
+                "link",
+                "show",
+                "dev",
+                &self.ns_b(),
+            ])
             .output()
             .expect("ip link show");
         assert!(out.status.success(), "ip link show failed");
@@ -172,7 +183,10 @@ impl Running {
             }
             if Instant::now() >= deadline {
                 let _ = self.child.kill();
-                panic!("xsktap did not exit in {timeout:?}; stderr:\n{}", self.stderr());
+                panic!(
+                    "xsktap did not exit in {timeout:?}; stderr:\n{}",
+                    self.stderr()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }

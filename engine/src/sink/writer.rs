@@ -58,7 +58,10 @@ impl PcapWriter {
         let thread = std::thread::Builder::new()
             .name("xsktap-writer".into())
             .spawn(move || {
-                let mut report = WriterReport { bytes: 0, error: None };
+                let mut report = WriterReport {
+                    bytes: 0,
+                    error: None,
+                };
                 let header = pcap::file_header(snaplen);
                 if let Err(e) = out.write_all(&header) {
                     report.error = Some(e);

@@ -82,10 +82,17 @@ impl Mmap {
     /// If `offset + size_of::<T>()` exceeds the mapping or the result is misaligned.
     pub fn at<T>(&self, offset: u64) -> NonNull<T> {
         let offset = usize::try_from(offset).expect("offset fits usize");
-        assert!(offset + std::mem::size_of::<T>() <= self.len, "offset inside mapping");
+        assert!(
+            offset + std::mem::size_of::<T>() <= self.len,
+            "offset inside mapping"
+        );
         // SAFETY: checked just above that the offset stays inside the mapping.
         let ptr = unsafe { self.ptr.as_ptr().add(offset) };
-        assert_eq!(ptr.align_offset(std::mem::align_of::<T>()), 0, "aligned ring field");
+        assert_eq!(
+            ptr.align_offset(std::mem::align_of::<T>()),
+            0,
+            "aligned ring field"
+        );
         NonNull::new(ptr.cast()).expect("inside a non-null mapping")
     }
 }

@@ -120,7 +120,10 @@ impl<T: Copy> ProducerRing<T> {
     /// Takes the producer end of `raw`, starting from the indices in memory.
     pub fn new(raw: RawRing<T>) -> Self {
         let cached_prod = raw.producer().load(Ordering::Relaxed);
-        let cached_limit = raw.consumer().load(Ordering::Acquire).wrapping_add(raw.size());
+        let cached_limit = raw
+            .consumer()
+            .load(Ordering::Acquire)
+            .wrapping_add(raw.size());
         ProducerRing {
             raw,
             cached_prod,
@@ -151,11 +154,14 @@ impl<T: Copy> ProducerRing<T> {
         let wanted = u32::try_from(items.len()).unwrap_or(u32::MAX);
         let n = self.free(wanted).min(wanted);
         for (i, item) in items[..n as usize].iter().enumerate() {
-            self.raw.write(self.cached_prod.wrapping_add(i as u32), *item);
+            self.raw
+                .write(self.cached_prod.wrapping_add(i as u32), *item);
         }
         self.cached_prod = self.cached_prod.wrapping_add(n);
         if n > 0 {
-            self.raw.producer().store(self.cached_prod, Ordering::Release);
+            self.raw
+                .producer()
+                .store(self.cached_prod, Ordering::Release);
         }
         n as usize
     }
@@ -230,7 +236,9 @@ impl<T: Copy> ConsumerRing<T> {
     pub fn release(&mut self, n: u32) {
         debug_assert!(n <= self.cached_prod.wrapping_sub(self.cached_cons));
         self.cached_cons = self.cached_cons.wrapping_add(n);
-        self.raw.consumer().store(self.cached_cons, Ordering::Release);
+        self.raw
+            .consumer()
+            .store(self.cached_cons, Ordering::Release);
     }
 
     /// Whether the producer asked to be woken up (see [`ProducerRing::needs_wakeup`]).
@@ -276,7 +284,11 @@ mod tests {
     impl HeapRing {
         fn new(size: u32, start: u32) -> Self {
             HeapRing {
-                words: Box::new([AtomicU32::new(start), AtomicU32::new(start), AtomicU32::new(0)]),
+                words: Box::new([
+                    AtomicU32::new(start),
+                    AtomicU32::new(start),
+                    AtomicU32::new(0),
+                ]),
                 descs: vec![0u64; size as usize].into_boxed_slice(),
             }
         }
@@ -366,7 +378,10 @@ mod tests {
             assert_eq!(drain(&mut cons, 2), vec![base, base + 1]);
             assert_eq!(drain(&mut cons, 2), vec![base + 2]);
         }
-        assert!(mem.words[0].load(Ordering::Relaxed) < 100, "producer index wrapped");
+        assert!(
+            mem.words[0].load(Ordering::Relaxed) < 100,
+            "producer index wrapped"
+        );
     }
 
     #[test]

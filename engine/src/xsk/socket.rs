@@ -119,7 +119,10 @@ fn getsockopt<T: Copy>(fd: &OwnedFd, name: libc::c_int, call: &'static str) -> R
     if len as usize != size_of::<T>() {
         return Err(syscall_error(
             call,
-            io::Error::new(io::ErrorKind::InvalidData, "kernel returned a shorter struct"),
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                "kernel returned a shorter struct",
+            ),
         ));
     }
     // SAFETY: zero-initialised, then fully written by the kernel (len checked);
@@ -188,7 +191,12 @@ impl XskSocket {
         };
         setsockopt(&fd, libc::XDP_UMEM_REG, &reg, "setsockopt(XDP_UMEM_REG)")?;
         let size = cfg.ring_size;
-        setsockopt(&fd, libc::XDP_UMEM_FILL_RING, &size, "setsockopt(XDP_UMEM_FILL_RING)")?;
+        setsockopt(
+            &fd,
+            libc::XDP_UMEM_FILL_RING,
+            &size,
+            "setsockopt(XDP_UMEM_FILL_RING)",
+        )?;
         // Nothing is transmitted, but the kernel requires a completion ring.
         let comp_size: u32 = 64;
         setsockopt(
@@ -224,7 +232,9 @@ impl XskSocket {
         )?;
 
         let mut fill = ProducerRing::new(fill_raw);
-        let all_frames: Vec<u64> = (0..frames as u64).map(|i| i * u64::from(cfg.frame_size)).collect();
+        let all_frames: Vec<u64> = (0..frames as u64)
+            .map(|i| i * u64::from(cfg.frame_size))
+            .collect();
         let filled = fill.produce(&all_frames);
         let mut free_frames = Vec::with_capacity(frames);
         free_frames.extend_from_slice(&all_frames[filled..]);
@@ -255,7 +265,13 @@ impl XskSocket {
                 return Err(Error::ZeroCopyUnavailable {
                     iface: cfg.iface.clone(),
                     queue: cfg.queue,
-                    source: err,
+                    error: err,
+                });
+            }
+            if err.raw_os_error() == Some(libc::EBUSY) {
+                return Err(Error::QueueBusy {
+                    iface: cfg.iface.clone(),
+                    queue: cfg.queue,
                 });
             }
             return Err(syscall_error("bind(AF_XDP)", err));
@@ -312,7 +328,9 @@ impl XskSocket {
                 // kernel wrote the frame before publishing the descriptor and
                 // does not touch it until the address returns on the fill ring,
                 // which happens after `on_frame` returns.
-                let frame = unsafe { std::slice::from_raw_parts(self.umem.as_ptr().add(start), end - start) };
+                let frame = unsafe {
+                    std::slice::from_raw_parts(self.umem.as_ptr().add(start), end - start)
+                };
                 on_frame(i, batch.len(), frame);
             }
             self.free_frames.push(desc.addr & chunk_mask);
@@ -384,7 +402,6 @@ impl XskSocket {
         }
         Ok(ret > 0)
     }
-
 }
 
 /// Reads a socket's `XDP_STATISTICS` from any thread; keeps the socket open.

@@ -1,0 +1,307 @@
+//! Every bad input gets one clear line, a non-zero exit, and leaves the
+//! machine as it was: nothing attached, no output file left behind.
+
+mod common;
+
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use common::*;
+
+/// The one line xsktap printed, checked to be alone on standard error.
+fn one_error_line(out: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "exit status 1; stderr: {stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "exactly one line: {stderr:?}");
+    assert!(stderr.starts_with("xsktap: "), "{stderr}");
+    stderr
+}
+
+#[test]
+fn a_missing_interface_is_named() {
+    if !privileged() {
+        return;
+    }
+    let bed = Testbed::new(1);
+    let out = run(bed.xsktap(&["capture", "-i", "nosuch0", "-c", "1"]));
+    let line = one_error_line(&out);
+    assert!(line.contains("no interface named \"nosuch0\""), "{line}");
+    assert!(
+        line.contains("ip link"),
+        "says how to list interfaces: {line}"
+    );
+}
+
+#[test]
+fn a_queue_the_interface_lacks_is_refused() {
+    if !privileged() {
+        return;
+    }
+    let bed = Testbed::new(2);
+    let pcap = temp_path("badqueue.pcap");
+    let iface = bed.ns_b();
+    let out = run(bed.xsktap(&[
+        "capture",
+        "-i",
+        &iface,
+        "--queues",
+        "1,5",
+        "-w",
+        pcap.to_str().unwrap(),
+    ]));
+    let line = one_error_line(&out);
+    assert!(
+        line.contains("has 2 RX queue(s)") && line.contains("queue 5 does not exist"),
+        "{line}"
+    );
+    assert!(!bed.xdp_attached());
+    assert!(!pcap.exists(), "no output file left behind");
+}
+
+#[test]
+fn an_unwritable_output_path_is_refused_before_attaching() {
+    if !privileged() {
+        return;
+    }
+    let bed = Testbed::new(1);
+    let iface = bed.ns_b();
+    let out = run(bed.xsktap(&["capture", "-i", &iface, "-w", "/nonexistent-dir/x.pcap"]));
+    let line = one_error_line(&out);
+    assert!(
+        line.contains("cannot create output file /nonexistent-dir/x.pcap"),
+        "{line}"
+    );
+    assert!(line.contains("writable path"), "{line}");
+    assert!(!bed.xdp_attached());
+}
+
+#[test]
+fn missing_privilege_names_the_capability() {
+    if !privileged() {
+        return;
+    }
+    let bed = Testbed::new(1);
+    let iface = bed.ns_b();
+    // Drop CAP_BPF, CAP_SYS_ADMIN and CAP_PERFMON from the bounding set: the
+    // exec'd root process keeps every other capability.
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", &bed.ns_b()])
+        .args([
+            "setpriv",
+            "--bounding-set",
+            "-bpf,-sys_admin,-perfmon",
+            "--",
+        ])
+        .args([XSKTAP, "capture", "-i", &iface, "-c", "1"]);
+    let line = one_error_line(&run(cmd));
+    assert!(line.contains("missing capability CAP_BPF"), "{line}");
+    assert!(line.contains("run as root"), "{line}");
+    assert!(!bed.xdp_attached());
+
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", &bed.ns_b()])
+        .args(["setpriv", "--bounding-set", "-net_admin", "--"])
+        .args([XSKTAP, "capture", "-i", &iface, "-c", "1"]);
+    let line = one_error_line(&run(cmd));
+    assert!(line.contains("missing capability CAP_NET_ADMIN"), "{line}");
+}
+
+/// A seccomp filter that answers socket(AF_XDP, ...) with EAFNOSUPPORT, as a
+/// kernel built without CONFIG_XDP_SOCKETS does; every other call is allowed.
+#[cfg(target_arch = "x86_64")]
+fn deny_af_xdp() -> std::io::Result<()> {
+    const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+    const NR_SOCKET: u32 = 41;
+    const AF_XDP: u32 = 44;
+    let stmt = |code: u32, k: u32| libc::sock_filter {
+        code: code as u16,
+        jt: 0,
+        jf: 0,
+        k,
+    };
+    let jeq = |k: u32, jt: u8, jf: u8| libc::sock_filter {
+        code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
+        jt,
+        jf,
+        k,
+    };
+    let load = |offset: u32| stmt(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, offset);
+    let mut filter = [
+        load(4), // seccomp_data.arch
+        jeq(AUDIT_ARCH_X86_64, 0, 4),
+        load(0), // seccomp_data.nr
+        jeq(NR_SOCKET, 0, 2),
+        load(16), // seccomp_data.args[0], low half
+        jeq(AF_XDP, 1, 0),
+        stmt(libc::BPF_RET | libc::BPF_K, libc::SECCOMP_RET_ALLOW),
+        stmt(
+            libc::BPF_RET | libc::BPF_K,
+            libc::SECCOMP_RET_ERRNO | (libc::EAFNOSUPPORT as u32 & libc::SECCOMP_RET_DATA),
+        ),
+    ];
+    let prog = libc::sock_fprog {
+        len: filter.len() as u16,
+        filter: filter.as_mut_ptr(),
+    };
+    // SAFETY: prctl with plain integer arguments.
+    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `prog` points to a valid filter that lives across the call;
+    // the kernel copies it.
+    if unsafe { libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER, &prog) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn a_kernel_without_af_xdp_is_explained() {
+    if !privileged() {
+        return;
+    }
+    let bed = Testbed::new(1);
+    let iface = bed.ns_b();
+    let pcap = temp_path("noafxdp.pcap");
+    let mut cmd = bed.xsktap(&["capture", "-i", &iface, "-w", pcap.to_str().unwrap()]);
+    // SAFETY: the closure runs between fork and exec and only calls prctl,
+    // which is async-signal-safe, and allocates nothing.
+    unsafe { cmd.pre_exec(deny_af_xdp) };
+    let line = one_error_line(&run(cmd));
+    assert!(
+        line.contains("no AF_XDP sockets") && line.contains("CONFIG_XDP_SOCKETS"),
+        "{line}"
+    );
+    assert!(!bed.xdp_attached());
+    assert!(!pcap.exists(), "the output file we created is removed");
+}
+
+#[test]
+fn another_xdp_program_is_not_replaced() {
+    if !privileged() {
+        return;
+    }
+    let bed = Testbed::new(1);
+    let iface = bed.ns_b();
+    let first = bed.start_capture(&["-q"]);
+    let pcap = temp_path("busy.pcap");
+    let out = run(bed.xsktap(&["capture", "-i", &iface, "-w", pcap.to_str().unwrap()]));
+    let line = one_error_line(&out);
+    assert!(
+        line.contains("already has an XDP program attached"),
+        "{line}"
+    );
+    assert!(line.contains("will not replace it"), "{line}");
+    assert!(line.contains("xdp off"), "says how to detach: {line}");
+    assert!(!pcap.exists(), "the output file we created is removed");
+    // The first capture still owns the interface.
+    assert!(bed.xdp_attached());
+    first.signal(libc::SIGTERM);
+    let mut first = first;
+    assert!(first.wait(Duration::from_secs(30)).success());
+    assert!(!bed.xdp_attached());
+}
+
+#[test]
+fn bad_values_are_refused_without_root() {
+    // Argument checks happen before anything touches the kernel.
+    let cases: &[(&[&str], &str)] = &[
+        (&["-i", "x", "--frame-size", "3000"], "frame size 3000"),
+        (&["-i", "x", "--ring-size", "1000"], "ring size 1000"),
+        (&["-i", "x", "--queues", "1,a"], "--queues"),
+        (&["-i", "x", "--duration", "-1"], "--duration"),
+        (&["-i", "x", "-c", "0"], "count 0"),
+        (
+            &["-i", "x", "--queues", "0,1", "--cores", "0"],
+            "1 core(s) given for 2 queue(s)",
+        ),
+        (
+            &["-i", "x", "--summary-json", "/nonexistent-dir/s.json"],
+            "does not exist",
+        ),
+    ];
+    for (args, needle) in cases {
+        let out = Command::new(XSKTAP)
+            .arg("capture")
+            .args(*args)
+            .output()
+            .unwrap();
+        let line = one_error_line(&out);
+        assert!(line.contains(needle), "{args:?}: {line}");
+    }
+}
+
+#[test]
+fn a_foreign_xdp_program_is_not_replaced() {
+    if !privileged() {
+        return;
+    }
+    let bed = Testbed::new(1);
+    let iface = bed.ns_b();
+    // Somebody else's program, attached the old way (netlink, generic mode).
+    let dir = temp_path("foreign");
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = dir.join("pass.c");
+    let obj = dir.join("pass.o");
+    std::fs::write(
+        &src,
+        "#include <linux/bpf.h>\n\
+         __attribute__((section(\"xdp\"), used)) int pass(struct xdp_md *ctx) { return XDP_PASS; }\n\
+         char LICENSE[] __attribute__((section(\"license\"), used)) = \"GPL\";\n",
+    )
+    .unwrap();
+    let multiarch = format!("-I/usr/include/{}-linux-gnu", std::env::consts::ARCH);
+    let cc = Command::new("clang")
+        .args(["-O2", "-target", "bpf", &multiarch, "-c"])
+        .arg(&src)
+        .arg("-o")
+        .arg(&obj)
+        .status()
+        .unwrap();
+    assert!(cc.success(), "clang compiled the foreign program");
+    let attach = Command::new("ip")
+        .args([
+            "-n",
+            &bed.ns_b(),
+            "link",
+            "set",
+            "dev",
+            &iface,
+            "xdpgeneric",
+            "obj",
+        ])
+        .arg(&obj)
+        .args(["sec", "xdp"])
+        .status()
+        .unwrap();
+    assert!(attach.success(), "ip attached the foreign program");
+    assert!(bed.xdp_attached());
+
+    let out = run(bed.xsktap(&["capture", "-i", &iface, "-c", "1"]));
+    let line = one_error_line(&out);
+    assert!(
+        line.contains("already has an XDP program attached (generic mode"),
+        "{line}"
+    );
+    assert!(bed.xdp_attached(), "the foreign program is still there");
+    let detach = Command::new("ip")
+        .args([
+            "-n",
+            &bed.ns_b(),
+            "link",
+            "set",
+            "dev",
+            &iface,
+            "xdpgeneric",
+            "off",
+        ])
+        .status()
+        .unwrap();
+    assert!(detach.success());
+}
