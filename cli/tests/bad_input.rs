@@ -305,3 +305,27 @@ fn a_foreign_xdp_program_is_not_replaced() {
         .unwrap();
     assert!(detach.success());
 }
+
+#[test]
+fn zero_copy_on_fails_clearly_where_the_driver_lacks_it() {
+    if !privileged() {
+        return;
+    }
+    let bed = Testbed::new(2);
+    let iface = bed.ns_b();
+    let pcap = temp_path("zc.pcap");
+    let out = run(bed.xsktap(&[
+        "capture",
+        "-i",
+        &iface,
+        "--zero-copy",
+        "on",
+        "-w",
+        pcap.to_str().unwrap(),
+    ]));
+    let line = one_error_line(&out);
+    assert!(line.contains("zero-copy AF_XDP is not available"), "{line}");
+    assert!(line.contains("--zero-copy auto"), "names the fix: {line}");
+    assert!(!bed.xdp_attached());
+    assert!(!pcap.exists());
+}

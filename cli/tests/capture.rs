@@ -83,6 +83,41 @@ fn capture_holds_exactly_the_sent_frames_on_both_queues() {
 }
 
 #[test]
+fn generic_mode_and_copy_mode_capture_every_frame() {
+    if !privileged() {
+        return;
+    }
+    let bed = Testbed::new(2);
+    let pcap = temp_path("generic.pcap");
+    let json = temp_path("generic.json");
+    let frames = varied_frames(300, 16);
+    let mut cap = bed.start_capture(&[
+        "--xdp-mode",
+        "generic",
+        "--zero-copy",
+        "off",
+        "--frame-size",
+        "2048",
+        "--ring-size",
+        "256",
+        "-w",
+        pcap.to_str().unwrap(),
+        "-c",
+        "300",
+        "--summary-json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(cap.stderr().contains("(generic XDP)"), "{}", cap.stderr());
+    bed.send(&frames);
+    assert!(cap.wait(WAIT).success(), "{}", cap.stderr());
+    let (_, records) = read_pcap(&pcap);
+    assert_eq!(sorted(records.into_iter().map(|r| r.data).collect()), sorted(frames));
+    let s = summary(&json);
+    assert_eq!(s["xdp_mode"], "generic");
+    assert_eq!(s["lost"], 0);
+}
+
+#[test]
 fn count_stops_after_exactly_that_many_packets() {
     if !privileged() {
         return;
