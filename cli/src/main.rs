@@ -41,6 +41,9 @@ fn capture(req: CaptureRequest) -> anyhow::Result<ExitCode> {
         Output::File(p) => p.display().to_string(),
     };
     let capture = Capture::start(&req.config, req.output.clone())?;
+    for warning in capture.warnings() {
+        eprintln!("xsktap: warning: {warning}");
+    }
     {
         let snap = capture.snapshot();
         let queues: Vec<String> = snap

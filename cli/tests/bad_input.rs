@@ -314,6 +314,20 @@ fn zero_copy_on_fails_clearly_where_the_driver_lacks_it() {
     let bed = Testbed::new(2);
     let iface = bed.ns_b();
     let pcap = temp_path("zc.pcap");
+    // A file that already exists is left as it was by a start that fails.
+    let existing = temp_path("zc-existing.pcap");
+    std::fs::write(&existing, b"keep me").unwrap();
+    let out = run(bed.xsktap(&[
+        "capture",
+        "-i",
+        &iface,
+        "--zero-copy",
+        "on",
+        "-w",
+        existing.to_str().unwrap(),
+    ]));
+    one_error_line(&out);
+    assert_eq!(std::fs::read(&existing).unwrap(), b"keep me");
     let out = run(bed.xsktap(&[
         "capture",
         "-i",

@@ -111,10 +111,53 @@ fn generic_mode_and_copy_mode_capture_every_frame() {
     bed.send(&frames);
     assert!(cap.wait(WAIT).success(), "{}", cap.stderr());
     let (_, records) = read_pcap(&pcap);
-    assert_eq!(sorted(records.into_iter().map(|r| r.data).collect()), sorted(frames));
+    assert_eq!(
+        sorted(records.into_iter().map(|r| r.data).collect()),
+        sorted(frames)
+    );
     let s = summary(&json);
     assert_eq!(s["xdp_mode"], "generic");
     assert_eq!(s["lost"], 0);
+}
+
+#[test]
+fn frames_too_big_for_the_umem_are_counted_as_lost_and_warned_about() {
+    if !privileged() {
+        return;
+    }
+    let bed = Testbed::new(1);
+    for ns in [bed.ns_a(), bed.ns_b()] {
+        let ok = Command::new("ip")
+            .args(["-n", &ns, "link", "set", "dev", &ns, "mtu", "3000"])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+    let json = temp_path("jumbo.json");
+    let mut cap = bed.start_capture(&[
+        "--frame-size",
+        "2048",
+        "--duration",
+        "2",
+        "-q",
+        "--summary-json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(cap.stderr().contains("warning: "), "{}", cap.stderr());
+    assert!(cap.stderr().contains("MTU 3000"), "{}", cap.stderr());
+    // 10 frames that fit and 3 of 2500 bytes that cannot fit 2048 - 256 bytes.
+    let mut frames = varied_frames(10, 2);
+    for i in 0..3u8 {
+        let mut big = frames[1].clone();
+        big.resize(2500, i);
+        frames.push(big);
+    }
+    bed.send(&frames);
+    assert!(cap.wait(WAIT).success(), "{}", cap.stderr());
+    let s = summary(&json);
+    assert_eq!(s["packets"], 10);
+    assert_eq!(s["lost"], 3, "every frame that did not fit is counted: {s}");
+    assert_eq!(s["queues"][0]["rx_dropped"], 3);
 }
 
 #[test]

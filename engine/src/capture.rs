@@ -1,6 +1,6 @@
 //! The capture pipeline: config → load → sockets → attach → run → stop.
 
-use std::fs::File;
+use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -59,6 +59,7 @@ pub struct Capture {
     program: XdpProgram,
     xdp_mode: AttachedMode,
     started: Instant,
+    warnings: Vec<String>,
 }
 
 /// The end of a capture: final counters and how the output went.
@@ -90,6 +91,28 @@ fn rx_queue_count(iface: &str) -> u32 {
         })
         .unwrap_or(1)
         .max(1)
+}
+
+/// Headroom the kernel keeps in front of every frame in the UMEM
+/// (`XDP_PACKET_HEADROOM`).
+const XDP_PACKET_HEADROOM: u32 = 256;
+
+/// A warning when the interface's MTU allows frames larger than a UMEM frame
+/// can hold: the kernel drops those (counted in `rx_dropped`).
+fn mtu_warning(iface: &str, frame_size: u32) -> Option<String> {
+    let mtu: u32 = std::fs::read_to_string(format!("/sys/class/net/{iface}/mtu"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    let room = frame_size - XDP_PACKET_HEADROOM;
+    // Ethernet header and two VLAN tags on top of the MTU.
+    let largest = mtu + 14 + 8;
+    (largest > room).then(|| {
+        format!(
+            "{iface} has MTU {mtu}: frames over {room} bytes do not fit a {frame_size}-byte UMEM frame and are dropped (counted in rx_dropped); use --frame-size 4096 or a smaller MTU"
+        )
+    })
 }
 
 fn ifindex(iface: &str) -> Result<u32> {
@@ -174,19 +197,42 @@ impl Capture {
                 .collect(),
         };
 
+        // Open the output now, so that an unwritable path fails before
+        // anything is loaded, but truncate an existing file only once the
+        // capture is running: a failed start leaves it as it was.
         let mut created = CreatedFile(None);
+        let mut file_to_truncate = None;
         let out: Option<Box<dyn Write + Send>> = match &output {
             Output::None => None,
             Output::Stdout => Some(Box::new(std::io::stdout())),
             Output::File(path) => {
-                let file = File::create(path).map_err(|error| Error::Output {
-                    path: path.clone(),
-                    error,
-                })?;
-                created.0 = Some(path.clone());
+                let existed = path.exists();
+                let file = OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(false)
+                    .open(path)
+                    .map_err(|error| Error::Output {
+                        path: path.clone(),
+                        error,
+                    })?;
+                if !existed {
+                    created.0 = Some(path.clone());
+                }
+                let regular = file.metadata().map(|m| m.is_file()).unwrap_or(false);
+                if regular {
+                    file_to_truncate = Some((
+                        file.try_clone()
+                            .map_err(|e| crate::error::syscall_error("dup(output file)", e))?,
+                        path.clone(),
+                    ));
+                }
                 Some(Box::new(file))
             }
         };
+        let warnings = mtu_warning(&cfg.iface, cfg.frame_size)
+            .into_iter()
+            .collect();
 
         raise_memlock();
         let program = XdpProgram::load()?;
@@ -212,6 +258,10 @@ impl Capture {
         let link = program.attach(&cfg.iface, ifindex, cfg.xdp_mode)?;
         let xdp_mode = link.mode();
 
+        if let Some((file, path)) = file_to_truncate {
+            file.set_len(0)
+                .map_err(|error| Error::Output { path, error })?;
+        }
         let writer = match out {
             Some(out) => Some(
                 PcapWriter::spawn(out, cfg.snaplen, 4 * queues.len() + 4)
@@ -253,6 +303,7 @@ impl Capture {
             program,
             xdp_mode,
             started: Instant::now(),
+            warnings,
         };
         for (mut handle, worker) in handles {
             let thread = std::thread::Builder::new()
@@ -265,6 +316,11 @@ impl Capture {
         // The capture is running: the output file is ours to keep from here on.
         created.0 = None;
         Ok(capture)
+    }
+
+    /// Things the user should know before trusting the capture, one line each.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     /// The mode the XDP program was attached in.
@@ -287,6 +343,7 @@ impl Capture {
                     received: c.received.load(Ordering::Relaxed),
                     received_bytes: c.received_bytes.load(Ordering::Relaxed),
                     written: c.written.load(Ordering::Relaxed),
+                    written_bytes: c.written_bytes.load(Ordering::Relaxed),
                     over_count: c.over_count.load(Ordering::Relaxed),
                     sink_closed_drops: c.sink_closed_drops.load(Ordering::Relaxed),
                     socket: q.stats.stats().unwrap_or_default(),

@@ -18,6 +18,8 @@ pub struct WorkerCounters {
     pub received_bytes: AtomicU64,
     /// Frames handed to the sink (or counted, without a sink).
     pub written: AtomicU64,
+    /// Original bytes of the frames handed to the sink.
+    pub written_bytes: AtomicU64,
     /// Frames received after `-c COUNT` was reached, deliberately not written.
     pub over_count: AtomicU64,
     /// Frames the sink refused because its output had closed.
@@ -49,6 +51,8 @@ pub struct QueueSnapshot {
     pub received_bytes: u64,
     /// Frames handed to the sink.
     pub written: u64,
+    /// Original bytes of the frames handed to the sink.
+    pub written_bytes: u64,
     /// Frames received after the count was reached.
     pub over_count: u64,
     /// Frames not written because the output closed.
@@ -98,6 +102,11 @@ impl Snapshot {
     /// Frames written over all queues.
     pub fn written(&self) -> u64 {
         self.sum(|q| q.written)
+    }
+
+    /// Original bytes of the frames written over all queues.
+    pub fn written_bytes(&self) -> u64 {
+        self.sum(|q| q.written_bytes)
     }
 
     /// Frames lost over all queues (see [`QueueSnapshot::lost`]).

@@ -17,6 +17,17 @@ use crate::xsk::XskSocket;
 
 /// How long an idle worker sleeps in poll(2) before looking at its flags again.
 const IDLE_POLL_MS: i32 = 50;
+/// How long the ring must stay empty before pending records are flushed.
+const IDLE_FLUSH_MS: i32 = 5;
+/// The oldest a pending record may get before it is flushed even under load.
+const FLUSH_AGE_NS: u64 = 100_000_000;
+
+fn flush(sink: &mut Option<RecordBatcher>, oldest_pending_ns: &mut Option<u64>) {
+    if let Some(s) = sink {
+        s.flush();
+    }
+    *oldest_pending_ns = None;
+}
 
 /// State every worker and the controlling thread share.
 #[derive(Debug, Default)]
@@ -91,17 +102,24 @@ impl Worker {
             });
         }
         let stop = &shared.stop;
+        // Records wait in the batcher until it is full, the ring has been idle
+        // for IDLE_FLUSH_MS, or the oldest is FLUSH_AGE_NS old: few large
+        // writes under load, bounded delay for `-w - | tcpdump` on a trickle.
+        let mut oldest_pending_ns: Option<u64> = None;
         loop {
             if stop.load(Ordering::Relaxed) {
                 break;
             }
-            let ts = now_ns();
+            let mut ts = 0u64;
             let mut allowed = u64::MAX;
             let mut bytes = 0u64;
             let mut written = 0u64;
+            let mut written_bytes = 0u64;
             let mut refused = 0u64;
             let n = socket.recv(batch_size, |i, n, frame| {
                 if i == 0 {
+                    // One clock read per batch.
+                    ts = now_ns();
                     if let Some(remaining) = &shared.remaining {
                         allowed = claim(remaining, u64::from(n));
                     }
@@ -114,6 +132,7 @@ impl Worker {
                     };
                     if accepted {
                         written += 1;
+                        written_bytes += frame.len() as u64;
                     } else {
                         refused += 1;
                     }
@@ -123,19 +142,30 @@ impl Worker {
                 if shared.drain.load(Ordering::Relaxed) {
                     break;
                 }
-                if let Some(s) = &mut sink {
-                    s.flush();
+                let pending = sink.as_ref().is_some_and(RecordBatcher::has_pending);
+                if pending
+                    && oldest_pending_ns.is_some_and(|t| now_ns().saturating_sub(t) > FLUSH_AGE_NS)
+                {
+                    flush(&mut sink, &mut oldest_pending_ns);
                 }
-                socket.wait(IDLE_POLL_MS).map_err(|e| Error::Worker {
+                let timeout = if pending { IDLE_FLUSH_MS } else { IDLE_POLL_MS };
+                let ready = socket.wait(timeout).map_err(|e| Error::Worker {
                     queue,
                     message: e.to_string(),
                 })?;
+                if !ready && pending {
+                    flush(&mut sink, &mut oldest_pending_ns);
+                }
                 continue;
+            }
+            if written > 0 && oldest_pending_ns.is_none() {
+                oldest_pending_ns = Some(ts);
             }
             let n = u64::from(n);
             WorkerCounters::add(&counters.received, n);
             WorkerCounters::add(&counters.received_bytes, bytes);
             WorkerCounters::add(&counters.written, written);
+            WorkerCounters::add(&counters.written_bytes, written_bytes);
             WorkerCounters::add(&counters.sink_closed_drops, refused);
             WorkerCounters::add(&counters.over_count, n - written - refused);
             if refused > 0 {

@@ -144,6 +144,11 @@ impl RecordBatcher {
         }
     }
 
+    /// Whether records are waiting in the current buffer.
+    pub fn has_pending(&self) -> bool {
+        !self.current.is_empty()
+    }
+
     /// Whether the writer is still accepting buffers.
     pub fn is_open(&self) -> bool {
         self.full_tx.is_some()
