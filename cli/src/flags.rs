@@ -131,7 +131,14 @@ impl CaptureArgs {
         };
         let output = match self.write {
             None => Output::None,
-            Some(p) if p.as_os_str() == "-" => Output::Stdout,
+            Some(p) if p.as_os_str() == "-" => {
+                if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+                    anyhow::bail!(
+                        "-w - writes binary pcap, and standard output is a terminal: pipe it into a program (| tcpdump -r -) or write a file with -w FILE"
+                    );
+                }
+                Output::Stdout
+            }
             Some(p) => Output::File(p),
         };
         if let Some(path) = &self.summary_json {
