@@ -1,0 +1,440 @@
+//! Header parsing on `&[u8]`: pure, bounds-checked, no allocation, no unsafe.
+//!
+//! Every read goes through [`Cursor`], which checks the length first; a frame
+//! too short for a header it announces is classified [`Proto::Malformed`] with
+//! the reason, never trusted and never a panic.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// Ethertypes this parser follows.
+pub mod ethertype {
+    /// IPv4.
+    pub const IPV4: u16 = 0x0800;
+    /// ARP.
+    pub const ARP: u16 = 0x0806;
+    /// 802.1Q VLAN tag.
+    pub const VLAN: u16 = 0x8100;
+    /// 802.1ad service tag (QinQ outer).
+    pub const QINQ: u16 = 0x88a8;
+    /// IPv6.
+    pub const IPV6: u16 = 0x86dd;
+}
+
+/// IP protocol numbers this parser follows.
+pub mod ipproto {
+    /// IPv6 hop-by-hop options.
+    pub const HOPOPTS: u8 = 0;
+    /// ICMP.
+    pub const ICMP: u8 = 1;
+    /// TCP.
+    pub const TCP: u8 = 6;
+    /// UDP.
+    pub const UDP: u8 = 17;
+    /// IPv6 routing header.
+    pub const ROUTING: u8 = 43;
+    /// IPv6 fragment header.
+    pub const FRAGMENT: u8 = 44;
+    /// IPsec authentication header.
+    pub const AH: u8 = 51;
+    /// ICMPv6.
+    pub const ICMPV6: u8 = 58;
+    /// IPv6 no next header.
+    pub const NONE: u8 = 59;
+    /// IPv6 destination options.
+    pub const DSTOPTS: u8 = 60;
+    /// SCTP.
+    pub const SCTP: u8 = 132;
+}
+
+/// Most IPv6 extension headers followed before giving up (classified malformed).
+pub const MAX_EXT_HEADERS: usize = 8;
+/// Most VLAN tags followed.
+pub const MAX_VLANS: usize = 2;
+
+/// What a frame carries, as one class for counters and views.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Proto {
+    /// TCP over IPv4 or IPv6.
+    Tcp,
+    /// UDP over IPv4 or IPv6.
+    Udp,
+    /// ICMP (IPv4).
+    Icmp,
+    /// ICMPv6.
+    Icmpv6,
+    /// ARP.
+    Arp,
+    /// Anything else that parsed cleanly.
+    Other,
+    /// A header was cut short or inconsistent.
+    Malformed,
+}
+
+impl Proto {
+    /// Every class, in counter order.
+    pub const ALL: [Proto; 7] = [
+        Proto::Tcp,
+        Proto::Udp,
+        Proto::Icmp,
+        Proto::Icmpv6,
+        Proto::Arp,
+        Proto::Other,
+        Proto::Malformed,
+    ];
+
+    /// Lower-case name, as in `monitor --json`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+            Proto::Icmp => "icmp",
+            Proto::Icmpv6 => "icmpv6",
+            Proto::Arp => "arp",
+            Proto::Other => "other",
+            Proto::Malformed => "malformed",
+        }
+    }
+
+    /// Index into per-class counter arrays.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Where an IP packet sits in its datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fragment {
+    /// Not fragmented.
+    None,
+    /// First fragment (offset 0, more fragments): carries the L4 header.
+    First,
+    /// A later fragment: no L4 header, so no ports.
+    Later,
+}
+
+/// The parsed headers of one frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Packet {
+    /// Frame length in bytes.
+    pub len: u32,
+    /// VLAN ids, outermost first; `vlan_count` of them are valid.
+    pub vlans: [u16; MAX_VLANS],
+    /// Number of VLAN tags.
+    pub vlan_count: u8,
+    /// Ethertype after the VLAN tags (0 if the frame is too short to have one).
+    pub ethertype: u16,
+    /// Source address of the IP header.
+    pub src: Option<IpAddr>,
+    /// Destination address of the IP header.
+    pub dst: Option<IpAddr>,
+    /// ARP sender and target protocol addresses (IPv4 over Ethernet only).
+    pub arp: Option<(Ipv4Addr, Ipv4Addr)>,
+    /// Upper-layer protocol number (IPv4 protocol, or the IPv6 header after extensions).
+    pub ip_proto: Option<u8>,
+    /// Fragment position.
+    pub fragment: Fragment,
+    /// Source port (TCP, UDP, SCTP; first fragment only).
+    pub sport: Option<u16>,
+    /// Destination port.
+    pub dport: Option<u16>,
+    /// TCP flags byte (FIN 0x01 … CWR 0x80).
+    pub tcp_flags: Option<u8>,
+    /// The class.
+    pub proto: Proto,
+    /// Why the frame is malformed, when it is.
+    pub malformed: Option<&'static str>,
+}
+
+impl Packet {
+    /// The VLAN ids, outermost first.
+    pub fn vlan_ids(&self) -> &[u16] {
+        &self.vlans[..usize::from(self.vlan_count)]
+    }
+
+    fn empty(len: usize) -> Packet {
+        Packet {
+            len: len as u32,
+            vlans: [0; MAX_VLANS],
+            vlan_count: 0,
+            ethertype: 0,
+            src: None,
+            dst: None,
+            arp: None,
+            ip_proto: None,
+            fragment: Fragment::None,
+            sport: None,
+            dport: None,
+            tcp_flags: None,
+            proto: Proto::Other,
+            malformed: None,
+        }
+    }
+
+    fn malformed(mut self, why: &'static str) -> Packet {
+        self.proto = Proto::Malformed;
+        self.malformed = Some(why);
+        self
+    }
+}
+
+/// A bounds-checked reader over a byte slice.
+#[derive(Clone, Copy)]
+struct Cursor<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        Cursor { bytes, pos: 0 }
+    }
+
+    /// The next `n` bytes, advancing past them; `None` if fewer remain.
+    #[inline(always)]
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let end = self.pos.checked_add(n)?;
+        let slice = self.bytes.get(self.pos..end)?;
+        self.pos = end;
+        Some(slice)
+    }
+
+    /// The next `n` bytes without advancing.
+    #[inline(always)]
+    fn peek(&self, n: usize) -> Option<&'a [u8]> {
+        self.bytes.get(self.pos..self.pos.checked_add(n)?)
+    }
+
+    /// The rest, limited to `n` bytes (an IP total length shorter than the
+    /// frame leaves Ethernet padding behind).
+    fn limit(self, n: usize) -> Cursor<'a> {
+        let end = self.pos.saturating_add(n).min(self.bytes.len());
+        Cursor {
+            bytes: &self.bytes[..end],
+            pos: self.pos,
+        }
+    }
+
+    fn remaining(&self) -> usize {
+        self.bytes.len() - self.pos
+    }
+}
+
+#[inline(always)]
+fn be16(b: &[u8]) -> u16 {
+    u16::from_be_bytes([b[0], b[1]])
+}
+
+fn v4(b: &[u8]) -> Ipv4Addr {
+    Ipv4Addr::new(b[0], b[1], b[2], b[3])
+}
+
+fn v6(b: &[u8]) -> Ipv6Addr {
+    let mut a = [0u8; 16];
+    a.copy_from_slice(&b[..16]);
+    Ipv6Addr::from(a)
+}
+
+/// Parses one Ethernet frame.
+pub fn parse(frame: &[u8]) -> Packet {
+    let mut p = Packet::empty(frame.len());
+    let mut c = Cursor::new(frame);
+    let Some(eth) = c.take(14) else {
+        return p.malformed("truncated Ethernet header");
+    };
+    let mut ethertype = be16(&eth[12..14]);
+    while ethertype == ethertype::VLAN || ethertype == ethertype::QINQ {
+        if usize::from(p.vlan_count) == MAX_VLANS {
+            // A third tag: classified, not followed.
+            p.ethertype = ethertype;
+            return p;
+        }
+        let Some(tag) = c.take(4) else {
+            return p.malformed("truncated VLAN tag");
+        };
+        p.vlans[usize::from(p.vlan_count)] = be16(&tag[0..2]) & 0x0fff;
+        p.vlan_count += 1;
+        ethertype = be16(&tag[2..4]);
+    }
+    p.ethertype = ethertype;
+    match ethertype {
+        ethertype::IPV4 => ipv4(p, c),
+        ethertype::IPV6 => ipv6(p, c),
+        ethertype::ARP => arp(p, c),
+        _ => p,
+    }
+}
+
+fn arp(mut p: Packet, mut c: Cursor<'_>) -> Packet {
+    p.proto = Proto::Arp;
+    let Some(h) = c.take(8) else {
+        return p.malformed("truncated ARP header");
+    };
+    // Ethernet hardware addresses, IPv4 protocol addresses.
+    if be16(&h[0..2]) == 1 && be16(&h[2..4]) == ethertype::IPV4 && h[4] == 6 && h[5] == 4 {
+        let Some(a) = c.take(20) else {
+            return p.malformed("truncated ARP addresses");
+        };
+        p.arp = Some((v4(&a[6..10]), v4(&a[16..20])));
+    }
+    p
+}
+
+fn ipv4(mut p: Packet, mut c: Cursor<'_>) -> Packet {
+    let Some(h) = c.peek(20) else {
+        return p.malformed("truncated IPv4 header");
+    };
+    if h[0] >> 4 != 4 {
+        return p.malformed("IPv4 ethertype without version 4");
+    }
+    let header_len = usize::from(h[0] & 0x0f) * 4;
+    let total_len = usize::from(be16(&h[2..4]));
+    if header_len < 20 || total_len < header_len {
+        return p.malformed("IPv4 header length fields inconsistent");
+    }
+    let Some(h) = c.take(header_len) else {
+        return p.malformed("truncated IPv4 options");
+    };
+    p.src = Some(IpAddr::V4(v4(&h[12..16])));
+    p.dst = Some(IpAddr::V4(v4(&h[16..20])));
+    let proto = h[9];
+    p.ip_proto = Some(proto);
+    let frag = be16(&h[6..8]);
+    let offset = frag & 0x1fff;
+    let more = frag & 0x2000 != 0;
+    p.fragment = match (offset, more) {
+        (0, false) => Fragment::None,
+        (0, true) => Fragment::First,
+        _ => Fragment::Later,
+    };
+    // The payload ends at the total length, not at the frame's end (padding),
+    // but a frame cut short is still parsed as far as it goes.
+    let payload = c.limit(total_len - header_len);
+    l4(p, payload, proto)
+}
+
+fn ipv6(mut p: Packet, mut c: Cursor<'_>) -> Packet {
+    let Some(h) = c.take(40) else {
+        return p.malformed("truncated IPv6 header");
+    };
+    if h[0] >> 4 != 6 {
+        return p.malformed("IPv6 ethertype without version 6");
+    }
+    p.src = Some(IpAddr::V6(v6(&h[8..24])));
+    p.dst = Some(IpAddr::V6(v6(&h[24..40])));
+    let payload_len = usize::from(be16(&h[4..6]));
+    let mut c = c.limit(payload_len);
+    let mut next = h[6];
+    for _ in 0..MAX_EXT_HEADERS {
+        match next {
+            ipproto::HOPOPTS | ipproto::ROUTING | ipproto::DSTOPTS => {
+                let Some(e) = c.peek(2) else {
+                    return p.malformed("truncated IPv6 extension header");
+                };
+                let len = (usize::from(e[1]) + 1) * 8;
+                next = e[0];
+                if c.take(len).is_none() {
+                    return p.malformed("truncated IPv6 extension header");
+                }
+            }
+            ipproto::AH => {
+                let Some(e) = c.peek(2) else {
+                    return p.malformed("truncated IPv6 authentication header");
+                };
+                let len = (usize::from(e[1]) + 2) * 4;
+                next = e[0];
+                if c.take(len).is_none() {
+                    return p.malformed("truncated IPv6 authentication header");
+                }
+            }
+            ipproto::FRAGMENT => {
+                let Some(e) = c.take(8) else {
+                    return p.malformed("truncated IPv6 fragment header");
+                };
+                next = e[0];
+                let frag = be16(&e[2..4]);
+                let offset = frag >> 3;
+                let more = frag & 1 != 0;
+                p.fragment = match (offset, more) {
+                    (0, false) => Fragment::None,
+                    (0, true) => Fragment::First,
+                    _ => Fragment::Later,
+                };
+            }
+            _ => {
+                p.ip_proto = Some(next);
+                return l4(p, c, next);
+            }
+        }
+    }
+    p.ip_proto = Some(next);
+    p.malformed("too many IPv6 extension headers")
+}
+
+fn l4(mut p: Packet, mut c: Cursor<'_>, proto: u8) -> Packet {
+    p.proto = match proto {
+        ipproto::TCP => Proto::Tcp,
+        ipproto::UDP => Proto::Udp,
+        ipproto::ICMP => Proto::Icmp,
+        ipproto::ICMPV6 => Proto::Icmpv6,
+        _ => Proto::Other,
+    };
+    if p.fragment == Fragment::Later {
+        return p;
+    }
+    match proto {
+        ipproto::TCP => {
+            let Some(t) = c.take(20) else {
+                return p.malformed("truncated TCP header");
+            };
+            p.sport = Some(be16(&t[0..2]));
+            p.dport = Some(be16(&t[2..4]));
+            p.tcp_flags = Some(t[13]);
+        }
+        ipproto::UDP | ipproto::SCTP => {
+            let need = if proto == ipproto::UDP { 8 } else { 12 };
+            let Some(u) = c.take(need) else {
+                return p.malformed(if proto == ipproto::UDP {
+                    "truncated UDP header"
+                } else {
+                    "truncated SCTP header"
+                });
+            };
+            p.sport = Some(be16(&u[0..2]));
+            p.dport = Some(be16(&u[2..4]));
+        }
+        ipproto::ICMP | ipproto::ICMPV6 => {
+            if c.remaining() < 4 {
+                return p.malformed("truncated ICMP header");
+            }
+        }
+        _ => {}
+    }
+    p
+}
+
+/// Writes TCP flags as tcpdump prints them (`S`, `S.`, `P.`, `F.`, `R`,
+/// `.`; `none` when no flag is set).
+pub fn tcp_flags_str(flags: u8, out: &mut String) {
+    const NAMES: [(u8, char); 8] = [
+        (0x01, 'F'),
+        (0x02, 'S'),
+        (0x04, 'R'),
+        (0x08, 'P'),
+        (0x10, '.'),
+        (0x20, 'U'),
+        (0x40, 'E'),
+        (0x80, 'W'),
+    ];
+    if flags == 0 {
+        out.push_str("none");
+        return;
+    }
+    for (bit, name) in NAMES {
+        if flags & bit != 0 {
+            out.push(name);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
