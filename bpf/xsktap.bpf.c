@@ -1,12 +1,30 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * xsktap's XDP program: frames arriving on a captured RX queue are
- * redirected into that queue's AF_XDP socket; every other frame, and every
- * frame whose socket is missing, goes on to the host stack (XDP_PASS).
+ * xsktap's XDP program. For a frame on a captured RX queue:
+ *   1. parse its headers into a key (every header bounds-checked first);
+ *   2. run the filter program (forward jumps only, at most
+ *      XSKTAP_FILTER_MAX_INSNS steps);
+ *   3. redirect a match into the queue's AF_XDP socket.
+ * Everything else goes on to the host stack (XDP_PASS), counted.
+ *
+ * The parse follows the same rules as engine/src/parse.rs, so that the
+ * userspace evaluator of the same filter selects the same frames.
  */
 #include <linux/bpf.h>
+#include <linux/in.h>
 #include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
 #include "xsktap.h"
+
+#define ETH_P_IP 0x0800
+#define ETH_P_ARP 0x0806
+#define ETH_P_8021Q 0x8100
+#define ETH_P_8021AD 0x88a8
+#define ETH_P_IPV6 0x86dd
+#define MAX_VLANS 2
+#define MAX_EXT_HEADERS 8
+#define FILTER_ACCEPT XSKTAP_FILTER_MAX_INSNS
+#define FILTER_REJECT (XSKTAP_FILTER_MAX_INSNS + 1)
 
 struct {
 	__uint(type, BPF_MAP_TYPE_XSKMAP);
@@ -29,6 +47,244 @@ struct {
 	__type(value, struct xsktap_counters);
 } counters SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, XSKTAP_FILTER_MAX_INSNS);
+	__type(key, __u32);
+	__type(value, struct xsktap_filter_insn);
+} filter SEC(".maps");
+
+/* What the filter tests, filled by parse(). */
+struct key {
+	__u64 src[2];
+	__u64 dst[2];
+	__u16 ethertype;
+	__u16 vlan[MAX_VLANS];
+	__u16 sport;
+	__u16 dport;
+	__u8 nvlan;
+	__u8 family;    /* 4 (IPv4 or ARP), 6, or 0: no addresses */
+	__u8 l4proto;
+	__u8 has_l4proto;
+	__u8 has_ports;
+};
+
+/*
+ * Bounds: `data_end` is what the verifier learns packet ranges from, so every
+ * read is checked against it; `end` (the IP datagram's end, before Ethernet
+ * padding) is checked as well, for the same result as engine/src/parse.rs.
+ */
+
+/* Reads the L4 ports if `need` bytes of the header lie before `end`. */
+static __always_inline void parse_ports(struct key *k, void *l4, void *data_end, void *end, __u32 need)
+{
+	__u8 *p = l4;
+
+	if ((void *)(p + 4) > data_end)
+		return;
+	if ((void *)(p + need) > end || (void *)(p + need) > data_end)
+		return;
+	k->sport = ((__u16)p[0] << 8) | p[1];
+	k->dport = ((__u16)p[2] << 8) | p[3];
+	k->has_ports = 1;
+}
+
+static __always_inline void parse_l4(struct key *k, void *l4, void *data_end, void *end, __u8 proto,
+				     int later_fragment)
+{
+	k->l4proto = proto;
+	k->has_l4proto = 1;
+	if (later_fragment)
+		return;
+	if (proto == IPPROTO_TCP)
+		parse_ports(k, l4, data_end, end, 20);
+	else if (proto == IPPROTO_UDP)
+		parse_ports(k, l4, data_end, end, 8);
+	else if (proto == IPPROTO_SCTP)
+		parse_ports(k, l4, data_end, end, 12);
+}
+
+static __always_inline void parse_ipv4(struct key *k, void *ip, void *data_end)
+{
+	__u8 *h = ip;
+	__u32 ihl, total;
+	__u16 frag;
+	void *end;
+
+	if ((void *)(h + 20) > data_end)
+		return;
+	if ((h[0] >> 4) != 4)
+		return;
+	ihl = (h[0] & 0x0f) * 4;
+	total = ((__u32)h[2] << 8) | h[3];
+	if (ihl < 20 || total < ihl)
+		return;
+	if ((void *)(h + ihl) > data_end)
+		return;
+	k->family = 4;
+	__builtin_memcpy(&k->src[0], h + 12, 4);
+	__builtin_memcpy(&k->dst[0], h + 16, 4);
+	frag = ((__u16)h[6] << 8) | h[7];
+	/* Ethernet padding after the datagram is not L4 data. */
+	end = (void *)(h + total);
+	parse_l4(k, h + ihl, data_end, end, h[9], (frag & 0x1fff) != 0);
+}
+
+static __always_inline void parse_arp(struct key *k, void *arp, void *data_end)
+{
+	__u8 *h = arp;
+
+	if ((void *)(h + 28) > data_end)
+		return;
+	/* Ethernet hardware, IPv4 protocol addresses */
+	if (h[0] != 0 || h[1] != 1 || h[2] != 0x08 || h[3] != 0 || h[4] != 6 || h[5] != 4)
+		return;
+	k->family = 4;
+	__builtin_memcpy(&k->src[0], h + 14, 4);
+	__builtin_memcpy(&k->dst[0], h + 24, 4);
+}
+
+static __always_inline void parse_ipv6(struct key *k, void *ip, void *data_end)
+{
+	__u8 *h = ip;
+	__u8 *cur;
+	__u8 next;
+	__u32 payload;
+	void *end;
+	int later = 0;
+	int i;
+
+	if ((void *)(h + 40) > data_end)
+		return;
+	if ((h[0] >> 4) != 6)
+		return;
+	k->family = 6;
+	__builtin_memcpy(k->src, h + 8, 16);
+	__builtin_memcpy(k->dst, h + 24, 16);
+	payload = ((__u32)h[4] << 8) | h[5];
+	next = h[6];
+	cur = h + 40;
+	end = (void *)(cur + payload);
+
+#pragma unroll
+	for (i = 0; i < MAX_EXT_HEADERS; i++) {
+		__u32 len;
+
+		if (next == 0 || next == 43 || next == 60) { /* hop-by-hop, routing, dest opts */
+			if ((void *)(cur + 2) > data_end || (void *)(cur + 2) > end)
+				return;
+			len = ((__u32)cur[1] + 1) * 8;
+			next = cur[0];
+		} else if (next == 51) { /* authentication header */
+			if ((void *)(cur + 2) > data_end || (void *)(cur + 2) > end)
+				return;
+			len = ((__u32)cur[1] + 2) * 4;
+			next = cur[0];
+		} else if (next == 44) { /* fragment */
+			if ((void *)(cur + 8) > data_end || (void *)(cur + 8) > end)
+				return;
+			later = (((__u16)cur[2] << 8 | cur[3]) >> 3) != 0;
+			next = cur[0];
+			len = 8;
+		} else {
+			parse_l4(k, cur, data_end, end, next, later);
+			return;
+		}
+		if ((void *)(cur + len) > data_end || (void *)(cur + len) > end)
+			return;
+		cur += len;
+	}
+	/* Too many extension headers: the upper layer stays unknown. */
+}
+
+static __always_inline void parse(struct key *k, void *data, void *data_end)
+{
+	__u8 *eth = data;
+	__u8 *cur = eth + 14;
+	__u16 type;
+	int i;
+
+	if ((void *)cur > data_end)
+		return;
+	type = ((__u16)eth[12] << 8) | eth[13];
+#pragma unroll
+	for (i = 0; i < MAX_VLANS; i++) {
+		if (type != ETH_P_8021Q && type != ETH_P_8021AD)
+			break;
+		if ((void *)(cur + 4) > data_end)
+			return;
+		k->vlan[i] = (((__u16)cur[0] << 8) | cur[1]) & 0x0fff;
+		k->nvlan = i + 1;
+		type = ((__u16)cur[2] << 8) | cur[3];
+		cur += 4;
+	}
+	k->ethertype = type;
+	if (type == ETH_P_IP)
+		parse_ipv4(k, cur, data_end);
+	else if (type == ETH_P_IPV6)
+		parse_ipv6(k, cur, data_end);
+	else if (type == ETH_P_ARP)
+		parse_arp(k, cur, data_end);
+}
+
+static __always_inline int net_match(const struct xsktap_filter_insn *in, const struct key *k, const __u64 *a)
+{
+	if (k->family == 0 || in->family != k->family)
+		return 0;
+	return (a[0] & in->mask[0]) == in->addr[0] && (a[1] & in->mask[1]) == in->addr[1];
+}
+
+static __always_inline int test(const struct xsktap_filter_insn *in, const struct key *k)
+{
+	switch (in->op) {
+	case XSKTAP_OP_ACCEPT:
+		return 1;
+	case XSKTAP_OP_ETHERTYPE:
+		return k->ethertype == in->lo;
+	case XSKTAP_OP_IP_PROTO:
+		return k->has_l4proto && k->l4proto == in->lo && (in->family == 0 || in->family == k->family);
+	case XSKTAP_OP_SRC_NET:
+		return net_match(in, k, k->src);
+	case XSKTAP_OP_DST_NET:
+		return net_match(in, k, k->dst);
+	case XSKTAP_OP_SRC_PORT:
+		return k->has_ports && k->sport >= in->lo && k->sport <= in->hi;
+	case XSKTAP_OP_DST_PORT:
+		return k->has_ports && k->dport >= in->lo && k->dport <= in->hi;
+	case XSKTAP_OP_VLAN:
+		if (in->lo == 0xffff)
+			return k->nvlan > 0;
+		return (k->nvlan > 0 && k->vlan[0] == in->lo) || (k->nvlan > 1 && k->vlan[1] == in->lo);
+	}
+	return 0;
+}
+
+/* Runs the filter program; an all-zero program accepts everything. */
+static __always_inline int filter_match(void *data, void *data_end)
+{
+	struct key k = {};
+	__u32 pc = 0;
+	int i;
+
+	parse(&k, data, data_end);
+	for (i = 0; i < XSKTAP_FILTER_MAX_INSNS; i++) {
+		struct xsktap_filter_insn *in;
+		__u32 index = pc;
+
+		in = bpf_map_lookup_elem(&filter, &index);
+		if (!in)
+			return 0;
+		pc = test(in, &k) ? in->jt : in->jf;
+		if (in->op == XSKTAP_OP_ACCEPT)
+			return 1;
+		if (pc == FILTER_ACCEPT)
+			return 1;
+		if (pc >= XSKTAP_FILTER_MAX_INSNS)
+			return 0;
+	}
+	return 0;
+}
+
 SEC("xdp")
 int xsktap_xdp(struct xdp_md *ctx)
 {
@@ -45,6 +301,11 @@ int xsktap_xdp(struct xdp_md *ctx)
 	conf = bpf_map_lookup_elem(&queue_conf, &queue);
 	if (!conf || !conf->capture) {
 		cnt->passed++;
+		return XDP_PASS;
+	}
+
+	if (!filter_match((void *)(long)ctx->data, (void *)(long)ctx->data_end)) {
+		cnt->filtered_out++;
 		return XDP_PASS;
 	}
 

@@ -10,17 +10,52 @@
 /* Highest RX queue index + 1 that the program can redirect. */
 #define XSKTAP_MAX_QUEUES 256
 
+/*
+ * Length of the filter program. Jump targets at or beyond it end the
+ * program: XSKTAP_FILTER_MAX_INSNS accepts, XSKTAP_FILTER_MAX_INSNS + 1
+ * rejects. Userspace reads this number back as the filter map's size.
+ */
+#define XSKTAP_FILTER_MAX_INSNS 64
+
 /* Per-CPU, per-queue counters kept by the XDP program. */
 struct xsktap_counters {
 	__u64 seen;            /* every frame the program ran on */
 	__u64 redirected;      /* handed to an AF_XDP socket */
 	__u64 passed;          /* queue not captured: left to the host stack */
 	__u64 redirect_failed; /* queue captured but no socket in the XSKMAP */
+	__u64 filtered_out;    /* captured queue, filter did not match: passed */
 };
 
 /* Per-queue settings written by userspace before the program is attached. */
 struct xsktap_queue_conf {
 	__u32 capture; /* non-zero: redirect this queue into its socket */
+};
+
+/*
+ * One test of the filter program. The program is a list of tests with
+ * forward jumps only (jt/jf greater than the test's own index), so it always
+ * ends; an all-zero first entry (XSKTAP_OP_ACCEPT) accepts every frame.
+ */
+enum xsktap_filter_op {
+	XSKTAP_OP_ACCEPT = 0,    /* always true */
+	XSKTAP_OP_ETHERTYPE = 1, /* ethertype after VLAN tags == lo */
+	XSKTAP_OP_IP_PROTO = 2,  /* upper-layer protocol == lo; family 4, 6 or 0 (either) */
+	XSKTAP_OP_SRC_NET = 3,   /* (source & mask) == addr, for the given family (ARP: sender) */
+	XSKTAP_OP_DST_NET = 4,   /* (destination & mask) == addr (ARP: target) */
+	XSKTAP_OP_SRC_PORT = 5,  /* lo <= source port <= hi (TCP, UDP, SCTP; not later fragments) */
+	XSKTAP_OP_DST_PORT = 6,  /* lo <= destination port <= hi */
+	XSKTAP_OP_VLAN = 7,      /* some VLAN tag has id lo; lo == 0xffff: any tag */
+};
+
+struct xsktap_filter_insn {
+	enum xsktap_filter_op op;
+	__u32 family; /* 4 or 6 for net and protocol tests, 0 for either */
+	__u16 lo;
+	__u16 hi;
+	__u16 jt; /* next test when true */
+	__u16 jf; /* next test when false */
+	__u64 addr[2]; /* address bytes in network order, already masked */
+	__u64 mask[2];
 };
 
 #endif

@@ -12,6 +12,7 @@ use crossbeam_utils::CachePadded;
 
 use crate::config::CaptureConfig;
 use crate::error::{Error, Result};
+use crate::filter::Program;
 use crate::loader::{AttachedMode, XdpLink, XdpProgram};
 use crate::sink::writer::{PcapWriter, WriterReport};
 use crate::stats::{QueueSnapshot, Snapshot, WorkerCounters};
@@ -236,6 +237,9 @@ impl Capture {
 
         raise_memlock();
         let program = XdpProgram::load()?;
+        let filter = Program::compile(cfg.filter.as_ref(), program.max_filter_tests())
+            .map_err(|e| Error::Config(e.to_string()))?;
+        program.set_filter(&filter)?;
         if let Some(&queue) = queues.iter().find(|&&q| q >= program.max_queues()) {
             return Err(Error::Config(format!(
                 "queue {queue} is beyond the {} queues xsktap can redirect",

@@ -1,6 +1,7 @@
 //! Validated capture configuration, and the pure parsers the CLI uses to build it.
 
 use crate::error::{Error, Result};
+use crate::filter::Expr;
 use crate::loader::XdpMode;
 use crate::xsk::ZeroCopy;
 
@@ -37,6 +38,8 @@ pub struct CaptureConfig {
     pub count: Option<u64>,
     /// Descriptors taken from the RX ring at a time.
     pub batch_size: u32,
+    /// Frames to capture (evaluated in the XDP program); `None` takes every frame.
+    pub filter: Option<Expr>,
 }
 
 impl CaptureConfig {
@@ -53,6 +56,7 @@ impl CaptureConfig {
             snaplen: DEFAULT_SNAPLEN,
             count: None,
             batch_size: DEFAULT_BATCH_SIZE,
+            filter: None,
         }
     }
 

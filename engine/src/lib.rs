@@ -25,6 +25,7 @@
 pub mod capture;
 pub mod config;
 pub mod error;
+pub mod filter;
 pub mod loader;
 pub mod parse;
 pub mod sink;

@@ -15,7 +15,8 @@ use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags, MapHandle};
 
 use crate::error::{Error, Result};
-use crate::skel::types::{xsktap_counters, xsktap_queue_conf};
+use crate::filter::Program;
+use crate::skel::types::{xsktap_counters, xsktap_filter_insn, xsktap_queue_conf};
 use crate::skel::XsktapSkelBuilder;
 
 /// How to attach the XDP program.
@@ -66,6 +67,8 @@ pub struct BpfCounters {
     pub passed: u64,
     /// Frames of a captured queue that found no socket in the XSKMAP (passed on).
     pub redirect_failed: u64,
+    /// Frames of a captured queue that the filter did not select (passed on, by design).
+    pub filtered_out: u64,
 }
 
 /// The loaded (not yet attached) XDP program and its maps.
@@ -75,6 +78,7 @@ pub struct XdpProgram {
     xsks: MapHandle,
     queue_conf: MapHandle,
     counters: MapHandle,
+    filter: MapHandle,
 }
 
 /// An attached XDP program; dropping it detaches the program.
@@ -112,6 +116,7 @@ impl XdpProgram {
             xsks: MapHandle::try_from(&skel.maps.xsks)?,
             queue_conf: MapHandle::try_from(&skel.maps.queue_conf)?,
             counters: MapHandle::try_from(&skel.maps.counters)?,
+            filter: MapHandle::try_from(&skel.maps.filter)?,
         })
     }
 
@@ -144,8 +149,78 @@ impl XdpProgram {
             sum.redirected += c.redirected;
             sum.passed += c.passed;
             sum.redirect_failed += c.redirect_failed;
+            sum.filtered_out += c.filtered_out;
         }
         Ok(sum)
+    }
+
+    /// Number of tests the program's filter holds.
+    pub fn max_filter_tests(&self) -> usize {
+        self.filter.max_entries() as usize
+    }
+
+    /// Installs `program` as the filter (an empty one selects every frame).
+    /// Call before [`XdpProgram::attach`].
+    ///
+    /// # Errors
+    /// [`Error::Config`] if the program is longer than the filter map.
+    pub fn set_filter(&self, program: &Program) -> Result<()> {
+        let max = self.filter.max_entries();
+        if program.tests.len() > max as usize {
+            return Err(Error::Config(format!(
+                "filter needs {} tests; the XDP program holds at most {max}",
+                program.tests.len()
+            )));
+        }
+        let encoded = program.encode(max as u16);
+        for i in 0..max {
+            let insn = encoded.get(i as usize).copied().unwrap_or_default();
+            self.filter
+                .update(&i.to_ne_bytes(), insn_bytes(&insn), MapFlags::ANY)?;
+        }
+        Ok(())
+    }
+
+    /// Runs `frame` through the loaded program as if it arrived on RX queue 0
+    /// (`BPF_PROG_TEST_RUN`, nothing is sent or attached) and says whether
+    /// the filter selected it. Queue 0 must be marked captured and have no
+    /// socket, which [`XdpProgram::capture_queue_without_socket`] arranges.
+    pub fn dry_run(&self, frame: &[u8]) -> Result<bool> {
+        let before = self.counters(0)?;
+        // SAFETY: an all-zero bpf_test_run_opts is valid; `sz` is set right after.
+        let mut opts: libbpf_sys::bpf_test_run_opts = unsafe { std::mem::zeroed() };
+        opts.sz = std::mem::size_of::<libbpf_sys::bpf_test_run_opts>() as _;
+        opts.data_in = frame.as_ptr().cast();
+        opts.data_size_in = frame.len() as u32;
+        opts.repeat = 1;
+        // SAFETY: `opts` points at `frame`, which outlives the call; no output buffers.
+        let ret = unsafe { libbpf_sys::bpf_prog_test_run_opts(self.prog.as_raw_fd(), &mut opts) };
+        if ret < 0 {
+            return Err(crate::error::syscall_error(
+                "bpf_prog_test_run_opts",
+                io::Error::from_raw_os_error(-ret),
+            ));
+        }
+        let after = self.counters(0)?;
+        let selected =
+            after.redirected + after.redirect_failed - before.redirected - before.redirect_failed;
+        let refused = after.filtered_out - before.filtered_out;
+        match (selected, refused) {
+            (1, 0) => Ok(true),
+            (0, 1) => Ok(false),
+            _ => Err(Error::Config(format!(
+                "dry run counted {selected} selected and {refused} filtered frames for one frame"
+            ))),
+        }
+    }
+
+    /// Marks `queue` captured without putting a socket in the XSKMAP (for
+    /// [`XdpProgram::dry_run`]: a selected frame then counts as a failed redirect).
+    pub fn capture_queue_without_socket(&self, queue: u32) -> Result<()> {
+        let conf = xsktap_queue_conf { capture: 1 };
+        self.queue_conf
+            .update(&queue.to_ne_bytes(), as_bytes(&conf), MapFlags::ANY)?;
+        Ok(())
     }
 
     /// Attaches the program to `ifindex` through a bpf_link.
@@ -254,6 +329,23 @@ fn as_bytes(conf: &xsktap_queue_conf) -> &[u8] {
         )
     }
 }
+
+fn insn_bytes(insn: &xsktap_filter_insn) -> &[u8] {
+    // SAFETY: xsktap_filter_insn is a repr(C) struct generated from
+    // bpf/xsktap.h whose fields (u32 enum, u32, 4 x u16, 4 x u64) leave no
+    // padding, so every byte is initialised.
+    unsafe {
+        std::slice::from_raw_parts(
+            (insn as *const xsktap_filter_insn).cast::<u8>(),
+            std::mem::size_of::<xsktap_filter_insn>(),
+        )
+    }
+}
+
+const _: () = assert!(
+    std::mem::size_of::<xsktap_filter_insn>() == 48,
+    "no padding in the filter test"
+);
 
 fn counters_from_bytes(bytes: &[u8]) -> xsktap_counters {
     assert!(

@@ -366,7 +366,7 @@ fn ipv6(mut p: Packet, mut c: Cursor<'_>) -> Packet {
             }
         }
     }
-    p.ip_proto = Some(next);
+    // The upper-layer protocol was never reached: leave `ip_proto` unknown.
     p.malformed("too many IPv6 extension headers")
 }
 
