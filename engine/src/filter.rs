@@ -599,12 +599,10 @@ fn eval(test: &Test, p: &Packet) -> bool {
     match *test {
         Test::EtherType(e) => p.ethertype == e,
         Test::IpProto { family, proto } => {
-            let fam_ok = match (family, p.src) {
-                (0, _) => true,
-                (4, Some(IpAddr::V4(_))) => true,
-                (6, Some(IpAddr::V6(_))) => true,
-                _ => false,
-            };
+            let fam_ok = matches!(
+                (family, p.src),
+                (0, _) | (4, Some(IpAddr::V4(_))) | (6, Some(IpAddr::V6(_)))
+            );
             fam_ok && p.ip_proto == Some(proto)
         }
         Test::Net(dir, net) => addresses(p).is_some_and(|(s, d)| match dir {

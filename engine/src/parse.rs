@@ -402,10 +402,8 @@ fn l4(mut p: Packet, mut c: Cursor<'_>, proto: u8) -> Packet {
             p.sport = Some(be16(&u[0..2]));
             p.dport = Some(be16(&u[2..4]));
         }
-        ipproto::ICMP | ipproto::ICMPV6 => {
-            if c.remaining() < 4 {
-                return p.malformed("truncated ICMP header");
-            }
+        ipproto::ICMP | ipproto::ICMPV6 if c.remaining() < 4 => {
+            return p.malformed("truncated ICMP header");
         }
         _ => {}
     }
