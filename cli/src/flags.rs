@@ -3,8 +3,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use xsktap::config::{parse_list, DEFAULT_FRAME_SIZE, DEFAULT_RING_SIZE, DEFAULT_SNAPLEN};
+use xsktap::filter::parse_expr;
+use xsktap::sink::monitor::MonitorFormat;
 use xsktap::{CaptureConfig, Output, XdpMode, ZeroCopy};
 
 /// Capture packets at line rate through AF_XDP.
@@ -19,9 +21,18 @@ pub struct Cli {
 pub enum Command {
     /// Capture the chosen RX queues of an interface, to a pcap file or standard output.
     ///
-    /// Frames on the captured queues are redirected to xsktap and do not reach
-    /// the host's network stack while the capture runs; other queues are untouched.
+    /// Frames on the captured queues that the filter selects are redirected to xsktap and do
+    /// not reach the host's network stack while the capture runs; other frames and queues are
+    /// untouched.
     Capture(CaptureArgs),
+    /// Print one line per packet (or one JSON object per line with --json).
+    ///
+    /// Like capture, the selected frames do not reach the host's stack while it runs.
+    Monitor(MonitorArgs),
+    /// A refreshing view of rates, protocol mix and top talkers (or JSON snapshots with --json).
+    ///
+    /// Like capture, the selected frames do not reach the host's stack while it runs.
+    Top(TopArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -38,23 +49,26 @@ pub enum ZeroCopyArg {
     Off,
 }
 
-#[derive(Debug, clap::Args)]
-pub struct CaptureArgs {
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ProtocolArg {
+    Tcp,
+    Udp,
+    Icmp,
+    Icmpv6,
+}
+
+/// Options every command shares: where to capture and how.
+#[derive(Debug, Args)]
+pub struct CommonArgs {
     /// Interface to capture on.
     #[arg(short = 'i', long = "interface", value_name = "IFACE")]
     pub iface: String,
-    /// Write packets to this pcap file (nanosecond timestamps); `-` for standard output.
-    #[arg(short = 'w', long = "write", value_name = "FILE")]
-    pub write: Option<PathBuf>,
-    /// Stop after exactly COUNT packets are written.
+    /// Stop after exactly COUNT packets.
     #[arg(short = 'c', long = "count", value_name = "COUNT")]
     pub count: Option<u64>,
     /// Stop after SECS seconds (fractions allowed).
     #[arg(long, value_name = "SECS", allow_negative_numbers = true)]
     pub duration: Option<f64>,
-    /// Bytes of each packet to keep; longer packets keep their original length in the file. 0 means 262144.
-    #[arg(short = 's', long = "snaplen", value_name = "SNAPLEN", default_value_t = DEFAULT_SNAPLEN)]
-    pub snaplen: u32,
     /// RX queues to capture, such as `0,2-3` (default: every RX queue).
     #[arg(long, value_name = "LIST")]
     pub queues: Option<String>,
@@ -81,84 +95,310 @@ pub struct CaptureArgs {
     pub quiet: bool,
 }
 
-/// A capture request, validated.
-pub struct CaptureRequest {
+/// Which frames to take, evaluated in the XDP program: flags and a tcpdump-style expression,
+/// all of which must match.
+#[derive(Debug, Args)]
+pub struct FilterArgs {
+    /// Only this protocol.
+    #[arg(long, value_enum)]
+    pub protocol: Option<ProtocolArg>,
+    /// Source address or CIDR network.
+    #[arg(long, value_name = "ADDR[/LEN]")]
+    pub src_ip: Option<String>,
+    /// Destination address or CIDR network.
+    #[arg(long, value_name = "ADDR[/LEN]")]
+    pub dst_ip: Option<String>,
+    /// Source or destination address or CIDR network.
+    #[arg(long, value_name = "ADDR[/LEN]")]
+    pub host: Option<String>,
+    /// Source port (TCP, UDP, SCTP).
+    #[arg(long, value_name = "PORT")]
+    pub src_port: Option<u16>,
+    /// Destination port.
+    #[arg(long, value_name = "PORT")]
+    pub dst_port: Option<u16>,
+    /// Source or destination port.
+    #[arg(long, value_name = "PORT")]
+    pub port: Option<u16>,
+    /// VLAN id (any tag of the frame).
+    #[arg(long, value_name = "ID")]
+    pub vlan: Option<u16>,
+    /// Filter expression in tcpdump's syntax, such as `udp and port 53` (see the README for the subset).
+    #[arg(value_name = "EXPRESSION", num_args = 0..)]
+    pub expression: Vec<String>,
+}
+
+impl FilterArgs {
+    /// The flags and the expression as one expression text.
+    pub fn expression_text(&self) -> String {
+        let addr = |dir: &str, a: &str| {
+            let kind = if a.contains('/') { "net" } else { "host" };
+            format!("{dir}{kind} {a}")
+        };
+        let mut parts: Vec<String> = Vec::new();
+        if let Some(p) = self.protocol {
+            parts.push(
+                match p {
+                    ProtocolArg::Tcp => "tcp",
+                    ProtocolArg::Udp => "udp",
+                    ProtocolArg::Icmp => "icmp",
+                    ProtocolArg::Icmpv6 => "icmp6",
+                }
+                .into(),
+            );
+        }
+        if let Some(a) = &self.src_ip {
+            parts.push(addr("src ", a));
+        }
+        if let Some(a) = &self.dst_ip {
+            parts.push(addr("dst ", a));
+        }
+        if let Some(a) = &self.host {
+            parts.push(addr("", a));
+        }
+        if let Some(p) = self.src_port {
+            parts.push(format!("src port {p}"));
+        }
+        if let Some(p) = self.dst_port {
+            parts.push(format!("dst port {p}"));
+        }
+        if let Some(p) = self.port {
+            parts.push(format!("port {p}"));
+        }
+        if let Some(v) = self.vlan {
+            parts.push(format!("vlan {v}"));
+        }
+        let expr = self.expression.join(" ");
+        if !expr.trim().is_empty() {
+            if parts.is_empty() {
+                return expr;
+            }
+            parts.push(format!("({expr})"));
+        }
+        parts.join(" and ")
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct CaptureArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Write packets to this pcap file (nanosecond timestamps); `-` for standard output.
+    #[arg(short = 'w', long = "write", value_name = "FILE")]
+    pub write: Option<PathBuf>,
+    /// Bytes of each packet to keep; longer packets keep their original length in the file. 0 means 262144.
+    #[arg(short = 's', long = "snaplen", value_name = "SNAPLEN", default_value_t = DEFAULT_SNAPLEN)]
+    pub snaplen: u32,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct MonitorArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// One JSON object per line instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write the packets to this pcap file.
+    #[arg(short = 'w', long = "write", value_name = "FILE")]
+    pub write: Option<PathBuf>,
+    /// Bytes of each packet to keep in the pcap file.
+    #[arg(short = 's', long = "snaplen", value_name = "SNAPLEN", default_value_t = DEFAULT_SNAPLEN)]
+    pub snaplen: u32,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Print one JSON snapshot per line instead of a refreshing screen.
+    #[arg(long)]
+    pub json: bool,
+    /// Seconds between refreshes.
+    #[arg(long, value_name = "SECS", default_value_t = 1.0)]
+    pub interval: f64,
+    /// Rows in each top list.
+    #[arg(long = "top", value_name = "N", default_value_t = 10)]
+    pub top: usize,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+}
+
+/// What the user asked for, validated.
+pub struct Request {
     pub config: CaptureConfig,
     pub output: Output,
     pub duration: Option<Duration>,
-    pub summary_json: Option<PathBuf>,
+    pub summary_json: Option<std::path::PathBuf>,
     pub quiet: bool,
+    pub filter_text: String,
+}
+
+fn request(
+    common: CommonArgs,
+    filter: &FilterArgs,
+    write: Option<PathBuf>,
+    snaplen: u32,
+) -> anyhow::Result<Request> {
+    let mut config = CaptureConfig::new(common.iface);
+    config.queues = common
+        .queues
+        .map(|q| parse_list(&q).map_err(|e| anyhow::anyhow!("--queues: {e}")))
+        .transpose()?;
+    config.cores = common
+        .cores
+        .map(|c| {
+            parse_list(&c)
+                .map(|v| v.into_iter().map(|c| c as usize).collect())
+                .map_err(|e| anyhow::anyhow!("--cores: {e}"))
+        })
+        .transpose()?;
+    config.xdp_mode = match common.xdp_mode {
+        XdpModeArg::Auto => XdpMode::Auto,
+        XdpModeArg::Native => XdpMode::Native,
+        XdpModeArg::Generic => XdpMode::Generic,
+    };
+    config.zero_copy = match common.zero_copy {
+        ZeroCopyArg::Auto => ZeroCopy::Auto,
+        ZeroCopyArg::On => ZeroCopy::On,
+        ZeroCopyArg::Off => ZeroCopy::Off,
+    };
+    config.frame_size = common.frame_size;
+    config.ring_size = common.ring_size;
+    config.snaplen = if snaplen == 0 {
+        DEFAULT_SNAPLEN
+    } else {
+        snaplen
+    };
+    config.count = common.count;
+    let filter_text = filter.expression_text();
+    config.filter = parse_expr(&filter_text)?;
+    config.validate()?;
+    let duration = match common.duration {
+        None => None,
+        Some(s) if s.is_finite() && s > 0.0 && s < 1e9 => Some(Duration::from_secs_f64(s)),
+        Some(s) => anyhow::bail!("--duration {s} is not a positive number of seconds"),
+    };
+    let output = match write {
+        None => Output::None,
+        Some(p) if p.as_os_str() == "-" => {
+            if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+                anyhow::bail!(
+                    "-w - writes binary pcap, and standard output is a terminal: pipe it into a program (| tcpdump -r -) or write a file with -w FILE"
+                );
+            }
+            Output::Stdout
+        }
+        Some(p) => Output::File(p),
+    };
+    if let Some(path) = &common.summary_json {
+        let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+        if let Some(dir) = parent {
+            if !dir.is_dir() {
+                anyhow::bail!(
+                    "--summary-json {}: directory {} does not exist; choose a path in an existing directory",
+                    path.display(),
+                    dir.display()
+                );
+            }
+        }
+    }
+    Ok(Request {
+        config,
+        output,
+        duration,
+        summary_json: common.summary_json,
+        quiet: common.quiet,
+        filter_text,
+    })
 }
 
 impl CaptureArgs {
-    pub fn into_request(self) -> anyhow::Result<CaptureRequest> {
-        let mut config = CaptureConfig::new(self.iface);
-        config.queues = self
-            .queues
-            .map(|q| parse_list(&q).map_err(|e| anyhow::anyhow!("--queues: {e}")))
-            .transpose()?;
-        config.cores = self
-            .cores
-            .map(|c| {
-                parse_list(&c)
-                    .map(|v| v.into_iter().map(|c| c as usize).collect())
-                    .map_err(|e| anyhow::anyhow!("--cores: {e}"))
-            })
-            .transpose()?;
-        config.xdp_mode = match self.xdp_mode {
-            XdpModeArg::Auto => XdpMode::Auto,
-            XdpModeArg::Native => XdpMode::Native,
-            XdpModeArg::Generic => XdpMode::Generic,
-        };
-        config.zero_copy = match self.zero_copy {
-            ZeroCopyArg::Auto => ZeroCopy::Auto,
-            ZeroCopyArg::On => ZeroCopy::On,
-            ZeroCopyArg::Off => ZeroCopy::Off,
-        };
-        config.frame_size = self.frame_size;
-        config.ring_size = self.ring_size;
-        config.snaplen = if self.snaplen == 0 {
-            DEFAULT_SNAPLEN
+    pub fn into_request(self) -> anyhow::Result<Request> {
+        request(self.common, &self.filter, self.write, self.snaplen)
+    }
+}
+
+impl MonitorArgs {
+    pub fn into_request(self) -> anyhow::Result<Request> {
+        let format = if self.json {
+            MonitorFormat::Json
         } else {
-            self.snaplen
+            MonitorFormat::Text
         };
-        config.count = self.count;
-        config.validate()?;
-        let duration = match self.duration {
-            None => None,
-            Some(s) if s.is_finite() && s > 0.0 && s < 1e9 => Some(Duration::from_secs_f64(s)),
-            Some(s) => anyhow::bail!("--duration {s} is not a positive number of seconds"),
-        };
-        let output = match self.write {
-            None => Output::None,
-            Some(p) if p.as_os_str() == "-" => {
-                if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
-                    anyhow::bail!(
-                        "-w - writes binary pcap, and standard output is a terminal: pipe it into a program (| tcpdump -r -) or write a file with -w FILE"
-                    );
-                }
-                Output::Stdout
-            }
-            Some(p) => Output::File(p),
-        };
-        if let Some(path) = &self.summary_json {
-            let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
-            if let Some(dir) = parent {
-                if !dir.is_dir() {
-                    anyhow::bail!(
-                        "--summary-json {}: directory {} does not exist; choose a path in an existing directory",
-                        path.display(),
-                        dir.display()
-                    );
-                }
-            }
+        let mut req = request(self.common, &self.filter, self.write, self.snaplen)?;
+        req.config.monitor = Some(format);
+        if req.output == Output::Stdout {
+            anyhow::bail!(
+                "monitor lines go to standard output, so -w - cannot share it: write the pcap to a file with -w FILE"
+            );
         }
-        Ok(CaptureRequest {
-            config,
-            output,
-            duration,
-            summary_json: self.summary_json,
-            quiet: self.quiet,
-        })
+        // The monitor's lines are the live view; no stats line on top of them.
+        req.quiet = true;
+        Ok(req)
+    }
+}
+
+impl TopArgs {
+    pub fn into_request(self) -> anyhow::Result<(Request, Duration, usize, bool)> {
+        if !(self.interval.is_finite() && self.interval >= 0.1 && self.interval <= 3600.0) {
+            anyhow::bail!(
+                "--interval {} must be between 0.1 and 3600 seconds",
+                self.interval
+            );
+        }
+        if self.top == 0 || self.top > 1000 {
+            anyhow::bail!("--top {} must be between 1 and 1000", self.top);
+        }
+        let mut req = request(self.common, &self.filter, None, DEFAULT_SNAPLEN)?;
+        req.quiet = true;
+        Ok((
+            req,
+            Duration::from_secs_f64(self.interval),
+            self.top,
+            self.json,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn filter(args: &[&str]) -> String {
+        let mut all = vec!["xsktap", "capture", "-i", "x"];
+        all.extend_from_slice(args);
+        match Cli::try_parse_from(all).unwrap().command {
+            Command::Capture(c) => c.filter.expression_text(),
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn flags_and_expression_combine() {
+        assert_eq!(filter(&[]), "");
+        assert_eq!(filter(&["udp", "port", "53"]), "udp port 53");
+        assert_eq!(
+            filter(&[
+                "--protocol",
+                "tcp",
+                "--src-ip",
+                "198.18.0.0/15",
+                "--port",
+                "80"
+            ]),
+            "tcp and src net 198.18.0.0/15 and port 80"
+        );
+        assert_eq!(
+            filter(&["--host", "2001:2::1", "--vlan", "7", "not", "icmp6"]),
+            "host 2001:2::1 and vlan 7 and (not icmp6)"
+        );
+        assert_eq!(
+            filter(&["--dst-port", "1", "--src-port", "2"]),
+            "src port 2 and dst port 1"
+        );
     }
 }

@@ -3,7 +3,7 @@
 mod flags;
 mod report;
 
-use std::io;
+use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -13,12 +13,35 @@ use anyhow::Context;
 use clap::Parser;
 use xsktap::{Capture, Finish, Output};
 
-use flags::{CaptureRequest, Cli, Command};
+use flags::{Cli, Command, Request};
+
+/// What is shown while the capture runs.
+enum View {
+    /// A statistics line on stderr once a second (unless --quiet).
+    Live,
+    /// The top screen or JSON snapshots on stdout.
+    Top {
+        interval: Duration,
+        rows: usize,
+        json: bool,
+    },
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Capture(args) => args.into_request().and_then(capture),
+        Command::Capture(args) => args.into_request().and_then(|r| run(r, View::Live)),
+        Command::Monitor(args) => args.into_request().and_then(|r| run(r, View::Live)),
+        Command::Top(args) => args.into_request().and_then(|(r, interval, rows, json)| {
+            run(
+                r,
+                View::Top {
+                    interval,
+                    rows,
+                    json,
+                },
+            )
+        }),
     };
     match result {
         Ok(code) => code,
@@ -29,14 +52,17 @@ fn main() -> ExitCode {
     }
 }
 
-fn capture(req: CaptureRequest) -> anyhow::Result<ExitCode> {
+fn run(req: Request, view: View) -> anyhow::Result<ExitCode> {
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, stop.clone()).context("installing signal handlers")?;
     }
     let iface = req.config.iface.clone();
     let output_name = match &req.output {
-        Output::None => "nowhere (no -w given)".to_string(),
+        Output::None if req.config.monitor.is_some() => {
+            "standard output (monitor lines)".to_string()
+        }
+        Output::None => "nowhere (no -w given: counted only)".to_string(),
         Output::Stdout => "standard output".to_string(),
         Output::File(p) => p.display().to_string(),
     };
@@ -44,30 +70,17 @@ fn capture(req: CaptureRequest) -> anyhow::Result<ExitCode> {
     for warning in capture.warnings() {
         eprintln!("xsktap: warning: {warning}");
     }
-    {
-        let snap = capture.snapshot();
-        let queues: Vec<String> = snap
-            .queues
-            .iter()
-            .map(|q| {
-                format!(
-                    "{}@cpu{} {}",
-                    q.queue,
-                    q.core,
-                    q.bind_mode.map_or("-", |m| m.as_str())
-                )
-            })
-            .collect();
-        eprintln!(
-            "xsktap: capturing on {iface} ({} XDP), queues {}; frames on these queues bypass the host stack until exit",
-            capture.xdp_mode().as_str(),
-            queues.join(", ")
-        );
-    }
+    eprintln!("{}", report::start_line(&capture, &iface, &req.filter_text));
 
     let started = Instant::now();
     let mut last = capture.snapshot();
-    let mut next_report = started + Duration::from_secs(1);
+    let tick = match &view {
+        View::Top { interval, .. } => *interval,
+        View::Live => Duration::from_secs(1),
+    };
+    let mut next_report = started + tick;
+    let tty = io::stdout().is_terminal();
+    let mut stdout_closed = false;
     let finish = loop {
         std::thread::sleep(Duration::from_millis(20));
         if stop.load(Ordering::Relaxed) {
@@ -79,18 +92,41 @@ fn capture(req: CaptureRequest) -> anyhow::Result<ExitCode> {
         if req.duration.is_some_and(|d| started.elapsed() >= d) {
             break None;
         }
-        if !req.quiet && Instant::now() >= next_report {
-            let now = capture.snapshot();
-            eprintln!("{}", report::live_line(&now, &now.rates_since(&last)));
-            last = now;
-            next_report += Duration::from_secs(1);
+        if Instant::now() < next_report {
+            continue;
         }
+        next_report += tick;
+        let now = capture.snapshot();
+        let rates = now.rates_since(&last);
+        match &view {
+            View::Live if !req.quiet => eprintln!("{}", report::live_line(&now, &rates)),
+            View::Live => {}
+            View::Top { rows, json, .. } => {
+                let top = capture.top(*rows);
+                let text = if *json {
+                    report::top_json(&now, &rates, &top, started.elapsed()).to_string() + "\n"
+                } else {
+                    report::top_screen(&iface, &now, &rates, &top, tty)
+                };
+                let mut out = io::stdout().lock();
+                if out
+                    .write_all(text.as_bytes())
+                    .and_then(|_| out.flush())
+                    .is_err()
+                {
+                    // `xsktap top --json | head -3`: the reader left.
+                    stdout_closed = true;
+                    break None;
+                }
+            }
+        }
+        last = now;
     };
 
     let summary = capture.stop();
     eprint!("{}", report::summary_text(&summary, &iface, &output_name));
     if let Some(path) = &req.summary_json {
-        let json = report::summary_json(&summary, &iface, &output_name);
+        let json = report::summary_json(&summary, &iface, &output_name, &req.filter_text);
         let text = serde_json::to_string_pretty(&json).expect("JSON values serialise");
         std::fs::write(path, text + "\n")
             .with_context(|| format!("writing --summary-json {}", path.display()))?;
@@ -98,16 +134,21 @@ fn capture(req: CaptureRequest) -> anyhow::Result<ExitCode> {
     if let Some(e) = summary.worker_errors.first() {
         anyhow::bail!("{e}");
     }
-    if let Some(writer) = &summary.writer {
-        if let Some(e) = &writer.error {
-            // `xsktap capture -w - | tcpdump -r - -c 10`: the reader leaving is a normal end.
-            if !writer.reader_closed() {
-                return Err(io::Error::new(e.kind(), e.to_string()))
-                    .with_context(|| format!("writing {output_name}"));
+    for (writer, name) in [
+        (&summary.writer, output_name.as_str()),
+        (&summary.monitor_writer, "standard output"),
+    ] {
+        if let Some(writer) = writer {
+            if let Some(e) = &writer.error {
+                // `xsktap capture -w - | tcpdump -r - -c 10`: the reader leaving is a normal end.
+                if !writer.reader_closed() {
+                    return Err(io::Error::new(e.kind(), e.to_string()))
+                        .with_context(|| format!("writing {name}"));
+                }
             }
         }
     }
-    if finish == Some(Finish::WorkerFailed) {
+    if finish == Some(Finish::WorkerFailed) && !stdout_closed {
         anyhow::bail!("a worker stopped unexpectedly");
     }
     Ok(ExitCode::SUCCESS)

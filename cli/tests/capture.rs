@@ -99,7 +99,10 @@ fn generic_mode_and_copy_mode_capture_every_frame() {
         "--frame-size",
         "2048",
         "--ring-size",
-        "256",
+        // Holds the whole 300-frame burst even if the worker is not scheduled.
+        "512",
+        "--duration",
+        "30",
         "-w",
         pcap.to_str().unwrap(),
         "-c",

@@ -13,10 +13,11 @@ use crossbeam_utils::CachePadded;
 use crate::config::CaptureConfig;
 use crate::error::{Error, Result};
 use crate::filter::Program;
+use crate::flows::{FlowExchange, FlowTable, Top};
 use crate::loader::{AttachedMode, XdpLink, XdpProgram};
-use crate::sink::writer::{PcapWriter, WriterReport};
-use crate::stats::{QueueSnapshot, Snapshot, WorkerCounters};
-use crate::worker::{Shared, Worker};
+use crate::sink::writer::{BatchWriter, WriterReport};
+use crate::stats::{QueueSnapshot, Snapshot, TrafficCounters, TrafficSnapshot, WorkerCounters};
+use crate::worker::{Monitor, Shared, Worker};
 use crate::xsk::{BindMode, XskConfig, XskSocket, XskStatsHandle};
 
 /// Where captured frames go.
@@ -46,6 +47,8 @@ struct QueueHandle {
     core: usize,
     mode: BindMode,
     counters: Arc<CachePadded<WorkerCounters>>,
+    traffic: Arc<TrafficCounters>,
+    flows: Arc<FlowExchange>,
     stats: XskStatsHandle,
     thread: Option<JoinHandle<Result<()>>>,
 }
@@ -55,7 +58,8 @@ struct QueueHandle {
 pub struct Capture {
     shared: Arc<Shared>,
     queues: Vec<QueueHandle>,
-    writer: Option<PcapWriter>,
+    writer: Option<BatchWriter>,
+    monitor_writer: Option<BatchWriter>,
     link: Option<XdpLink>,
     program: XdpProgram,
     xdp_mode: AttachedMode,
@@ -74,6 +78,10 @@ pub struct Summary {
     pub xdp_mode: AttachedMode,
     /// The writer's report, when there was an output.
     pub writer: Option<WriterReport>,
+    /// The monitor's writer report, when lines were printed.
+    pub monitor_writer: Option<WriterReport>,
+    /// Top flows and talkers over the whole capture.
+    pub top: Top,
     /// Errors of workers that failed.
     pub worker_errors: Vec<Error>,
     /// Whether `-c` was reached.
@@ -165,6 +173,11 @@ impl Capture {
     /// Any [`Error`]: each names what is wrong and how to fix it.
     pub fn start(cfg: &CaptureConfig, output: Output) -> Result<Capture> {
         cfg.validate()?;
+        if cfg.monitor.is_some() && output == Output::Stdout {
+            return Err(Error::Config(
+                "monitor lines go to standard output, so -w - cannot share it: write the pcap to a file with -w FILE".into(),
+            ));
+        }
         crate::sys::check_capabilities()?;
         let ifindex = ifindex(&cfg.iface)?;
         let available = rx_queue_count(&cfg.iface);
@@ -266,13 +279,19 @@ impl Capture {
             file.set_len(0)
                 .map_err(|error| Error::Output { path, error })?;
         }
+        let buffers = 4 * queues.len() + 4;
+        let spawn_error = |e| crate::error::syscall_error("spawn(writer thread)", e);
         let writer = match out {
-            Some(out) => Some(
-                PcapWriter::spawn(out, cfg.snaplen, 4 * queues.len() + 4)
-                    .map_err(|e| crate::error::syscall_error("spawn(writer thread)", e))?,
+            Some(out) => Some(BatchWriter::pcap(out, cfg.snaplen, buffers).map_err(spawn_error)?),
+            None => None,
+        };
+        let monitor_writer = match cfg.monitor {
+            Some(_) => Some(
+                BatchWriter::lines(Box::new(std::io::stdout()), buffers).map_err(spawn_error)?,
             ),
             None => None,
         };
+        let iface_name: Arc<str> = Arc::from(cfg.iface.as_str());
         let shared = Arc::new(Shared {
             remaining: cfg.count.map(AtomicU64::new),
             ..Shared::default()
@@ -280,21 +299,37 @@ impl Capture {
         let mut handles = Vec::with_capacity(queues.len());
         for ((socket, &queue), &core) in sockets.into_iter().zip(&queues).zip(&cores) {
             let counters = Arc::new(CachePadded::new(WorkerCounters::default()));
+            let traffic = Arc::new(TrafficCounters::default());
+            let flows = Arc::new(FlowExchange::default());
             let handle = QueueHandle {
                 queue,
                 core,
                 mode: socket.mode(),
                 counters: counters.clone(),
+                traffic: traffic.clone(),
+                flows: flows.clone(),
                 stats: socket.stats_handle()?,
                 thread: None,
+            };
+            let monitor = match (cfg.monitor, &monitor_writer) {
+                (Some(format), Some(w)) => Some(Monitor {
+                    format,
+                    iface: iface_name.clone(),
+                    lines: w.batcher(),
+                }),
+                _ => None,
             };
             let worker = Worker {
                 queue,
                 core,
                 socket,
-                sink: writer.as_ref().map(PcapWriter::batcher),
+                sink: writer.as_ref().map(BatchWriter::batcher),
+                monitor,
                 shared: shared.clone(),
                 counters,
+                traffic,
+                flows: FlowTable::new(cfg.flow_table_size),
+                flow_exchange: flows,
                 batch_size: cfg.batch_size,
             };
             handles.push((handle, worker));
@@ -303,6 +338,7 @@ impl Capture {
             shared,
             queues: Vec::with_capacity(handles.len()),
             writer,
+            monitor_writer,
             link: Some(link),
             program,
             xdp_mode,
@@ -352,10 +388,25 @@ impl Capture {
                     sink_closed_drops: c.sink_closed_drops.load(Ordering::Relaxed),
                     socket: q.stats.stats().unwrap_or_default(),
                     bpf: self.program.counters(q.queue).unwrap_or_default(),
+                    flow_evictions: q.flows.evictions.load(Ordering::Relaxed),
                 }
             })
             .collect();
-        Snapshot { at, queues }
+        let mut traffic = TrafficSnapshot::default();
+        for q in &self.queues {
+            traffic.merge(&q.traffic.snapshot());
+        }
+        Snapshot {
+            at,
+            queues,
+            traffic,
+        }
+    }
+
+    /// The top `n` flows and talkers, from the copies the workers publish
+    /// once a second.
+    pub fn top(&self, n: usize) -> Top {
+        Top::build(self.queues.iter().flat_map(|q| q.flows.latest()), n)
     }
 
     /// Why the capture ended by itself, if it did.
@@ -402,12 +453,15 @@ impl Capture {
                 }
             }
         }
-        let writer = self.writer.take().map(PcapWriter::finish);
+        let writer = self.writer.take().map(BatchWriter::finish);
+        let monitor_writer = self.monitor_writer.take().map(BatchWriter::finish);
         Summary {
             snapshot: self.snapshot(),
+            top: self.top(10),
             duration,
             xdp_mode: self.xdp_mode,
             writer,
+            monitor_writer,
             worker_errors,
             count_reached: self.shared.count_reached.load(Ordering::Relaxed),
         }
@@ -423,7 +477,10 @@ impl Drop for Capture {
                 let _ = thread.join();
             }
         }
-        if let Some(writer) = self.writer.take() {
+        for writer in [self.writer.take(), self.monitor_writer.take()]
+            .into_iter()
+            .flatten()
+        {
             writer.finish();
         }
     }

@@ -3,6 +3,7 @@
 use crate::error::{Error, Result};
 use crate::filter::Expr;
 use crate::loader::XdpMode;
+use crate::sink::monitor::MonitorFormat;
 use crate::xsk::ZeroCopy;
 
 /// Default snapshot length, as tcpdump's.
@@ -40,7 +41,14 @@ pub struct CaptureConfig {
     pub batch_size: u32,
     /// Frames to capture (evaluated in the XDP program); `None` takes every frame.
     pub filter: Option<Expr>,
+    /// One line per packet on standard output, in this format.
+    pub monitor: Option<MonitorFormat>,
+    /// Slots in each worker's flow table (memory is bounded by this).
+    pub flow_table_size: usize,
 }
+
+/// Default slots in a worker's flow table.
+pub const DEFAULT_FLOW_TABLE_SIZE: usize = 8192;
 
 impl CaptureConfig {
     /// A configuration with every default for `iface`.
@@ -57,6 +65,8 @@ impl CaptureConfig {
             count: None,
             batch_size: DEFAULT_BATCH_SIZE,
             filter: None,
+            monitor: None,
+            flow_table_size: DEFAULT_FLOW_TABLE_SIZE,
         }
     }
 

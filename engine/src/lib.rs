@@ -26,6 +26,7 @@ pub mod capture;
 pub mod config;
 pub mod error;
 pub mod filter;
+pub mod flows;
 pub mod loader;
 pub mod parse;
 pub mod sink;

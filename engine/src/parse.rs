@@ -410,27 +410,33 @@ fn l4(mut p: Packet, mut c: Cursor<'_>, proto: u8) -> Packet {
     p
 }
 
-/// Writes TCP flags as tcpdump prints them (`S`, `S.`, `P.`, `F.`, `R`,
-/// `.`; `none` when no flag is set).
-pub fn tcp_flags_str(flags: u8, out: &mut String) {
-    const NAMES: [(u8, char); 8] = [
-        (0x01, 'F'),
-        (0x02, 'S'),
-        (0x04, 'R'),
-        (0x08, 'P'),
-        (0x10, '.'),
-        (0x20, 'U'),
-        (0x40, 'E'),
-        (0x80, 'W'),
-    ];
-    if flags == 0 {
-        out.push_str("none");
-        return;
-    }
-    for (bit, name) in NAMES {
-        if flags & bit != 0 {
-            out.push(name);
+/// TCP flags, displayed as tcpdump prints them (`S`, `S.`, `P.`, `F.`,
+/// `R`, `.`; `none` when no flag is set).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpFlags(pub u8);
+
+impl std::fmt::Display for TcpFlags {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // tcpdump's order (print-tcp.c, tcp_flag_values).
+        const NAMES: [(u8, char); 8] = [
+            (0x01, 'F'),
+            (0x02, 'S'),
+            (0x04, 'R'),
+            (0x08, 'P'),
+            (0x10, '.'),
+            (0x20, 'U'),
+            (0x40, 'E'),
+            (0x80, 'W'),
+        ];
+        if self.0 == 0 {
+            return f.write_str("none");
         }
+        for (bit, name) in NAMES {
+            if self.0 & bit != 0 {
+                std::fmt::Write::write_char(f, name)?;
+            }
+        }
+        Ok(())
     }
 }
 

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use crate::loader::BpfCounters;
+use crate::parse::{Packet, Proto};
 use crate::xsk::{BindMode, SocketStats};
 
 /// A worker's counters. Each has one writer (the worker, once per batch) and
@@ -36,6 +37,149 @@ impl WorkerCounters {
     }
 }
 
+/// Upper bounds (inclusive) of the frame-size buckets, as RMON's etherStats
+/// (RFC 2819) with undersize and oversize frames in the first and last.
+pub const SIZE_BUCKETS: [u32; 8] = [63, 64, 127, 255, 511, 1023, 1518, u32::MAX];
+
+/// Labels of [`SIZE_BUCKETS`].
+pub const SIZE_LABELS: [&str; 8] = [
+    "<64",
+    "64",
+    "65-127",
+    "128-255",
+    "256-511",
+    "512-1023",
+    "1024-1518",
+    ">1518",
+];
+
+/// The bucket of a frame of `len` bytes.
+#[inline(always)]
+pub fn size_bucket(len: u32) -> usize {
+    SIZE_BUCKETS.iter().position(|&max| len <= max).unwrap_or(7)
+}
+
+/// Number of VLAN ids.
+pub const VLAN_IDS: usize = 4096;
+
+/// Adds `n` to a counter that only the calling thread writes: a relaxed
+/// load and store, which (unlike `fetch_add`) takes no locked instruction.
+#[inline(always)]
+fn bump(counter: &AtomicU64, n: u64) {
+    counter.store(
+        counter.load(Ordering::Relaxed).wrapping_add(n),
+        Ordering::Relaxed,
+    );
+}
+
+/// What a worker saw, by protocol class, VLAN and size. One writer (the
+/// worker, per packet), any number of readers.
+#[derive(Debug)]
+pub struct TrafficCounters {
+    /// Packets per [`Proto`] (indexed by [`Proto::index`]).
+    pub proto_packets: [AtomicU64; 7],
+    /// Bytes per [`Proto`].
+    pub proto_bytes: [AtomicU64; 7],
+    /// Packets per VLAN id (the outermost tag); untagged frames are not counted here.
+    pub vlan_packets: Box<[AtomicU64]>,
+    /// Bytes per VLAN id.
+    pub vlan_bytes: Box<[AtomicU64]>,
+    /// Packets per size bucket ([`SIZE_BUCKETS`]).
+    pub sizes: [AtomicU64; 8],
+}
+
+impl Default for TrafficCounters {
+    fn default() -> Self {
+        TrafficCounters {
+            proto_packets: Default::default(),
+            proto_bytes: Default::default(),
+            vlan_packets: (0..VLAN_IDS).map(|_| AtomicU64::new(0)).collect(),
+            vlan_bytes: (0..VLAN_IDS).map(|_| AtomicU64::new(0)).collect(),
+            sizes: Default::default(),
+        }
+    }
+}
+
+impl TrafficCounters {
+    /// Counts one parsed frame. Call only from the owning worker.
+    #[inline(always)]
+    pub fn record(&self, p: &Packet) {
+        let len = u64::from(p.len);
+        let class = p.proto.index();
+        bump(&self.proto_packets[class], 1);
+        bump(&self.proto_bytes[class], len);
+        if p.vlan_count > 0 {
+            let id = usize::from(p.vlans[0]) & (VLAN_IDS - 1);
+            bump(&self.vlan_packets[id], 1);
+            bump(&self.vlan_bytes[id], len);
+        }
+        bump(&self.sizes[size_bucket(p.len)], 1);
+    }
+
+    /// Reads every counter.
+    pub fn snapshot(&self) -> TrafficSnapshot {
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let mut vlans = Vec::new();
+        for (id, c) in self.vlan_packets.iter().enumerate() {
+            let packets = load(c);
+            if packets > 0 {
+                vlans.push((id as u16, packets, load(&self.vlan_bytes[id])));
+            }
+        }
+        TrafficSnapshot {
+            proto_packets: std::array::from_fn(|i| load(&self.proto_packets[i])),
+            proto_bytes: std::array::from_fn(|i| load(&self.proto_bytes[i])),
+            vlans,
+            sizes: std::array::from_fn(|i| load(&self.sizes[i])),
+        }
+    }
+}
+
+/// A copy of [`TrafficCounters`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrafficSnapshot {
+    /// Packets per protocol class.
+    pub proto_packets: [u64; 7],
+    /// Bytes per protocol class.
+    pub proto_bytes: [u64; 7],
+    /// (VLAN id, packets, bytes) for every VLAN seen, by id.
+    pub vlans: Vec<(u16, u64, u64)>,
+    /// Packets per size bucket.
+    pub sizes: [u64; 8],
+}
+
+impl TrafficSnapshot {
+    /// Adds another worker's counters to these.
+    pub fn merge(&mut self, other: &TrafficSnapshot) {
+        for i in 0..7 {
+            self.proto_packets[i] += other.proto_packets[i];
+            self.proto_bytes[i] += other.proto_bytes[i];
+        }
+        for i in 0..8 {
+            self.sizes[i] += other.sizes[i];
+        }
+        for &(id, p, b) in &other.vlans {
+            match self.vlans.binary_search_by_key(&id, |v| v.0) {
+                Ok(at) => {
+                    self.vlans[at].1 += p;
+                    self.vlans[at].2 += b;
+                }
+                Err(at) => self.vlans.insert(at, (id, p, b)),
+            }
+        }
+    }
+
+    /// Packets of one class.
+    pub fn packets(&self, proto: Proto) -> u64 {
+        self.proto_packets[proto.index()]
+    }
+
+    /// Bytes of one class.
+    pub fn bytes(&self, proto: Proto) -> u64 {
+        self.proto_bytes[proto.index()]
+    }
+}
+
 /// Everything known about one queue at one moment.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct QueueSnapshot {
@@ -61,6 +205,8 @@ pub struct QueueSnapshot {
     pub socket: SocketStats,
     /// The XDP program's counters for this queue.
     pub bpf: BpfCounters,
+    /// Flows evicted from the worker's flow table.
+    pub flow_evictions: u64,
 }
 
 impl QueueSnapshot {
@@ -82,6 +228,8 @@ pub struct Snapshot {
     pub at: Instant,
     /// One entry per captured queue.
     pub queues: Vec<QueueSnapshot>,
+    /// Traffic counters summed over the workers.
+    pub traffic: TrafficSnapshot,
 }
 
 impl Snapshot {
@@ -163,15 +311,54 @@ mod tests {
         let a = Snapshot {
             at: t0,
             queues: vec![q(100, 1000, 1), q(50, 500, 0)],
+            traffic: TrafficSnapshot::default(),
         };
         let b = Snapshot {
             at: t0 + Duration::from_secs(2),
             queues: vec![q(300, 3000, 5), q(250, 2500, 0)],
+            traffic: TrafficSnapshot::default(),
         };
         let r = b.rates_since(&a);
         assert_eq!(r.packets_per_sec, 200.0);
         assert_eq!(r.bits_per_sec, 16000.0);
         assert_eq!(r.lost_per_sec, 2.0);
         assert_eq!(b.lost(), 5);
+    }
+
+    #[test]
+    fn size_buckets_follow_rmon() {
+        assert_eq!(size_bucket(60), 0);
+        assert_eq!(size_bucket(64), 1);
+        assert_eq!(size_bucket(65), 2);
+        assert_eq!(size_bucket(1518), 6);
+        assert_eq!(size_bucket(1519), 7);
+        assert_eq!(size_bucket(9000), 7);
+    }
+
+    #[test]
+    fn traffic_counts_merge() {
+        let frame = |vlan: Option<u16>, len: usize| {
+            let mut f = vec![0u8; len];
+            f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+            if let Some(id) = vlan {
+                f[12..14].copy_from_slice(&0x8100u16.to_be_bytes());
+                f[14..16].copy_from_slice(&id.to_be_bytes());
+                f[16..18].copy_from_slice(&0x0800u16.to_be_bytes());
+            }
+            crate::parse::parse(&f)
+        };
+        let a = TrafficCounters::default();
+        let b = TrafficCounters::default();
+        a.record(&frame(Some(10), 100));
+        a.record(&frame(None, 64));
+        b.record(&frame(Some(10), 200));
+        b.record(&frame(Some(5), 1600));
+        let mut s = a.snapshot();
+        s.merge(&b.snapshot());
+        assert_eq!(s.vlans, vec![(5, 1, 1600), (10, 2, 300)]);
+        // All malformed (zeroed IPv4 headers): counted in that class.
+        assert_eq!(s.packets(Proto::Malformed), 4);
+        assert_eq!(s.bytes(Proto::Malformed), 100 + 64 + 200 + 1600);
+        assert_eq!(s.sizes, [0, 1, 1, 1, 0, 0, 0, 1]);
     }
 }

@@ -11,8 +11,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crossbeam_utils::CachePadded;
 
 use crate::error::{Error, Result};
+use crate::flows::{FlowExchange, FlowKey, FlowStats, FlowTable};
+use crate::parse::parse;
+use crate::sink::monitor::{self, MonitorFormat, MAX_LINE};
 use crate::sink::writer::RecordBatcher;
-use crate::stats::WorkerCounters;
+use crate::stats::{TrafficCounters, WorkerCounters};
 use crate::xsk::XskSocket;
 
 /// How long an idle worker sleeps in poll(2) before looking at its flags again.
@@ -22,9 +25,16 @@ const IDLE_FLUSH_MS: i32 = 5;
 /// The oldest a pending record may get before it is flushed even under load.
 const FLUSH_AGE_NS: u64 = 100_000_000;
 
-fn flush(sink: &mut Option<RecordBatcher>, oldest_pending_ns: &mut Option<u64>) {
+fn flush(
+    sink: &mut Option<RecordBatcher>,
+    monitor: &mut Option<Monitor>,
+    oldest_pending_ns: &mut Option<u64>,
+) {
     if let Some(s) = sink {
         s.flush();
+    }
+    if let Some(m) = monitor {
+        m.lines.flush();
     }
     *oldest_pending_ns = None;
 }
@@ -65,16 +75,30 @@ pub(crate) fn claim(remaining: &AtomicU64, want: u64) -> u64 {
     }
 }
 
+/// The per-packet monitor output of a worker.
+pub(crate) struct Monitor {
+    pub format: MonitorFormat,
+    pub iface: Arc<str>,
+    pub lines: RecordBatcher,
+}
+
 /// One queue's worker, moved onto its own thread by [`Worker::run`].
 pub(crate) struct Worker {
     pub queue: u32,
     pub core: usize,
     pub socket: XskSocket,
     pub sink: Option<RecordBatcher>,
+    pub monitor: Option<Monitor>,
     pub shared: Arc<Shared>,
     pub counters: Arc<CachePadded<WorkerCounters>>,
+    pub traffic: Arc<TrafficCounters>,
+    pub flows: FlowTable,
+    pub flow_exchange: Arc<FlowExchange>,
     pub batch_size: u32,
 }
+
+/// How often a worker publishes a copy of its flow table.
+const FLOW_PUBLISH_NS: u64 = 250_000_000;
 
 fn now_ns() -> u64 {
     SystemTime::now()
@@ -91,10 +115,16 @@ impl Worker {
             core,
             mut socket,
             mut sink,
+            mut monitor,
             shared,
             counters,
+            traffic,
+            mut flows,
+            flow_exchange,
             batch_size,
         } = self;
+        let mut flow_copy: Vec<FlowStats> = Vec::new();
+        let mut next_publish_ns = 0u64;
         if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
             return Err(Error::Worker {
                 queue,
@@ -126,10 +156,24 @@ impl Worker {
                 }
                 bytes += frame.len() as u64;
                 if u64::from(i) < allowed {
-                    let accepted = match &mut sink {
+                    let packet = parse(frame);
+                    traffic.record(&packet);
+                    if let Some(key) = FlowKey::of(&packet) {
+                        flows.record(key, u64::from(packet.len));
+                    }
+                    let mut accepted = match &mut sink {
                         Some(s) => s.push(ts, frame, stop),
                         None => true,
                     };
+                    if let Some(m) = &mut monitor {
+                        let (format, iface) = (m.format, &m.iface);
+                        accepted &= m.lines.push_with(MAX_LINE, stop, |out| match format {
+                            MonitorFormat::Text => {
+                                monitor::write_text(out, ts, iface, queue, &packet)
+                            }
+                            MonitorFormat::Json => monitor::write_json(out, ts, queue, &packet),
+                        });
+                    }
                     if accepted {
                         written += 1;
                         written_bytes += frame.len() as u64;
@@ -142,11 +186,18 @@ impl Worker {
                 if shared.drain.load(Ordering::Relaxed) {
                     break;
                 }
-                let pending = sink.as_ref().is_some_and(RecordBatcher::has_pending);
+                let now = now_ns();
+                if now >= next_publish_ns {
+                    flows.copy_into(&mut flow_copy);
+                    flow_exchange.offer(&mut flow_copy, flows.evictions());
+                    next_publish_ns = now + FLOW_PUBLISH_NS;
+                }
+                let pending = sink.as_ref().is_some_and(RecordBatcher::has_pending)
+                    || monitor.as_ref().is_some_and(|m| m.lines.has_pending());
                 if pending
                     && oldest_pending_ns.is_some_and(|t| now_ns().saturating_sub(t) > FLUSH_AGE_NS)
                 {
-                    flush(&mut sink, &mut oldest_pending_ns);
+                    flush(&mut sink, &mut monitor, &mut oldest_pending_ns);
                 }
                 let timeout = if pending { IDLE_FLUSH_MS } else { IDLE_POLL_MS };
                 let ready = socket.wait(timeout).map_err(|e| Error::Worker {
@@ -154,12 +205,18 @@ impl Worker {
                     message: e.to_string(),
                 })?;
                 if !ready && pending {
-                    flush(&mut sink, &mut oldest_pending_ns);
+                    flush(&mut sink, &mut monitor, &mut oldest_pending_ns);
                 }
                 continue;
             }
             if written > 0 && oldest_pending_ns.is_none() {
                 oldest_pending_ns = Some(ts);
+            }
+            if ts >= next_publish_ns {
+                // A few times a second: a copy of the flow table for the reporter (never waits).
+                flows.copy_into(&mut flow_copy);
+                flow_exchange.offer(&mut flow_copy, flows.evictions());
+                next_publish_ns = ts + FLOW_PUBLISH_NS;
             }
             let n = u64::from(n);
             WorkerCounters::add(&counters.received, n);
@@ -179,8 +236,11 @@ impl Worker {
                 }
             }
         }
-        // Dropping the batcher sends what it holds to the writer.
+        // Dropping the batchers sends what they hold to the writers.
         drop(sink);
+        drop(monitor);
+        flows.copy_into(&mut flow_copy);
+        flow_exchange.publish_final(&mut flow_copy, flows.evictions());
         Ok(())
     }
 }

@@ -86,7 +86,7 @@ impl Testbed {
         let mut cmd = self.xsktap(&all);
         cmd.stdout(Stdio::null()).stderr(Stdio::piped());
         let running = Running::spawn(cmd);
-        running.wait_for_stderr("capturing on", Duration::from_secs(20));
+        running.wait_for_stderr("xsktap: capturing", Duration::from_secs(20));
         running
     }
 

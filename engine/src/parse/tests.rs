@@ -112,9 +112,12 @@ fn ipv4_fragments_and_options() {
         .unwrap();
     let p = parse(&f);
     assert_eq!((p.proto, p.tcp_flags), (Proto::Tcp, Some(0x12)));
-    let mut s = String::new();
-    tcp_flags_str(0x12, &mut s);
-    assert_eq!(s, "S.");
+    assert_eq!(TcpFlags(0x12).to_string(), "S.");
+    assert_eq!(TcpFlags(0x18).to_string(), "P.");
+    assert_eq!(TcpFlags(0x11).to_string(), "F.");
+    assert_eq!(TcpFlags(0x10).to_string(), ".");
+    assert_eq!(TcpFlags(0x04).to_string(), "R");
+    assert_eq!(TcpFlags(0).to_string(), "none");
 
     // Later fragment: offset 185 (x8 bytes), protocol kept, no ports.
     let mut later = f.clone();

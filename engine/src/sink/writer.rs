@@ -1,5 +1,6 @@
 //! One writer thread per output; workers hand it whole buffers of encoded
-//! pcap records over a channel, so no lock is taken per packet.
+//! records (pcap records, monitor lines) over a channel, so no lock is taken
+//! per packet.
 //!
 //! Buffers circulate: a fixed set is allocated up front, workers fill one,
 //! send it, and take an empty one back from the pool. When the writer falls
@@ -37,17 +38,31 @@ impl WriterReport {
 
 /// The writer thread and the channels workers use to reach it.
 #[derive(Debug)]
-pub struct PcapWriter {
+pub struct BatchWriter {
     full_tx: Sender<Vec<u8>>,
     pool_rx: Receiver<Vec<u8>>,
     snaplen: u32,
     thread: JoinHandle<WriterReport>,
 }
 
-impl PcapWriter {
-    /// Starts a writer on `out`, with `buffers` record buffers in circulation.
-    /// The file header is the first thing written.
-    pub fn spawn(mut out: Box<dyn Write + Send>, snaplen: u32, buffers: usize) -> io::Result<Self> {
+impl BatchWriter {
+    /// Starts a pcap writer on `out`, with `buffers` record buffers in
+    /// circulation. The file header is the first thing written.
+    pub fn pcap(out: Box<dyn Write + Send>, snaplen: u32, buffers: usize) -> io::Result<Self> {
+        Self::spawn(out, pcap::file_header(snaplen).to_vec(), snaplen, buffers)
+    }
+
+    /// Starts a writer of text lines on `out`.
+    pub fn lines(out: Box<dyn Write + Send>, buffers: usize) -> io::Result<Self> {
+        Self::spawn(out, Vec::new(), 0, buffers)
+    }
+
+    fn spawn(
+        mut out: Box<dyn Write + Send>,
+        header: Vec<u8>,
+        snaplen: u32,
+        buffers: usize,
+    ) -> io::Result<Self> {
         let (full_tx, full_rx) = bounded::<Vec<u8>>(buffers);
         let (pool_tx, pool_rx) = bounded::<Vec<u8>>(buffers);
         for _ in 0..buffers {
@@ -62,7 +77,6 @@ impl PcapWriter {
                     bytes: 0,
                     error: None,
                 };
-                let header = pcap::file_header(snaplen);
                 if let Err(e) = out.write_all(&header) {
                     report.error = Some(e);
                     return report;
@@ -84,7 +98,7 @@ impl PcapWriter {
                 }
                 report
             })?;
-        Ok(PcapWriter {
+        Ok(BatchWriter {
             full_tx,
             pool_rx,
             snaplen,
@@ -124,8 +138,8 @@ pub struct RecordBatcher {
 }
 
 impl RecordBatcher {
-    /// Appends one record. Returns `false` when the writer has stopped (its
-    /// output failed or its reader went away); the record is then not written.
+    /// Appends one pcap record. Returns `false` when the writer has stopped
+    /// (its output failed or its reader went away); the record is then not written.
     #[inline(always)]
     pub fn push(&mut self, ts_ns: u64, frame: &[u8], stop: &AtomicBool) -> bool {
         let need = pcap::record_len(frame.len(), self.snaplen);
@@ -133,6 +147,22 @@ impl RecordBatcher {
             return false;
         }
         pcap::append_record(&mut self.current, ts_ns, frame, self.snaplen);
+        true
+    }
+
+    /// Appends what `write` writes, at most `max_len` bytes (a monitor line).
+    /// Returns `false` when the writer has stopped.
+    #[inline(always)]
+    pub fn push_with(
+        &mut self,
+        max_len: usize,
+        stop: &AtomicBool,
+        write: impl FnOnce(&mut Vec<u8>),
+    ) -> bool {
+        if self.current.capacity() - self.current.len() < max_len && !self.rotate(stop) {
+            return false;
+        }
+        write(&mut self.current);
         true
     }
 
