@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod protocols;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
@@ -298,4 +300,17 @@ pub fn temp_path(name: &str) -> PathBuf {
 /// Runs to completion, returning output (for bad-input tests).
 pub fn run(mut cmd: Command) -> Output {
     cmd.output().expect("running xsktap")
+}
+
+/// Writes `frames` as a pcap file with pcap-file's writer (microsecond
+/// timestamps, one per millisecond), for tcpdump and tshark to read.
+pub fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
+    use pcap_file::pcap::{PcapPacket, PcapWriter};
+    let file = std::fs::File::create(path).unwrap();
+    let mut w = PcapWriter::new(file).unwrap();
+    for (i, f) in frames.iter().enumerate() {
+        let ts = Duration::from_millis(1_700_000_000_000 + i as u64);
+        w.write_packet(&PcapPacket::new(ts, f.len() as u32, f))
+            .unwrap();
+    }
 }

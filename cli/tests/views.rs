@@ -1,0 +1,560 @@
+//! Issue 3 end to end, as root, in namespaces made by each test: monitor
+//! lines checked against tshark, filters checked against tcpdump, the host
+//! stack left working for what the filter does not select, top and summary.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::protocols::{plain_frames, varied_frames};
+use common::*;
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// tcpdump's rendering of TCP flags (print-tcp.c order), written here
+/// independently of xsktap's.
+fn tcpdump_flags(bits: u8) -> String {
+    let names = [
+        (0x01, 'F'),
+        (0x02, 'S'),
+        (0x04, 'R'),
+        (0x08, 'P'),
+        (0x10, '.'),
+        (0x20, 'U'),
+        (0x40, 'E'),
+        (0x80, 'W'),
+    ];
+    let s: String = names
+        .iter()
+        .filter(|(b, _)| bits & b != 0)
+        .map(|(_, c)| *c)
+        .collect();
+    if s.is_empty() {
+        "none".into()
+    } else {
+        s
+    }
+}
+
+/// What tshark decodes from each frame of `pcap`, as the JSON fields xsktap's
+/// monitor prints.
+fn tshark_view(pcap: &std::path::Path) -> Vec<Value> {
+    let fields = [
+        "frame.len",
+        "frame.protocols",
+        "ip.src",
+        "ip.dst",
+        "ip.proto",
+        "ipv6.src",
+        "ipv6.dst",
+        "ipv6.fraghdr.nxt",
+        "tcp.srcport",
+        "tcp.dstport",
+        "udp.srcport",
+        "udp.dstport",
+        "ieee8021ad.id",
+        "vlan.id",
+        "tcp.flags",
+        "_ws.malformed",
+    ];
+    let mut cmd = Command::new("tshark");
+    cmd.arg("-r").arg(pcap);
+    cmd.args([
+        "-o",
+        "ip.defragment:FALSE",
+        "-o",
+        "ipv6.defragment:FALSE",
+        "-T",
+        "fields",
+        "-E",
+        "separator=|",
+    ]);
+    for f in fields {
+        cmd.args(["-e", f]);
+    }
+    let out = cmd.output().expect("running tshark");
+    assert!(
+        out.status.success(),
+        "tshark: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|line| {
+            let c: Vec<&str> = line.split('|').collect();
+            let get = |i: usize| Some(c[i]).filter(|s| !s.is_empty());
+            let num =
+                |i: usize| get(i).map(|s| s.split(',').next().unwrap().parse::<u64>().unwrap());
+            let protocols = c[1];
+            // Malformed at the network or transport layer (not in an application payload).
+            let malformed = get(15).is_some_and(|m| {
+                [
+                    "IP]", "IPv6]", "UDP]", "TCP]", "ICMP]", "ICMPv6]", "ARP]", "VLAN]",
+                ]
+                .iter()
+                .any(|l| m.contains(&format!("Malformed Packet: {l}")))
+            });
+            let proto_number = num(4).or(num(7)).or_else(|| {
+                ["tcp", "udp", "icmpv6"]
+                    .iter()
+                    .zip([6u64, 17, 58])
+                    .find(|(p, _)| protocols.split(':').any(|x| x == **p))
+                    .map(|(_, n)| n)
+            });
+            let proto = if malformed {
+                "malformed"
+            } else if protocols.split(':').any(|p| p == "arp") {
+                "arp"
+            } else {
+                match proto_number {
+                    Some(6) => "tcp",
+                    Some(17) => "udp",
+                    Some(1) => "icmp",
+                    Some(58) => "icmpv6",
+                    _ => "other",
+                }
+            };
+            let mut v = serde_json::json!({ "len": num(0).unwrap(), "proto": proto });
+            let (src, dst) = (get(2).or(get(5)), get(3).or(get(6)));
+            if let (Some(s), Some(d)) = (src, dst) {
+                v["src"] = s.into();
+                v["dst"] = d.into();
+            }
+            if let Some(p) = num(8).or(num(10)) {
+                v["sport"] = p.into();
+            }
+            if let Some(p) = num(9).or(num(11)) {
+                v["dport"] = p.into();
+            }
+            let vlans: Vec<u64> = [get(12), get(13)]
+                .into_iter()
+                .flatten()
+                .flat_map(|s| {
+                    s.split(',')
+                        .map(|x| x.parse::<u64>().unwrap())
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            v["vlan"] = vlans.into();
+            if malformed {
+                // xsktap does not trust fields of a truncated header (tshark
+                // shows the ports it could read): a documented difference.
+                let obj = v.as_object_mut().unwrap();
+                obj.remove("sport");
+                obj.remove("dport");
+            }
+            if let Some(flags) = get(14).filter(|_| !malformed) {
+                let bits = u16::from_str_radix(flags.trim_start_matches("0x"), 16).unwrap();
+                v["tcp_flags"] = tcpdump_flags(bits as u8).into();
+            }
+            v
+        })
+        .collect()
+}
+
+#[test]
+fn monitor_json_matches_what_tshark_decodes() {
+    if !privileged() {
+        return;
+    }
+    // One queue, so the monitor's lines and the pcap's records share one order.
+    let bed = Testbed::new(1);
+    let frames = varied_frames();
+    let pcap = temp_path("monitor.pcap");
+    let iface = bed.ns_b();
+    let count = frames.len().to_string();
+    let args = [
+        "monitor",
+        "-i",
+        iface.as_str(),
+        "--json",
+        "-w",
+        pcap.to_str().unwrap(),
+        "-c",
+        count.as_str(),
+        "--duration",
+        "30",
+    ];
+    let mut cmd = bed.xsktap(&args);
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    wait_attached(&bed);
+    bed.send(&frames);
+    let out = wait_output(child, WAIT);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The capture holds exactly the frames sent.
+    let (_, records) = read_pcap(&pcap);
+    let captured: Vec<Vec<u8>> = records.into_iter().map(|r| r.data).collect();
+    assert_eq!(sorted(captured.clone()), sorted(frames.clone()));
+
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect();
+    let tshark = tshark_view(&pcap);
+    assert_eq!(lines.len(), frames.len());
+    assert_eq!(tshark.len(), frames.len());
+    let kinds: std::collections::BTreeSet<String> = lines
+        .iter()
+        .map(|l| l["proto"].as_str().unwrap().to_string())
+        .collect();
+    for kind in ["tcp", "udp", "icmp", "icmpv6", "arp", "other", "malformed"] {
+        assert!(kinds.contains(kind), "the corpus has a {kind} frame");
+    }
+    for (i, (ours, theirs)) in lines.iter().zip(&tshark).enumerate() {
+        assert!(
+            ours["ts_ns"].as_u64().unwrap() > 1_600_000_000_000_000_000,
+            "wall-clock ns"
+        );
+        assert_eq!(ours["queue"], 0);
+        let mut ours = ours.clone();
+        let obj = ours.as_object_mut().unwrap();
+        for extra in ["ts_ns", "queue", "fragment", "reason"] {
+            obj.remove(extra);
+        }
+        assert_eq!(&ours, theirs, "frame {i}: {:02x?}", captured[i]);
+    }
+}
+
+#[test]
+fn filters_select_what_tcpdump_selects_and_pass_the_rest() {
+    if !privileged() {
+        return;
+    }
+    let bed = Testbed::new(2);
+    let frames = plain_frames();
+    let sent = temp_path("filter-sent.pcap");
+    write_pcap(&sent, &frames);
+    for expr in [
+        "udp",
+        "tcp and port 80",
+        "icmp or icmp6",
+        "ip6",
+        "arp",
+        "src host 198.18.0.1",
+        "net 198.19.0.0/16",
+        "not (tcp or udp)",
+        "port 53",
+        "portrange 9000-9999 or tcp dst port 22",
+        "dst net 2001:2::/126 and not udp",
+    ] {
+        let expected = tcpdump_frames_with_filter(&sent, expr);
+        assert!(
+            !expected.is_empty() && expected.len() < frames.len(),
+            "{expr}: a discriminating filter"
+        );
+        let pcap = temp_path("filter.pcap");
+        let json = temp_path("filter.json");
+        let mut args = vec![
+            "-w",
+            pcap.to_str().unwrap(),
+            "-q",
+            "--duration",
+            "30",
+            "--summary-json",
+            json.to_str().unwrap(),
+        ];
+        let count = expected.len().to_string();
+        args.extend(["-c", count.as_str()]);
+        args.extend(expr.split(' '));
+        let mut cap = bed.start_capture(&args);
+        assert!(
+            cap.stderr().contains(&format!("matching {expr:?}")),
+            "{}",
+            cap.stderr()
+        );
+        bed.send(&frames);
+        assert!(cap.wait(WAIT).success(), "{expr}: {}", cap.stderr());
+        let (_, records) = read_pcap(&pcap);
+        let got = sorted(records.into_iter().map(|r| r.data).collect());
+        assert_eq!(got, sorted(expected.clone()), "filter {expr:?}");
+        // Everything else was counted as passed to the host stack by the XDP program.
+        let s = summary(&json);
+        let not_selected: u64 = s["queues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|q| q["xdp_filtered_out"].as_u64().unwrap())
+            .sum();
+        assert_eq!(
+            not_selected as usize,
+            frames.len() - expected.len(),
+            "{expr}: {s}"
+        );
+        assert_eq!(s["filter"], expr);
+    }
+}
+
+#[test]
+fn the_host_stack_keeps_working_for_what_the_filter_leaves() {
+    if !privileged() {
+        return;
+    }
+    let bed = Testbed::new(2);
+    let json = temp_path("ping.json");
+    let mut cap = bed.start_capture(&[
+        "--duration",
+        "30",
+        "-q",
+        "--summary-json",
+        json.to_str().unwrap(),
+        "udp",
+    ]);
+    let ping = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &bed.ns_a(),
+            "ping",
+            "-c",
+            "3",
+            "-i",
+            "0.2",
+            "-W",
+            "2",
+            "198.18.0.2",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        ping.status.success(),
+        "ping through a UDP-only capture: {}",
+        String::from_utf8_lossy(&ping.stdout)
+    );
+    // UDP is captured meanwhile.
+    bed.send(&xsktap_bench::frames::varied_frames(20, 4));
+    std::thread::sleep(Duration::from_millis(500));
+    cap.signal(libc::SIGINT);
+    assert!(cap.wait(WAIT).success());
+    let s = summary(&json);
+    assert_eq!(s["packets"], 20, "{s}");
+    assert_eq!(s["protocols"]["udp"]["packets"], 20);
+    assert_eq!(s["protocols"]["icmp"]["packets"], 0, "pings were not taken");
+    let filtered: u64 = s["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["xdp_filtered_out"].as_u64().unwrap())
+        .sum();
+    assert!(filtered >= 3, "the echo requests were passed on: {s}");
+
+    // The opposite filter takes the echo requests, and ping fails: the
+    // redirect really keeps selected frames from the stack.
+    let mut cap = bed.start_capture(&["--duration", "30", "-q", "icmp"]);
+    let ping = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &bed.ns_a(),
+            "ping",
+            "-c",
+            "2",
+            "-i",
+            "0.2",
+            "-W",
+            "1",
+            "198.18.0.2",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        !ping.status.success(),
+        "echo requests were captured, not answered"
+    );
+    cap.signal(libc::SIGINT);
+    assert!(cap.wait(WAIT).success());
+}
+
+#[test]
+fn summary_and_top_report_protocols_and_talkers() {
+    if !privileged() {
+        return;
+    }
+    let bed = Testbed::new(2);
+    let frames = varied_frames();
+    let json = temp_path("views-summary.json");
+    let count = frames.len().to_string();
+    let mut cap = bed.start_capture(&[
+        "-c",
+        count.as_str(),
+        "--duration",
+        "30",
+        "-q",
+        "--summary-json",
+        json.to_str().unwrap(),
+    ]);
+    bed.send(&frames);
+    assert!(cap.wait(WAIT).success(), "{}", cap.stderr());
+    assert!(cap.stderr().contains("protocols: tcp"), "{}", cap.stderr());
+    let s = summary(&json);
+    let total: u64 = ["tcp", "udp", "icmp", "icmpv6", "arp", "other", "malformed"]
+        .iter()
+        .map(|p| s["protocols"][p]["packets"].as_u64().unwrap())
+        .sum();
+    assert_eq!(total as usize, frames.len());
+    assert_eq!(s["malformed"], 2);
+    assert_eq!(s["protocols"]["arp"]["packets"], 1);
+    let vlans: Vec<u64> = s["vlans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["vlan"].as_u64().unwrap())
+        .collect();
+    assert_eq!(vlans, vec![10, 100], "outermost tags");
+    let sizes: u64 = s["sizes"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(sizes as usize, frames.len());
+    // 198.18.0.1 and .2 are in most flows, one way or the other: 820 bytes each.
+    let talkers = s["top"]["talkers"].as_array().unwrap();
+    let first_two: std::collections::BTreeSet<&str> = talkers[..2]
+        .iter()
+        .map(|t| t["addr"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        first_two,
+        ["198.18.0.1", "198.18.0.2"].into_iter().collect(),
+        "{s}"
+    );
+    for t in &talkers[..2] {
+        assert_eq!(
+            t["up_bytes"].as_u64().unwrap() + t["down_bytes"].as_u64().unwrap(),
+            820
+        );
+    }
+    assert!(talkers.windows(2).all(|w| {
+        let total = |t: &Value| t["up_bytes"].as_u64().unwrap() + t["down_bytes"].as_u64().unwrap();
+        total(&w[0]) >= total(&w[1])
+    }));
+
+    // top --json: periodic snapshots whose counters grow with the traffic.
+    let iface = bed.ns_b();
+    let mut cmd = bed.xsktap(&[
+        "top",
+        "-i",
+        iface.as_str(),
+        "--json",
+        "--interval",
+        "0.5",
+        "--duration",
+        "2.2",
+        "--top",
+        "3",
+    ]);
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    wait_attached(&bed);
+    let burst = xsktap_bench::frames::varied_frames(300, 6);
+    bed.send(&burst);
+    let out = wait_output(child, WAIT);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let snaps: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        snaps.len() >= 3,
+        "one snapshot per interval: {}",
+        snaps.len()
+    );
+    let last = snaps.last().unwrap();
+    assert_eq!(last["packets"], 300);
+    assert_eq!(last["protocols"]["udp"]["packets"], 300);
+    let talkers = last["top"]["talkers"].as_array().unwrap();
+    assert_eq!(talkers.len(), 3);
+    assert_eq!(talkers[0]["addr"], "198.18.0.2");
+    assert_eq!(
+        talkers[0]["down_bytes"].as_u64().unwrap() as usize,
+        burst.iter().map(Vec::len).sum::<usize>()
+    );
+    assert_eq!(last["top"]["flows"], 6);
+    let by_packets = last["top"]["flows_by_packets"].as_array().unwrap();
+    assert_eq!(by_packets[0]["packets"], 50, "300 frames over 6 flows");
+}
+
+fn tcpdump_frames_with_filter(pcap: &std::path::Path, expr: &str) -> Vec<Vec<u8>> {
+    let out = temp_path("tcpdump-selected.pcap");
+    let status = Command::new("tcpdump")
+        .arg("-r")
+        .arg(pcap)
+        .arg("-w")
+        .arg(&out)
+        .args(expr.split(' '))
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "tcpdump -r with {expr:?}");
+    read_pcap_micro(&out)
+}
+
+/// Reads a microsecond pcap (tcpdump's output), frames only.
+fn read_pcap_micro(path: &std::path::Path) -> Vec<Vec<u8>> {
+    let bytes = std::fs::read(path).unwrap();
+    let mut reader = pcap_file::pcap::PcapReader::new(&bytes[..]).unwrap();
+    let mut frames = Vec::new();
+    while let Some(p) = reader.next_raw_packet() {
+        frames.push(p.unwrap().data.into_owned());
+    }
+    frames
+}
+
+fn wait_attached(bed: &Testbed) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !bed.xdp_attached() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "xsktap never attached"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The program is attached before the workers run; give them a moment.
+    std::thread::sleep(Duration::from_millis(100));
+}
+
+fn wait_output(mut child: std::process::Child, timeout: Duration) -> std::process::Output {
+    // Read both pipes while waiting, so a full pipe cannot stall the child.
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out_thread = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut stdout, &mut v).unwrap();
+        v
+    });
+    let err_thread = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut stderr, &mut v).unwrap();
+        v
+    });
+    let deadline = std::time::Instant::now() + timeout;
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            panic!("xsktap did not finish in {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    std::process::Output {
+        status,
+        stdout: out_thread.join().unwrap(),
+        stderr: err_thread.join().unwrap(),
+    }
+}
