@@ -235,6 +235,17 @@ fn bad_values_are_refused_without_root() {
         let line = one_error_line(&out);
         assert!(line.contains(needle), "{args:?}: {line}");
     }
+    let out = Command::new(XSKTAP)
+        .args(["monitor", "-i", "x", "-w", "-"])
+        .stdout(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(one_error_line(&out).contains("-w - cannot share it"));
+    let out = Command::new(XSKTAP)
+        .args(["top", "-i", "x", "--interval", "0"])
+        .output()
+        .unwrap();
+    assert!(one_error_line(&out).contains("--interval 0"));
 }
 
 #[test]
