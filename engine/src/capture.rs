@@ -47,7 +47,7 @@ struct QueueHandle {
     core: usize,
     mode: BindMode,
     counters: Arc<CachePadded<WorkerCounters>>,
-    traffic: Arc<TrafficCounters>,
+    traffic: Arc<CachePadded<TrafficCounters>>,
     flows: Arc<FlowExchange>,
     stats: XskStatsHandle,
     thread: Option<JoinHandle<Result<()>>>,
@@ -299,7 +299,7 @@ impl Capture {
         let mut handles = Vec::with_capacity(queues.len());
         for ((socket, &queue), &core) in sockets.into_iter().zip(&queues).zip(&cores) {
             let counters = Arc::new(CachePadded::new(WorkerCounters::default()));
-            let traffic = Arc::new(TrafficCounters::default());
+            let traffic = Arc::new(CachePadded::new(TrafficCounters::default()));
             let flows = Arc::new(FlowExchange::default());
             let handle = QueueHandle {
                 queue,

@@ -91,7 +91,7 @@ pub(crate) struct Worker {
     pub monitor: Option<Monitor>,
     pub shared: Arc<Shared>,
     pub counters: Arc<CachePadded<WorkerCounters>>,
-    pub traffic: Arc<TrafficCounters>,
+    pub traffic: Arc<CachePadded<TrafficCounters>>,
     pub flows: FlowTable,
     pub flow_exchange: Arc<FlowExchange>,
     pub batch_size: u32,
