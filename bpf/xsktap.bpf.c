@@ -317,4 +317,10 @@ int xsktap_xdp(struct xdp_md *ctx)
 	return action;
 }
 
+/*
+ * Never read by the program: makes the generator's stamp layout part of this
+ * object's BTF, so the engine gets it from the skeleton instead of a copy.
+ */
+struct xsktap_gen_stamp xsktap_gen_stamp_layout SEC(".bss") __attribute__((used));
+
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -58,4 +58,20 @@ struct xsktap_filter_insn {
 	__u64 mask[2];
 };
 
+/*
+ * What xsktap-bench's generator writes at the start of each UDP payload, in
+ * host byte order (generator and receiver share the machine's clock).
+ * Workers recognise it by `magic` and measure one-way latency and sequence
+ * gaps from it.
+ */
+#define XSKTAP_GEN_MAGIC 0x5458 /* "XT" read as a little-endian u16 */
+
+/* 16 bytes: fits the 18-byte payload of a minimum (60-byte) IPv4/UDP frame. */
+struct xsktap_gen_stamp {
+	__u16 magic;  /* XSKTAP_GEN_MAGIC */
+	__u16 stream; /* the generating CPU: each stream's sequence is dense */
+	__u32 seq;    /* 0, 1, 2, ... per stream, wrapping */
+	__u64 ts_ns;  /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) at transmit */
+};
+
 #endif

@@ -4,5 +4,6 @@
 #![deny(missing_docs)]
 
 pub mod frames;
+pub mod gen;
 pub mod netns;
 pub mod send;

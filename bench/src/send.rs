@@ -12,15 +12,21 @@ pub struct FrameSender {
     fd: OwnedFd,
 }
 
+/// The index of `iface` in the calling thread's network namespace.
+pub fn ifindex(iface: &str) -> io::Result<u32> {
+    let name = CString::new(iface).map_err(|_| io::Error::other("NUL in interface name"))?;
+    // SAFETY: valid NUL-terminated string.
+    let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
+    if index == 0 {
+        return Err(io::Error::other(format!("no interface named {iface}")));
+    }
+    Ok(index)
+}
+
 impl FrameSender {
     /// Opens a sender on `iface`.
     pub fn open(iface: &str) -> io::Result<Self> {
-        let name = CString::new(iface).map_err(|_| io::Error::other("NUL in interface name"))?;
-        // SAFETY: valid NUL-terminated string.
-        let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
-        if ifindex == 0 {
-            return Err(io::Error::other(format!("no interface named {iface}")));
-        }
+        let ifindex = ifindex(iface)?;
         // Protocol 0: this socket sends only and receives nothing.
         // SAFETY: plain socket(2) call; the fd is checked and owned below.
         let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };

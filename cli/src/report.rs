@@ -278,6 +278,22 @@ pub fn summary_text(s: &Summary, iface: &str, output: &str) -> String {
         );
     }
     let _ = writeln!(out, "protocols: {}", protocol_mix(&snap.traffic));
+    if let Some(l) = &s.latency {
+        let us = |q: f64| l.quantile_ns(q) as f64 / 1000.0;
+        let _ = writeln!(
+            out,
+            "generator frames: {} (missing {}, duplicates {}, reordered {}); one-way latency p50 {:.1} us, p90 {:.1} us, p99 {:.1} us, p99.9 {:.1} us, max {:.1} us",
+            l.stamped,
+            l.missing,
+            l.duplicates,
+            l.reordered,
+            us(0.5),
+            us(0.9),
+            us(0.99),
+            us(0.999),
+            l.histogram.max() as f64 / 1000.0
+        );
+    }
     let _ = writeln!(out, "XDP program attached in {} mode", s.xdp_mode.as_str());
     for q in &snap.queues {
         let _ = writeln!(
@@ -295,6 +311,23 @@ pub fn summary_text(s: &Summary, iface: &str, output: &str) -> String {
         );
     }
     out
+}
+
+/// Latency percentiles (ns) and sequence counters.
+pub fn latency_json(l: &xsktap::latency::LatencyStats) -> Value {
+    json!({
+        "stamped": l.stamped,
+        "missing": l.missing,
+        "duplicates": l.duplicates,
+        "reordered": l.reordered,
+        "min_ns": l.histogram.min(),
+        "p50_ns": l.quantile_ns(0.5),
+        "p90_ns": l.quantile_ns(0.9),
+        "p99_ns": l.quantile_ns(0.99),
+        "p99_9_ns": l.quantile_ns(0.999),
+        "max_ns": l.histogram.max(),
+        "mean_ns": l.histogram.mean(),
+    })
 }
 
 /// The summary as JSON (`--summary-json`).
@@ -342,6 +375,10 @@ pub fn summary_json(s: &Summary, iface: &str, output: &str, filter: &str) -> Val
         ("xdp_mode", json!(s.xdp_mode.as_str())),
         ("count_reached", json!(s.count_reached)),
         ("top", top_value(&s.top)),
+        (
+            "latency",
+            s.latency.as_ref().map_or(Value::Null, latency_json),
+        ),
         ("queues", Value::Array(queues)),
     ] {
         obj.insert(k.into(), val);

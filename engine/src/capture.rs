@@ -4,7 +4,7 @@ use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -14,6 +14,7 @@ use crate::config::CaptureConfig;
 use crate::error::{Error, Result};
 use crate::filter::Program;
 use crate::flows::{FlowExchange, FlowTable, Top};
+use crate::latency::LatencyStats;
 use crate::loader::{AttachedMode, XdpLink, XdpProgram};
 use crate::sink::writer::{BatchWriter, WriterReport};
 use crate::stats::{QueueSnapshot, Snapshot, TrafficCounters, TrafficSnapshot, WorkerCounters};
@@ -49,6 +50,7 @@ struct QueueHandle {
     counters: Arc<CachePadded<WorkerCounters>>,
     traffic: Arc<CachePadded<TrafficCounters>>,
     flows: Arc<FlowExchange>,
+    latency: Arc<Mutex<LatencyStats>>,
     stats: XskStatsHandle,
     thread: Option<JoinHandle<Result<()>>>,
 }
@@ -82,6 +84,8 @@ pub struct Summary {
     pub monitor_writer: Option<WriterReport>,
     /// Top flows and talkers over the whole capture.
     pub top: Top,
+    /// Latency and sequence accounting, when generator frames arrived.
+    pub latency: Option<LatencyStats>,
     /// Errors of workers that failed.
     pub worker_errors: Vec<Error>,
     /// Whether `-c` was reached.
@@ -301,6 +305,7 @@ impl Capture {
             let counters = Arc::new(CachePadded::new(WorkerCounters::default()));
             let traffic = Arc::new(CachePadded::new(TrafficCounters::default()));
             let flows = Arc::new(FlowExchange::default());
+            let latency = Arc::new(Mutex::new(LatencyStats::default()));
             let handle = QueueHandle {
                 queue,
                 core,
@@ -308,6 +313,7 @@ impl Capture {
                 counters: counters.clone(),
                 traffic: traffic.clone(),
                 flows: flows.clone(),
+                latency: latency.clone(),
                 stats: socket.stats_handle()?,
                 thread: None,
             };
@@ -330,6 +336,7 @@ impl Capture {
                 traffic,
                 flows: FlowTable::new(cfg.flow_table_size),
                 flow_exchange: flows,
+                latency,
                 batch_size: cfg.batch_size,
             };
             handles.push((handle, worker));
@@ -403,8 +410,25 @@ impl Capture {
         }
     }
 
+    /// One-way latency and sequence accounting of generator frames, merged
+    /// over the workers; `None` when no stamped frame arrived.
+    pub fn latency(&self) -> Option<LatencyStats> {
+        let mut total: Option<LatencyStats> = None;
+        for q in &self.queues {
+            let Ok(l) = q.latency.lock() else { continue };
+            if l.stamped == 0 {
+                continue;
+            }
+            match &mut total {
+                Some(t) => t.merge(&l),
+                None => total = Some(l.clone()),
+            }
+        }
+        total
+    }
+
     /// The top `n` flows and talkers, from the copies the workers publish
-    /// once a second.
+    /// a few times a second.
     pub fn top(&self, n: usize) -> Top {
         Top::build(self.queues.iter().flat_map(|q| q.flows.latest()), n)
     }
@@ -458,6 +482,7 @@ impl Capture {
         Summary {
             snapshot: self.snapshot(),
             top: self.top(10),
+            latency: self.latency(),
             duration,
             xdp_mode: self.xdp_mode,
             writer,

@@ -27,6 +27,7 @@ pub mod config;
 pub mod error;
 pub mod filter;
 pub mod flows;
+pub mod latency;
 pub mod loader;
 pub mod parse;
 pub mod sink;

@@ -143,6 +143,8 @@ pub struct Packet {
     pub proto: Proto,
     /// Why the frame is malformed, when it is.
     pub malformed: Option<&'static str>,
+    /// Offset of the UDP payload in the frame (0: not a UDP frame with a whole header).
+    pub udp_payload: u16,
 }
 
 impl Packet {
@@ -167,6 +169,7 @@ impl Packet {
             tcp_flags: None,
             proto: Proto::Other,
             malformed: None,
+            udp_payload: 0,
         }
     }
 
@@ -401,6 +404,9 @@ fn l4(mut p: Packet, mut c: Cursor<'_>, proto: u8) -> Packet {
             };
             p.sport = Some(be16(&u[0..2]));
             p.dport = Some(be16(&u[2..4]));
+            if proto == ipproto::UDP {
+                p.udp_payload = c.pos as u16;
+            }
         }
         ipproto::ICMP | ipproto::ICMPV6 if c.remaining() < 4 => {
             return p.malformed("truncated ICMP header");

@@ -23,6 +23,19 @@ macro_rules! syscall {
 }
 pub(crate) use syscall;
 
+/// CLOCK_MONOTONIC in nanoseconds: the clock `bpf_ktime_get_ns()` reads.
+/// (`Instant` uses it too, but does not expose the value.)
+#[inline(always)]
+pub(crate) fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid timespec to write; CLOCK_MONOTONIC always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
 /// The effective capability set of this process, read from `/proc/self/status`.
 pub(crate) fn effective_capabilities() -> Result<u64> {
     let status = std::fs::read_to_string("/proc/self/status")

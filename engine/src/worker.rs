@@ -5,13 +5,14 @@
 //! budget is claimed once per batch with one compare-and-swap.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crossbeam_utils::CachePadded;
 
 use crate::error::{Error, Result};
 use crate::flows::{FlowExchange, FlowKey, FlowStats, FlowTable};
+use crate::latency::{read_stamp, LatencyStats};
 use crate::parse::parse;
 use crate::sink::monitor::{self, MonitorFormat, MAX_LINE};
 use crate::sink::writer::RecordBatcher;
@@ -24,6 +25,17 @@ const IDLE_POLL_MS: i32 = 50;
 const IDLE_FLUSH_MS: i32 = 5;
 /// The oldest a pending record may get before it is flushed even under load.
 const FLUSH_AGE_NS: u64 = 100_000_000;
+
+/// Hands a copy of the latency numbers to the reporter if any stamped frame
+/// arrived and the reporter is not reading (never waits).
+fn publish_latency(latency: &LatencyStats, out: &Mutex<LatencyStats>) {
+    if latency.stamped == 0 {
+        return;
+    }
+    if let Ok(mut slot) = out.try_lock() {
+        slot.clone_from(latency);
+    }
+}
 
 fn flush(
     sink: &mut Option<RecordBatcher>,
@@ -94,6 +106,7 @@ pub(crate) struct Worker {
     pub traffic: Arc<CachePadded<TrafficCounters>>,
     pub flows: FlowTable,
     pub flow_exchange: Arc<FlowExchange>,
+    pub latency: Arc<Mutex<LatencyStats>>,
     pub batch_size: u32,
 }
 
@@ -121,8 +134,10 @@ impl Worker {
             traffic,
             mut flows,
             flow_exchange,
+            latency: latency_out,
             batch_size,
         } = self;
+        let mut latency = LatencyStats::default();
         let mut flow_copy: Vec<FlowStats> = Vec::new();
         let mut next_publish_ns = 0u64;
         if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
@@ -141,6 +156,7 @@ impl Worker {
                 break;
             }
             let mut ts = 0u64;
+            let mut mono = 0u64;
             let mut allowed = u64::MAX;
             let mut bytes = 0u64;
             let mut written = 0u64;
@@ -148,8 +164,9 @@ impl Worker {
             let mut refused = 0u64;
             let n = socket.recv(batch_size, |i, n, frame| {
                 if i == 0 {
-                    // One clock read per batch.
+                    // One read of each clock per batch.
                     ts = now_ns();
+                    mono = crate::sys::monotonic_ns();
                     if let Some(remaining) = &shared.remaining {
                         allowed = claim(remaining, u64::from(n));
                     }
@@ -160,6 +177,9 @@ impl Worker {
                     traffic.record(&packet);
                     if let Some(key) = FlowKey::of(&packet) {
                         flows.record(key, u64::from(packet.len));
+                    }
+                    if let Some(stamp) = read_stamp(frame, &packet, mono) {
+                        latency.record(stamp, mono);
                     }
                     let mut accepted = match &mut sink {
                         Some(s) => s.push(ts, frame, stop),
@@ -190,6 +210,7 @@ impl Worker {
                 if now >= next_publish_ns {
                     flows.copy_into(&mut flow_copy);
                     flow_exchange.offer(&mut flow_copy, flows.evictions());
+                    publish_latency(&latency, &latency_out);
                     next_publish_ns = now + FLOW_PUBLISH_NS;
                 }
                 let pending = sink.as_ref().is_some_and(RecordBatcher::has_pending)
@@ -216,6 +237,7 @@ impl Worker {
                 // A few times a second: a copy of the flow table for the reporter (never waits).
                 flows.copy_into(&mut flow_copy);
                 flow_exchange.offer(&mut flow_copy, flows.evictions());
+                publish_latency(&latency, &latency_out);
                 next_publish_ns = ts + FLOW_PUBLISH_NS;
             }
             let n = u64::from(n);
@@ -241,6 +263,9 @@ impl Worker {
         drop(monitor);
         flows.copy_into(&mut flow_copy);
         flow_exchange.publish_final(&mut flow_copy, flows.evictions());
+        if let Ok(mut out) = latency_out.lock() {
+            *out = latency;
+        }
         Ok(())
     }
 }
