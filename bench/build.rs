@@ -5,7 +5,10 @@ use std::path::PathBuf;
 
 use libbpf_cargo::SkeletonBuilder;
 
-const SOURCE: &str = "bpf/gen.bpf.c";
+const SOURCES: [(&str, &str); 2] = [
+    ("bpf/gen.bpf.c", "gen.skel.rs"),
+    ("bpf/drop.bpf.c", "drop.skel.rs"),
+];
 
 fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
@@ -16,16 +19,20 @@ fn main() {
         "aarch64" => "aarch64-linux-gnu",
         other => panic!("no multiarch include directory known for target arch {other}"),
     };
-    SkeletonBuilder::new()
-        .source(SOURCE)
-        .clang_args([
-            format!("-I/usr/include/{multiarch}"),
-            "-I../bpf".to_string(),
-            "-Wall".to_string(),
-            "-Werror".to_string(),
-        ])
-        .build_and_generate(out.join("gen.skel.rs"))
-        .expect("compiling bench/bpf/gen.bpf.c (is clang installed? run tools/install-deps.sh)");
-    println!("cargo:rerun-if-changed={SOURCE}");
+    for (source, skeleton) in SOURCES {
+        SkeletonBuilder::new()
+            .source(source)
+            .clang_args([
+                format!("-I/usr/include/{multiarch}"),
+                "-I../bpf".to_string(),
+                "-Wall".to_string(),
+                "-Werror".to_string(),
+            ])
+            .build_and_generate(out.join(skeleton))
+            .unwrap_or_else(|e| {
+                panic!("compiling {source} (is clang installed? run tools/install-deps.sh): {e}")
+            });
+        println!("cargo:rerun-if-changed={source}");
+    }
     println!("cargo:rerun-if-changed=../bpf/xsktap.h");
 }

@@ -9,7 +9,9 @@ packages=(
     pkg-config make         # libbpf-sys build
     iproute2                # ip netns / veth test bed
     iputils-ping            # reachability checks in tests
-    tcpdump tshark          # independent pcap readers in tests
+    tcpdump tshark          # independent pcap readers in tests, and benchmark peers
+    netsniff-ng             # benchmark peer
+    ethtool                 # veth statistics and GRO for the benchmarks
     util-linux              # setpriv, to test missing capabilities
     procps                  # sysctl
 )

@@ -3,7 +3,11 @@
 
 #![deny(missing_docs)]
 
+pub mod chart;
 pub mod frames;
 pub mod gen;
+pub mod harness;
 pub mod netns;
+pub mod receivers;
+pub mod report;
 pub mod send;

@@ -5,6 +5,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use xsktap_bench::gen::{GenConfig, Generator};
+use xsktap_bench::harness::{self, Receiver, RunConfig};
+use xsktap_bench::receivers::{udp_receive, DropReceiver};
+use xsktap_bench::report;
 use xsktap_bench::{frames, send::FrameSender};
 
 #[derive(Parser)]
@@ -16,6 +19,50 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run every receiver side by side on a test bed of its own and print the comparison.
+    Run {
+        /// A quick run for CI: short trials, two search steps.
+        #[arg(long)]
+        short: bool,
+        /// Where to write results.json, results.csv, chart.svg and README.md.
+        #[arg(long, default_value = "bench/runs/latest")]
+        out: std::path::PathBuf,
+        /// Seconds of traffic per trial (default 2, or 0.3 with --short).
+        #[arg(long)]
+        trial_secs: Option<f64>,
+        /// Frame size in bytes.
+        #[arg(short = 's', long, default_value_t = 60)]
+        size: usize,
+        /// Offered rate of the CPU-cost and latency trials, frames per second.
+        #[arg(long, default_value_t = 200_000.0)]
+        fixed_rate: f64,
+        /// Run the receiving veth's NAPI as a real-time thread on the receivers' CPU
+        /// (default: softirq on the generator's CPU, as the kernel does).
+        #[arg(long)]
+        napi_thread: bool,
+    },
+    /// The reference receiver: an XDP program that counts and drops every frame.
+    /// Runs until SIGINT/SIGTERM, then writes {"dropped": N} to --json.
+    Drop {
+        /// Interface to attach to (native mode).
+        #[arg(short = 'i', long = "interface")]
+        iface: String,
+        /// Where to write the count.
+        #[arg(long)]
+        json: std::path::PathBuf,
+    },
+    /// A kernel UDP socket receiver (recvmmsg) measuring the generator's one-way latency.
+    UdpRecv {
+        /// UDP port to bind.
+        #[arg(long, default_value_t = 9)]
+        port: u16,
+        /// How long to receive.
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+        /// CPU to pin to.
+        #[arg(long)]
+        cpu: Option<usize>,
+    },
     /// Transmit stamped UDP frames at line rate with BPF_PROG_RUN live frames (XDP_TX).
     ///
     /// Each frame carries a stream id (the CPU), a sequence number and the transmit time,
@@ -64,8 +111,107 @@ enum Command {
     },
 }
 
+fn udp_in_errors() -> u64 {
+    // "Udp: InDatagrams NoPorts InErrors ..." header line, then the values line.
+    let text = std::fs::read_to_string("/proc/net/snmp").unwrap_or_default();
+    let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("Udp:")).collect();
+    if lines.len() < 2 {
+        return 0;
+    }
+    let names: Vec<&str> = lines[0].split_whitespace().collect();
+    let values: Vec<&str> = lines[1].split_whitespace().collect();
+    names
+        .iter()
+        .position(|n| *n == "InErrors")
+        .and_then(|i| values.get(i))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
+        Command::Run {
+            short,
+            out,
+            trial_secs,
+            size,
+            fixed_rate,
+            napi_thread,
+        } => {
+            // SAFETY: geteuid has no preconditions.
+            anyhow::ensure!(
+                unsafe { libc::geteuid() } == 0,
+                "run as root: the harness builds network namespaces"
+            );
+            let exe = std::env::current_exe()?;
+            let dir = exe.parent().expect("the binary is in a directory");
+            let xsktap = dir.join("xsktap");
+            anyhow::ensure!(
+                xsktap.is_file(),
+                "{} is missing: build it first (cargo build --release)",
+                xsktap.display()
+            );
+            let root = std::env::current_dir()?;
+            anyhow::ensure!(
+                root.join("tools/testbed.sh").is_file(),
+                "run from the repository's root (tools/testbed.sh is used)"
+            );
+            let cfg = RunConfig {
+                trial_secs: trial_secs.unwrap_or(if short { 0.3 } else { 2.0 }),
+                search_steps: if short { 2 } else { 6 },
+                frame_size: size,
+                fixed_rate: if short {
+                    fixed_rate.min(100_000.0)
+                } else {
+                    fixed_rate
+                },
+                out_dir: out.clone(),
+                receivers: Receiver::ALL.to_vec(),
+                napi_thread,
+            };
+            let result = harness::run(&cfg, &root, &xsktap, &exe)?;
+            let table = report::table(&cfg, &result);
+            print!("{table}");
+            std::fs::write(out.join("README.md"), report::readme(&cfg, &table))?;
+            Ok(())
+        }
+        Command::Drop { iface, json } => {
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            for s in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+                signal_hook::flag::register(s, stop.clone())?;
+            }
+            let rx = DropReceiver::attach(&iface)?;
+            eprintln!("xsktap-bench: count-and-drop program attached to {iface}");
+            let start = Instant::now();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed)
+                && start.elapsed() < Duration::from_secs(3600)
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            std::fs::write(&json, format!("{{\"dropped\":{}}}\n", rx.count()?))?;
+            Ok(())
+        }
+        Command::UdpRecv { port, seconds, cpu } => {
+            anyhow::ensure!(
+                seconds > 0.0 && seconds <= 3600.0,
+                "--seconds must be within one hour"
+            );
+            let errors_before = udp_in_errors();
+            let r = udp_receive(port, Duration::from_secs_f64(seconds), cpu)?;
+            let l = &r.latency;
+            let v = serde_json::json!({
+                "received": r.received,
+                "socket_drops": udp_in_errors() - errors_before,
+                "stamped": l.stamped,
+                "missing": l.missing,
+                "latency_ns": (l.stamped > 0).then(|| serde_json::json!({
+                    "p50": l.quantile_ns(0.5), "p90": l.quantile_ns(0.9), "p99": l.quantile_ns(0.99),
+                    "p99_9": l.quantile_ns(0.999), "max": l.histogram.max(),
+                })),
+            });
+            println!("{v}");
+            Ok(())
+        }
         Command::Gen {
             iface,
             count,

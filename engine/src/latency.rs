@@ -39,8 +39,13 @@ pub fn read_stamp(frame: &[u8], p: &Packet, now_ns: u64) -> Option<Stamp> {
     if p.proto != Proto::Udp || p.udp_payload == 0 {
         return None;
     }
-    let at = usize::from(p.udp_payload);
-    let b = frame.get(at..at + STAMP_LEN)?;
+    stamp_in_payload(frame.get(usize::from(p.udp_payload)..)?, now_ns)
+}
+
+/// Reads a generator stamp at the start of a UDP payload (for receivers
+/// that get payloads, such as a UDP socket), with the same checks as [`read_stamp`].
+pub fn stamp_in_payload(payload: &[u8], now_ns: u64) -> Option<Stamp> {
+    let b = payload.get(..STAMP_LEN)?;
     if u16::from_le_bytes([b[0], b[1]]) != MAGIC {
         return None;
     }

@@ -1,0 +1,177 @@
+//! Reference receivers for the benchmarks: the count-and-drop XDP program
+//! (the machine's limit) and a kernel UDP socket (the latency peer).
+
+#[allow(
+    missing_docs,
+    clippy::all,
+    clippy::undocumented_unsafe_blocks,
+    unused_imports
+)]
+mod skel {
+    include!(concat!(env!("OUT_DIR"), "/drop.skel.rs"));
+}
+
+use std::io;
+use std::mem::MaybeUninit;
+use std::net::UdpSocket;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use libbpf_rs::libbpf_sys;
+use libbpf_rs::skel::{OpenSkel, SkelBuilder};
+use libbpf_rs::{MapCore, MapFlags, MapHandle};
+use xsktap::latency::{stamp_in_payload, LatencyStats};
+
+/// The count-and-drop program, attached by bpf_link (native mode).
+pub struct DropReceiver {
+    counter: MapHandle,
+    _link: OwnedFd,
+}
+
+impl DropReceiver {
+    /// Loads the program and attaches it to `iface` in native mode.
+    pub fn attach(iface: &str) -> anyhow::Result<DropReceiver> {
+        let ifindex = crate::send::ifindex(iface)?;
+        let mut object = MaybeUninit::uninit();
+        let skel = skel::DropSkelBuilder::default().open(&mut object)?.load()?;
+        let counter = MapHandle::try_from(&skel.maps.dropped)?;
+        // SAFETY: an all-zero bpf_link_create_opts is valid; `sz` is set right after.
+        let mut opts: libbpf_sys::bpf_link_create_opts = unsafe { std::mem::zeroed() };
+        opts.sz = std::mem::size_of::<libbpf_sys::bpf_link_create_opts>() as _;
+        opts.flags = libbpf_sys::XDP_FLAGS_DRV_MODE;
+        let prog = skel.progs.xsktap_drop.as_fd();
+        // SAFETY: valid program fd and opts; a non-negative result is a new link fd we own.
+        let fd = unsafe {
+            libbpf_sys::bpf_link_create(
+                prog.as_raw_fd(),
+                ifindex as i32,
+                libbpf_sys::BPF_XDP,
+                &opts,
+            )
+        };
+        anyhow::ensure!(
+            fd >= 0,
+            "attaching the drop program to {iface}: {}",
+            io::Error::from_raw_os_error(-fd)
+        );
+        // SAFETY: `fd` is a fresh link fd owned by nobody else.
+        let link = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(DropReceiver {
+            counter,
+            _link: link,
+        })
+    }
+
+    /// Frames counted (and dropped) so far, over all CPUs.
+    pub fn count(&self) -> anyhow::Result<u64> {
+        let per_cpu = self
+            .counter
+            .lookup_percpu(&0u32.to_ne_bytes(), MapFlags::ANY)?
+            .unwrap_or_default();
+        Ok(per_cpu
+            .iter()
+            .map(|b| u64::from_ne_bytes(b[..8].try_into().expect("8-byte values")))
+            .sum())
+    }
+}
+
+/// What the UDP socket receiver saw.
+pub struct UdpReport {
+    /// Datagrams received.
+    pub received: u64,
+    /// Latency and sequence accounting of the stamped ones.
+    pub latency: LatencyStats,
+    /// Datagrams the socket dropped for lack of buffer (SO_RXQ_OVFL is not
+    /// read here; see the socket's drops in /proc/net/udp instead).
+    pub elapsed: Duration,
+}
+
+/// Receives on UDP port `port` with recvmmsg for `duration`, measuring the
+/// one-way latency of stamped datagrams (CLOCK_MONOTONIC once per batch, as
+/// xsktap's workers do).
+pub fn udp_receive(port: u16, duration: Duration, cpu: Option<usize>) -> anyhow::Result<UdpReport> {
+    if let Some(cpu) = cpu {
+        anyhow::ensure!(
+            core_affinity::set_for_current(core_affinity::CoreId { id: cpu }),
+            "cannot pin the UDP receiver to CPU {cpu}"
+        );
+    }
+    let socket = UdpSocket::bind(("0.0.0.0", port))?;
+    socket.set_read_timeout(Some(Duration::from_millis(100)))?;
+    let big: libc::c_int = 32 << 20;
+    // SAFETY: setsockopt with a valid int of the size passed; failure only
+    // leaves the default buffer.
+    unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            (&big as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    const BATCH: usize = 64;
+    let mut bufs = vec![[0u8; 2048]; BATCH];
+    let mut iovs: Vec<libc::iovec> = bufs
+        .iter_mut()
+        .map(|b| libc::iovec {
+            iov_base: b.as_mut_ptr().cast(),
+            iov_len: b.len(),
+        })
+        .collect();
+    // SAFETY: mmsghdr is plain data; all-zero is valid.
+    let mut msgs: Vec<libc::mmsghdr> = (0..BATCH).map(|_| unsafe { std::mem::zeroed() }).collect();
+    for (m, iov) in msgs.iter_mut().zip(iovs.iter_mut()) {
+        m.msg_hdr.msg_iov = iov;
+        m.msg_hdr.msg_iovlen = 1;
+    }
+    let mut latency = LatencyStats::default();
+    let mut received = 0u64;
+    let start = Instant::now();
+    while start.elapsed() < duration {
+        // SAFETY: `msgs` holds BATCH headers pointing at live buffers; the
+        // kernel writes at most iov_len bytes into each.
+        let n = unsafe {
+            libc::recvmmsg(
+                socket.as_fd().as_raw_fd(),
+                msgs.as_mut_ptr(),
+                BATCH as u32,
+                libc::MSG_WAITFORONE,
+                std::ptr::null_mut(),
+            )
+        };
+        if n < 0 {
+            let err = io::Error::last_os_error();
+            if matches!(
+                err.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+            ) {
+                continue;
+            }
+            return Err(err.into());
+        }
+        let now = monotonic_ns();
+        for (i, m) in msgs.iter().enumerate().take(n as usize) {
+            received += 1;
+            let len = m.msg_len as usize;
+            if let Some(stamp) = stamp_in_payload(&bufs[i][..len], now) {
+                latency.record(stamp, now);
+            }
+        }
+    }
+    Ok(UdpReport {
+        received,
+        latency,
+        elapsed: start.elapsed(),
+    })
+}
+
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid timespec to write.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}

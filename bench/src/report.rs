@@ -1,0 +1,136 @@
+//! The comparison table, its ratios, and the README written next to the results.
+
+use std::fmt::Write;
+
+use serde_json::Value;
+
+use crate::harness::{RunConfig, RunResult};
+
+fn rate(v: f64) -> String {
+    if v >= 1e6 {
+        format!("{:.2} Mpps", v / 1e6)
+    } else {
+        format!("{:.0} kpps", v / 1e3)
+    }
+}
+
+fn find<'a>(summary: &'a [Value], name: &str) -> Option<&'a Value> {
+    summary.iter().find(|s| s["receiver"] == name)
+}
+
+/// The table printed on stdout and kept in the README.
+pub fn table(cfg: &RunConfig, r: &RunResult) -> String {
+    let mut s = String::new();
+    let napi = if cfg.napi_thread {
+        "the veth's NAPI as a SCHED_FIFO thread on CPU 1"
+    } else {
+        "the veth's NAPI in softirq on CPU 0 (kernel default: receive work throttles the generator)"
+    };
+    let _ = writeln!(
+        s,
+        "{}-byte frames, one RX queue; generator on CPU 0; receiver on CPU 1; {napi}; {} s trials\n",
+        cfg.frame_size, cfg.trial_secs
+    );
+    let _ = writeln!(s, "| receiver | max offered | recorded at max | zero-loss rate | CPU ns/packet at {} (process + NAPI thread) |", rate(cfg.fixed_rate));
+    let _ = writeln!(s, "|---|---|---|---|---|");
+    for v in &r.summary {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {:.1} % | {} | {:.0} |",
+            v["receiver"].as_str().unwrap_or("?"),
+            rate(v["max_offered_rate"].as_f64().unwrap_or(0.0)),
+            100.0 * v["recorded_share_at_max"].as_f64().unwrap_or(0.0),
+            rate(v["zero_loss_rate"].as_f64().unwrap_or(0.0)),
+            v["cpu_ns_per_packet"].as_f64().unwrap_or(0.0),
+        );
+    }
+    for (receiver, why) in &r.skipped {
+        let _ = writeln!(s, "| {} | skipped: {why} | | | |", receiver.name());
+    }
+    let zl = |name: &str| find(&r.summary, name).and_then(|v| v["zero_loss_rate"].as_f64());
+    let _ = writeln!(s);
+    if let Some(x) = zl("xsktap -w tmpfs") {
+        for (peer, label) in [
+            ("xdp-count-drop", "of the count-and-drop limit"),
+            ("tcpdump -w tmpfs", "x tcpdump's"),
+            ("netsniff-ng -o tmpfs", "x netsniff-ng's"),
+        ] {
+            if let Some(p) = zl(peer).filter(|p| *p > 0.0) {
+                let ratio = x / p;
+                if peer == "xdp-count-drop" {
+                    let _ = writeln!(
+                        s,
+                        "xsktap -w tmpfs zero-loss rate: {:.0} % {label}",
+                        100.0 * ratio
+                    );
+                } else {
+                    let _ = writeln!(s, "xsktap -w tmpfs zero-loss rate: {ratio:.2} {label}");
+                }
+            }
+        }
+    }
+    let lat = |v: &Value| {
+        format!(
+            "p50 {:.1} us, p90 {:.1} us, p99 {:.1} us, p99.9 {:.1} us, max {:.1} us",
+            v["p50"].as_f64().unwrap_or(0.0) / 1e3,
+            v["p90"].as_f64().unwrap_or(0.0) / 1e3,
+            v["p99"].as_f64().unwrap_or(0.0) / 1e3,
+            v["p99_9"].as_f64().unwrap_or(0.0) / 1e3,
+            v["max"].as_f64().unwrap_or(0.0) / 1e3
+        )
+    };
+    if let Some(v) = find(&r.summary, "xsktap (no sink)")
+        .map(|v| &v["latency_ns"])
+        .filter(|v| !v.is_null())
+    {
+        let _ = writeln!(
+            s,
+            "one-way latency at {}, xsktap: {}",
+            rate(cfg.fixed_rate),
+            lat(v)
+        );
+    }
+    if let Some(l) = r.udp.as_ref().and_then(|t| t.latency) {
+        let v =
+            serde_json::json!({"p50": l[0], "p90": l[1], "p99": l[2], "p99_9": l[3], "max": l[4]});
+        let _ = writeln!(
+            s,
+            "one-way latency at {}, kernel UDP socket (recvmmsg): {}",
+            rate(cfg.fixed_rate),
+            lat(&v)
+        );
+    }
+    let worst = r
+        .trials
+        .iter()
+        .map(|t| t.unattributed().abs())
+        .max()
+        .unwrap_or(0);
+    let _ = writeln!(
+        s,
+        "accounting: {} trials; largest unattributed difference {worst} frames",
+        r.trials.len()
+    );
+    s
+}
+
+/// The README kept with a run's results.
+pub fn readme(cfg: &RunConfig, table: &str) -> String {
+    let cmd = std::env::args().collect::<Vec<_>>().join(" ");
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, v)| v.trim().to_string())
+        .unwrap_or_default();
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!(
+        "# xsktap-bench run\n\nMachine: {cpus} CPUs ({cpu}), kernel {}, veth in copy mode.\nCommand: `{cmd}`\n\
+         Frame size {} bytes; trials of {} s; results in results.json / results.csv, chart in chart.svg.\n\n{table}",
+        kernel.trim(),
+        cfg.frame_size,
+        cfg.trial_secs
+    )
+}
