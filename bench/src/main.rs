@@ -139,10 +139,8 @@ fn main() -> anyhow::Result<()> {
             napi_thread,
         } => {
             // SAFETY: geteuid has no preconditions.
-            anyhow::ensure!(
-                unsafe { libc::geteuid() } == 0,
-                "run as root: the harness builds network namespaces"
-            );
+            let euid = unsafe { libc::geteuid() };
+            anyhow::ensure!(euid == 0, "run as root: the harness builds network namespaces");
             let exe = std::env::current_exe()?;
             let dir = exe.parent().expect("the binary is in a directory");
             let xsktap = dir.join("xsktap");
