@@ -31,6 +31,8 @@ pub enum Receiver {
     NetsniffNg,
     /// dpdk-testpmd with net_af_xdp, rxonly.
     DpdkTestpmd,
+    /// A kernel UDP socket read with recvmmsg (the latency peer; not in the table).
+    UdpSocket,
 }
 
 impl Receiver {
@@ -53,6 +55,7 @@ impl Receiver {
             Receiver::Tcpdump => "tcpdump -w tmpfs",
             Receiver::NetsniffNg => "netsniff-ng -o tmpfs",
             Receiver::DpdkTestpmd => "dpdk-testpmd af_xdp rxonly",
+            Receiver::UdpSocket => "kernel UDP socket (recvmmsg)",
         }
     }
 
@@ -428,7 +431,9 @@ impl Harness<'_> {
                 ],
                 "Running!",
             ),
-            Receiver::DpdkTestpmd => anyhow::bail!("dpdk-testpmd is not supported here"),
+            Receiver::DpdkTestpmd | Receiver::UdpSocket => {
+                anyhow::bail!("{} is not started this way", kind.name())
+            }
         };
         let mut child = self
             .bed
@@ -605,7 +610,7 @@ impl Harness<'_> {
                 };
                 (count_pcap(&rx.pcap)?, 0, grab("packets dropped"), None)
             }
-            Receiver::DpdkTestpmd => unreachable!("never started"),
+            Receiver::DpdkTestpmd | Receiver::UdpSocket => unreachable!("never started here"),
         };
         let _ = std::fs::remove_file(&rx.pcap);
         // The veth counts a redirect its AF_XDP socket could not take as a
@@ -666,7 +671,7 @@ impl Harness<'_> {
             l["max"].as_u64(),
         ];
         Ok(Trial {
-            receiver: Receiver::XsktapNoSink,
+            receiver: Receiver::UdpSocket,
             target_rate: Some(rate),
             sent,
             offered_rate,

@@ -140,7 +140,10 @@ fn main() -> anyhow::Result<()> {
         } => {
             // SAFETY: geteuid has no preconditions.
             let euid = unsafe { libc::geteuid() };
-            anyhow::ensure!(euid == 0, "run as root: the harness builds network namespaces");
+            anyhow::ensure!(
+                euid == 0,
+                "run as root: the harness builds network namespaces"
+            );
             let exe = std::env::current_exe()?;
             let dir = exe.parent().expect("the binary is in a directory");
             let xsktap = dir.join("xsktap");

@@ -111,7 +111,7 @@ pub(crate) struct Worker {
 }
 
 /// How often a worker publishes a copy of its flow table.
-const FLOW_PUBLISH_NS: u64 = 250_000_000;
+const FLOW_PUBLISH_NS: u64 = 500_000_000;
 
 fn now_ns() -> u64 {
     SystemTime::now()
