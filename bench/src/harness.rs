@@ -115,8 +115,8 @@ pub struct Trial {
     pub socket_drops: u64,
     /// Frames the receiver reports it dropped itself (tcpdump's "dropped by kernel", ...).
     pub receiver_drops: u64,
-    /// CPU seconds (user + system) of the receiver process and the veth's
-    /// NAPI thread during the trial.
+    /// CPU seconds the machine spent during the trial (all CPUs, softirq
+    /// included) minus the generator's own: the receiver's whole cost.
     pub cpu_secs: f64,
     /// Latency percentiles (ns), when measured: p50, p90, p99, p99.9, max.
     pub latency: Option<[u64; 5]>,
@@ -293,21 +293,37 @@ fn core_affinity_mask(cpu: usize) -> libc::cpu_set_t {
     set
 }
 
-/// CPU seconds (user + system) of a running process.
-fn cpu_secs(pid: u32) -> f64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return 0.0;
-    };
-    // Fields after the parenthesised command name; utime and stime are 14 and 15.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = [11, 12]
+/// Busy CPU seconds of the whole machine (every CPU, every kind of work
+/// but idle and iowait), from /proc/stat.
+fn system_busy_secs() -> f64 {
+    let text = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let fields: Vec<f64> = text
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal guest guest_nice
+    let busy: f64 = fields
         .iter()
-        .filter_map(|&i| fields.get(i).and_then(|v| v.parse::<f64>().ok()))
+        .enumerate()
+        .filter(|(i, _)| ![3, 4, 8, 9].contains(i))
+        .map(|(_, v)| v)
         .sum();
     // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    ticks / hz.max(1.0)
+    busy / (unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64).max(1.0)
+}
+
+/// CPU seconds used by this process's finished children (the generator runs).
+fn children_cpu_secs() -> f64 {
+    // SAFETY: rusage is plain data; getrusage fills it.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid rusage to write.
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
 /// A receiver process and where it reports.
@@ -543,13 +559,15 @@ impl Harness<'_> {
         .max(1000);
         let mut rx = self.start(kind, n)?;
         let veth_before = self.bed.veth_drops()?;
-        let napi = self.bed.napi_thread().unwrap_or(0);
-        let cpu_now = || cpu_secs(rx.child.id()) + if napi != 0 { cpu_secs(napi) } else { 0.0 };
-        let cpu_before = cpu_now();
+        let busy_before = system_busy_secs();
+        let gen_before = children_cpu_secs();
         let (sent, offered_rate) = self.generate(count, rate)?;
-        // Let the receiver drain its rings before it stops.
-        std::thread::sleep(Duration::from_millis(500));
-        let cpu = cpu_now() - cpu_before;
+        // Let the receiver drain its rings (tcpdump hands over a partly
+        // filled buffer block only after its 1 s timeout) before it stops.
+        std::thread::sleep(Duration::from_millis(1500));
+        // Everything the machine did meanwhile, minus the generator's own
+        // CPU time: the receiver's process, and its softirq work wherever it ran.
+        let cpu = (system_busy_secs() - busy_before) - (children_cpu_secs() - gen_before);
         let veth_drops = self.bed.veth_drops()? - veth_before;
         rx.interrupt();
         rx.wait(Duration::from_secs(30))?;
@@ -608,7 +626,20 @@ impl Harness<'_> {
                         .and_then(|n| n.parse::<u64>().ok())
                         .unwrap_or(0)
                 };
-                (count_pcap(&rx.pcap)?, 0, grab("packets dropped"), None)
+                // "N packets incoming (M unread on exit)" and "N packets dropped".
+                let unread = stderr
+                    .lines()
+                    .find(|l| l.contains("unread on exit"))
+                    .and_then(|l| l.split('(').nth(1))
+                    .and_then(|r| r.split_whitespace().next())
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .unwrap_or(0);
+                (
+                    count_pcap(&rx.pcap)?,
+                    0,
+                    grab("packets dropped") + unread,
+                    None,
+                )
             }
             Receiver::DpdkTestpmd | Receiver::UdpSocket => unreachable!("never started here"),
         };

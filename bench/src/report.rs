@@ -31,7 +31,7 @@ pub fn table(cfg: &RunConfig, r: &RunResult) -> String {
         "{}-byte frames, one RX queue; generator on CPU 0; receiver on CPU 1; {napi}; {} s trials\n",
         cfg.frame_size, cfg.trial_secs
     );
-    let _ = writeln!(s, "| receiver | max offered | recorded at max | zero-loss rate | CPU ns/packet at {} (process + NAPI thread) |", rate(cfg.fixed_rate));
+    let _ = writeln!(s, "| receiver | max offered | recorded at max | zero-loss rate | CPU ns/packet at {} (all CPUs, softirq included, generator excluded) |", rate(cfg.fixed_rate));
     let _ = writeln!(s, "|---|---|---|---|---|");
     for v in &r.summary {
         let _ = writeln!(
