@@ -23,6 +23,8 @@ pub enum Receiver {
     XdpDrop,
     /// xsktap writing pcap to tmpfs.
     XsktapPcap,
+    /// xsktap writing pcap to tmpfs with preferred busy polling.
+    XsktapBusyPoll,
     /// xsktap counting only.
     XsktapNoSink,
     /// tcpdump writing pcap to tmpfs.
@@ -37,9 +39,10 @@ pub enum Receiver {
 
 impl Receiver {
     /// Every receiver, in table order.
-    pub const ALL: [Receiver; 6] = [
+    pub const ALL: [Receiver; 7] = [
         Receiver::XdpDrop,
         Receiver::XsktapPcap,
+        Receiver::XsktapBusyPoll,
         Receiver::XsktapNoSink,
         Receiver::Tcpdump,
         Receiver::NetsniffNg,
@@ -51,6 +54,7 @@ impl Receiver {
         match self {
             Receiver::XdpDrop => "xdp-count-drop",
             Receiver::XsktapPcap => "xsktap -w tmpfs",
+            Receiver::XsktapBusyPoll => "xsktap -w tmpfs --busy-poll",
             Receiver::XsktapNoSink => "xsktap (no sink)",
             Receiver::Tcpdump => "tcpdump -w tmpfs",
             Receiver::NetsniffNg => "netsniff-ng -o tmpfs",
@@ -212,6 +216,19 @@ impl Bed {
             std::io::Error::last_os_error()
         );
         Ok(bed)
+    }
+
+    /// Sets (or resets to the kernel's defaults) the receiving veth's
+    /// interrupt deferral, which preferred busy polling relies on.
+    fn defer_interrupts(&self, on: bool) -> anyhow::Result<()> {
+        let (defer, timeout) = if on { (2, 200_000) } else { (0, 0) };
+        let cmd = format!(
+            "echo {defer} > /sys/class/net/{b}/napi_defer_hard_irqs && echo {timeout} > /sys/class/net/{b}/gro_flush_timeout",
+            b = self.b()
+        );
+        let ok = self.exec_b(&["sh", "-c", &cmd]).status()?;
+        anyhow::ensure!(ok.success(), "setting interrupt deferral on {}", self.b());
+        Ok(())
     }
 
     /// The kernel thread that runs the receiving veth's NAPI.
@@ -411,6 +428,26 @@ impl Harness<'_> {
                 ],
                 "xsktap: capturing",
             ),
+            Receiver::XsktapBusyPoll => (
+                vec![
+                    "taskset",
+                    "-c",
+                    "1",
+                    &xsktap,
+                    "capture",
+                    "-i",
+                    &b,
+                    "--cores",
+                    "1",
+                    "-q",
+                    "--busy-poll",
+                    "-w",
+                    &pcap_s,
+                    "--summary-json",
+                    &json_s,
+                ],
+                "xsktap: capturing",
+            ),
             Receiver::XsktapNoSink => (
                 vec![
                     &xsktap,
@@ -451,6 +488,10 @@ impl Harness<'_> {
                 anyhow::bail!("{} is not started this way", kind.name())
             }
         };
+        // Preferred busy polling needs the device to defer its interrupts;
+        // every other receiver runs with the kernel's defaults.
+        self.bed
+            .defer_interrupts(kind == Receiver::XsktapBusyPoll)?;
         let mut child = self
             .bed
             .exec_b(&args)
@@ -577,7 +618,7 @@ impl Harness<'_> {
                 let v: Value = serde_json::from_str(&std::fs::read_to_string(&rx.json)?)?;
                 (v["dropped"].as_u64().unwrap_or(0), 0, 0, None)
             }
-            Receiver::XsktapPcap | Receiver::XsktapNoSink => {
+            Receiver::XsktapPcap | Receiver::XsktapBusyPoll | Receiver::XsktapNoSink => {
                 let v: Value = serde_json::from_str(&std::fs::read_to_string(&rx.json)?)?;
                 let q = v["queues"].as_array().cloned().unwrap_or_default();
                 let sum = |f: &str| q.iter().map(|x| x[f].as_u64().unwrap_or(0)).sum::<u64>();

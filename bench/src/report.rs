@@ -49,7 +49,8 @@ pub fn table(cfg: &RunConfig, r: &RunResult) -> String {
     }
     let zl = |name: &str| find(&r.summary, name).and_then(|v| v["zero_loss_rate"].as_f64());
     let _ = writeln!(s);
-    if let Some(x) = zl("xsktap -w tmpfs") {
+    for name in ["xsktap -w tmpfs", "xsktap -w tmpfs --busy-poll"] {
+        let Some(x) = zl(name) else { continue };
         for (peer, label) in [
             ("xdp-count-drop", "of the count-and-drop limit"),
             ("tcpdump -w tmpfs", "x tcpdump's"),
@@ -58,13 +59,9 @@ pub fn table(cfg: &RunConfig, r: &RunResult) -> String {
             if let Some(p) = zl(peer).filter(|p| *p > 0.0) {
                 let ratio = x / p;
                 if peer == "xdp-count-drop" {
-                    let _ = writeln!(
-                        s,
-                        "xsktap -w tmpfs zero-loss rate: {:.0} % {label}",
-                        100.0 * ratio
-                    );
+                    let _ = writeln!(s, "{name} zero-loss rate: {:.0} % {label}", 100.0 * ratio);
                 } else {
-                    let _ = writeln!(s, "xsktap -w tmpfs zero-loss rate: {ratio:.2} {label}");
+                    let _ = writeln!(s, "{name} zero-loss rate: {ratio:.2} {label}");
                 }
             }
         }
@@ -79,16 +76,18 @@ pub fn table(cfg: &RunConfig, r: &RunResult) -> String {
             v["max"].as_f64().unwrap_or(0.0) / 1e3
         )
     };
-    if let Some(v) = find(&r.summary, "xsktap (no sink)")
-        .map(|v| &v["latency_ns"])
-        .filter(|v| !v.is_null())
-    {
-        let _ = writeln!(
-            s,
-            "one-way latency at {}, xsktap: {}",
-            rate(cfg.fixed_rate),
-            lat(v)
-        );
+    for name in ["xsktap (no sink)", "xsktap -w tmpfs --busy-poll"] {
+        if let Some(v) = find(&r.summary, name)
+            .map(|v| &v["latency_ns"])
+            .filter(|v| !v.is_null())
+        {
+            let _ = writeln!(
+                s,
+                "one-way latency at {}, {name}: {}",
+                rate(cfg.fixed_rate),
+                lat(v)
+            );
+        }
     }
     if let Some(l) = r.udp.as_ref().and_then(|t| t.latency) {
         let v =

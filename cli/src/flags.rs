@@ -87,6 +87,11 @@ pub struct CommonArgs {
     /// Fill and RX ring size, a power of two from 64 to 32768.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_RING_SIZE)]
     pub ring_size: u32,
+    /// Preferred busy polling: each worker drives its queue from its own core and never
+    /// sleeps (lower latency, one busy core per queue). Set the device's
+    /// napi_defer_hard_irqs and gro_flush_timeout too (xsktap says so if they are 0).
+    #[arg(long)]
+    pub busy_poll: bool,
     /// Write a JSON summary to PATH at exit.
     #[arg(long, value_name = "PATH")]
     pub summary_json: Option<PathBuf>,
@@ -274,6 +279,7 @@ fn request(
         snaplen
     };
     config.count = common.count;
+    config.busy_poll = common.busy_poll;
     let filter_text = filter.expression_text();
     config.filter = parse_expr(&filter_text)?;
     config.validate()?;

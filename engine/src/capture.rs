@@ -128,6 +128,22 @@ fn mtu_warning(iface: &str, frame_size: u32) -> Option<String> {
     })
 }
 
+/// Preferred busy polling keeps the kernel from processing the queue in
+/// softirq only when the device defers its interrupts (Documentation/networking/napi.rst).
+fn busy_poll_warning(iface: &str) -> Option<String> {
+    let read = |knob: &str| {
+        std::fs::read_to_string(format!("/sys/class/net/{iface}/{knob}"))
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    (read("napi_defer_hard_irqs") == 0 || read("gro_flush_timeout") == 0).then(|| {
+        format!(
+            "--busy-poll works best with deferred interrupts: echo 2 > /sys/class/net/{iface}/napi_defer_hard_irqs; echo 200000 > /sys/class/net/{iface}/gro_flush_timeout"
+        )
+    })
+}
+
 fn ifindex(iface: &str) -> Result<u32> {
     let name = std::ffi::CString::new(iface).map_err(|_| Error::NoSuchInterface(iface.into()))?;
     // SAFETY: `name` is a valid NUL-terminated string for the duration of the call.
@@ -248,9 +264,12 @@ impl Capture {
                 Some(Box::new(file))
             }
         };
-        let warnings = mtu_warning(&cfg.iface, cfg.frame_size)
+        let mut warnings: Vec<String> = mtu_warning(&cfg.iface, cfg.frame_size)
             .into_iter()
             .collect();
+        if cfg.busy_poll {
+            warnings.extend(busy_poll_warning(&cfg.iface));
+        }
 
         raise_memlock();
         let program = XdpProgram::load()?;
@@ -273,6 +292,9 @@ impl Capture {
                 ring_size: cfg.ring_size,
                 zero_copy: cfg.zero_copy,
             })?;
+            if cfg.busy_poll {
+                socket.enable_busy_poll(20, cfg.batch_size)?;
+            }
             program.add_socket(queue, socket.fd())?;
             sockets.push(socket);
         }
@@ -338,6 +360,7 @@ impl Capture {
                 flow_exchange: flows,
                 latency,
                 batch_size: cfg.batch_size,
+                busy_poll: cfg.busy_poll,
             };
             handles.push((handle, worker));
         }

@@ -45,6 +45,9 @@ pub struct CaptureConfig {
     pub monitor: Option<MonitorFormat>,
     /// Slots in each worker's flow table (memory is bounded by this).
     pub flow_table_size: usize,
+    /// Preferred busy polling: each worker drives its queue's NAPI from its
+    /// own core and never sleeps (one core busy per queue, lower latency).
+    pub busy_poll: bool,
 }
 
 /// Default slots in a worker's flow table.
@@ -67,6 +70,7 @@ impl CaptureConfig {
             filter: None,
             monitor: None,
             flow_table_size: DEFAULT_FLOW_TABLE_SIZE,
+            busy_poll: false,
         }
     }
 

@@ -108,6 +108,7 @@ pub(crate) struct Worker {
     pub flow_exchange: Arc<FlowExchange>,
     pub latency: Arc<Mutex<LatencyStats>>,
     pub batch_size: u32,
+    pub busy_poll: bool,
 }
 
 /// How often a worker publishes a copy of its flow table.
@@ -136,6 +137,7 @@ impl Worker {
             flow_exchange,
             latency: latency_out,
             batch_size,
+            busy_poll,
         } = self;
         let mut latency = LatencyStats::default();
         let mut flow_copy: Vec<FlowStats> = Vec::new();
@@ -154,6 +156,10 @@ impl Worker {
         loop {
             if stop.load(Ordering::Relaxed) {
                 break;
+            }
+            if busy_poll {
+                // Run the queue's NAPI here, on this core: it moves frames into the RX ring.
+                socket.busy_poll();
             }
             let mut ts = 0u64;
             let mut mono = 0u64;
@@ -219,6 +225,13 @@ impl Worker {
                     && oldest_pending_ns.is_some_and(|t| now_ns().saturating_sub(t) > FLUSH_AGE_NS)
                 {
                     flush(&mut sink, &mut monitor, &mut oldest_pending_ns);
+                }
+                if busy_poll {
+                    // Never sleep: the next busy poll is the wait. Flush on an empty ring.
+                    if pending {
+                        flush(&mut sink, &mut monitor, &mut oldest_pending_ns);
+                    }
+                    continue;
                 }
                 let timeout = if pending { IDLE_FLUSH_MS } else { IDLE_POLL_MS };
                 let ready = socket.wait(timeout).map_err(|e| Error::Worker {

@@ -89,12 +89,30 @@ pub struct XskSocket {
     fd: OwnedFd,
 }
 
+/// Busy-polling socket options (include/uapi/asm-generic/socket.h, the values
+/// x86_64 and arm64 use; the libc crate exports them only for some architectures).
+mod busy_poll {
+    pub const SO_BUSY_POLL: libc::c_int = 46;
+    pub const SO_PREFER_BUSY_POLL: libc::c_int = 69;
+    pub const SO_BUSY_POLL_BUDGET: libc::c_int = 70;
+}
+
 fn setsockopt<T>(fd: &OwnedFd, name: libc::c_int, value: &T, call: &'static str) -> Result<()> {
+    setsockopt_at(fd, libc::SOL_XDP, name, value, call)
+}
+
+fn setsockopt_at<T>(
+    fd: &OwnedFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: &T,
+    call: &'static str,
+) -> Result<()> {
     // SAFETY: `value` is a live T and we pass its exact size; the kernel only reads it.
     syscall!(call, unsafe {
         libc::setsockopt(
             fd.as_raw_fd(),
-            libc::SOL_XDP,
+            level,
             name,
             (value as *const T).cast(),
             size_of::<T>() as libc::socklen_t,
@@ -359,6 +377,47 @@ impl XskSocket {
                 std::ptr::null_mut(),
             )
         };
+    }
+
+    /// Asks for preferred busy polling: the application drives the queue's
+    /// NAPI from its own thread (see [`XskSocket::busy_poll`]) instead of the
+    /// kernel doing it in softirq, for up to `usecs` per call and `budget`
+    /// frames per poll.
+    ///
+    /// # Minimum kernel version
+    /// 5.11.
+    pub fn enable_busy_poll(&self, usecs: u32, budget: u32) -> Result<()> {
+        let one: libc::c_int = 1;
+        setsockopt_at(
+            &self.fd,
+            libc::SOL_SOCKET,
+            busy_poll::SO_PREFER_BUSY_POLL,
+            &one,
+            "setsockopt(SO_PREFER_BUSY_POLL)",
+        )?;
+        let usecs = usecs as libc::c_int;
+        setsockopt_at(
+            &self.fd,
+            libc::SOL_SOCKET,
+            busy_poll::SO_BUSY_POLL,
+            &usecs,
+            "setsockopt(SO_BUSY_POLL)",
+        )?;
+        let budget = budget as libc::c_int;
+        setsockopt_at(
+            &self.fd,
+            libc::SOL_SOCKET,
+            busy_poll::SO_BUSY_POLL_BUDGET,
+            &budget,
+            "setsockopt(SO_BUSY_POLL_BUDGET)",
+        )
+    }
+
+    /// Runs the queue's NAPI from this thread once (recvfrom with
+    /// MSG_DONTWAIT busy-polls when busy polling is enabled).
+    #[inline]
+    pub fn busy_poll(&self) {
+        self.kick();
     }
 
     /// A second handle on the socket for reading its statistics from another thread.
