@@ -853,12 +853,8 @@ pub fn run(cfg: &RunConfig, root: &Path, xsktap: &Path, bench: &Path) -> anyhow:
             }
             // CPU cost (and xsktap's latency) at a fixed rate.
             n += 1;
-            let fixed = h.trial(
-                kind,
-                Some(cfg.fixed_rate),
-                n,
-                kind == Receiver::XsktapNoSink,
-            )?;
+            let measure_latency = matches!(kind, Receiver::XsktapNoSink | Receiver::XsktapBusyPoll);
+            let fixed = h.trial(kind, Some(cfg.fixed_rate), n, measure_latency)?;
             let cpu_ns = if fixed.recorded > 0 {
                 fixed.cpu_secs * 1e9 / fixed.recorded as f64
             } else {

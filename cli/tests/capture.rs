@@ -164,6 +164,54 @@ fn frames_too_big_for_the_umem_are_counted_as_lost_and_warned_about() {
 }
 
 #[test]
+fn busy_polling_captures_every_frame_and_says_what_it_needs() {
+    if !privileged() {
+        return;
+    }
+    let bed = Testbed::new(1);
+    let frames = varied_frames(300, 8);
+    for deferred in [false, true] {
+        if deferred {
+            let b = bed.ns_b();
+            let knobs = format!(
+                "echo 2 > /sys/class/net/{b}/napi_defer_hard_irqs && echo 200000 > /sys/class/net/{b}/gro_flush_timeout"
+            );
+            let ok = Command::new("ip")
+                .args(["netns", "exec", &b, "sh", "-c", &knobs])
+                .status()
+                .unwrap();
+            assert!(ok.success());
+        }
+        let pcap = temp_path("busy.pcap");
+        let mut cap = bed.start_capture(&[
+            "--busy-poll",
+            "-w",
+            pcap.to_str().unwrap(),
+            "-c",
+            "300",
+            "--duration",
+            "30",
+            "-q",
+        ]);
+        let warned = cap.stderr().contains("napi_defer_hard_irqs");
+        assert_eq!(
+            warned,
+            !deferred,
+            "warns only without deferred interrupts: {}",
+            cap.stderr()
+        );
+        bed.send(&frames);
+        assert!(cap.wait(WAIT).success(), "{}", cap.stderr());
+        let (_, records) = read_pcap(&pcap);
+        assert_eq!(
+            sorted(records.into_iter().map(|r| r.data).collect()),
+            sorted(frames.clone())
+        );
+        assert!(!bed.xdp_attached());
+    }
+}
+
+#[test]
 fn count_stops_after_exactly_that_many_packets() {
     if !privileged() {
         return;
