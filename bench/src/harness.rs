@@ -221,7 +221,7 @@ impl Bed {
     /// Sets (or resets to the kernel's defaults) the receiving veth's
     /// interrupt deferral, which preferred busy polling relies on.
     fn defer_interrupts(&self, on: bool) -> anyhow::Result<()> {
-        let (defer, timeout) = if on { (2, 200_000) } else { (0, 0) };
+        let (defer, timeout) = if on { (2, 20_000) } else { (0, 0) };
         let cmd = format!(
             "echo {defer} > /sys/class/net/{b}/napi_defer_hard_irqs && echo {timeout} > /sys/class/net/{b}/gro_flush_timeout",
             b = self.b()

@@ -174,7 +174,7 @@ fn busy_polling_captures_every_frame_and_says_what_it_needs() {
         if deferred {
             let b = bed.ns_b();
             let knobs = format!(
-                "echo 2 > /sys/class/net/{b}/napi_defer_hard_irqs && echo 200000 > /sys/class/net/{b}/gro_flush_timeout"
+                "echo 2 > /sys/class/net/{b}/napi_defer_hard_irqs && echo 20000 > /sys/class/net/{b}/gro_flush_timeout"
             );
             let ok = Command::new("ip")
                 .args(["netns", "exec", &b, "sh", "-c", &knobs])

@@ -139,7 +139,7 @@ fn busy_poll_warning(iface: &str) -> Option<String> {
     };
     (read("napi_defer_hard_irqs") == 0 || read("gro_flush_timeout") == 0).then(|| {
         format!(
-            "--busy-poll works best with deferred interrupts: echo 2 > /sys/class/net/{iface}/napi_defer_hard_irqs; echo 200000 > /sys/class/net/{iface}/gro_flush_timeout"
+            "--busy-poll works best with deferred interrupts: echo 2 > /sys/class/net/{iface}/napi_defer_hard_irqs; echo 20000 > /sys/class/net/{iface}/gro_flush_timeout"
         )
     })
 }
