@@ -642,31 +642,15 @@ impl Harness<'_> {
                 )
             }
             Receiver::Tcpdump => {
-                let grab = |what: &str| {
-                    stderr
-                        .lines()
-                        .find(|l| l.contains(what))
-                        .and_then(|l| l.split_whitespace().next())
-                        .and_then(|n| n.parse::<u64>().ok())
-                        .unwrap_or(0)
-                };
-                (
-                    count_pcap(&rx.pcap)?,
-                    0,
-                    grab("dropped by kernel") + grab("dropped by interface"),
-                    None,
-                )
+                let captured = count_pcap(&rx.pcap)?;
+                let kernel = leading_number(&stderr, "dropped by kernel")
+                    + leading_number(&stderr, "dropped by interface");
+                // Received by the socket but still unread when tcpdump stopped.
+                let unread =
+                    leading_number(&stderr, "received by filter").saturating_sub(captured + kernel);
+                (captured, 0, kernel + unread, None)
             }
             Receiver::NetsniffNg => {
-                // "  12345  packets incoming (0 unread on exit)" / "  12  packets dropped"
-                let grab = |what: &str| {
-                    stderr
-                        .lines()
-                        .find(|l| l.contains(what))
-                        .and_then(|l| l.split_whitespace().next())
-                        .and_then(|n| n.parse::<u64>().ok())
-                        .unwrap_or(0)
-                };
                 // "N packets incoming (M unread on exit)" and "N packets dropped".
                 let unread = stderr
                     .lines()
@@ -678,7 +662,7 @@ impl Harness<'_> {
                 (
                     count_pcap(&rx.pcap)?,
                     0,
-                    grab("packets dropped") + unread,
+                    leading_number(&stderr, "packets dropped") + unread,
                     None,
                 )
             }
@@ -758,6 +742,16 @@ impl Harness<'_> {
                 .then(|| lat.map(|x| x.unwrap_or(0))),
         })
     }
+}
+
+/// The number that starts the first line of `text` containing `what`
+/// (tcpdump's and netsniff-ng's exit statistics), 0 if there is none.
+fn leading_number(text: &str, what: &str) -> u64 {
+    text.lines()
+        .find(|l| l.contains(what))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Frames in a pcap file (any timestamp resolution).

@@ -437,23 +437,3 @@ fn program_is_detached_after_exit_sigterm_sigint_and_sigkill() {
     }
     assert!(!bed.xdp_attached(), "detached after SIGKILL");
 }
-
-fn wait_attached(bed: &Testbed) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !bed.xdp_attached() {
-        assert!(Instant::now() < deadline, "xsktap never attached");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn wait_output(mut child: std::process::Child, timeout: Duration) -> std::process::Output {
-    let deadline = Instant::now() + timeout;
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            panic!("pipeline did not finish in {timeout:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().unwrap()
-}

@@ -314,3 +314,49 @@ pub fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
             .unwrap();
     }
 }
+
+/// Waits until the capturing device has an XDP program, then lets the workers start.
+pub fn wait_attached(bed: &Testbed) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !bed.xdp_attached() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "xsktap never attached"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The program is attached before the workers run; give them a moment.
+    std::thread::sleep(Duration::from_millis(100));
+}
+
+pub fn wait_output(mut child: std::process::Child, timeout: Duration) -> std::process::Output {
+    // Read both pipes while waiting, so a full pipe cannot stall the child.
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out_thread = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut stdout, &mut v).unwrap();
+        v
+    });
+    let err_thread = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut stderr, &mut v).unwrap();
+        v
+    });
+    let deadline = std::time::Instant::now() + timeout;
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            panic!("xsktap did not finish in {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    std::process::Output {
+        status,
+        stdout: out_thread.join().unwrap(),
+        stderr: err_thread.join().unwrap(),
+    }
+}
