@@ -407,70 +407,35 @@ impl Harness<'_> {
         let pcap_s = pcap.to_string_lossy().to_string();
         let json_s = json.to_string_lossy().to_string();
         // The receiver's threads live on CPU 1; the generator sends from CPU 0.
-        let (args, ready): (Vec<&str>, &str) = match kind {
+        // xsktap's worker is pinned with --cores; `prefix` runs the command under it.
+        let owned = |args: &[&str]| -> Vec<String> { args.iter().map(|s| s.to_string()).collect() };
+        let xsktap_args = |prefix: &[&'static str], extra: &[&str]| -> Vec<String> {
+            let mut v: Vec<String> = prefix.iter().map(|s| s.to_string()).collect();
+            v.extend([&xsktap, "capture", "-i", &b, "--cores", "1", "-q"].map(String::from));
+            v.extend(extra.iter().map(|s| s.to_string()));
+            v.extend(["--summary-json", &json_s].map(String::from));
+            v
+        };
+        let (args, ready): (Vec<String>, &str) = match kind {
             Receiver::XdpDrop => (
-                vec![&bench, "drop", "-i", &b, "--json", &json_s],
+                owned(&[&bench, "drop", "-i", &b, "--json", &json_s]),
                 "attached",
             ),
-            Receiver::XsktapPcap => (
-                vec![
-                    &xsktap,
-                    "capture",
-                    "-i",
-                    &b,
-                    "--cores",
-                    "1",
-                    "-q",
-                    "-w",
-                    &pcap_s,
-                    "--summary-json",
-                    &json_s,
-                ],
-                "xsktap: capturing",
-            ),
+            Receiver::XsktapPcap => (xsktap_args(&[], &["-w", &pcap_s]), "xsktap: capturing"),
             Receiver::XsktapBusyPoll => (
-                vec![
-                    "taskset",
-                    "-c",
-                    "1",
-                    &xsktap,
-                    "capture",
-                    "-i",
-                    &b,
-                    "--cores",
-                    "1",
-                    "-q",
-                    "--busy-poll",
-                    "-w",
-                    &pcap_s,
-                    "--summary-json",
-                    &json_s,
-                ],
+                xsktap_args(&["taskset", "-c", "1"], &["--busy-poll", "-w", &pcap_s]),
                 "xsktap: capturing",
             ),
-            Receiver::XsktapNoSink => (
-                vec![
-                    &xsktap,
-                    "capture",
-                    "-i",
-                    &b,
-                    "--cores",
-                    "1",
-                    "-q",
-                    "--summary-json",
-                    &json_s,
-                ],
-                "xsktap: capturing",
-            ),
+            Receiver::XsktapNoSink => (xsktap_args(&[], &[]), "xsktap: capturing"),
             Receiver::Tcpdump => (
-                vec![
+                owned(&[
                     "taskset", "-c", "1", "tcpdump", "-i", &b, "-Q", "in", "-n", "-B", "65536",
                     "-w", &pcap_s,
-                ],
+                ]),
                 "listening on",
             ),
             Receiver::NetsniffNg => (
-                vec![
+                owned(&[
                     "netsniff-ng",
                     "--in",
                     &b,
@@ -481,7 +446,7 @@ impl Harness<'_> {
                     "1",
                     "-t",
                     "host",
-                ],
+                ]),
                 "Running!",
             ),
             Receiver::DpdkTestpmd | Receiver::UdpSocket => {
@@ -494,7 +459,7 @@ impl Harness<'_> {
             .defer_interrupts(kind == Receiver::XsktapBusyPoll)?;
         let mut child = self
             .bed
-            .exec_b(&args)
+            .exec_b(&args.iter().map(String::as_str).collect::<Vec<_>>())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -14,13 +14,13 @@ mod skel {
 use std::io;
 use std::mem::MaybeUninit;
 use std::net::UdpSocket;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use libbpf_rs::libbpf_sys;
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags, MapHandle};
-use xsktap::latency::{stamp_in_payload, LatencyStats};
+use xsktap::latency::{monotonic_ns, stamp_in_payload, LatencyStats};
+use xsktap::loader::{link_xdp, AttachedMode};
 
 /// The count-and-drop program, attached by bpf_link (native mode).
 pub struct DropReceiver {
@@ -31,31 +31,16 @@ pub struct DropReceiver {
 impl DropReceiver {
     /// Loads the program and attaches it to `iface` in native mode.
     pub fn attach(iface: &str) -> anyhow::Result<DropReceiver> {
-        let ifindex = crate::send::ifindex(iface)?;
+        let ifindex = xsktap::capture::ifindex(iface)?;
         let mut object = MaybeUninit::uninit();
         let skel = skel::DropSkelBuilder::default().open(&mut object)?.load()?;
         let counter = MapHandle::try_from(&skel.maps.dropped)?;
-        // SAFETY: an all-zero bpf_link_create_opts is valid; `sz` is set right after.
-        let mut opts: libbpf_sys::bpf_link_create_opts = unsafe { std::mem::zeroed() };
-        opts.sz = std::mem::size_of::<libbpf_sys::bpf_link_create_opts>() as _;
-        opts.flags = libbpf_sys::XDP_FLAGS_DRV_MODE;
-        let prog = skel.progs.xsktap_drop.as_fd();
-        // SAFETY: valid program fd and opts; a non-negative result is a new link fd we own.
-        let fd = unsafe {
-            libbpf_sys::bpf_link_create(
-                prog.as_raw_fd(),
-                ifindex as i32,
-                libbpf_sys::BPF_XDP,
-                &opts,
-            )
-        };
-        anyhow::ensure!(
-            fd >= 0,
-            "attaching the drop program to {iface}: {}",
-            io::Error::from_raw_os_error(-fd)
-        );
-        // SAFETY: `fd` is a fresh link fd owned by nobody else.
-        let link = unsafe { OwnedFd::from_raw_fd(fd) };
+        let link = link_xdp(
+            skel.progs.xsktap_drop.as_fd(),
+            ifindex,
+            AttachedMode::Native,
+        )
+        .map_err(|e| anyhow::anyhow!("attaching the drop program to {iface}: {e}"))?;
         Ok(DropReceiver {
             counter,
             _link: link,
@@ -164,14 +149,4 @@ pub fn udp_receive(port: u16, duration: Duration, cpu: Option<usize>) -> anyhow:
         latency,
         elapsed: start.elapsed(),
     })
-}
-
-fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: a valid timespec to write.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }

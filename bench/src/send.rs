@@ -1,6 +1,5 @@
 //! Sends whole Ethernet frames out of an interface with an AF_PACKET socket.
 
-use std::ffi::CString;
 use std::io;
 use std::mem::size_of;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -12,15 +11,9 @@ pub struct FrameSender {
     fd: OwnedFd,
 }
 
-/// The index of `iface` in the calling thread's network namespace.
+/// The index of `iface` in the calling thread's network namespace (the engine's lookup).
 pub fn ifindex(iface: &str) -> io::Result<u32> {
-    let name = CString::new(iface).map_err(|_| io::Error::other("NUL in interface name"))?;
-    // SAFETY: valid NUL-terminated string.
-    let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
-    if index == 0 {
-        return Err(io::Error::other(format!("no interface named {iface}")));
-    }
-    Ok(index)
+    xsktap::capture::ifindex(iface).map_err(io::Error::other)
 }
 
 impl FrameSender {

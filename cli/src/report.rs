@@ -144,33 +144,20 @@ pub fn top_screen(iface: &str, now: &Snapshot, rates: &Rates, top: &Top, tty: bo
             t.packets
         );
     }
-    let _ = writeln!(
-        s,
-        "\n{:<64} {:>12} {:>10}",
-        "top flows by bytes", "bytes", "packets"
-    );
-    for f in &top.flows_by_bytes {
-        let _ = writeln!(
-            s,
-            "{:<64} {:>11}B {:>10}",
-            flow_line(f),
-            si(f.bytes as f64),
-            f.packets
-        );
-    }
-    let _ = writeln!(
-        s,
-        "\n{:<64} {:>12} {:>10}",
-        "top flows by packets", "bytes", "packets"
-    );
-    for f in &top.flows_by_packets {
-        let _ = writeln!(
-            s,
-            "{:<64} {:>11}B {:>10}",
-            flow_line(f),
-            si(f.bytes as f64),
-            f.packets
-        );
+    for (title, flows) in [
+        ("top flows by bytes", &top.flows_by_bytes),
+        ("top flows by packets", &top.flows_by_packets),
+    ] {
+        let _ = writeln!(s, "\n{title:<64} {:>12} {:>10}", "bytes", "packets");
+        for f in flows {
+            let _ = writeln!(
+                s,
+                "{:<64} {:>11}B {:>10}",
+                flow_line(f),
+                si(f.bytes as f64),
+                f.packets
+            );
+        }
     }
     if !tty {
         s.push('\n');

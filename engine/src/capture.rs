@@ -144,7 +144,11 @@ fn busy_poll_warning(iface: &str) -> Option<String> {
     })
 }
 
-fn ifindex(iface: &str) -> Result<u32> {
+/// The index of `iface` in the calling thread's network namespace.
+///
+/// # Errors
+/// [`Error::NoSuchInterface`] naming it.
+pub fn ifindex(iface: &str) -> Result<u32> {
     let name = std::ffi::CString::new(iface).map_err(|_| Error::NoSuchInterface(iface.into()))?;
     // SAFETY: `name` is a valid NUL-terminated string for the duration of the call.
     let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
@@ -471,12 +475,6 @@ impl Capture {
         } else {
             None
         }
-    }
-
-    /// Makes the workers stop at once, without draining their rings (for a
-    /// second Ctrl-C, or an output that no longer reads).
-    pub fn abort(&self) {
-        self.shared.stop.store(true, Ordering::Relaxed);
     }
 
     /// Detaches the program, lets the workers drain what is already in their

@@ -11,6 +11,7 @@ use hdrhistogram::Histogram;
 
 use crate::parse::{Packet, Proto};
 use crate::skel::types::xsktap_gen_stamp;
+pub use crate::sys::monotonic_ns;
 
 /// The stamp's magic (`XSKTAP_GEN_MAGIC`, "XT" as a little-endian u16).
 const MAGIC: u16 = u16::from_le_bytes(*b"XT");
@@ -207,6 +208,18 @@ impl LatencyStats {
         self.missing += other.missing;
         self.duplicates += other.duplicates;
         self.reordered += other.reordered;
+    }
+
+    /// Overwrites `out`'s histogram and counters with these (not the
+    /// per-stream state, which only the owning worker needs). Allocates
+    /// nothing: both histograms have the same bounds.
+    pub fn copy_totals_into(&self, out: &mut LatencyStats) {
+        out.histogram.reset();
+        let _ = out.histogram.add(&self.histogram);
+        out.stamped = self.stamped;
+        out.missing = self.missing;
+        out.duplicates = self.duplicates;
+        out.reordered = self.reordered;
     }
 
     /// The latency at quantile `q` (0.0..=1.0), in nanoseconds.

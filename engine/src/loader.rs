@@ -251,36 +251,40 @@ impl XdpProgram {
     }
 
     fn link(&self, iface: &str, ifindex: u32, mode: AttachedMode) -> Result<XdpLink> {
-        // SAFETY: an all-zero bpf_link_create_opts is valid (libbpf's
-        // LIBBPF_OPTS does the same); `sz` is set right after.
-        let mut opts: libbpf_sys::bpf_link_create_opts = unsafe { std::mem::zeroed() };
-        opts.sz = std::mem::size_of::<libbpf_sys::bpf_link_create_opts>() as _;
-        opts.flags = mode.flags();
-        // SAFETY: valid program fd and opts; on success the returned fd is a
-        // new link that we own.
-        let fd = unsafe {
-            libbpf_sys::bpf_link_create(
-                self.prog.as_raw_fd(),
-                ifindex as i32,
-                libbpf_sys::BPF_XDP,
-                &opts,
-            )
-        };
-        if fd < 0 {
-            let error = io::Error::from_raw_os_error(-fd);
-            if matches!(error.raw_os_error(), Some(libc::EBUSY) | Some(libc::EEXIST)) {
-                check_no_xdp_program(iface, ifindex)?;
+        match link_xdp(self.prog.as_fd(), ifindex, mode) {
+            Ok(link) => Ok(XdpLink { _link: link, mode }),
+            Err(error) => {
+                if matches!(error.raw_os_error(), Some(libc::EBUSY) | Some(libc::EEXIST)) {
+                    check_no_xdp_program(iface, ifindex)?;
+                }
+                Err(Error::Attach {
+                    iface: iface.to_string(),
+                    mode: mode.as_str(),
+                    error,
+                })
             }
-            return Err(Error::Attach {
-                iface: iface.to_string(),
-                mode: mode.as_str(),
-                error,
-            });
         }
-        // SAFETY: `fd` is a fresh link fd owned by nobody else.
-        let link = unsafe { OwnedFd::from_raw_fd(fd) };
-        Ok(XdpLink { _link: link, mode })
     }
+}
+
+/// Attaches the XDP program `prog` to `ifindex` in `mode` through a bpf_link;
+/// closing the returned fd detaches it.
+pub fn link_xdp(prog: BorrowedFd<'_>, ifindex: u32, mode: AttachedMode) -> io::Result<OwnedFd> {
+    // SAFETY: an all-zero bpf_link_create_opts is valid (libbpf's
+    // LIBBPF_OPTS does the same); `sz` is set right after.
+    let mut opts: libbpf_sys::bpf_link_create_opts = unsafe { std::mem::zeroed() };
+    opts.sz = std::mem::size_of::<libbpf_sys::bpf_link_create_opts>() as _;
+    opts.flags = mode.flags();
+    // SAFETY: valid program fd and opts; on success the returned fd is a new
+    // link that we own.
+    let fd = unsafe {
+        libbpf_sys::bpf_link_create(prog.as_raw_fd(), ifindex as i32, libbpf_sys::BPF_XDP, &opts)
+    };
+    if fd < 0 {
+        return Err(io::Error::from_raw_os_error(-fd));
+    }
+    // SAFETY: `fd` is a fresh link fd owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// Fails with [`Error::XdpBusy`] if any XDP program is attached to `ifindex`.

@@ -28,11 +28,11 @@ pub struct WorkerCounters {
 }
 
 impl WorkerCounters {
-    /// Adds `n` to `counter` (a single-writer counter: a relaxed add suffices).
+    /// Adds `n` to `counter`; only the owning worker writes it (see [`bump`]).
     #[inline(always)]
     pub fn add(counter: &AtomicU64, n: u64) {
         if n != 0 {
-            counter.fetch_add(n, Ordering::Relaxed);
+            bump(counter, n);
         }
     }
 }

@@ -26,7 +26,7 @@ pub(crate) use syscall;
 /// CLOCK_MONOTONIC in nanoseconds: the clock `bpf_ktime_get_ns()` reads.
 /// (`Instant` uses it too, but does not expose the value.)
 #[inline(always)]
-pub(crate) fn monotonic_ns() -> u64 {
+pub fn monotonic_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,

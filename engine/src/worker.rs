@@ -33,7 +33,7 @@ fn publish_latency(latency: &LatencyStats, out: &Mutex<LatencyStats>) {
         return;
     }
     if let Ok(mut slot) = out.try_lock() {
-        slot.clone_from(latency);
+        latency.copy_totals_into(&mut slot);
     }
 }
 

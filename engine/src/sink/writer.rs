@@ -179,11 +179,6 @@ impl RecordBatcher {
         !self.current.is_empty()
     }
 
-    /// Whether the writer is still accepting buffers.
-    pub fn is_open(&self) -> bool {
-        self.full_tx.is_some()
-    }
-
     fn send(&mut self, buf: Vec<u8>) {
         if let Some(tx) = &self.full_tx {
             if tx.send(buf).is_err() {
