@@ -406,11 +406,11 @@ impl Harness<'_> {
         let bench = self.bench.to_string_lossy().to_string();
         let pcap_s = pcap.to_string_lossy().to_string();
         let json_s = json.to_string_lossy().to_string();
-        // The receiver's threads live on CPU 1; the generator sends from CPU 0.
-        // xsktap's worker is pinned with --cores; `prefix` runs the command under it.
+        // Every receiver's threads live on CPU 1; the generator sends from CPU 0.
+        // xsktap's worker is pinned with --cores, its other threads by taskset.
         let owned = |args: &[&str]| -> Vec<String> { args.iter().map(|s| s.to_string()).collect() };
-        let xsktap_args = |prefix: &[&'static str], extra: &[&str]| -> Vec<String> {
-            let mut v: Vec<String> = prefix.iter().map(|s| s.to_string()).collect();
+        let xsktap_args = |extra: &[&str]| -> Vec<String> {
+            let mut v: Vec<String> = ["taskset", "-c", "1"].map(String::from).to_vec();
             v.extend([&xsktap, "capture", "-i", &b, "--cores", "1", "-q"].map(String::from));
             v.extend(extra.iter().map(|s| s.to_string()));
             v.extend(["--summary-json", &json_s].map(String::from));
@@ -421,12 +421,12 @@ impl Harness<'_> {
                 owned(&[&bench, "drop", "-i", &b, "--json", &json_s]),
                 "attached",
             ),
-            Receiver::XsktapPcap => (xsktap_args(&[], &["-w", &pcap_s]), "xsktap: capturing"),
+            Receiver::XsktapPcap => (xsktap_args(&["-w", &pcap_s]), "xsktap: capturing"),
             Receiver::XsktapBusyPoll => (
-                xsktap_args(&["taskset", "-c", "1"], &["--busy-poll", "-w", &pcap_s]),
+                xsktap_args(&["--busy-poll", "-w", &pcap_s]),
                 "xsktap: capturing",
             ),
-            Receiver::XsktapNoSink => (xsktap_args(&[], &[]), "xsktap: capturing"),
+            Receiver::XsktapNoSink => (xsktap_args(&[]), "xsktap: capturing"),
             Receiver::Tcpdump => (
                 owned(&[
                     "taskset", "-c", "1", "tcpdump", "-i", &b, "-Q", "in", "-n", "-B", "65536",

@@ -84,7 +84,9 @@ pub struct CommonArgs {
     /// UMEM frame size: 2048 or 4096.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_FRAME_SIZE)]
     pub frame_size: u32,
-    /// Fill and RX ring size, a power of two from 64 to 32768.
+    /// Fill and RX ring size, a power of two from 64 to 32768. The UMEM holds twice as
+    /// many frames (128 MiB per queue by default); smaller rings lose frames sooner
+    /// when a worker stalls.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_RING_SIZE)]
     pub ring_size: u32,
     /// Preferred busy polling: each worker drives its queue from its own core and never
