@@ -14,6 +14,7 @@ packages=(
     ethtool                 # veth statistics and GRO for the benchmarks
     util-linux              # setpriv, to test missing capabilities
     procps                  # sysctl
+    chromium                # headless browser for the dashboard's end-to-end test
 )
 
 missing=()

@@ -100,6 +100,19 @@ pub struct CommonArgs {
     /// No live statistics line on standard error.
     #[arg(short = 'q', long)]
     pub quiet: bool,
+    /// Serve the live dashboard, /ws, /metrics and /api/summary on ADDR:PORT (PORT alone
+    /// means 127.0.0.1:PORT). A non-loopback address requires a token on every request.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub serve: Option<String>,
+    /// The token for --serve (at least 16 URL-safe characters); generated and printed when
+    /// --serve has a non-loopback address and none is given.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "XSKTAP_SERVE_TOKEN",
+        hide_env_values = true
+    )]
+    pub serve_token: Option<String>,
 }
 
 /// Which frames to take, evaluated in the XDP program: flags and a tcpdump-style expression,
@@ -242,6 +255,7 @@ pub struct Request {
     pub summary_json: Option<std::path::PathBuf>,
     pub quiet: bool,
     pub filter_text: String,
+    pub serve: Option<crate::serve::ServeConfig>,
 }
 
 fn request(
@@ -314,6 +328,13 @@ fn request(
             }
         }
     }
+    let serve = match (&common.serve, common.serve_token) {
+        (Some(addr), token) => Some(crate::serve::ServeConfig::from_args(addr, token)?),
+        (None, Some(_)) if std::env::var_os("XSKTAP_SERVE_TOKEN").is_none() => {
+            anyhow::bail!("--serve-token needs --serve ADDR:PORT")
+        }
+        (None, _) => None,
+    };
     Ok(Request {
         config,
         output,
@@ -321,6 +342,7 @@ fn request(
         summary_json: common.summary_json,
         quiet: common.quiet,
         filter_text,
+        serve,
     })
 }
 

@@ -2,6 +2,7 @@
 
 mod flags;
 mod report;
+mod serve;
 
 use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
@@ -66,11 +67,41 @@ fn run(req: Request, view: View) -> anyhow::Result<ExitCode> {
         Output::Stdout => "standard output".to_string(),
         Output::File(p) => p.display().to_string(),
     };
+    // Listen before attaching anything: a busy port fails with the machine untouched.
+    let listener = req.serve.as_ref().map(serve::bind).transpose()?;
     let capture = Capture::start(&req.config, req.output.clone())?;
     for warning in capture.warnings() {
         eprintln!("xsktap: warning: {warning}");
     }
     eprintln!("{}", report::start_line(&capture, &iface, &req.filter_text));
+    // This thread reports (and builds the dashboard's updates): keep it off the workers' CPUs.
+    let housekeeping = capture.housekeeping_cpus();
+    if !housekeeping.is_empty() {
+        let _ = xsktap::capture::pin_current_thread(&housekeeping);
+    }
+    let mut publisher = report::Publisher::new(&capture, &iface, &output_name, &req.filter_text);
+    let server = match (&req.serve, listener) {
+        (Some(cfg), Some(listener)) => {
+            let bound = listener.local_addr()?;
+            let first = publisher.update(&capture, None);
+            let server = serve::Server::start(listener, cfg, housekeeping, first)?;
+            if let Err(why) = &server.pinned {
+                eprintln!(
+                    "xsktap: warning: the dashboard server shares the workers' CPUs ({why}); leave a CPU out of --cores to keep it off them"
+                );
+            }
+            eprintln!("xsktap: dashboard on {}", cfg.url(bound));
+            if cfg.token_generated {
+                eprintln!(
+                    "xsktap: {} is not a loopback address: every request needs the token above (Authorization: Bearer TOKEN or ?token=TOKEN)",
+                    cfg.addr.ip()
+                );
+            }
+            Some(server)
+        }
+        _ => None,
+    };
+    let mut next_publish = Instant::now() + Duration::from_secs(1);
 
     let started = Instant::now();
     let mut last = capture.snapshot();
@@ -91,6 +122,12 @@ fn run(req: Request, view: View) -> anyhow::Result<ExitCode> {
         }
         if req.duration.is_some_and(|d| started.elapsed() >= d) {
             break None;
+        }
+        if let Some(server) = &server {
+            if Instant::now() >= next_publish {
+                next_publish += Duration::from_secs(1);
+                server.publish(publisher.update(&capture, Some(server.stats())));
+            }
         }
         if Instant::now() < next_report {
             continue;

@@ -225,6 +225,18 @@ fn bad_values_are_refused_without_root() {
             &["-i", "x", "--summary-json", "/nonexistent-dir/s.json"],
             "does not exist",
         ),
+        (
+            &["-i", "x", "--serve", "nonsense"],
+            "is not PORT or ADDR:PORT",
+        ),
+        (
+            &["-i", "x", "--serve", "9100", "--serve-token", "short"],
+            "at least 16 characters",
+        ),
+        (
+            &["-i", "x", "--serve-token", "0123456789abcdef"],
+            "--serve-token needs --serve",
+        ),
     ];
     for (args, needle) in cases {
         let out = Command::new(XSKTAP)
@@ -353,4 +365,44 @@ fn zero_copy_on_fails_clearly_where_the_driver_lacks_it() {
     assert!(line.contains("--zero-copy auto"), "names the fix: {line}");
     assert!(!bed.xdp_attached());
     assert!(!pcap.exists());
+}
+
+#[test]
+fn a_busy_dashboard_port_is_refused_before_attaching() {
+    if !privileged() {
+        return;
+    }
+    let bed = Testbed::new(1);
+    let ns = bed.ns_b();
+    // Something else listens on the port, in the capture's namespace.
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let holder = std::thread::spawn(move || {
+        xsktap_bench::netns::enter(&ns).unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:9100").unwrap();
+        ready_tx.send(()).unwrap();
+        let _ = done_rx.recv();
+        drop(listener);
+    });
+    ready_rx.recv().unwrap();
+    let pcap = temp_path("busyport.pcap");
+    let iface = bed.ns_b();
+    let out = run(bed.xsktap(&[
+        "capture",
+        "-i",
+        &iface,
+        "--serve",
+        "9100",
+        "-w",
+        pcap.to_str().unwrap(),
+    ]));
+    done_tx.send(()).unwrap();
+    holder.join().unwrap();
+    let line = one_error_line(&out);
+    assert!(
+        line.contains("--serve 127.0.0.1:9100: cannot listen there") && line.contains("free port"),
+        "{line}"
+    );
+    assert!(!bed.xdp_attached());
+    assert!(!pcap.exists(), "no output file left behind");
 }

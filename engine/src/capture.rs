@@ -69,6 +69,15 @@ pub struct Capture {
     warnings: Vec<String>,
 }
 
+/// Restricts the calling thread to `cpus`, such as [`Capture::housekeeping_cpus`].
+pub fn pin_current_thread(cpus: &[usize]) -> Result<()> {
+    crate::sys::pin_current_thread(cpus).map_err(|e| {
+        Error::Config(format!(
+            "cannot pin a housekeeping thread to CPUs {cpus:?}: {e}"
+        ))
+    })
+}
+
 /// The end of a capture: final counters and how the output went.
 #[derive(Debug)]
 pub struct Summary {
@@ -458,6 +467,33 @@ impl Capture {
     /// a few times a second.
     pub fn top(&self, n: usize) -> Top {
         Top::build(self.queues.iter().flat_map(|q| q.flows.latest()), n)
+    }
+
+    /// The counters so far in the form of the final summary (no writer
+    /// report, no worker errors: the capture is still running).
+    pub fn progress(&self) -> Summary {
+        Summary {
+            snapshot: self.snapshot(),
+            top: self.top(10),
+            latency: self.latency(),
+            duration: self.started.elapsed(),
+            xdp_mode: self.xdp_mode,
+            writer: None,
+            monitor_writer: None,
+            worker_errors: Vec::new(),
+            count_reached: self.shared.count_reached.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The CPUs this process may use that run no worker: where reporting,
+    /// serving and other housekeeping belong. Empty when every CPU runs one.
+    pub fn housekeeping_cpus(&self) -> Vec<usize> {
+        core_affinity::get_core_ids()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| c.id)
+            .filter(|id| !self.queues.iter().any(|q| q.core == *id))
+            .collect()
     }
 
     /// Why the capture ended by itself, if it did.
