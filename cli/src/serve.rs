@@ -179,9 +179,6 @@ struct AppState {
     updates: watch::Receiver<Arc<Update>>,
     stats: Arc<ServerStats>,
     token: Option<Arc<str>>,
-    /// Host headers accepted without a token (loopback names of the port),
-    /// against DNS rebinding.
-    local_hosts: Arc<[String]>,
 }
 
 /// The running server; dropping it leaves the thread to end with the process.
@@ -203,15 +200,10 @@ impl Server {
     ) -> anyhow::Result<Server> {
         let (tx, rx) = watch::channel(Arc::new(first));
         let stats = Arc::new(ServerStats::default());
-        let port = listener.local_addr()?.port();
         let state = AppState {
             updates: rx,
             stats: stats.clone(),
             token: cfg.token.as_deref().map(Arc::from),
-            local_hosts: ["127.0.0.1", "localhost", "[::1]"]
-                .iter()
-                .map(|h| format!("{h}:{port}"))
-                .collect(),
         };
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         std::thread::Builder::new()
@@ -320,7 +312,7 @@ async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Respo
                 .get(header::HOST)
                 .and_then(|h| h.to_str().ok());
             if let Some(host) = host {
-                if !state.local_hosts.iter().any(|h| h == host) {
+                if !loopback_host(host) {
                     return (
                         StatusCode::FORBIDDEN,
                         "403: Host is not a loopback name; bind a non-loopback address (with a token) to serve other names\n",
@@ -342,6 +334,18 @@ async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Respo
         HeaderValue::from_static("no-referrer"),
     );
     response
+}
+
+/// Whether a Host header names this machine's loopback (any port, so that
+/// SSH tunnels work): a page of another site that rebinds its own name to
+/// 127.0.0.1 still sends that name, and is refused.
+fn loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(name, _port)| name),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Compares without stopping at the first difference.
@@ -748,6 +752,27 @@ mod tests {
             c.url("127.0.0.1:9100".parse().unwrap()),
             "http://127.0.0.1:9100/?token=0123456789abcdef"
         );
+    }
+
+    #[test]
+    fn loopback_hosts() {
+        for ok in [
+            "127.0.0.1:9100",
+            "localhost:8080",
+            "LOCALHOST",
+            "[::1]:9100",
+            "127.1.2.3:1",
+        ] {
+            assert!(loopback_host(ok), "{ok}");
+        }
+        for bad in [
+            "evil.example:9100",
+            "198.18.0.2:9100",
+            "localhost.evil.example",
+            "[2001:2::1]:1",
+        ] {
+            assert!(!loopback_host(bad), "{bad}");
+        }
     }
 
     #[test]

@@ -45,7 +45,10 @@ fn http(host: &str, method: &str, path: &str, headers: &[(&str, &str)]) -> Reply
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
-    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    let mut request = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        request.push_str(&format!("Host: {host}\r\n"));
+    }
     for (k, v) in headers {
         request.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -490,6 +493,16 @@ fn metrics_parse_and_match_the_summary() {
         let live = wait_received(&host, frames.len() as u64);
         let reply = http(&host, "GET", "/metrics", &[]);
         assert_eq!(reply.status, 200);
+        // Loopback without a token: only for loopback names (a rebound foreign name is refused).
+        let rebound = http(
+            &host,
+            "GET",
+            "/api/summary",
+            &[("Host", "evil.example:9100")],
+        );
+        assert_eq!(rebound.status, 403);
+        let tunnel = http(&host, "GET", "/api/summary", &[("Host", "localhost:8080")]);
+        assert_eq!(tunnel.status, 200);
         let ct = reply.headers["content-type"].clone();
         (live, parse_metrics(&reply.body), ct)
     });

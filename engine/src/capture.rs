@@ -67,6 +67,7 @@ pub struct Capture {
     xdp_mode: AttachedMode,
     started: Instant,
     warnings: Vec<String>,
+    housekeeping: Vec<usize>,
 }
 
 /// Restricts the calling thread to `cpus`, such as [`Capture::housekeeping_cpus`].
@@ -318,15 +319,25 @@ impl Capture {
             file.set_len(0)
                 .map_err(|error| Error::Output { path, error })?;
         }
+        // Writers (and whatever the caller runs beside the capture) belong on
+        // the CPUs no worker uses, so that they never preempt a worker.
+        let housekeeping: Vec<usize> = allowed
+            .iter()
+            .copied()
+            .filter(|c| !cores.contains(c))
+            .collect();
         let buffers = 4 * queues.len() + 4;
         let spawn_error = |e| crate::error::syscall_error("spawn(writer thread)", e);
         let writer = match out {
-            Some(out) => Some(BatchWriter::pcap(out, cfg.snaplen, buffers).map_err(spawn_error)?),
+            Some(out) => Some(
+                BatchWriter::pcap(out, cfg.snaplen, buffers, &housekeeping).map_err(spawn_error)?,
+            ),
             None => None,
         };
         let monitor_writer = match cfg.monitor {
             Some(_) => Some(
-                BatchWriter::lines(Box::new(std::io::stdout()), buffers).map_err(spawn_error)?,
+                BatchWriter::lines(Box::new(std::io::stdout()), buffers, &housekeeping)
+                    .map_err(spawn_error)?,
             ),
             None => None,
         };
@@ -387,6 +398,7 @@ impl Capture {
             xdp_mode,
             started: Instant::now(),
             warnings,
+            housekeeping,
         };
         for (mut handle, worker) in handles {
             let thread = std::thread::Builder::new()
@@ -488,12 +500,7 @@ impl Capture {
     /// The CPUs this process may use that run no worker: where reporting,
     /// serving and other housekeeping belong. Empty when every CPU runs one.
     pub fn housekeeping_cpus(&self) -> Vec<usize> {
-        core_affinity::get_core_ids()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|c| c.id)
-            .filter(|id| !self.queues.iter().any(|q| q.core == *id))
-            .collect()
+        self.housekeeping.clone()
     }
 
     /// Why the capture ended by itself, if it did.

@@ -47,14 +47,21 @@ pub struct BatchWriter {
 
 impl BatchWriter {
     /// Starts a pcap writer on `out`, with `buffers` record buffers in
-    /// circulation. The file header is the first thing written.
-    pub fn pcap(out: Box<dyn Write + Send>, snaplen: u32, buffers: usize) -> io::Result<Self> {
-        Self::spawn(out, pcap::file_header(snaplen).to_vec(), snaplen, buffers)
+    /// circulation, its thread confined to `cpus` (anywhere if empty). The
+    /// file header is the first thing written.
+    pub fn pcap(
+        out: Box<dyn Write + Send>,
+        snaplen: u32,
+        buffers: usize,
+        cpus: &[usize],
+    ) -> io::Result<Self> {
+        let header = pcap::file_header(snaplen).to_vec();
+        Self::spawn(out, header, snaplen, buffers, cpus.to_vec())
     }
 
-    /// Starts a writer of text lines on `out`.
-    pub fn lines(out: Box<dyn Write + Send>, buffers: usize) -> io::Result<Self> {
-        Self::spawn(out, Vec::new(), 0, buffers)
+    /// Starts a writer of text lines on `out`, its thread confined to `cpus`.
+    pub fn lines(out: Box<dyn Write + Send>, buffers: usize, cpus: &[usize]) -> io::Result<Self> {
+        Self::spawn(out, Vec::new(), 0, buffers, cpus.to_vec())
     }
 
     fn spawn(
@@ -62,6 +69,7 @@ impl BatchWriter {
         header: Vec<u8>,
         snaplen: u32,
         buffers: usize,
+        cpus: Vec<usize>,
     ) -> io::Result<Self> {
         let (full_tx, full_rx) = bounded::<Vec<u8>>(buffers);
         let (pool_tx, pool_rx) = bounded::<Vec<u8>>(buffers);
@@ -73,6 +81,10 @@ impl BatchWriter {
         let thread = std::thread::Builder::new()
             .name("xsktap-writer".into())
             .spawn(move || {
+                if !cpus.is_empty() {
+                    // Off the workers' CPUs; if that fails the writer runs anywhere.
+                    let _ = crate::sys::pin_current_thread(&cpus);
+                }
                 let mut report = WriterReport {
                     bytes: 0,
                     error: None,
