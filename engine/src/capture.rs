@@ -385,6 +385,7 @@ impl Capture {
                 latency,
                 batch_size: cfg.batch_size,
                 busy_poll: cfg.busy_poll,
+                coalesce_usecs: cfg.coalesce_usecs,
             };
             handles.push((handle, worker));
         }

@@ -21,6 +21,9 @@ use crate::xsk::XskSocket;
 
 /// How long an idle worker sleeps in poll(2) before looking at its flags again.
 const IDLE_POLL_MS: i32 = 50;
+/// Naps in a row that find the ring still empty before a coalescing worker
+/// goes back to waiting in poll(2) (the traffic has paused).
+const EMPTY_NAPS: u32 = 4;
 /// How long the ring must stay empty before pending records are flushed.
 const IDLE_FLUSH_MS: i32 = 5;
 /// The oldest a pending record may get before it is flushed even under load.
@@ -109,6 +112,7 @@ pub(crate) struct Worker {
     pub latency: Arc<Mutex<LatencyStats>>,
     pub batch_size: u32,
     pub busy_poll: bool,
+    pub coalesce_usecs: u32,
 }
 
 /// How often a worker publishes a copy of its flow table.
@@ -138,7 +142,11 @@ impl Worker {
             latency: latency_out,
             batch_size,
             busy_poll,
+            coalesce_usecs,
         } = self;
+        let nap = std::time::Duration::from_micros(u64::from(coalesce_usecs));
+        // Naps left before waiting in poll(2): refilled whenever frames arrive.
+        let mut naps_left = 0u32;
         let mut latency = LatencyStats::default();
         let mut flow_copy: Vec<FlowStats> = Vec::new();
         let mut next_publish_ns = 0u64;
@@ -233,6 +241,15 @@ impl Worker {
                     }
                     continue;
                 }
+                if naps_left > 0 {
+                    // Frames are flowing: nap instead of poll(2). A worker waiting in
+                    // poll has to be woken by the kernel (an IPI and a reschedule on
+                    // the CPU doing the receive work) for every few frames; a napping
+                    // one is never woken and takes what arrived in one batch.
+                    naps_left -= 1;
+                    std::thread::sleep(nap);
+                    continue;
+                }
                 let timeout = if pending { IDLE_FLUSH_MS } else { IDLE_POLL_MS };
                 let ready = socket.wait(timeout).map_err(|e| Error::Worker {
                     queue,
@@ -242,6 +259,12 @@ impl Worker {
                     flush(&mut sink, &mut monitor, &mut oldest_pending_ns);
                 }
                 continue;
+            }
+            if coalesce_usecs > 0 && n > 1 {
+                // More than one frame per wake-up: traffic is dense enough that
+                // napping collects batches. A trickle (one frame per wake-up)
+                // keeps waiting in poll(2), which costs it nothing between frames.
+                naps_left = EMPTY_NAPS;
             }
             if written > 0 && oldest_pending_ns.is_none() {
                 oldest_pending_ns = Some(ts);
