@@ -59,9 +59,9 @@ pub struct CaptureConfig {
 }
 
 /// Default wake-up coalescing, in microseconds. Measured on the bench's test
-/// bed (60-byte frames): CPU per packet at 500 kpps 737 → 419 ns, the most
-/// the generator could offer 1.9–2.4 → 2.2–2.7 Mpps, one-way latency p50
-/// 19 → 73 µs and p99 1.1 ms → 0.2 ms (bench/runs/2026-11-22c).
+/// bed (60-byte frames): CPU per packet at 500 kpps 737 → 376–419 ns, the
+/// most the generator could offer 1.8–2.4 → 2.2–2.7 Mpps, one-way latency p50
+/// 19 → 73 µs, p99 1.1 ms → 0.2–0.9 ms (bench/runs/2026-11-22c/NOTES.md).
 pub const DEFAULT_COALESCE_USECS: u32 = 50;
 
 /// Default slots in a worker's flow table.
