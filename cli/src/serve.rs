@@ -33,7 +33,7 @@ use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 use xsktap::latency::LatencyStats;
 use xsktap::parse::Proto;
-use xsktap::stats::{Snapshot, SIZE_LABELS};
+use xsktap::stats::{QueueSnapshot, Snapshot, SIZE_LABELS};
 
 /// The page, with its script and styles inline: no external assets.
 const PAGE: &str = include_str!("dashboard.html");
@@ -471,7 +471,53 @@ fn family(
     Ok(())
 }
 
-fn per_queue(s: &Snapshot, f: impl Fn(&xsktap::stats::QueueSnapshot) -> u64) -> Vec<(Labels, u64)> {
+/// Reads one counter of a queue.
+type QueueValue = fn(&QueueSnapshot) -> u64;
+
+/// Counters with one series per queue: name (without `_total`), help, value.
+const QUEUE_COUNTERS: [(&str, &str, QueueValue); 9] = [
+    ("xsktap_packets", "Frames taken from the RX ring.", |q| {
+        q.received
+    }),
+    (
+        "xsktap_bytes",
+        "Bytes of the frames taken from the RX ring.",
+        |q| q.received_bytes,
+    ),
+    (
+        "xsktap_written_packets",
+        "Frames handed to the output.",
+        |q| q.written,
+    ),
+    ("xsktap_written_bytes", "Bytes handed to the output.", |q| {
+        q.written_bytes
+    }),
+    ("xsktap_lost_packets", "Frames lost, all causes.", |q| {
+        q.lost()
+    }),
+    (
+        "xsktap_fill_ring_empty",
+        "Times the kernel found the fill ring empty (XDP_STATISTICS).",
+        |q| q.socket.rx_fill_ring_empty_descs,
+    ),
+    (
+        "xsktap_xdp_seen_packets",
+        "Frames the XDP program saw.",
+        |q| q.bpf.seen,
+    ),
+    (
+        "xsktap_filtered_packets",
+        "Frames the filter left to the host stack.",
+        |q| q.bpf.filtered_out,
+    ),
+    (
+        "xsktap_flow_evictions",
+        "Flows evicted from a full flow table.",
+        |q| q.flow_evictions,
+    ),
+];
+
+fn per_queue(s: &Snapshot, f: QueueValue) -> Vec<(Labels, u64)> {
     s.queues
         .iter()
         .map(|q| (vec![("queue", q.queue.to_string())], f(q)))
@@ -484,41 +530,9 @@ impl Collector for Metrics {
         let m = &self.update.metrics;
         let s = &m.snapshot;
         let e = &mut encoder;
-        family(
-            e,
-            "xsktap_packets",
-            "Frames taken from the RX ring.",
-            &per_queue(s, |q| q.received),
-            Counter,
-        )?;
-        family(
-            e,
-            "xsktap_bytes",
-            "Bytes of the frames taken from the RX ring.",
-            &per_queue(s, |q| q.received_bytes),
-            Counter,
-        )?;
-        family(
-            e,
-            "xsktap_written_packets",
-            "Frames handed to the output.",
-            &per_queue(s, |q| q.written),
-            Counter,
-        )?;
-        family(
-            e,
-            "xsktap_written_bytes",
-            "Bytes handed to the output.",
-            &per_queue(s, |q| q.written_bytes),
-            Counter,
-        )?;
-        family(
-            e,
-            "xsktap_lost_packets",
-            "Frames lost, all causes.",
-            &per_queue(s, |q| q.lost()),
-            Counter,
-        )?;
+        for (name, help, value) in QUEUE_COUNTERS {
+            family(e, name, help, &per_queue(s, value), Counter)?;
+        }
         let causes: Vec<(Labels, u64)> = s
             .queues
             .iter()
@@ -542,34 +556,6 @@ impl Collector for Metrics {
             "xsktap_dropped_packets",
             "Frames lost, by cause.",
             &causes,
-            Counter,
-        )?;
-        family(
-            e,
-            "xsktap_fill_ring_empty",
-            "Times the kernel found the fill ring empty (XDP_STATISTICS).",
-            &per_queue(s, |q| q.socket.rx_fill_ring_empty_descs),
-            Counter,
-        )?;
-        family(
-            e,
-            "xsktap_xdp_seen_packets",
-            "Frames the XDP program saw.",
-            &per_queue(s, |q| q.bpf.seen),
-            Counter,
-        )?;
-        family(
-            e,
-            "xsktap_filtered_packets",
-            "Frames the filter left to the host stack.",
-            &per_queue(s, |q| q.bpf.filtered_out),
-            Counter,
-        )?;
-        family(
-            e,
-            "xsktap_flow_evictions",
-            "Flows evicted from a full flow table.",
-            &per_queue(s, |q| q.flow_evictions),
             Counter,
         )?;
         let info: Vec<(Labels, u64)> = s
