@@ -259,13 +259,22 @@ static __always_inline int test(const struct xsktap_filter_insn *in, const struc
 	return 0;
 }
 
-/* Runs the filter program; an all-zero program accepts everything. */
+/*
+ * Runs the filter program; an all-zero program accepts everything, and is
+ * recognised before the frame is parsed: no filter costs no parsing.
+ */
 static __always_inline int filter_match(void *data, void *data_end)
 {
+	struct xsktap_filter_insn *first;
 	struct key k = {};
 	__u32 pc = 0;
 	int i;
 
+	first = bpf_map_lookup_elem(&filter, &pc);
+	if (!first)
+		return 0;
+	if (first->op == XSKTAP_OP_ACCEPT)
+		return 1;
 	parse(&k, data, data_end);
 	for (i = 0; i < XSKTAP_FILTER_MAX_INSNS; i++) {
 		struct xsktap_filter_insn *in;

@@ -91,9 +91,10 @@ pub struct CommonArgs {
     /// when a worker stalls.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_RING_SIZE)]
     pub ring_size: u32,
-    /// Preferred busy polling: each worker drives its queue from its own core and never
-    /// sleeps (lower latency, one busy core per queue). Set the device's
-    /// napi_defer_hard_irqs and gro_flush_timeout too (xsktap says so if they are 0).
+    /// Workers never sleep (lower latency, one busy core per queue) and, where the driver
+    /// has a NAPI for the queue, run its receive work on their own cores (preferred busy
+    /// polling). Set the device's napi_defer_hard_irqs and gro_flush_timeout too (xsktap
+    /// says so if they are 0, and when the device has no NAPI to poll, as veth).
     #[arg(long)]
     pub busy_poll: bool,
     /// While frames flow, a worker that finds its ring empty naps USECS microseconds

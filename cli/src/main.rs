@@ -53,6 +53,12 @@ fn main() -> ExitCode {
     }
 }
 
+fn no_napi_warning(iface: &str) -> String {
+    format!(
+        "xsktap: warning: --busy-poll: the kernel gives {iface}'s AF_XDP sockets no NAPI to poll (SO_INCOMING_NAPI_ID is 0, as for veth): the workers spin on their rings without sleeping, but the receive work stays where the kernel runs it"
+    )
+}
+
 fn run(req: Request, view: View) -> anyhow::Result<ExitCode> {
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -102,6 +108,7 @@ fn run(req: Request, view: View) -> anyhow::Result<ExitCode> {
         _ => None,
     };
     let mut next_publish = Instant::now() + Duration::from_secs(1);
+    let mut napi_warned = false;
 
     let started = Instant::now();
     let mut last = capture.snapshot();
@@ -122,6 +129,10 @@ fn run(req: Request, view: View) -> anyhow::Result<ExitCode> {
         }
         if req.duration.is_some_and(|d| started.elapsed() >= d) {
             break None;
+        }
+        if !napi_warned && capture.busy_poll_without_napi() {
+            napi_warned = true;
+            eprintln!("{}", no_napi_warning(&iface));
         }
         if let Some(server) = &server {
             if Instant::now() >= next_publish {
@@ -160,6 +171,9 @@ fn run(req: Request, view: View) -> anyhow::Result<ExitCode> {
         last = now;
     };
 
+    if !napi_warned && capture.busy_poll_without_napi() {
+        eprintln!("{}", no_napi_warning(&iface));
+    }
     let summary = capture.stop();
     eprint!("{}", report::summary_text(&summary, &iface, &output_name));
     if let Some(path) = &req.summary_json {

@@ -504,6 +504,14 @@ impl Capture {
         self.housekeeping.clone()
     }
 
+    /// Whether `--busy-poll` found a queue with no NAPI to run (the kernel
+    /// gives its socket no NAPI id, as for veth on 6.x kernels): that worker
+    /// spins on its ring without sleeping but cannot move the driver's
+    /// receive work onto its core. Known once frames have arrived.
+    pub fn busy_poll_without_napi(&self) -> bool {
+        self.shared.no_napi.load(Ordering::Relaxed)
+    }
+
     /// Why the capture ended by itself, if it did.
     pub fn finished(&self) -> Option<Finish> {
         if self.shared.count_reached.load(Ordering::Relaxed) {

@@ -49,8 +49,9 @@ pub struct CaptureConfig {
     pub monitor: Option<MonitorFormat>,
     /// Slots in each worker's flow table (memory is bounded by this).
     pub flow_table_size: usize,
-    /// Preferred busy polling: each worker drives its queue's NAPI from its
-    /// own core and never sleeps (one core busy per queue, lower latency).
+    /// Workers never sleep (one core busy per queue, lower latency) and run
+    /// their queue's NAPI from their own core where the kernel names one
+    /// (preferred busy polling; see [`crate::Capture::busy_poll_without_napi`]).
     pub busy_poll: bool,
     /// Wake-up coalescing: while frames flow, a worker that finds its ring
     /// empty naps this many microseconds instead of waiting in poll(2), so

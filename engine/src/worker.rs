@@ -67,6 +67,8 @@ pub(crate) struct Shared {
     pub count_reached: AtomicBool,
     /// Set when the sink's output closed or failed.
     pub sink_closed: AtomicBool,
+    /// Set when --busy-poll found no NAPI behind a queue's socket.
+    pub no_napi: AtomicBool,
 }
 
 /// Takes up to `want` from `remaining`, returning how many were granted.
@@ -147,6 +149,11 @@ impl Worker {
         let nap = std::time::Duration::from_micros(u64::from(coalesce_usecs));
         // Naps left before waiting in poll(2): refilled whenever frames arrive.
         let mut naps_left = 0u32;
+        // Busy polling runs the queue's NAPI, which the kernel names once a frame
+        // has arrived; with no NAPI (veth on 6.x kernels) the poll syscall does
+        // nothing and the worker just spins on its ring.
+        let mut kick = busy_poll;
+        let mut napi_checked = !busy_poll;
         let mut latency = LatencyStats::default();
         let mut flow_copy: Vec<FlowStats> = Vec::new();
         let mut next_publish_ns = 0u64;
@@ -165,7 +172,7 @@ impl Worker {
             if stop.load(Ordering::Relaxed) {
                 break;
             }
-            if busy_poll {
+            if kick {
                 // Run the queue's NAPI here, on this core: it moves frames into the RX ring.
                 socket.busy_poll();
             }
@@ -259,6 +266,13 @@ impl Worker {
                     flush(&mut sink, &mut monitor, &mut oldest_pending_ns);
                 }
                 continue;
+            }
+            if !napi_checked {
+                napi_checked = true;
+                if socket.napi_id() == 0 {
+                    kick = false;
+                    shared.no_napi.store(true, Ordering::Relaxed);
+                }
             }
             if coalesce_usecs > 0 && n > 1 {
                 // More than one frame per wake-up: traffic is dense enough that

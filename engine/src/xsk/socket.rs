@@ -420,6 +420,29 @@ impl XskSocket {
         self.kick();
     }
 
+    /// The NAPI instance the kernel delivers this socket's frames from
+    /// (SO_INCOMING_NAPI_ID), once a frame has arrived; 0 when there is none
+    /// to busy-poll.
+    pub fn napi_id(&self) -> u32 {
+        let mut id: libc::c_uint = 0;
+        let mut len = size_of::<libc::c_uint>() as libc::socklen_t;
+        // SAFETY: the kernel writes at most `len` bytes into `id`.
+        let rc = unsafe {
+            libc::getsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_INCOMING_NAPI_ID,
+                (&mut id as *mut libc::c_uint).cast(),
+                &mut len,
+            )
+        };
+        if rc == 0 {
+            id
+        } else {
+            0
+        }
+    }
+
     /// A second handle on the socket for reading its statistics from another thread.
     pub fn stats_handle(&self) -> Result<XskStatsHandle> {
         let fd = self
