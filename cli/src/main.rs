@@ -85,10 +85,11 @@ fn run(req: Request, view: View) -> anyhow::Result<ExitCode> {
     if !housekeeping.is_empty() {
         let _ = xsktap::capture::pin_current_thread(&housekeeping);
     }
-    let mut publisher = report::Publisher::new(&capture, &iface, &output_name, &req.filter_text);
-    let server = match (&req.serve, listener) {
+    let mut serving = match (&req.serve, listener) {
         (Some(cfg), Some(listener)) => {
             let bound = listener.local_addr()?;
+            let mut publisher =
+                report::Publisher::new(&capture, &iface, &output_name, &req.filter_text);
             let first = publisher.update(&capture, None);
             let server = serve::Server::start(listener, cfg, housekeeping, first)?;
             if let Err(why) = &server.pinned {
@@ -103,7 +104,7 @@ fn run(req: Request, view: View) -> anyhow::Result<ExitCode> {
                     cfg.addr.ip()
                 );
             }
-            Some(server)
+            Some((server, publisher))
         }
         _ => None,
     };
@@ -134,7 +135,7 @@ fn run(req: Request, view: View) -> anyhow::Result<ExitCode> {
             napi_warned = true;
             eprintln!("{}", no_napi_warning(&iface));
         }
-        if let Some(server) = &server {
+        if let Some((server, publisher)) = &mut serving {
             if Instant::now() >= next_publish {
                 next_publish += Duration::from_secs(1);
                 server.publish(publisher.update(&capture, Some(server.stats())));

@@ -22,12 +22,20 @@ fn one_error_line(out: &Output) -> String {
     stderr
 }
 
+/// The one error line, after checking the refusal left nothing behind: no
+/// XDP program on the device and no output file at `output`.
+fn refused_cleanly(bed: &Testbed, out: &Output, output: &std::path::Path) -> String {
+    let line = one_error_line(out);
+    assert!(!bed.xdp_attached(), "nothing attached after: {line}");
+    assert!(!output.exists(), "no output file left behind after: {line}");
+    line
+}
+
 #[test]
 fn a_missing_interface_is_named() {
-    if !privileged() {
+    let Some(bed) = Testbed::if_privileged(1) else {
         return;
-    }
-    let bed = Testbed::new(1);
+    };
     let out = run(bed.xsktap(&["capture", "-i", "nosuch0", "-c", "1"]));
     let line = one_error_line(&out);
     assert!(line.contains("no interface named \"nosuch0\""), "{line}");
@@ -39,10 +47,9 @@ fn a_missing_interface_is_named() {
 
 #[test]
 fn a_queue_the_interface_lacks_is_refused() {
-    if !privileged() {
+    let Some(bed) = Testbed::if_privileged(2) else {
         return;
-    }
-    let bed = Testbed::new(2);
+    };
     let pcap = temp_path("badqueue.pcap");
     let iface = bed.ns_b();
     let out = run(bed.xsktap(&[
@@ -54,21 +61,18 @@ fn a_queue_the_interface_lacks_is_refused() {
         "-w",
         pcap.to_str().unwrap(),
     ]));
-    let line = one_error_line(&out);
+    let line = refused_cleanly(&bed, &out, &pcap);
     assert!(
         line.contains("has 2 RX queue(s)") && line.contains("queue 5 does not exist"),
         "{line}"
     );
-    assert!(!bed.xdp_attached());
-    assert!(!pcap.exists(), "no output file left behind");
 }
 
 #[test]
 fn an_unwritable_output_path_is_refused_before_attaching() {
-    if !privileged() {
+    let Some(bed) = Testbed::if_privileged(1) else {
         return;
-    }
-    let bed = Testbed::new(1);
+    };
     let iface = bed.ns_b();
     let out = run(bed.xsktap(&["capture", "-i", &iface, "-w", "/nonexistent-dir/x.pcap"]));
     let line = one_error_line(&out);
@@ -82,10 +86,9 @@ fn an_unwritable_output_path_is_refused_before_attaching() {
 
 #[test]
 fn missing_privilege_names_the_capability() {
-    if !privileged() {
+    let Some(bed) = Testbed::if_privileged(1) else {
         return;
-    }
-    let bed = Testbed::new(1);
+    };
     let iface = bed.ns_b();
     // Drop CAP_BPF, CAP_SYS_ADMIN and CAP_PERFMON from the bounding set: the
     // exec'd root process keeps every other capability.
@@ -163,31 +166,27 @@ fn deny_af_xdp() -> std::io::Result<()> {
 #[cfg(target_arch = "x86_64")]
 #[test]
 fn a_kernel_without_af_xdp_is_explained() {
-    if !privileged() {
+    let Some(bed) = Testbed::if_privileged(1) else {
         return;
-    }
-    let bed = Testbed::new(1);
+    };
     let iface = bed.ns_b();
     let pcap = temp_path("noafxdp.pcap");
     let mut cmd = bed.xsktap(&["capture", "-i", &iface, "-w", pcap.to_str().unwrap()]);
     // SAFETY: the closure runs between fork and exec and only calls prctl,
     // which is async-signal-safe, and allocates nothing.
     unsafe { cmd.pre_exec(deny_af_xdp) };
-    let line = one_error_line(&run(cmd));
+    let line = refused_cleanly(&bed, &run(cmd), &pcap);
     assert!(
         line.contains("no AF_XDP sockets") && line.contains("CONFIG_XDP_SOCKETS"),
         "{line}"
     );
-    assert!(!bed.xdp_attached());
-    assert!(!pcap.exists(), "the output file we created is removed");
 }
 
 #[test]
 fn another_xdp_program_is_not_replaced() {
-    if !privileged() {
+    let Some(bed) = Testbed::if_privileged(1) else {
         return;
-    }
-    let bed = Testbed::new(1);
+    };
     let iface = bed.ns_b();
     let first = bed.start_capture(&["-q"]);
     let pcap = temp_path("busy.pcap");
@@ -262,10 +261,9 @@ fn bad_values_are_refused_without_root() {
 
 #[test]
 fn a_foreign_xdp_program_is_not_replaced() {
-    if !privileged() {
+    let Some(bed) = Testbed::if_privileged(1) else {
         return;
-    }
-    let bed = Testbed::new(1);
+    };
     let iface = bed.ns_b();
     // Somebody else's program, attached the old way (netlink, generic mode).
     let dir = temp_path("foreign");
@@ -331,10 +329,9 @@ fn a_foreign_xdp_program_is_not_replaced() {
 
 #[test]
 fn zero_copy_on_fails_clearly_where_the_driver_lacks_it() {
-    if !privileged() {
+    let Some(bed) = Testbed::if_privileged(2) else {
         return;
-    }
-    let bed = Testbed::new(2);
+    };
     let iface = bed.ns_b();
     let pcap = temp_path("zc.pcap");
     // A file that already exists is left as it was by a start that fails.
@@ -360,19 +357,16 @@ fn zero_copy_on_fails_clearly_where_the_driver_lacks_it() {
         "-w",
         pcap.to_str().unwrap(),
     ]));
-    let line = one_error_line(&out);
+    let line = refused_cleanly(&bed, &out, &pcap);
     assert!(line.contains("zero-copy AF_XDP is not available"), "{line}");
     assert!(line.contains("--zero-copy auto"), "names the fix: {line}");
-    assert!(!bed.xdp_attached());
-    assert!(!pcap.exists());
 }
 
 #[test]
 fn a_busy_dashboard_port_is_refused_before_attaching() {
-    if !privileged() {
+    let Some(bed) = Testbed::if_privileged(1) else {
         return;
-    }
-    let bed = Testbed::new(1);
+    };
     let ns = bed.ns_b();
     // Something else listens on the port, in the capture's namespace.
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -398,11 +392,9 @@ fn a_busy_dashboard_port_is_refused_before_attaching() {
     ]));
     done_tx.send(()).unwrap();
     holder.join().unwrap();
-    let line = one_error_line(&out);
+    let line = refused_cleanly(&bed, &out, &pcap);
     assert!(
         line.contains("--serve 127.0.0.1:9100: cannot listen there") && line.contains("free port"),
         "{line}"
     );
-    assert!(!bed.xdp_attached());
-    assert!(!pcap.exists(), "no output file left behind");
 }

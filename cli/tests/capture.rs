@@ -13,10 +13,9 @@ const WAIT: Duration = Duration::from_secs(60);
 
 #[test]
 fn capture_holds_exactly_the_sent_frames_on_both_queues() {
-    if !privileged() {
+    let Some(bed) = Testbed::if_privileged(2) else {
         return;
-    }
-    let bed = Testbed::new(2);
+    };
     let pcap = temp_path("exact.pcap");
     let json = temp_path("exact.json");
     let frames = varied_frames(600, 32);
@@ -84,10 +83,9 @@ fn capture_holds_exactly_the_sent_frames_on_both_queues() {
 
 #[test]
 fn generic_mode_and_copy_mode_capture_every_frame() {
-    if !privileged() {
+    let Some(bed) = Testbed::if_privileged(2) else {
         return;
-    }
-    let bed = Testbed::new(2);
+    };
     let pcap = temp_path("generic.pcap");
     let json = temp_path("generic.json");
     let frames = varied_frames(300, 16);
@@ -125,10 +123,9 @@ fn generic_mode_and_copy_mode_capture_every_frame() {
 
 #[test]
 fn frames_too_big_for_the_umem_are_counted_as_lost_and_warned_about() {
-    if !privileged() {
+    let Some(bed) = Testbed::if_privileged(1) else {
         return;
-    }
-    let bed = Testbed::new(1);
+    };
     for ns in [bed.ns_a(), bed.ns_b()] {
         let ok = Command::new("ip")
             .args(["-n", &ns, "link", "set", "dev", &ns, "mtu", "3000"])
@@ -165,10 +162,9 @@ fn frames_too_big_for_the_umem_are_counted_as_lost_and_warned_about() {
 
 #[test]
 fn busy_polling_captures_every_frame_and_says_what_it_needs() {
-    if !privileged() {
+    let Some(bed) = Testbed::if_privileged(1) else {
         return;
-    }
-    let bed = Testbed::new(1);
+    };
     let frames = varied_frames(300, 8);
     for deferred in [false, true] {
         if deferred {
@@ -222,10 +218,9 @@ fn busy_polling_captures_every_frame_and_says_what_it_needs() {
 
 #[test]
 fn count_stops_after_exactly_that_many_packets() {
-    if !privileged() {
+    let Some(bed) = Testbed::if_privileged(2) else {
         return;
-    }
-    let bed = Testbed::new(2);
+    };
     let pcap = temp_path("count.pcap");
     let json = temp_path("count.json");
     let mut cap = bed.start_capture(&[
@@ -255,10 +250,9 @@ fn count_stops_after_exactly_that_many_packets() {
 
 #[test]
 fn duration_stops_the_capture_with_a_valid_file() {
-    if !privileged() {
+    let Some(bed) = Testbed::if_privileged(1) else {
         return;
-    }
-    let bed = Testbed::new(1);
+    };
     let pcap = temp_path("duration.pcap");
     let started = Instant::now();
     let mut cap = bed.start_capture(&["-w", pcap.to_str().unwrap(), "--duration", "1.5"]);
@@ -281,10 +275,9 @@ fn duration_stops_the_capture_with_a_valid_file() {
 
 #[test]
 fn snaplen_truncates_and_keeps_the_original_length() {
-    if !privileged() {
+    let Some(bed) = Testbed::if_privileged(1) else {
         return;
-    }
-    let bed = Testbed::new(1);
+    };
     let pcap = temp_path("snaplen.pcap");
     let frames = varied_frames(100, 4);
     let mut cap =
@@ -324,10 +317,9 @@ fn snaplen_truncates_and_keeps_the_original_length() {
 
 #[test]
 fn stdout_pipes_into_tcpdump() {
-    if !privileged() {
+    let Some(bed) = Testbed::if_privileged(2) else {
         return;
-    }
-    let bed = Testbed::new(2);
+    };
     // tcpdump's dump goes to a file: a pipe to us would fill while we wait.
     let dump = temp_path("stdout-tcpdump.txt");
     let pipeline = format!(
@@ -354,10 +346,9 @@ fn stdout_pipes_into_tcpdump() {
 
 #[test]
 fn a_reader_that_leaves_early_ends_the_capture_cleanly() {
-    if !privileged() {
+    let Some(bed) = Testbed::if_privileged(1) else {
         return;
-    }
-    let bed = Testbed::new(1);
+    };
     // tcpdump leaves after 5 packets; xsktap sees EPIPE and ends with success.
     let pipeline = format!(
         "set -o pipefail; {XSKTAP} capture -i {} -w - --duration 30 -q | tcpdump -r - -nn -c 5",
@@ -400,10 +391,9 @@ fn a_reader_that_leaves_early_ends_the_capture_cleanly() {
 
 #[test]
 fn program_is_detached_after_exit_sigterm_sigint_and_sigkill() {
-    if !privileged() {
+    let Some(bed) = Testbed::if_privileged(2) else {
         return;
-    }
-    let bed = Testbed::new(2);
+    };
     // Clean exit (-c).
     let mut cap = bed.start_capture(&["-c", "10", "-q"]);
     assert!(bed.xdp_attached(), "attached while running");

@@ -481,10 +481,9 @@ fn the_page_in_chromium_shows_the_capture_counters() {
 
 #[test]
 fn metrics_parse_and_match_the_summary() {
-    if !privileged() {
+    let Some(bed) = Testbed::if_privileged(1) else {
         return;
-    }
-    let bed = Testbed::new(1);
+    };
     let (capture, json) = start_serving(&bed, "dash-metrics.json");
     let frames = plain_frames();
     bed.send(&frames);
@@ -626,10 +625,9 @@ fn small_rcvbuf(stream: &TcpStream) {
 
 #[test]
 fn the_websocket_pushes_a_snapshot_a_second_and_a_stuck_client_stalls_nothing() {
-    if !privileged() {
+    let Some(bed) = Testbed::if_privileged(1) else {
         return;
-    }
-    let bed = Testbed::new(1);
+    };
     let (capture, json) = start_serving(&bed, "dash-ws.json");
     let frames = plain_frames();
     let n_sent = 60 * frames.len();
@@ -742,10 +740,9 @@ fn the_websocket_pushes_a_snapshot_a_second_and_a_stuck_client_stalls_nothing() 
 
 #[test]
 fn a_non_loopback_address_requires_the_token() {
-    if !privileged() {
+    let Some(bed) = Testbed::if_privileged(1) else {
         return;
-    }
-    let bed = Testbed::new(1);
+    };
     let capture = bed.start_capture(&["--serve", "198.18.0.2:9100", "-q"]);
     capture.wait_for_stderr("dashboard on", Duration::from_secs(10));
     let stderr = capture.stderr();

@@ -226,10 +226,9 @@ fn monitor_json_matches_what_tshark_decodes() {
 
 #[test]
 fn filters_select_what_tcpdump_selects_and_pass_the_rest() {
-    if !privileged() {
+    let Some(bed) = Testbed::if_privileged(2) else {
         return;
-    }
-    let bed = Testbed::new(2);
+    };
     let frames = plain_frames();
     let sent = temp_path("filter-sent.pcap");
     write_pcap(&sent, &frames);
@@ -298,10 +297,9 @@ fn filters_select_what_tcpdump_selects_and_pass_the_rest() {
 
 #[test]
 fn the_host_stack_keeps_working_for_what_the_filter_leaves() {
-    if !privileged() {
+    let Some(bed) = Testbed::if_privileged(2) else {
         return;
-    }
-    let bed = Testbed::new(2);
+    };
     let json = temp_path("ping.json");
     let mut cap = bed.start_capture(&[
         "--duration",
@@ -378,10 +376,9 @@ fn the_host_stack_keeps_working_for_what_the_filter_leaves() {
 
 #[test]
 fn summary_and_top_report_protocols_and_talkers() {
-    if !privileged() {
+    let Some(bed) = Testbed::if_privileged(2) else {
         return;
-    }
-    let bed = Testbed::new(2);
+    };
     let frames = varied_frames();
     let json = temp_path("views-summary.json");
     let count = frames.len().to_string();

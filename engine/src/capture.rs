@@ -553,15 +553,11 @@ impl Capture {
         let writer = self.writer.take().map(BatchWriter::finish);
         let monitor_writer = self.monitor_writer.take().map(BatchWriter::finish);
         Summary {
-            snapshot: self.snapshot(),
-            top: self.top(10),
-            latency: self.latency(),
             duration,
-            xdp_mode: self.xdp_mode,
             writer,
             monitor_writer,
             worker_errors,
-            count_reached: self.shared.count_reached.load(Ordering::Relaxed),
+            ..self.progress()
         }
     }
 }

@@ -60,9 +60,11 @@ pub struct CaptureConfig {
 }
 
 /// Default wake-up coalescing, in microseconds. Measured on the bench's test
-/// bed (60-byte frames): CPU per packet at 500 kpps 737 → 376–419 ns, the
-/// most the generator could offer 1.8–2.4 → 2.2–2.7 Mpps, one-way latency p50
-/// 19 → 73 µs, p99 1.1 ms → 0.2–0.9 ms (bench/runs/2026-11-22c/NOTES.md).
+/// bed, 60-byte frames, alternating with 0: CPU per packet at 500 kpps with
+/// `-w` about 20 % lower (742 → 590, 463 → 382 ns in two sets of three
+/// pairs), the most the generator could offer 1.8–2.4
+/// → 2.4–2.7 Mpps, one-way latency p50 19–23 → 71 µs, p99 unchanged
+/// (bench/runs/2026-11-22c/NOTES.md, bench/coalesce-ab.sh).
 pub const DEFAULT_COALESCE_USECS: u32 = 50;
 
 /// Default slots in a worker's flow table.

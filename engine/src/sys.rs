@@ -37,6 +37,7 @@ pub fn monotonic_ns() -> u64 {
 }
 
 /// Restricts the calling thread to `cpus` (sched_setaffinity on thread 0 = self).
+/// core_affinity only pins to one CPU; housekeeping threads get a set.
 pub(crate) fn pin_current_thread(cpus: &[usize]) -> std::io::Result<()> {
     // SAFETY: cpu_set_t is plain data; all-zero is the empty set.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };

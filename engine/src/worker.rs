@@ -29,13 +29,21 @@ const IDLE_FLUSH_MS: i32 = 5;
 /// The oldest a pending record may get before it is flushed even under load.
 const FLUSH_AGE_NS: u64 = 100_000_000;
 
-/// Hands a copy of the latency numbers to the reporter if any stamped frame
-/// arrived and the reporter is not reading (never waits).
-fn publish_latency(latency: &LatencyStats, out: &Mutex<LatencyStats>) {
+/// Hands the reporter a copy of the flow table and of the latency numbers
+/// (if any stamped frame arrived), never waiting for it.
+fn publish(
+    flows: &FlowTable,
+    flow_copy: &mut Vec<FlowStats>,
+    exchange: &FlowExchange,
+    latency: &LatencyStats,
+    latency_out: &Mutex<LatencyStats>,
+) {
+    flows.copy_into(flow_copy);
+    exchange.offer(flow_copy, flows.evictions());
     if latency.stamped == 0 {
         return;
     }
-    if let Ok(mut slot) = out.try_lock() {
+    if let Ok(mut slot) = latency_out.try_lock() {
         latency.copy_totals_into(&mut slot);
     }
 }
@@ -223,21 +231,27 @@ impl Worker {
                     }
                 }
             });
+            // A few times a second: a copy of the flow table and the latency
+            // numbers for the reporter (never waits).
+            let now = if n == 0 { now_ns() } else { ts };
+            if now >= next_publish_ns {
+                publish(
+                    &flows,
+                    &mut flow_copy,
+                    &flow_exchange,
+                    &latency,
+                    &latency_out,
+                );
+                next_publish_ns = now + FLOW_PUBLISH_NS;
+            }
             if n == 0 {
                 if shared.drain.load(Ordering::Relaxed) {
                     break;
                 }
-                let now = now_ns();
-                if now >= next_publish_ns {
-                    flows.copy_into(&mut flow_copy);
-                    flow_exchange.offer(&mut flow_copy, flows.evictions());
-                    publish_latency(&latency, &latency_out);
-                    next_publish_ns = now + FLOW_PUBLISH_NS;
-                }
                 let pending = sink.as_ref().is_some_and(RecordBatcher::has_pending)
                     || monitor.as_ref().is_some_and(|m| m.lines.has_pending());
                 if pending
-                    && oldest_pending_ns.is_some_and(|t| now_ns().saturating_sub(t) > FLUSH_AGE_NS)
+                    && oldest_pending_ns.is_some_and(|t| now.saturating_sub(t) > FLUSH_AGE_NS)
                 {
                     flush(&mut sink, &mut monitor, &mut oldest_pending_ns);
                 }
@@ -282,13 +296,6 @@ impl Worker {
             }
             if written > 0 && oldest_pending_ns.is_none() {
                 oldest_pending_ns = Some(ts);
-            }
-            if ts >= next_publish_ns {
-                // A few times a second: a copy of the flow table for the reporter (never waits).
-                flows.copy_into(&mut flow_copy);
-                flow_exchange.offer(&mut flow_copy, flows.evictions());
-                publish_latency(&latency, &latency_out);
-                next_publish_ns = ts + FLOW_PUBLISH_NS;
             }
             let n = u64::from(n);
             WorkerCounters::add(&counters.received, n);

@@ -45,6 +45,11 @@ pub struct Testbed {
 }
 
 impl Testbed {
+    /// A test bed when privileged tests can run (see [`privileged`]), else `None`.
+    pub fn if_privileged(queues: u32) -> Option<Testbed> {
+        privileged().then(|| Testbed::new(queues))
+    }
+
     pub fn new(queues: u32) -> Testbed {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let name = format!(

@@ -122,13 +122,22 @@ fn setsockopt_at<T>(
 }
 
 fn getsockopt<T: Copy>(fd: &OwnedFd, name: libc::c_int, call: &'static str) -> Result<T> {
+    getsockopt_at(fd, libc::SOL_XDP, name, call)
+}
+
+fn getsockopt_at<T: Copy>(
+    fd: &OwnedFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    call: &'static str,
+) -> Result<T> {
     let mut value = MaybeUninit::<T>::zeroed();
     let mut len = size_of::<T>() as libc::socklen_t;
     // SAFETY: the kernel writes at most `len` bytes into `value`, which has room for them.
     syscall!(call, unsafe {
         libc::getsockopt(
             fd.as_raw_fd(),
-            libc::SOL_XDP,
+            level,
             name,
             value.as_mut_ptr().cast(),
             &mut len,
@@ -424,23 +433,13 @@ impl XskSocket {
     /// (SO_INCOMING_NAPI_ID), once a frame has arrived; 0 when there is none
     /// to busy-poll.
     pub fn napi_id(&self) -> u32 {
-        let mut id: libc::c_uint = 0;
-        let mut len = size_of::<libc::c_uint>() as libc::socklen_t;
-        // SAFETY: the kernel writes at most `len` bytes into `id`.
-        let rc = unsafe {
-            libc::getsockopt(
-                self.fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_INCOMING_NAPI_ID,
-                (&mut id as *mut libc::c_uint).cast(),
-                &mut len,
-            )
-        };
-        if rc == 0 {
-            id
-        } else {
-            0
-        }
+        getsockopt_at::<libc::c_uint>(
+            &self.fd,
+            libc::SOL_SOCKET,
+            libc::SO_INCOMING_NAPI_ID,
+            "getsockopt(SO_INCOMING_NAPI_ID)",
+        )
+        .unwrap_or(0)
     }
 
     /// A second handle on the socket for reading its statistics from another thread.
