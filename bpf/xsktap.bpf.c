@@ -11,20 +11,15 @@
  * userspace evaluator of the same filter selects the same frames.
  */
 #include <linux/bpf.h>
+#include <linux/if_ether.h>
 #include <linux/in.h>
+#include <linux/in6.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 #include "xsktap.h"
 
-#define ETH_P_IP 0x0800
-#define ETH_P_ARP 0x0806
-#define ETH_P_8021Q 0x8100
-#define ETH_P_8021AD 0x88a8
-#define ETH_P_IPV6 0x86dd
 #define MAX_VLANS 2
 #define MAX_EXT_HEADERS 8
-#define FILTER_ACCEPT XSKTAP_FILTER_MAX_INSNS
-#define FILTER_REJECT (XSKTAP_FILTER_MAX_INSNS + 1)
 
 struct {
 	__uint(type, BPF_MAP_TYPE_XSKMAP);
@@ -170,17 +165,17 @@ static __always_inline void parse_ipv6(struct key *k, void *ip, void *data_end)
 	for (i = 0; i < MAX_EXT_HEADERS; i++) {
 		__u32 len;
 
-		if (next == 0 || next == 43 || next == 60) { /* hop-by-hop, routing, dest opts */
+		if (next == IPPROTO_HOPOPTS || next == IPPROTO_ROUTING || next == IPPROTO_DSTOPTS) {
 			if ((void *)(cur + 2) > data_end || (void *)(cur + 2) > end)
 				return;
 			len = ((__u32)cur[1] + 1) * 8;
 			next = cur[0];
-		} else if (next == 51) { /* authentication header */
+		} else if (next == IPPROTO_AH) {
 			if ((void *)(cur + 2) > data_end || (void *)(cur + 2) > end)
 				return;
 			len = ((__u32)cur[1] + 2) * 4;
 			next = cur[0];
-		} else if (next == 44) { /* fragment */
+		} else if (next == IPPROTO_FRAGMENT) {
 			if ((void *)(cur + 8) > data_end || (void *)(cur + 8) > end)
 				return;
 			later = (((__u16)cur[2] << 8 | cur[3]) >> 3) != 0;
@@ -252,7 +247,7 @@ static __always_inline int test(const struct xsktap_filter_insn *in, const struc
 	case XSKTAP_OP_DST_PORT:
 		return k->has_ports && k->dport >= in->lo && k->dport <= in->hi;
 	case XSKTAP_OP_VLAN:
-		if (in->lo == 0xffff)
+		if (in->lo == XSKTAP_VLAN_ANY)
 			return k->nvlan > 0;
 		return (k->nvlan > 0 && k->vlan[0] == in->lo) || (k->nvlan > 1 && k->vlan[1] == in->lo);
 	}
@@ -286,7 +281,7 @@ static __always_inline int filter_match(void *data, void *data_end)
 		pc = test(in, &k) ? in->jt : in->jf;
 		if (in->op == XSKTAP_OP_ACCEPT)
 			return 1;
-		if (pc == FILTER_ACCEPT)
+		if (pc == XSKTAP_FILTER_ACCEPT)
 			return 1;
 		if (pc >= XSKTAP_FILTER_MAX_INSNS)
 			return 0;
@@ -327,9 +322,9 @@ int xsktap_xdp(struct xdp_md *ctx)
 }
 
 /*
- * Never read by the program: makes the generator's stamp layout part of this
- * object's BTF, so the engine gets it from the skeleton instead of a copy.
+ * Never read by the program: makes the shared constants and the generator's
+ * stamp layout part of this object's BTF, so Rust gets them from the skeleton.
  */
-struct xsktap_gen_stamp xsktap_gen_stamp_layout SEC(".bss") __attribute__((used));
+struct xsktap_constants xsktap_constants_layout SEC(".bss") __attribute__((used));
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

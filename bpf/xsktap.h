@@ -7,15 +7,29 @@
 #ifndef XSKTAP_H
 #define XSKTAP_H
 
-/* Highest RX queue index + 1 that the program can redirect. */
-#define XSKTAP_MAX_QUEUES 256
-
 /*
- * Length of the filter program. Jump targets at or beyond it end the
- * program: XSKTAP_FILTER_MAX_INSNS accepts, XSKTAP_FILTER_MAX_INSNS + 1
- * rejects. Userspace reads this number back as the filter map's size.
+ * Every constant the two sides share is an enum, so that it is part of the
+ * object's BTF (see `xsktap_constants` below) and reaches Rust through the
+ * skeleton; the sys crate asserts at compile time that xsktap-core's copies
+ * equal these.
  */
-#define XSKTAP_FILTER_MAX_INSNS 64
+enum xsktap_limits {
+	/* Highest RX queue index + 1 that the program can redirect. */
+	XSKTAP_MAX_QUEUES = 256,
+	/* Length of the filter program (the filter map's size). */
+	XSKTAP_FILTER_MAX_INSNS = 64,
+};
+
+/* Jump targets at or beyond the program's length end it. */
+enum xsktap_filter_target {
+	XSKTAP_FILTER_ACCEPT = XSKTAP_FILTER_MAX_INSNS,
+	XSKTAP_FILTER_REJECT = XSKTAP_FILTER_MAX_INSNS + 1,
+};
+
+/* The VLAN id of a test that matches a frame with any VLAN tag. */
+enum xsktap_vlan {
+	XSKTAP_VLAN_ANY = 0xffff,
+};
 
 /* Per-CPU, per-queue counters kept by the XDP program. */
 struct xsktap_counters {
@@ -44,7 +58,7 @@ enum xsktap_filter_op {
 	XSKTAP_OP_DST_NET = 4,   /* (destination & mask) == addr (ARP: target) */
 	XSKTAP_OP_SRC_PORT = 5,  /* lo <= source port <= hi (TCP, UDP, SCTP; not later fragments) */
 	XSKTAP_OP_DST_PORT = 6,  /* lo <= destination port <= hi */
-	XSKTAP_OP_VLAN = 7,      /* some VLAN tag has id lo; lo == 0xffff: any tag */
+	XSKTAP_OP_VLAN = 7,      /* some VLAN tag has id lo; XSKTAP_VLAN_ANY: any tag */
 };
 
 struct xsktap_filter_insn {
@@ -64,14 +78,30 @@ struct xsktap_filter_insn {
  * Workers recognise it by `magic` and measure one-way latency and sequence
  * gaps from it.
  */
-#define XSKTAP_GEN_MAGIC 0x5458 /* "XT" read as a little-endian u16 */
+enum xsktap_gen {
+	XSKTAP_GEN_MAGIC = 0x5458, /* "XT" read as a little-endian u16 */
+	/* Fits the 18-byte payload of a minimum (60-byte) IPv4/UDP frame. */
+	XSKTAP_GEN_STAMP_LEN = 16,
+};
 
-/* 16 bytes: fits the 18-byte payload of a minimum (60-byte) IPv4/UDP frame. */
 struct xsktap_gen_stamp {
 	__u16 magic;  /* XSKTAP_GEN_MAGIC */
 	__u16 stream; /* the generating CPU: each stream's sequence is dense */
 	__u32 seq;    /* 0, 1, 2, ... per stream, wrapping */
 	__u64 ts_ns;  /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) at transmit */
+};
+
+/*
+ * Never read: one field of each constant enum, so that the enums are part of
+ * the object's BTF and of the skeleton (an object that only uses an enum's
+ * values would not describe the enum).
+ */
+struct xsktap_constants {
+	enum xsktap_limits limits;
+	enum xsktap_filter_target target;
+	enum xsktap_vlan vlan;
+	enum xsktap_gen gen;
+	struct xsktap_gen_stamp stamp;
 };
 
 #endif

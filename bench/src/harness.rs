@@ -14,6 +14,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+
+use xsktap_core::summary::SummaryJson;
+
+use crate::testbed::Testbed;
 use serde_json::{json, Value};
 
 /// The receivers compared.
@@ -157,22 +161,15 @@ impl Trial {
 
 /// The test bed: namespaces `NAME-a` (generator) and `NAME-b` (receivers).
 struct Bed {
-    name: String,
-    root: PathBuf,
+    /// The shared test bed (torn down when dropped).
+    bed: Testbed,
 }
 
 impl Bed {
-    fn new(root: &Path, napi_thread: bool) -> anyhow::Result<Bed> {
-        let name = format!("xtb{}", std::process::id() % 1_000_000);
+    fn new(napi_thread: bool) -> anyhow::Result<Bed> {
         let bed = Bed {
-            name,
-            root: root.to_path_buf(),
+            bed: Testbed::named("xtb", 1),
         };
-        let ok = Command::new(bed.root.join("tools/testbed.sh"))
-            .args(["setup", &bed.name, "--queues", "1"])
-            .stdout(Stdio::null())
-            .status()?;
-        anyhow::ensure!(ok.success(), "test bed setup failed");
         // Frames sent by XDP_TX reach a veth without an XDP program only through GRO.
         let ok = bed
             .exec_b(&["ethtool", "-K", &bed.b(), "gro", "on"])
@@ -246,11 +243,11 @@ impl Bed {
     }
 
     fn a(&self) -> String {
-        format!("{}-a", self.name)
+        self.bed.ns_a()
     }
 
     fn b(&self) -> String {
-        format!("{}-b", self.name)
+        self.bed.ns_b()
     }
 
     fn exec_in(&self, ns: &str, args: &[&str]) -> Command {
@@ -285,14 +282,6 @@ impl Bed {
             k.starts_with("tx_queue_") && k.ends_with("_xdp_xmit_errors")
         })?;
         Ok(rx + tx)
-    }
-}
-
-impl Drop for Bed {
-    fn drop(&mut self) {
-        let _ = Command::new(self.root.join("tools/testbed.sh"))
-            .args(["teardown", &self.name])
-            .status();
     }
 }
 
@@ -584,27 +573,25 @@ impl Harness<'_> {
                 (v["dropped"].as_u64().unwrap_or(0), 0, 0, None)
             }
             Receiver::XsktapPcap | Receiver::XsktapBusyPoll | Receiver::XsktapNoSink => {
-                let v: Value = serde_json::from_str(&std::fs::read_to_string(&rx.json)?)?;
-                let q = v["queues"].as_array().cloned().unwrap_or_default();
-                let sum = |f: &str| q.iter().map(|x| x[f].as_u64().unwrap_or(0)).sum::<u64>();
+                let s: SummaryJson = serde_json::from_str(&std::fs::read_to_string(&rx.json)?)
+                    .with_context(|| format!("reading {}", rx.json.display()))?;
+                anyhow::ensure!(
+                    s.lost_known,
+                    "{}: some kernel counters could not be read",
+                    kind.name()
+                );
+                let socket_drops = s
+                    .queues
+                    .iter()
+                    .map(|q| q.rx_dropped.unwrap_or(0) + q.rx_ring_full.unwrap_or(0))
+                    .sum();
                 let lat = latency
                     .then(|| {
-                        let l = &v["latency"];
-                        Some([
-                            l["p50_ns"].as_u64()?,
-                            l["p90_ns"].as_u64()?,
-                            l["p99_ns"].as_u64()?,
-                            l["p99_9_ns"].as_u64()?,
-                            l["max_ns"].as_u64()?,
-                        ])
+                        let l = s.latency.as_ref()?;
+                        Some([l.p50_ns, l.p90_ns, l.p99_ns, l.p99_9_ns, l.max_ns])
                     })
                     .flatten();
-                (
-                    v["packets"].as_u64().unwrap_or(0),
-                    sum("rx_dropped") + sum("rx_ring_full"),
-                    0,
-                    lat,
-                )
+                (s.packets, socket_drops, 0, lat)
             }
             Receiver::Tcpdump => {
                 // Not "received by filter" minus captured: that count includes
@@ -749,11 +736,11 @@ pub struct RunResult {
 }
 
 /// Runs the comparison.
-pub fn run(cfg: &RunConfig, root: &Path, xsktap: &Path, bench: &Path) -> anyhow::Result<RunResult> {
+pub fn run(cfg: &RunConfig, xsktap: &Path, bench: &Path) -> anyhow::Result<RunResult> {
     let shm = PathBuf::from("/dev/shm").join(format!("xsktap-bench-{}", std::process::id()));
     std::fs::create_dir_all(&shm)?;
     let h = Harness {
-        bed: Bed::new(root, cfg.napi_thread)?,
+        bed: Bed::new(cfg.napi_thread)?,
         cfg,
         xsktap: xsktap.to_path_buf(),
         bench: bench.to_path_buf(),

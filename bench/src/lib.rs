@@ -11,3 +11,4 @@ pub mod netns;
 pub mod receivers;
 pub mod report;
 pub mod send;
+pub mod testbed;

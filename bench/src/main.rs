@@ -170,7 +170,7 @@ fn main() -> anyhow::Result<()> {
                 receivers: Receiver::ALL.to_vec(),
                 napi_thread,
             };
-            let result = harness::run(&cfg, &root, &xsktap, &exe)?;
+            let result = harness::run(&cfg, &xsktap, &exe)?;
             let table = report::table(&cfg, &result);
             print!("{table}");
             std::fs::write(out.join("README.md"), report::readme(&cfg, &table))?;
@@ -228,8 +228,8 @@ fn main() -> anyhow::Result<()> {
                 "--count {count} is above the limit"
             );
             anyhow::ensure!(max_secs <= 3600, "--max-secs {max_secs} is above one hour");
-            let cpus =
-                xsktap::config::parse_list(&cpus).map_err(|e| anyhow::anyhow!("--cpus: {e}"))?;
+            let cpus = xsktap_core::config::parse_list(&cpus)
+                .map_err(|e| anyhow::anyhow!("--cpus: {e}"))?;
             let threads = cpus.len() as u64;
             let cfg = GenConfig {
                 iface,

@@ -19,8 +19,10 @@ use std::time::{Duration, Instant};
 
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags, MapHandle};
-use xsktap::latency::{monotonic_ns, stamp_in_payload, LatencyStats};
-use xsktap::loader::{link_xdp, AttachedMode};
+use xsktap_core::latency::{stamp_in_payload, LatencyStats};
+use xsktap_core::AttachedMode;
+use xsktap_sys::clock::monotonic_ns;
+use xsktap_sys::loader::link_xdp;
 
 /// The count-and-drop program, attached by bpf_link (native mode).
 pub struct DropReceiver {
@@ -31,7 +33,7 @@ pub struct DropReceiver {
 impl DropReceiver {
     /// Loads the program and attaches it to `iface` in native mode.
     pub fn attach(iface: &str) -> anyhow::Result<DropReceiver> {
-        let ifindex = xsktap::capture::ifindex(iface)?;
+        let ifindex = xsktap_sys::netdev::ifindex(iface)?;
         let mut object = MaybeUninit::uninit();
         let skel = skel::DropSkelBuilder::default().open(&mut object)?.load()?;
         let counter = MapHandle::try_from(&skel.maps.dropped)?;

@@ -13,7 +13,7 @@ pub struct FrameSender {
 
 /// The index of `iface` in the calling thread's network namespace (the engine's lookup).
 pub fn ifindex(iface: &str) -> io::Result<u32> {
-    xsktap::capture::ifindex(iface).map_err(io::Error::other)
+    xsktap_sys::netdev::ifindex(iface).map_err(io::Error::other)
 }
 
 impl FrameSender {

@@ -8,16 +8,9 @@ use std::process::Command;
 use serde_json::Value;
 
 #[test]
+#[ignore = "needs root: run with --include-ignored as root (tools/test.sh)"]
 fn short_run_accounts_for_every_frame() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        assert!(
-            std::env::var_os("XSKTAP_REQUIRE_PRIVILEGED").is_none(),
-            "this test needs root (XSKTAP_REQUIRE_PRIVILEGED is set)"
-        );
-        eprintln!("skipped: needs root");
-        return;
-    }
+    xsktap_bench::testbed::require_root();
     let bench = Path::new(env!("CARGO_BIN_EXE_xsktap-bench"));
     let xsktap = bench.with_file_name("xsktap");
     assert!(

@@ -4,12 +4,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use xsktap::config::{
+use xsktap::Output;
+use xsktap_core::config::{
     parse_list, DEFAULT_COALESCE_USECS, DEFAULT_FRAME_SIZE, DEFAULT_RING_SIZE, DEFAULT_SNAPLEN,
 };
-use xsktap::filter::parse_expr;
-use xsktap::sink::monitor::MonitorFormat;
-use xsktap::{CaptureConfig, Output, XdpMode, ZeroCopy};
+use xsktap_core::filter::parse_expr;
+use xsktap_core::monitor::MonitorFormat;
+use xsktap_core::{CaptureConfig, XdpMode, ZeroCopy};
 
 /// Capture packets at line rate through AF_XDP.
 #[derive(Debug, Parser)]

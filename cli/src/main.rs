@@ -83,7 +83,7 @@ fn run(req: Request, view: View) -> anyhow::Result<ExitCode> {
     // This thread reports (and builds the dashboard's updates): keep it off the workers' CPUs.
     let housekeeping = capture.housekeeping_cpus();
     if !housekeeping.is_empty() {
-        let _ = xsktap::capture::pin_current_thread(&housekeeping);
+        let _ = xsktap::pin_current_thread(&housekeeping);
     }
     let mut serving = match (&req.serve, listener) {
         (Some(cfg), Some(listener)) => {
@@ -153,7 +153,9 @@ fn run(req: Request, view: View) -> anyhow::Result<ExitCode> {
             View::Top { rows, json, .. } => {
                 let top = capture.top(*rows);
                 let text = if *json {
-                    report::top_json(&now, &rates, &top, started.elapsed()).to_string() + "\n"
+                    serde_json::to_string(&report::top_json(&now, &rates, &top, started.elapsed()))
+                        .expect("the snapshot serialises")
+                        + "\n"
                 } else {
                     report::top_screen(&iface, &now, &rates, &top, tty)
                 };

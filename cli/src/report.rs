@@ -5,10 +5,13 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use xsktap::flows::{FlowStats, Top};
-use xsktap::parse::Proto;
-use xsktap::stats::{Rates, Snapshot, TrafficSnapshot, SIZE_LABELS};
 use xsktap::{Capture, Summary};
+use xsktap_core::flows::{FlowStats, Top};
+use xsktap_core::parse::Proto;
+use xsktap_core::stats::{QueueSnapshot, Rates, Snapshot, TrafficSnapshot, SIZE_LABELS};
+use xsktap_core::summary::{
+    Names, SummaryJson, SummaryParts, TopJson, TopSnapshotJson, TrafficJson,
+};
 
 /// Formats a value with a metric prefix, as `1.23 M`.
 fn si(value: f64) -> String {
@@ -165,70 +168,37 @@ pub fn top_screen(iface: &str, now: &Snapshot, rates: &Rates, top: &Top, tty: bo
     s
 }
 
-fn protocols_json(t: &TrafficSnapshot) -> Value {
-    let mut m = serde_json::Map::new();
-    for p in Proto::ALL {
-        m.insert(
-            p.as_str().into(),
-            json!({"packets": t.packets(p), "bytes": t.bytes(p)}),
-        );
-    }
-    Value::Object(m)
-}
-
-fn traffic_json(t: &TrafficSnapshot) -> Value {
-    let sizes: serde_json::Map<String, Value> = SIZE_LABELS
-        .iter()
-        .zip(t.sizes)
-        .map(|(l, n)| (l.to_string(), json!(n)))
-        .collect();
-    json!({
-        "protocols": protocols_json(t),
-        "malformed": t.packets(Proto::Malformed),
-        "vlans": t.vlans.iter().map(|(id, p, b)| json!({"vlan": id, "packets": p, "bytes": b})).collect::<Vec<_>>(),
-        "sizes": sizes,
-    })
-}
-
-fn flow_json(f: &FlowStats) -> Value {
-    json!({
-        "src": f.key.src.to_string(),
-        "dst": f.key.dst.to_string(),
-        "sport": f.key.sport,
-        "dport": f.key.dport,
-        "proto": f.key.proto,
-        "packets": f.packets,
-        "bytes": f.bytes,
-    })
-}
-
-fn top_value(top: &Top) -> Value {
-    json!({
-        "flows": top.flows,
-        "flows_by_bytes": top.flows_by_bytes.iter().map(flow_json).collect::<Vec<_>>(),
-        "flows_by_packets": top.flows_by_packets.iter().map(flow_json).collect::<Vec<_>>(),
-        "talkers": top.talkers.iter().map(|t| json!({
-            "addr": t.addr.to_string(),
-            "up_bytes": t.up_bytes,
-            "down_bytes": t.down_bytes,
-            "packets": t.packets,
-        })).collect::<Vec<_>>(),
-    })
-}
-
 /// One `top --json` snapshot.
-pub fn top_json(now: &Snapshot, rates: &Rates, top: &Top, elapsed: Duration) -> Value {
-    let mut v = traffic_json(&now.traffic);
-    let obj = v.as_object_mut().expect("an object");
-    obj.insert("elapsed_s".into(), json!(elapsed.as_secs_f64()));
-    obj.insert("packets".into(), json!(now.received()));
-    obj.insert("bytes".into(), json!(now.received_bytes()));
-    obj.insert("lost".into(), json!(now.lost()));
-    obj.insert("packets_per_sec".into(), json!(rates.packets_per_sec));
-    obj.insert("bits_per_sec".into(), json!(rates.bits_per_sec));
-    obj.insert("lost_per_sec".into(), json!(rates.lost_per_sec));
-    obj.insert("top".into(), top_value(top));
-    v
+pub fn top_json(now: &Snapshot, rates: &Rates, top: &Top, elapsed: Duration) -> TopSnapshotJson {
+    TopSnapshotJson {
+        elapsed_s: elapsed.as_secs_f64(),
+        packets: now.received(),
+        bytes: now.received_bytes(),
+        lost: now.lost(),
+        packets_per_sec: rates.packets_per_sec,
+        bits_per_sec: rates.bits_per_sec,
+        lost_per_sec: rates.lost_per_sec,
+        traffic: TrafficJson::new(&now.traffic),
+        top: TopJson::new(top),
+    }
+}
+
+/// A kernel or XDP program counter summed over queues, or "unknown" when
+/// a queue's could not be read.
+fn sum_known<T: Copy>(
+    queues: &[QueueSnapshot],
+    get: impl Fn(&QueueSnapshot) -> Option<T>,
+    field: impl Fn(T) -> u64,
+) -> String {
+    queues
+        .iter()
+        .map(|q| get(q).map(&field))
+        .sum::<Option<u64>>()
+        .map_or_else(|| "unknown".to_string(), |n| n.to_string())
+}
+
+fn known(v: Option<u64>) -> String {
+    v.map_or_else(|| "unknown".to_string(), |n| n.to_string())
 }
 
 /// The summary printed on standard error at exit.
@@ -248,16 +218,29 @@ pub fn summary_text(s: &Summary, iface: &str, output: &str) -> String {
             0.0
         }),
     );
+    let lost = if snap.lost_known() {
+        snap.lost().to_string()
+    } else {
+        format!(
+            "at least {} (some kernel counters could not be read: {} failed reads)",
+            snap.lost(),
+            snap.counter_read_errors()
+        )
+    };
+    let qs = &snap.queues;
     let _ = writeln!(
         out,
-        "{} packets lost (kernel rx_dropped {}, rx_ring_full {}; XDP redirect failures {}; output closed {})",
-        snap.lost(),
-        snap.queues.iter().map(|q| q.socket.rx_dropped).sum::<u64>(),
-        snap.queues.iter().map(|q| q.socket.rx_ring_full).sum::<u64>(),
-        snap.queues.iter().map(|q| q.bpf.redirect_failed).sum::<u64>(),
-        snap.queues.iter().map(|q| q.sink_closed_drops).sum::<u64>(),
+        "{lost} packets lost (kernel rx_dropped {}, rx_ring_full {}; XDP redirect failures {}; output closed {})",
+        sum_known(qs, |q| q.socket, |s| s.rx_dropped),
+        sum_known(qs, |q| q.socket, |s| s.rx_ring_full),
+        sum_known(qs, |q| q.bpf, |b| b.redirect_failed),
+        qs.iter().map(|q| q.sink_closed_drops).sum::<u64>(),
     );
-    let filtered: u64 = snap.queues.iter().map(|q| q.bpf.filtered_out).sum();
+    let filtered: u64 = qs
+        .iter()
+        .filter_map(|q| q.bpf)
+        .map(|b| b.filtered_out)
+        .sum();
     if filtered > 0 {
         let _ = writeln!(
             out,
@@ -291,86 +274,32 @@ pub fn summary_text(s: &Summary, iface: &str, output: &str) -> String {
             q.bind_mode.map_or("-", |m| m.as_str()),
             q.received,
             q.written,
-            q.socket.rx_dropped,
-            q.socket.rx_ring_full,
-            q.socket.rx_fill_ring_empty_descs,
-            q.socket.rx_invalid_descs,
+            known(q.socket.map(|s| s.rx_dropped)),
+            known(q.socket.map(|s| s.rx_ring_full)),
+            known(q.socket.map(|s| s.rx_fill_ring_empty_descs)),
+            known(q.socket.map(|s| s.rx_invalid_descs)),
         );
     }
     out
 }
 
-/// Latency percentiles (ns) and sequence counters.
-pub fn latency_json(l: &xsktap::latency::LatencyStats) -> Value {
-    json!({
-        "stamped": l.stamped,
-        "missing": l.missing,
-        "duplicates": l.duplicates,
-        "reordered": l.reordered,
-        "min_ns": l.histogram.min(),
-        "p50_ns": l.quantile_ns(0.5),
-        "p90_ns": l.quantile_ns(0.9),
-        "p99_ns": l.quantile_ns(0.99),
-        "p99_9_ns": l.quantile_ns(0.999),
-        "max_ns": l.histogram.max(),
-        "mean_ns": l.histogram.mean(),
-    })
-}
-
-/// The summary as JSON (`--summary-json`).
-pub fn summary_json(s: &Summary, iface: &str, output: &str, filter: &str) -> Value {
-    let snap = &s.snapshot;
-    let queues: Vec<Value> = snap
-        .queues
-        .iter()
-        .map(|q| {
-            json!({
-                "queue": q.queue,
-                "core": q.core,
-                "bind_mode": q.bind_mode.map(|m| m.as_str()),
-                "packets": q.written,
-                "bytes": q.written_bytes,
-                "received": q.received,
-                "received_bytes": q.received_bytes,
-                "rx_dropped": q.socket.rx_dropped,
-                "rx_ring_full": q.socket.rx_ring_full,
-                "rx_fill_ring_empty_descs": q.socket.rx_fill_ring_empty_descs,
-                "rx_invalid_descs": q.socket.rx_invalid_descs,
-                "xdp_seen": q.bpf.seen,
-                "xdp_redirected": q.bpf.redirected,
-                "xdp_passed": q.bpf.passed,
-                "xdp_redirect_failed": q.bpf.redirect_failed,
-                "xdp_filtered_out": q.bpf.filtered_out,
-                "over_count": q.over_count,
-                "output_closed_drops": q.sink_closed_drops,
-                "flow_evictions": q.flow_evictions,
-            })
-        })
-        .collect();
-    let mut v = traffic_json(&snap.traffic);
-    let obj = v.as_object_mut().expect("an object");
-    for (k, val) in [
-        ("interface", json!(iface)),
-        ("output", json!(output)),
-        ("filter", json!(filter)),
-        ("packets", json!(snap.written())),
-        ("bytes", json!(snap.written_bytes())),
-        ("received", json!(snap.received())),
-        ("received_bytes", json!(snap.received_bytes())),
-        ("lost", json!(snap.lost())),
-        ("duration_s", json!(s.duration.as_secs_f64())),
-        ("xdp_mode", json!(s.xdp_mode.as_str())),
-        ("count_reached", json!(s.count_reached)),
-        ("top", top_value(&s.top)),
-        (
-            "latency",
-            s.latency.as_ref().map_or(Value::Null, latency_json),
-        ),
-        ("queues", Value::Array(queues)),
-    ] {
-        obj.insert(k.into(), val);
-    }
-    v
+/// The summary as `--summary-json` and `/api/summary` carry it.
+pub fn summary_json(s: &Summary, iface: &str, output: &str, filter: &str) -> SummaryJson {
+    SummaryJson::new(
+        SummaryParts {
+            snapshot: &s.snapshot,
+            top: &s.top,
+            latency: s.latency.as_ref(),
+            duration: s.duration,
+            xdp_mode: s.xdp_mode,
+            count_reached: s.count_reached,
+        },
+        Names {
+            iface,
+            output,
+            filter,
+        },
+    )
 }
 
 /// Version of the WebSocket snapshot schema (README, "Dashboard").
@@ -414,7 +343,7 @@ impl Publisher {
             .iter()
             .map(|q| {
                 let before = self.last.queues.iter().find(|b| b.queue == q.queue);
-                let delta = |f: fn(&xsktap::stats::QueueSnapshot) -> u64| {
+                let delta = |f: fn(&xsktap_core::stats::QueueSnapshot) -> u64| {
                     f(q).saturating_sub(before.map_or(0, f))
                 };
                 json!({
@@ -425,8 +354,9 @@ impl Publisher {
                 })
             })
             .collect();
-        let sum =
-            |f: fn(&xsktap::stats::QueueSnapshot) -> u64| now.queues.iter().map(f).sum::<u64>();
+        let sum = |f: fn(&xsktap_core::stats::QueueSnapshot) -> u64| {
+            now.queues.iter().map(f).sum::<u64>()
+        };
         let since_epoch = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
@@ -442,9 +372,9 @@ impl Publisher {
                 "queues": queues,
             },
             "drops": {
-                "rx_dropped": sum(|q| q.socket.rx_dropped),
-                "rx_ring_full": sum(|q| q.socket.rx_ring_full),
-                "xdp_redirect_failed": sum(|q| q.bpf.redirect_failed),
+                "rx_dropped": sum(|q| q.socket.unwrap_or_default().rx_dropped),
+                "rx_ring_full": sum(|q| q.socket.unwrap_or_default().rx_ring_full),
+                "xdp_redirect_failed": sum(|q| q.bpf.unwrap_or_default().redirect_failed),
                 "output_closed": sum(|q| q.sink_closed_drops),
             },
             "server": {

@@ -31,9 +31,9 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 use tokio::sync::watch;
-use xsktap::latency::LatencyStats;
-use xsktap::parse::Proto;
-use xsktap::stats::{QueueSnapshot, Snapshot, SIZE_LABELS};
+use xsktap_core::latency::LatencyStats;
+use xsktap_core::parse::Proto;
+use xsktap_core::stats::{QueueSnapshot, Snapshot, SIZE_LABELS};
 
 /// The page, with its script and styles inline: no external assets.
 const PAGE: &str = include_str!("dashboard.html");
@@ -212,7 +212,7 @@ impl Server {
                 let pinned = if cpus.is_empty() {
                     Err("every CPU runs a worker".to_string())
                 } else {
-                    xsktap::capture::pin_current_thread(&cpus)
+                    xsktap::pin_current_thread(&cpus)
                         .map(|()| cpus)
                         .map_err(|e| e.to_string())
                 };
@@ -471,56 +471,82 @@ fn family(
     Ok(())
 }
 
-/// Reads one counter of a queue.
-type QueueValue = fn(&QueueSnapshot) -> u64;
+/// Reads one counter of a queue; `None` when the kernel's could not be
+/// read (the series is then left out: absent, never a false zero).
+type QueueValue = fn(&QueueSnapshot) -> Option<u64>;
 
 /// Counters with one series per queue: name (without `_total`), help, value.
-const QUEUE_COUNTERS: [(&str, &str, QueueValue); 9] = [
+const QUEUE_COUNTERS: [(&str, &str, QueueValue); 14] = [
     ("xsktap_packets", "Frames taken from the RX ring.", |q| {
-        q.received
+        Some(q.received)
     }),
     (
         "xsktap_bytes",
         "Bytes of the frames taken from the RX ring.",
-        |q| q.received_bytes,
+        |q| Some(q.received_bytes),
     ),
     (
         "xsktap_written_packets",
         "Frames handed to the output.",
-        |q| q.written,
+        |q| Some(q.written),
     ),
     ("xsktap_written_bytes", "Bytes handed to the output.", |q| {
-        q.written_bytes
+        Some(q.written_bytes)
     }),
     ("xsktap_lost_packets", "Frames lost, all causes.", |q| {
-        q.lost()
+        q.lost_known().then(|| q.lost())
     }),
     (
         "xsktap_fill_ring_empty",
         "Times the kernel found the fill ring empty (XDP_STATISTICS).",
-        |q| q.socket.rx_fill_ring_empty_descs,
+        |q| q.socket.map(|s| s.rx_fill_ring_empty_descs),
     ),
     (
         "xsktap_xdp_seen_packets",
         "Frames the XDP program saw.",
-        |q| q.bpf.seen,
+        |q| q.bpf.map(|b| b.seen),
     ),
     (
         "xsktap_filtered_packets",
         "Frames the filter left to the host stack.",
-        |q| q.bpf.filtered_out,
+        |q| q.bpf.map(|b| b.filtered_out),
     ),
     (
         "xsktap_flow_evictions",
         "Flows evicted from a full flow table.",
-        |q| q.flow_evictions,
+        |q| Some(q.flow_evictions),
+    ),
+    (
+        "xsktap_worker_empty_polls",
+        "Times a worker found its RX ring empty.",
+        |q| Some(q.empty_polls),
+    ),
+    (
+        "xsktap_worker_naps",
+        "Coalescing naps a worker took instead of waiting in poll(2).",
+        |q| Some(q.naps),
+    ),
+    (
+        "xsktap_worker_waits",
+        "Waits of a worker in poll(2).",
+        |q| Some(q.waits),
+    ),
+    (
+        "xsktap_worker_kicks",
+        "Wake-ups of the kernel for the fill ring (need_wakeup).",
+        |q| Some(q.kicks),
+    ),
+    (
+        "xsktap_counter_read_errors",
+        "Failed reads of the kernel's or the XDP program's counters.",
+        |q| Some(q.counter_read_errors),
     ),
 ];
 
 fn per_queue(s: &Snapshot, f: QueueValue) -> Vec<(Labels, u64)> {
     s.queues
         .iter()
-        .map(|q| (vec![("queue", q.queue.to_string())], f(q)))
+        .filter_map(|q| Some((vec![("queue", q.queue.to_string())], f(q)?)))
         .collect()
 }
 
@@ -538,16 +564,15 @@ impl Collector for Metrics {
             .iter()
             .flat_map(|q| {
                 [
-                    ("rx_dropped", q.socket.rx_dropped),
-                    ("rx_ring_full", q.socket.rx_ring_full),
-                    ("xdp_redirect_failed", q.bpf.redirect_failed),
-                    ("output_closed", q.sink_closed_drops),
+                    ("rx_dropped", q.socket.map(|s| s.rx_dropped)),
+                    ("rx_ring_full", q.socket.map(|s| s.rx_ring_full)),
+                    ("xdp_redirect_failed", q.bpf.map(|b| b.redirect_failed)),
+                    ("output_closed", Some(q.sink_closed_drops)),
                 ]
-                .map(|(cause, n)| {
-                    (
-                        vec![("queue", q.queue.to_string()), ("cause", cause.to_string())],
-                        n,
-                    )
+                .into_iter()
+                .filter_map(|(cause, n)| {
+                    let labels = vec![("queue", q.queue.to_string()), ("cause", cause.to_string())];
+                    Some((labels, n?))
                 })
             })
             .collect();

@@ -32,10 +32,9 @@ fn refused_cleanly(bed: &Testbed, out: &Output, output: &std::path::Path) -> Str
 }
 
 #[test]
+#[ignore = "needs root: run with --include-ignored as root (tools/test.sh)"]
 fn a_missing_interface_is_named() {
-    let Some(bed) = Testbed::if_privileged(1) else {
-        return;
-    };
+    let bed = Testbed::new(1);
     let out = run(bed.xsktap(&["capture", "-i", "nosuch0", "-c", "1"]));
     let line = one_error_line(&out);
     assert!(line.contains("no interface named \"nosuch0\""), "{line}");
@@ -46,10 +45,9 @@ fn a_missing_interface_is_named() {
 }
 
 #[test]
+#[ignore = "needs root: run with --include-ignored as root (tools/test.sh)"]
 fn a_queue_the_interface_lacks_is_refused() {
-    let Some(bed) = Testbed::if_privileged(2) else {
-        return;
-    };
+    let bed = Testbed::new(2);
     let pcap = temp_path("badqueue.pcap");
     let iface = bed.ns_b();
     let out = run(bed.xsktap(&[
@@ -69,10 +67,9 @@ fn a_queue_the_interface_lacks_is_refused() {
 }
 
 #[test]
+#[ignore = "needs root: run with --include-ignored as root (tools/test.sh)"]
 fn an_unwritable_output_path_is_refused_before_attaching() {
-    let Some(bed) = Testbed::if_privileged(1) else {
-        return;
-    };
+    let bed = Testbed::new(1);
     let iface = bed.ns_b();
     let out = run(bed.xsktap(&["capture", "-i", &iface, "-w", "/nonexistent-dir/x.pcap"]));
     let line = one_error_line(&out);
@@ -85,10 +82,9 @@ fn an_unwritable_output_path_is_refused_before_attaching() {
 }
 
 #[test]
+#[ignore = "needs root: run with --include-ignored as root (tools/test.sh)"]
 fn missing_privilege_names_the_capability() {
-    let Some(bed) = Testbed::if_privileged(1) else {
-        return;
-    };
+    let bed = Testbed::new(1);
     let iface = bed.ns_b();
     // Drop CAP_BPF, CAP_SYS_ADMIN and CAP_PERFMON from the bounding set: the
     // exec'd root process keeps every other capability.
@@ -165,10 +161,9 @@ fn deny_af_xdp() -> std::io::Result<()> {
 
 #[cfg(target_arch = "x86_64")]
 #[test]
+#[ignore = "needs root: run with --include-ignored as root (tools/test.sh)"]
 fn a_kernel_without_af_xdp_is_explained() {
-    let Some(bed) = Testbed::if_privileged(1) else {
-        return;
-    };
+    let bed = Testbed::new(1);
     let iface = bed.ns_b();
     let pcap = temp_path("noafxdp.pcap");
     let mut cmd = bed.xsktap(&["capture", "-i", &iface, "-w", pcap.to_str().unwrap()]);
@@ -183,10 +178,9 @@ fn a_kernel_without_af_xdp_is_explained() {
 }
 
 #[test]
+#[ignore = "needs root: run with --include-ignored as root (tools/test.sh)"]
 fn another_xdp_program_is_not_replaced() {
-    let Some(bed) = Testbed::if_privileged(1) else {
-        return;
-    };
+    let bed = Testbed::new(1);
     let iface = bed.ns_b();
     let first = bed.start_capture(&["-q"]);
     let pcap = temp_path("busy.pcap");
@@ -260,10 +254,9 @@ fn bad_values_are_refused_without_root() {
 }
 
 #[test]
+#[ignore = "needs root: run with --include-ignored as root (tools/test.sh)"]
 fn a_foreign_xdp_program_is_not_replaced() {
-    let Some(bed) = Testbed::if_privileged(1) else {
-        return;
-    };
+    let bed = Testbed::new(1);
     let iface = bed.ns_b();
     // Somebody else's program, attached the old way (netlink, generic mode).
     let dir = temp_path("foreign");
@@ -328,10 +321,9 @@ fn a_foreign_xdp_program_is_not_replaced() {
 }
 
 #[test]
+#[ignore = "needs root: run with --include-ignored as root (tools/test.sh)"]
 fn zero_copy_on_fails_clearly_where_the_driver_lacks_it() {
-    let Some(bed) = Testbed::if_privileged(2) else {
-        return;
-    };
+    let bed = Testbed::new(2);
     let iface = bed.ns_b();
     let pcap = temp_path("zc.pcap");
     // A file that already exists is left as it was by a start that fails.
@@ -363,10 +355,9 @@ fn zero_copy_on_fails_clearly_where_the_driver_lacks_it() {
 }
 
 #[test]
+#[ignore = "needs root: run with --include-ignored as root (tools/test.sh)"]
 fn a_busy_dashboard_port_is_refused_before_attaching() {
-    let Some(bed) = Testbed::if_privileged(1) else {
-        return;
-    };
+    let bed = Testbed::new(1);
     let ns = bed.ns_b();
     // Something else listens on the port, in the capture's namespace.
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();

@@ -1,25 +1,31 @@
 //! The capture pipeline: config → load → sockets → attach → run → stop.
 
-use std::fs::OpenOptions;
+use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_utils::CachePadded;
+use xsktap_core::filter::Program;
+use xsktap_core::flows::{FlowTable, Top};
+use xsktap_core::latency::LatencyStats;
+use xsktap_core::placement::Placement;
+use xsktap_core::stats::{
+    QueueSnapshot, Snapshot, TrafficCounters, TrafficSnapshot, WorkerCounters,
+};
+use xsktap_core::worker::{FrameStep, Monitor, Pacer, Published, Shared, Worker};
+use xsktap_core::{AttachedMode, BindMode, CaptureConfig};
+use xsktap_sys::error::syscall_error;
+use xsktap_sys::loader::{XdpLink, XdpProgram};
+use xsktap_sys::netdev;
+use xsktap_sys::xsk::{XskConfig, XskSocket, XskStatsHandle};
 
-use crate::config::CaptureConfig;
-use crate::error::{Error, Result};
-use crate::filter::Program;
-use crate::flows::{FlowExchange, FlowTable, Top};
-use crate::latency::LatencyStats;
-use crate::loader::{AttachedMode, XdpLink, XdpProgram};
-use crate::sink::writer::{BatchWriter, WriterReport};
-use crate::stats::{QueueSnapshot, Snapshot, TrafficCounters, TrafficSnapshot, WorkerCounters};
-use crate::worker::{Monitor, Shared, Worker};
-use crate::xsk::{BindMode, XskConfig, XskSocket, XskStatsHandle};
+use crate::worker::QueueWorker;
+use crate::writer::{BatchWriter, WriterReport};
+use crate::{Error, Result};
 
 /// Where captured frames go.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,9 +55,10 @@ struct QueueHandle {
     mode: BindMode,
     counters: Arc<CachePadded<WorkerCounters>>,
     traffic: Arc<CachePadded<TrafficCounters>>,
-    flows: Arc<FlowExchange>,
-    latency: Arc<Mutex<LatencyStats>>,
+    published: Arc<Published>,
     stats: XskStatsHandle,
+    /// Failed reads of this queue's kernel and XDP program counters.
+    read_errors: AtomicU64,
     thread: Option<JoinHandle<Result<()>>>,
 }
 
@@ -68,15 +75,6 @@ pub struct Capture {
     started: Instant,
     warnings: Vec<String>,
     housekeeping: Vec<usize>,
-}
-
-/// Restricts the calling thread to `cpus`, such as [`Capture::housekeeping_cpus`].
-pub fn pin_current_thread(cpus: &[usize]) -> Result<()> {
-    crate::sys::pin_current_thread(cpus).map_err(|e| {
-        Error::Config(format!(
-            "cannot pin a housekeeping thread to CPUs {cpus:?}: {e}"
-        ))
-    })
 }
 
 /// The end of a capture: final counters and how the output went.
@@ -102,20 +100,6 @@ pub struct Summary {
     pub count_reached: bool,
 }
 
-/// Names the RX queues of `iface` from sysfs (`/sys/class/net/IFACE/queues/rx-N`).
-fn rx_queue_count(iface: &str) -> u32 {
-    let dir = format!("/sys/class/net/{iface}/queues");
-    std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .filter_map(|e| e.ok())
-                .filter(|e| e.file_name().to_string_lossy().starts_with("rx-"))
-                .count() as u32
-        })
-        .unwrap_or(1)
-        .max(1)
-}
-
 /// Headroom the kernel keeps in front of every frame in the UMEM
 /// (`XDP_PACKET_HEADROOM`).
 const XDP_PACKET_HEADROOM: u32 = 256;
@@ -123,11 +107,7 @@ const XDP_PACKET_HEADROOM: u32 = 256;
 /// A warning when the interface's MTU allows frames larger than a UMEM frame
 /// can hold: the kernel drops those (counted in `rx_dropped`).
 fn mtu_warning(iface: &str, frame_size: u32) -> Option<String> {
-    let mtu: u32 = std::fs::read_to_string(format!("/sys/class/net/{iface}/mtu"))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
+    let mtu = u32::try_from(netdev::sysfs_number(iface, "mtu")?).ok()?;
     let room = frame_size - XDP_PACKET_HEADROOM;
     // Ethernet header and two VLAN tags on top of the MTU.
     let largest = mtu + 14 + 8;
@@ -141,49 +121,12 @@ fn mtu_warning(iface: &str, frame_size: u32) -> Option<String> {
 /// Preferred busy polling keeps the kernel from processing the queue in
 /// softirq only when the device defers its interrupts (Documentation/networking/napi.rst).
 fn busy_poll_warning(iface: &str) -> Option<String> {
-    let read = |knob: &str| {
-        std::fs::read_to_string(format!("/sys/class/net/{iface}/{knob}"))
-            .ok()
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .unwrap_or(0)
-    };
+    let read = |knob: &str| netdev::sysfs_number(iface, knob).unwrap_or(0);
     (read("napi_defer_hard_irqs") == 0 || read("gro_flush_timeout") == 0).then(|| {
         format!(
             "--busy-poll works best with deferred interrupts: echo 2 > /sys/class/net/{iface}/napi_defer_hard_irqs; echo 20000 > /sys/class/net/{iface}/gro_flush_timeout"
         )
     })
-}
-
-/// The index of `iface` in the calling thread's network namespace.
-///
-/// # Errors
-/// [`Error::NoSuchInterface`] naming it.
-pub fn ifindex(iface: &str) -> Result<u32> {
-    let name = std::ffi::CString::new(iface).map_err(|_| Error::NoSuchInterface(iface.into()))?;
-    // SAFETY: `name` is a valid NUL-terminated string for the duration of the call.
-    let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
-    if index == 0 {
-        return Err(Error::NoSuchInterface(iface.into()));
-    }
-    Ok(index)
-}
-
-/// CPUs this process may run on, in order.
-fn allowed_cores() -> Vec<usize> {
-    core_affinity::get_core_ids()
-        .map(|ids| ids.into_iter().map(|c| c.id).collect())
-        .unwrap_or_default()
-}
-
-/// Raises RLIMIT_MEMLOCK so the UMEM can be pinned on kernels that still
-/// charge it there; failure is not fatal (CAP_IPC_LOCK or memcg accounting).
-fn raise_memlock() {
-    let limit = libc::rlimit {
-        rlim_cur: libc::RLIM_INFINITY,
-        rlim_max: libc::RLIM_INFINITY,
-    };
-    // SAFETY: a valid rlimit struct, read by the kernel only.
-    let _ = unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &limit) };
 }
 
 /// Removes a file we created if setup fails before the capture starts.
@@ -195,6 +138,192 @@ impl Drop for CreatedFile {
             let _ = std::fs::remove_file(path);
         }
     }
+}
+
+/// The output, opened before anything is attached.
+struct OpenedOutput {
+    out: Option<Box<dyn Write + Send>>,
+    /// Removes the file if the start fails and xsktap created it.
+    created: CreatedFile,
+    /// An existing regular file, truncated only once the capture runs, so
+    /// that a failed start leaves it as it was.
+    to_truncate: Option<(File, PathBuf)>,
+}
+
+impl OpenedOutput {
+    fn open(output: &Output) -> Result<OpenedOutput> {
+        let mut opened = OpenedOutput {
+            out: None,
+            created: CreatedFile(None),
+            to_truncate: None,
+        };
+        match output {
+            Output::None => {}
+            Output::Stdout => opened.out = Some(Box::new(std::io::stdout())),
+            Output::File(path) => {
+                let existed = path.exists();
+                let file = OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(false)
+                    .open(path)
+                    .map_err(|error| Error::Output {
+                        path: path.clone(),
+                        error,
+                    })?;
+                if !existed {
+                    opened.created.0 = Some(path.clone());
+                }
+                if file.metadata().map(|m| m.is_file()).unwrap_or(false) {
+                    let dup = file
+                        .try_clone()
+                        .map_err(|e| syscall_error("dup(output file)", e))?;
+                    opened.to_truncate = Some((dup, path.clone()));
+                }
+                opened.out = Some(Box::new(file));
+            }
+        }
+        Ok(opened)
+    }
+
+    /// The capture is running: truncate an existing file, and keep the file.
+    fn commit(mut self) -> Result<Option<Box<dyn Write + Send>>> {
+        if let Some((file, path)) = self.to_truncate.take() {
+            file.set_len(0)
+                .map_err(|error| Error::Output { path, error })?;
+        }
+        self.created.0 = None;
+        Ok(self.out.take())
+    }
+}
+
+/// Loads the program, installs the filter and binds one socket per queue
+/// into its XSKMAP (nothing attached yet).
+fn open_sockets(
+    cfg: &CaptureConfig,
+    ifindex: u32,
+    queues: &[u32],
+) -> Result<(XdpProgram, Vec<XskSocket>)> {
+    xsktap_sys::caps::raise_memlock();
+    let program = XdpProgram::load()?;
+    let filter = Program::compile(cfg.filter.as_ref(), program.max_filter_tests())?;
+    program.set_filter(&filter)?;
+    if let Some(&queue) = queues.iter().find(|&&q| q >= program.max_queues()) {
+        return Err(Error::Config(format!(
+            "queue {queue} is beyond the {} queues xsktap can redirect",
+            program.max_queues()
+        )));
+    }
+    let mut sockets = Vec::with_capacity(queues.len());
+    for &queue in queues {
+        let socket = XskSocket::new(&XskConfig {
+            iface: cfg.iface.clone(),
+            ifindex,
+            queue,
+            frame_size: cfg.frame_size,
+            ring_size: cfg.ring_size,
+            zero_copy: cfg.zero_copy,
+        })?;
+        if cfg.busy_poll {
+            socket.enable_busy_poll(20, cfg.batch_size)?;
+        }
+        program.add_socket(queue, socket.fd())?;
+        sockets.push(socket);
+    }
+    Ok((program, sockets))
+}
+
+/// The writer threads of a capture: the pcap output and the monitor lines.
+struct Writers {
+    pcap: Option<BatchWriter>,
+    monitor: Option<BatchWriter>,
+}
+
+impl Writers {
+    fn start(
+        cfg: &CaptureConfig,
+        out: Option<Box<dyn Write + Send>>,
+        queues: usize,
+        cpus: &[usize],
+    ) -> Result<Writers> {
+        let buffers = 4 * queues + 4;
+        let spawn_error = |e| syscall_error("spawn(writer thread)", e);
+        let pcap = out
+            .map(|out| BatchWriter::pcap(out, cfg.snaplen, buffers, cpus).map_err(spawn_error))
+            .transpose()?;
+        let monitor = cfg
+            .monitor
+            .map(|_| {
+                BatchWriter::lines(Box::new(std::io::stdout()), buffers, cpus).map_err(spawn_error)
+            })
+            .transpose()?;
+        Ok(Writers { pcap, monitor })
+    }
+}
+
+/// Builds one worker per socket (not started).
+fn build_workers(
+    cfg: &CaptureConfig,
+    placement: &Placement,
+    sockets: Vec<XskSocket>,
+    writers: &Writers,
+    shared: &Arc<Shared>,
+) -> Result<Vec<(QueueHandle, QueueWorker)>> {
+    let iface_name: Arc<str> = Arc::from(cfg.iface.as_str());
+    let mut built = Vec::with_capacity(sockets.len());
+    for ((socket, &queue), &core) in sockets
+        .into_iter()
+        .zip(&placement.queues)
+        .zip(&placement.cores)
+    {
+        let counters = Arc::new(CachePadded::new(WorkerCounters::default()));
+        let traffic = Arc::new(CachePadded::new(TrafficCounters::default()));
+        let published = Arc::new(Published::default());
+        let handle = QueueHandle {
+            queue,
+            core,
+            mode: socket.mode(),
+            counters: counters.clone(),
+            traffic: traffic.clone(),
+            published: published.clone(),
+            stats: socket.stats_handle()?,
+            read_errors: AtomicU64::new(0),
+            thread: None,
+        };
+        let monitor = match (cfg.monitor, &writers.monitor) {
+            (Some(format), Some(w)) => Some(Monitor {
+                format,
+                iface: iface_name.clone(),
+                lines: w.batcher(),
+            }),
+            _ => None,
+        };
+        let worker = Worker {
+            batch_size: cfg.batch_size,
+            shared: shared.clone(),
+            counters,
+            step: FrameStep {
+                queue,
+                sink: writers.pcap.as_ref().map(BatchWriter::batcher),
+                monitor,
+                traffic,
+                flows: FlowTable::new(cfg.flow_table_size),
+                latency: LatencyStats::default(),
+            },
+            pacer: Pacer::new(cfg.busy_poll, cfg.coalesce_usecs),
+            published,
+        };
+        built.push((
+            handle,
+            QueueWorker {
+                queue,
+                core,
+                socket,
+                worker,
+            },
+        ));
+    }
+    Ok(built)
 }
 
 impl Capture {
@@ -212,72 +341,21 @@ impl Capture {
                 "monitor lines go to standard output, so -w - cannot share it: write the pcap to a file with -w FILE".into(),
             ));
         }
-        crate::sys::check_capabilities()?;
-        let ifindex = ifindex(&cfg.iface)?;
-        let available = rx_queue_count(&cfg.iface);
-        let queues = cfg
-            .queues
-            .clone()
-            .unwrap_or_else(|| (0..available).collect());
-        if let Some(&queue) = queues.iter().find(|&&q| q >= available) {
-            return Err(Error::NoSuchQueue {
-                iface: cfg.iface.clone(),
-                queue,
-                available,
-            });
-        }
+        xsktap_sys::caps::check_capabilities()?;
+        let ifindex = netdev::ifindex(&cfg.iface)?;
+        let placement = Placement::plan(
+            &cfg.iface,
+            cfg.queues.as_deref(),
+            netdev::rx_queue_count(&cfg.iface),
+            cfg.cores.as_deref(),
+            &xsktap_sys::cpu::allowed_cores(),
+        )?;
         // Refuse early, before binding sockets, if someone else's XDP program
         // (or another capture) holds the interface.
-        crate::loader::check_no_xdp_program(&cfg.iface, ifindex)?;
-        let allowed = allowed_cores();
-        let cores = match &cfg.cores {
-            Some(cores) => {
-                if let Some(c) = cores.iter().find(|c| !allowed.contains(c)) {
-                    return Err(Error::Config(format!(
-                        "CPU {c} is not available to this process (available: {allowed:?})"
-                    )));
-                }
-                cores.clone()
-            }
-            None if allowed.is_empty() => vec![0; queues.len()],
-            None => (0..queues.len())
-                .map(|i| allowed[i % allowed.len()])
-                .collect(),
-        };
-
+        xsktap_sys::loader::check_no_xdp_program(&cfg.iface, ifindex)?;
         // Open the output now, so that an unwritable path fails before
-        // anything is loaded, but truncate an existing file only once the
-        // capture is running: a failed start leaves it as it was.
-        let mut created = CreatedFile(None);
-        let mut file_to_truncate = None;
-        let out: Option<Box<dyn Write + Send>> = match &output {
-            Output::None => None,
-            Output::Stdout => Some(Box::new(std::io::stdout())),
-            Output::File(path) => {
-                let existed = path.exists();
-                let file = OpenOptions::new()
-                    .write(true)
-                    .create(true)
-                    .truncate(false)
-                    .open(path)
-                    .map_err(|error| Error::Output {
-                        path: path.clone(),
-                        error,
-                    })?;
-                if !existed {
-                    created.0 = Some(path.clone());
-                }
-                let regular = file.metadata().map(|m| m.is_file()).unwrap_or(false);
-                if regular {
-                    file_to_truncate = Some((
-                        file.try_clone()
-                            .map_err(|e| crate::error::syscall_error("dup(output file)", e))?,
-                        path.clone(),
-                    ));
-                }
-                Some(Box::new(file))
-            }
-        };
+        // anything is loaded.
+        let output = OpenedOutput::open(&output)?;
         let mut warnings: Vec<String> = mtu_warning(&cfg.iface, cfg.frame_size)
             .into_iter()
             .collect();
@@ -285,132 +363,38 @@ impl Capture {
             warnings.extend(busy_poll_warning(&cfg.iface));
         }
 
-        raise_memlock();
-        let program = XdpProgram::load()?;
-        let filter = Program::compile(cfg.filter.as_ref(), program.max_filter_tests())
-            .map_err(|e| Error::Config(e.to_string()))?;
-        program.set_filter(&filter)?;
-        if let Some(&queue) = queues.iter().find(|&&q| q >= program.max_queues()) {
-            return Err(Error::Config(format!(
-                "queue {queue} is beyond the {} queues xsktap can redirect",
-                program.max_queues()
-            )));
-        }
-        let mut sockets = Vec::with_capacity(queues.len());
-        for &queue in &queues {
-            let socket = XskSocket::new(&XskConfig {
-                iface: cfg.iface.clone(),
-                ifindex,
-                queue,
-                frame_size: cfg.frame_size,
-                ring_size: cfg.ring_size,
-                zero_copy: cfg.zero_copy,
-            })?;
-            if cfg.busy_poll {
-                socket.enable_busy_poll(20, cfg.batch_size)?;
-            }
-            program.add_socket(queue, socket.fd())?;
-            sockets.push(socket);
-        }
+        let (program, sockets) = open_sockets(cfg, ifindex, &placement.queues)?;
         let link = program.attach(&cfg.iface, ifindex, cfg.xdp_mode)?;
         let xdp_mode = link.mode();
-
-        if let Some((file, path)) = file_to_truncate {
-            file.set_len(0)
-                .map_err(|error| Error::Output { path, error })?;
-        }
+        let out = output.commit()?;
         // Writers (and whatever the caller runs beside the capture) belong on
         // the CPUs no worker uses, so that they never preempt a worker.
-        let housekeeping: Vec<usize> = allowed
-            .iter()
-            .copied()
-            .filter(|c| !cores.contains(c))
-            .collect();
-        let buffers = 4 * queues.len() + 4;
-        let spawn_error = |e| crate::error::syscall_error("spawn(writer thread)", e);
-        let writer = match out {
-            Some(out) => Some(
-                BatchWriter::pcap(out, cfg.snaplen, buffers, &housekeeping).map_err(spawn_error)?,
-            ),
-            None => None,
-        };
-        let monitor_writer = match cfg.monitor {
-            Some(_) => Some(
-                BatchWriter::lines(Box::new(std::io::stdout()), buffers, &housekeeping)
-                    .map_err(spawn_error)?,
-            ),
-            None => None,
-        };
-        let iface_name: Arc<str> = Arc::from(cfg.iface.as_str());
+        let writers = Writers::start(cfg, out, placement.queues.len(), &placement.housekeeping)?;
         let shared = Arc::new(Shared {
             remaining: cfg.count.map(AtomicU64::new),
             ..Shared::default()
         });
-        let mut handles = Vec::with_capacity(queues.len());
-        for ((socket, &queue), &core) in sockets.into_iter().zip(&queues).zip(&cores) {
-            let counters = Arc::new(CachePadded::new(WorkerCounters::default()));
-            let traffic = Arc::new(CachePadded::new(TrafficCounters::default()));
-            let flows = Arc::new(FlowExchange::default());
-            let latency = Arc::new(Mutex::new(LatencyStats::default()));
-            let handle = QueueHandle {
-                queue,
-                core,
-                mode: socket.mode(),
-                counters: counters.clone(),
-                traffic: traffic.clone(),
-                flows: flows.clone(),
-                latency: latency.clone(),
-                stats: socket.stats_handle()?,
-                thread: None,
-            };
-            let monitor = match (cfg.monitor, &monitor_writer) {
-                (Some(format), Some(w)) => Some(Monitor {
-                    format,
-                    iface: iface_name.clone(),
-                    lines: w.batcher(),
-                }),
-                _ => None,
-            };
-            let worker = Worker {
-                queue,
-                core,
-                socket,
-                sink: writer.as_ref().map(BatchWriter::batcher),
-                monitor,
-                shared: shared.clone(),
-                counters,
-                traffic,
-                flows: FlowTable::new(cfg.flow_table_size),
-                flow_exchange: flows,
-                latency,
-                batch_size: cfg.batch_size,
-                busy_poll: cfg.busy_poll,
-                coalesce_usecs: cfg.coalesce_usecs,
-            };
-            handles.push((handle, worker));
-        }
+        let built = build_workers(cfg, &placement, sockets, &writers, &shared)?;
         let mut capture = Capture {
             shared,
-            queues: Vec::with_capacity(handles.len()),
-            writer,
-            monitor_writer,
+            queues: Vec::with_capacity(built.len()),
+            writer: writers.pcap,
+            monitor_writer: writers.monitor,
             link: Some(link),
             program,
             xdp_mode,
             started: Instant::now(),
             warnings,
-            housekeeping,
+            housekeeping: placement.housekeeping,
         };
-        for (mut handle, worker) in handles {
+        for (mut handle, worker) in built {
             let thread = std::thread::Builder::new()
                 .name(format!("xsktap-q{}", handle.queue))
                 .spawn(move || worker.run())
-                .map_err(|e| crate::error::syscall_error("spawn(worker thread)", e))?;
+                .map_err(|e| syscall_error("spawn(worker thread)", e))?;
             handle.thread = Some(thread);
             capture.queues.push(handle);
         }
-        // The capture is running: the output file is ours to keep from here on.
-        created.0 = None;
         Ok(capture)
     }
 
@@ -442,9 +426,15 @@ impl Capture {
                     written_bytes: c.written_bytes.load(Ordering::Relaxed),
                     over_count: c.over_count.load(Ordering::Relaxed),
                     sink_closed_drops: c.sink_closed_drops.load(Ordering::Relaxed),
-                    socket: q.stats.stats().unwrap_or_default(),
-                    bpf: self.program.counters(q.queue).unwrap_or_default(),
-                    flow_evictions: q.flows.evictions.load(Ordering::Relaxed),
+                    empty_polls: c.empty_polls.load(Ordering::Relaxed),
+                    naps: c.naps.load(Ordering::Relaxed),
+                    waits: c.waits.load(Ordering::Relaxed),
+                    kicks: c.kicks.load(Ordering::Relaxed),
+                    // A failed read is unknown, never zero drops; it is counted.
+                    socket: self.read_counter(q, q.stats.stats()),
+                    bpf: self.read_counter(q, self.program.counters(q.queue)),
+                    counter_read_errors: q.read_errors.load(Ordering::Relaxed),
+                    flow_evictions: q.published.flows.evictions.load(Ordering::Relaxed),
                 }
             })
             .collect();
@@ -459,12 +449,24 @@ impl Capture {
         }
     }
 
+    fn read_counter<T>(&self, q: &QueueHandle, read: Result<T>) -> Option<T> {
+        match read {
+            Ok(value) => Some(value),
+            Err(_) => {
+                q.read_errors.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+
     /// One-way latency and sequence accounting of generator frames, merged
     /// over the workers; `None` when no stamped frame arrived.
     pub fn latency(&self) -> Option<LatencyStats> {
         let mut total: Option<LatencyStats> = None;
         for q in &self.queues {
-            let Ok(l) = q.latency.lock() else { continue };
+            let Ok(l) = q.published.latency.lock() else {
+                continue;
+            };
             if l.stamped == 0 {
                 continue;
             }
@@ -479,7 +481,10 @@ impl Capture {
     /// The top `n` flows and talkers, from the copies the workers publish
     /// a few times a second.
     pub fn top(&self, n: usize) -> Top {
-        Top::build(self.queues.iter().flat_map(|q| q.flows.latest()), n)
+        Top::build(
+            self.queues.iter().flat_map(|q| q.published.flows.latest()),
+            n,
+        )
     }
 
     /// The counters so far in the form of the final summary (no writer

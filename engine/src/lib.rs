@@ -1,53 +1,63 @@
-//! xsktap's engine: capture packets from a NIC's RX queues through AF_XDP.
+//! xsktap's runtime: capture packets from a NIC's RX queues through AF_XDP,
+//! joining the pure logic of `xsktap-core` to the system layer of `xsktap-sys`.
 //!
 //! ```text
-//!  NIC queue q ──XDP program──┬─ queue not captured ─▶ XDP_PASS (host stack)
+//!  NIC queue q ──XDP program──┬─ queue not captured / filtered out ─▶ XDP_PASS (host stack)
 //!                             └─ bpf_redirect_map(xsks, q) ─▶ AF_XDP socket q (UMEM q)
 //!                                                               │ RX ring, in batches
 //!                    worker q (pinned CPU) ◀────────────────────┘
-//!                      counters (per worker) ▶ pcap batcher ─▶ writer thread ─▶ file/stdout
+//!                      core::worker::Worker::run over the socket (xsktap-sys's RxQueue)
+//!                      records ▶ RecordBatcher ─▶ writer thread ─▶ file/stdout
 //!                      frames back to the fill ring
 //! ```
 //!
-//! Lifecycle: a [`CaptureConfig`] is validated; [`Capture::start`] loads the
-//! XDP program ([`loader`]), creates one [`xsk::XskSocket`] per queue and puts
-//! it in the XSKMAP, attaches the program through a bpf_link, and starts one
-//! [`worker`] per queue. [`Capture::snapshot`] reads counters at any time
-//! without stopping anything. [`Capture::stop`] detaches the program, lets
-//! the workers drain their rings, flushes the output and returns a
-//! [`Summary`]. The bpf_link detaches by itself if the process dies.
+//! Lifecycle: a [`CaptureConfig`] is validated; [`Capture::start`] plans the
+//! placement (queues, CPUs), opens the output, loads the XDP program, creates
+//! one socket per queue and puts it in the XSKMAP, attaches the program
+//! through a bpf_link, and starts one pinned worker per queue.
+//! [`Capture::snapshot`] reads counters at any time without stopping
+//! anything. [`Capture::stop`] detaches the program, lets the workers drain
+//! their rings, flushes the output and returns a [`Summary`]. The bpf_link
+//! detaches by itself if the process dies.
 //!
-//! Counters are kept apart by where they come from ([`stats`]): the XDP
-//! program's, the kernel socket's (`XDP_STATISTICS`) and the workers' own.
+//! Counters are kept apart by where they come from (`xsktap_core::stats`):
+//! the XDP program's, the kernel socket's (`XDP_STATISTICS`) and the workers' own.
 
 #![deny(missing_docs)]
 
 pub mod capture;
-pub mod config;
-pub mod error;
-pub mod filter;
-pub mod flows;
-pub mod latency;
-pub mod loader;
-pub mod parse;
-pub mod sink;
-pub mod stats;
-mod sys;
 mod worker;
-pub mod xsk;
-
-#[allow(
-    missing_docs,
-    clippy::all,
-    clippy::undocumented_unsafe_blocks,
-    unused_imports
-)]
-mod skel {
-    include!(concat!(env!("OUT_DIR"), "/xsktap.skel.rs"));
-}
+pub mod writer;
 
 pub use capture::{Capture, Finish, Output, Summary};
-pub use config::CaptureConfig;
-pub use error::{Error, Result};
-pub use loader::{AttachedMode, XdpMode};
-pub use xsk::{BindMode, ZeroCopy};
+pub use xsktap_core::CaptureConfig;
+pub use xsktap_sys::error::{Error, Result};
+
+/// Restricts the calling thread to `cpus`, such as [`Capture::housekeeping_cpus`]:
+/// for the threads a program runs beside a capture (reporting, serving).
+///
+/// # Errors
+/// [`Error::Config`] naming the CPUs when the kernel refuses.
+pub fn pin_current_thread(cpus: &[usize]) -> Result<()> {
+    xsktap_sys::cpu::pin_current_thread(cpus).map_err(|e| {
+        Error::Config(format!(
+            "cannot pin a housekeeping thread to CPUs {cpus:?}: {e}"
+        ))
+    })
+}
+
+/// The index of `iface` in the calling thread's network namespace.
+///
+/// # Errors
+/// [`Error::NoSuchInterface`] naming it.
+pub fn ifindex(iface: &str) -> Result<u32> {
+    xsktap_sys::netdev::ifindex(iface)
+}
+
+/// A worker's failure, naming its queue.
+pub(crate) fn error_worker(queue: u32, message: impl ToString) -> Error {
+    Error::Worker {
+        queue,
+        message: message.to_string(),
+    }
+}

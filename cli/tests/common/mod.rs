@@ -6,87 +6,30 @@
 
 pub mod protocols;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
-use xsktap_bench::{netns, send::FrameSender};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 pub const XSKTAP: &str = env!("CARGO_BIN_EXE_xsktap");
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
+#[allow(unused_imports)]
+pub use xsktap_bench::testbed::{require_root, Running, Testbed};
 
-/// Whether privileged tests can run; with XSKTAP_REQUIRE_PRIVILEGED=1 (as in
-/// CI) a missing privilege fails the test instead of skipping it.
-pub fn privileged() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    if !root {
-        assert!(
-            std::env::var_os("XSKTAP_REQUIRE_PRIVILEGED").is_none(),
-            "this test needs root (XSKTAP_REQUIRE_PRIVILEGED is set)"
-        );
-        eprintln!("skipped: needs root");
-    }
-    root
-}
-
-/// Two namespaces NAME-a and NAME-b joined by a veth pair; deleted on drop.
-pub struct Testbed {
-    pub name: String,
-}
-
-impl Testbed {
-    /// A test bed when privileged tests can run (see [`privileged`]), else `None`.
-    pub fn if_privileged(queues: u32) -> Option<Testbed> {
-        privileged().then(|| Testbed::new(queues))
-    }
-
-    pub fn new(queues: u32) -> Testbed {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let name = format!(
-            "xt{}x{}",
-            std::process::id() % 100_000,
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
-        let status = Command::new(repo_root().join("tools/testbed.sh"))
-            .args(["setup", &name, "--queues", &queues.to_string()])
-            .stdout(Stdio::null())
-            .status()
-            .expect("running tools/testbed.sh");
-        // Built before the assert so that a failed setup is still torn down.
-        let bed = Testbed { name };
-        assert!(status.success(), "test bed setup failed");
-        bed
-    }
-
-    pub fn ns_a(&self) -> String {
-        format!("{}-a", self.name)
-    }
-
-    /// The capturing side: namespace and device share this name.
-    pub fn ns_b(&self) -> String {
-        format!("{}-b", self.name)
-    }
-
+/// The xsktap binary on the shared test bed.
+pub trait XsktapBed {
     /// `xsktap ARGS` inside namespace b.
-    pub fn xsktap(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.ns_b(), XSKTAP]).args(args);
-        cmd
-    }
-
+    fn xsktap(&self, args: &[&str]) -> Command;
     /// `xsktap capture -i B ARGS`, started in the background, waiting until
     /// the XDP program is attached.
-    pub fn start_capture(&self, args: &[&str]) -> Running {
+    fn start_capture(&self, args: &[&str]) -> Running;
+}
+
+impl XsktapBed for Testbed {
+    fn xsktap(&self, args: &[&str]) -> Command {
+        self.command_b(XSKTAP, args)
+    }
+
+    fn start_capture(&self, args: &[&str]) -> Running {
         let iface = self.ns_b();
         let mut all = vec!["capture", "-i", iface.as_str()];
         all.extend_from_slice(args);
@@ -95,123 +38,6 @@ impl Testbed {
         let running = Running::spawn(cmd);
         running.wait_for_stderr("xsktap: capturing", Duration::from_secs(20));
         running
-    }
-
-    /// Whether any XDP program is attached to the capturing device.
-    pub fn xdp_attached(&self) -> bool {
-        let out = Command::new("ip")
-            .args([
-                "-n",
-                &self.ns_b(),
-                "-d",
-                "link",
-                "show",
-                "dev",
-                &self.ns_b(),
-            ])
-            .output()
-            .expect("ip link show");
-        assert!(out.status.success(), "ip link show failed");
-        String::from_utf8_lossy(&out.stdout).contains("prog/xdp")
-    }
-
-    /// Sends `frames` from side a, on a thread that enters namespace a.
-    pub fn send(&self, frames: &[Vec<u8>]) {
-        let ns = self.ns_a();
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                netns::enter(&ns).expect("entering namespace a");
-                let sender = FrameSender::open(&ns).expect("opening a sender");
-                for f in frames {
-                    sender.send(f).expect("sending a frame");
-                }
-            })
-            .join()
-            .expect("sender thread");
-        });
-    }
-}
-
-impl Drop for Testbed {
-    fn drop(&mut self) {
-        let _ = Command::new(repo_root().join("tools/testbed.sh"))
-            .args(["teardown", &self.name])
-            .status();
-    }
-}
-
-/// A background xsktap whose standard error is collected as it arrives.
-pub struct Running {
-    pub child: Child,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Running {
-    pub fn spawn(mut cmd: Command) -> Running {
-        let mut child = cmd.spawn().expect("spawning xsktap");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let pipe = child.stderr.take().expect("stderr piped");
-        let sink = stderr.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines() {
-                let Ok(line) = line else { break };
-                let mut s = sink.lock().unwrap();
-                s.push_str(&line);
-                s.push('\n');
-            }
-        });
-        Running { child, stderr }
-    }
-
-    pub fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-
-    pub fn wait_for_stderr(&self, needle: &str, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        while !self.stderr().contains(needle) {
-            assert!(
-                Instant::now() < deadline,
-                "xsktap did not print {needle:?} in time; stderr:\n{}",
-                self.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Waits for exit, killing the process if it outlives `timeout`.
-    pub fn wait(&mut self, timeout: Duration) -> ExitStatus {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                // Let the reader thread take the last lines.
-                std::thread::sleep(Duration::from_millis(50));
-                return status;
-            }
-            if Instant::now() >= deadline {
-                let _ = self.child.kill();
-                panic!(
-                    "xsktap did not exit in {timeout:?}; stderr:\n{}",
-                    self.stderr()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Sends a signal to the `ip netns exec` process, which is xsktap itself
-    /// (ip execs the command in place).
-    pub fn signal(&self, sig: libc::c_int) {
-        // SAFETY: kill(2) on our own child's pid.
-        let ret = unsafe { libc::kill(self.child.id() as libc::pid_t, sig) };
-        assert_eq!(ret, 0, "kill failed");
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -291,7 +117,17 @@ pub fn sorted(mut frames: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
     frames
 }
 
+/// A `--summary-json` file, read with the schema's own types.
+pub fn typed_summary(path: &Path) -> xsktap_core::summary::SummaryJson {
+    let text = std::fs::read_to_string(path).expect("reading the JSON summary");
+    serde_json::from_str(&text).expect("a summary of the current schema")
+}
+
+/// A `--summary-json` file as a JSON value (for comparing it with what the
+/// dashboard serves), checked against the typed schema first.
 pub fn summary(path: &Path) -> serde_json::Value {
+    let typed = typed_summary(path);
+    assert_eq!(typed.version, xsktap_core::summary::VERSION);
     let text = std::fs::read_to_string(path).expect("reading the JSON summary");
     serde_json::from_str(&text).expect("valid JSON")
 }

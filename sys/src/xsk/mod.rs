@@ -9,6 +9,8 @@
 
 pub mod mmap;
 pub mod ring;
+pub mod rx;
 mod socket;
+pub mod testing;
 
-pub use socket::{BindMode, SocketStats, XskConfig, XskSocket, XskStatsHandle, ZeroCopy};
+pub use socket::{XskConfig, XskSocket, XskStatsHandle};

@@ -13,8 +13,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
-
-use super::pcap;
+use xsktap_core::pcap;
+use xsktap_core::worker::RecordSink;
 
 /// Capacity of one record buffer.
 pub const BUFFER_CAPACITY: usize = 1 << 20;
@@ -83,7 +83,7 @@ impl BatchWriter {
             .spawn(move || {
                 if !cpus.is_empty() {
                     // Off the workers' CPUs; if that fails the writer runs anywhere.
-                    let _ = crate::sys::pin_current_thread(&cpus);
+                    let _ = xsktap_sys::cpu::pin_current_thread(&cpus);
                 }
                 let mut report = WriterReport {
                     bytes: 0,
@@ -149,11 +149,9 @@ pub struct RecordBatcher {
     snaplen: u32,
 }
 
-impl RecordBatcher {
-    /// Appends one pcap record. Returns `false` when the writer has stopped
-    /// (its output failed or its reader went away); the record is then not written.
+impl RecordSink for RecordBatcher {
     #[inline(always)]
-    pub fn push(&mut self, ts_ns: u64, frame: &[u8], stop: &AtomicBool) -> bool {
+    fn push(&mut self, ts_ns: u64, frame: &[u8], stop: &AtomicBool) -> bool {
         let need = pcap::record_len(frame.len(), self.snaplen);
         if self.current.capacity() - self.current.len() < need && !self.rotate(stop) {
             return false;
@@ -162,10 +160,8 @@ impl RecordBatcher {
         true
     }
 
-    /// Appends what `write` writes, at most `max_len` bytes (a monitor line).
-    /// Returns `false` when the writer has stopped.
     #[inline(always)]
-    pub fn push_with(
+    fn push_with(
         &mut self,
         max_len: usize,
         stop: &AtomicBool,
@@ -178,19 +174,19 @@ impl RecordBatcher {
         true
     }
 
-    /// Sends the current buffer to the writer, if it holds anything.
-    pub fn flush(&mut self) {
+    fn flush(&mut self) {
         if !self.current.is_empty() {
             let buf = std::mem::take(&mut self.current);
             self.send(buf);
         }
     }
 
-    /// Whether records are waiting in the current buffer.
-    pub fn has_pending(&self) -> bool {
+    fn has_pending(&self) -> bool {
         !self.current.is_empty()
     }
+}
 
+impl RecordBatcher {
     fn send(&mut self, buf: Vec<u8>) {
         if let Some(tx) = &self.full_tx {
             if tx.send(buf).is_err() {

@@ -14,61 +14,21 @@ use libbpf_rs::libbpf_sys;
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags, MapHandle};
 
+use xsktap_core::filter::{FilterInsn, Program};
+use xsktap_core::{AttachedMode, BpfCounters, XdpMode};
+
 use crate::error::{Error, Result};
-use crate::filter::Program;
-use crate::skel::types::{xsktap_counters, xsktap_filter_insn, xsktap_queue_conf};
+use crate::skel::types::{
+    xsktap_counters, xsktap_filter_insn, xsktap_filter_op, xsktap_queue_conf,
+};
 use crate::skel::XsktapSkelBuilder;
 
-/// How to attach the XDP program.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum XdpMode {
-    /// Native (driver) mode, then generic if the driver has no XDP support.
-    Auto,
-    /// In the driver, before any socket buffer is allocated.
-    Native,
-    /// In the core network stack, after the socket buffer is built (works on any device).
-    Generic,
-}
-
-/// The mode the program was actually attached in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AttachedMode {
-    /// Driver mode.
-    Native,
-    /// Generic (SKB) mode.
-    Generic,
-}
-
-impl AttachedMode {
-    /// `native` or `generic`, as shown to users.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AttachedMode::Native => "native",
-            AttachedMode::Generic => "generic",
-        }
+/// The attach flag of a mode.
+fn mode_flags(mode: AttachedMode) -> u32 {
+    match mode {
+        AttachedMode::Native => libbpf_sys::XDP_FLAGS_DRV_MODE,
+        AttachedMode::Generic => libbpf_sys::XDP_FLAGS_SKB_MODE,
     }
-
-    fn flags(self) -> u32 {
-        match self {
-            AttachedMode::Native => libbpf_sys::XDP_FLAGS_DRV_MODE,
-            AttachedMode::Generic => libbpf_sys::XDP_FLAGS_SKB_MODE,
-        }
-    }
-}
-
-/// Counters kept by the XDP program for one queue, summed over CPUs.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct BpfCounters {
-    /// Frames the program ran on.
-    pub seen: u64,
-    /// Frames redirected into the queue's socket.
-    pub redirected: u64,
-    /// Frames passed to the host stack because the queue is not captured.
-    pub passed: u64,
-    /// Frames of a captured queue that found no socket in the XSKMAP (passed on).
-    pub redirect_failed: u64,
-    /// Frames of a captured queue that the filter did not select (passed on, by design).
-    pub filtered_out: u64,
 }
 
 /// The loaded (not yet attached) XDP program and its maps.
@@ -172,9 +132,9 @@ impl XdpProgram {
                 program.tests.len()
             )));
         }
-        let encoded = program.encode(max as u16);
+        let encoded = program.encode();
         for i in 0..max {
-            let insn = encoded.get(i as usize).copied().unwrap_or_default();
+            let insn = encoded.get(i as usize).map(to_bpf).unwrap_or_default();
             self.filter
                 .update(&i.to_ne_bytes(), insn_bytes(&insn), MapFlags::ANY)?;
         }
@@ -274,7 +234,7 @@ pub fn link_xdp(prog: BorrowedFd<'_>, ifindex: u32, mode: AttachedMode) -> io::R
     // LIBBPF_OPTS does the same); `sz` is set right after.
     let mut opts: libbpf_sys::bpf_link_create_opts = unsafe { std::mem::zeroed() };
     opts.sz = std::mem::size_of::<libbpf_sys::bpf_link_create_opts>() as _;
-    opts.flags = mode.flags();
+    opts.flags = mode_flags(mode);
     // SAFETY: valid program fd and opts; on success the returned fd is a new
     // link that we own.
     let fd = unsafe {
@@ -323,6 +283,20 @@ pub fn query_xdp(ifindex: u32) -> Result<Option<(&'static str, u32)>> {
     Ok(found)
 }
 
+/// The skeleton's layout of one of the core's encoded tests.
+fn to_bpf(insn: &FilterInsn) -> xsktap_filter_insn {
+    xsktap_filter_insn {
+        op: xsktap_filter_op(insn.op as u32),
+        family: insn.family,
+        lo: insn.lo,
+        hi: insn.hi,
+        jt: insn.jt,
+        jf: insn.jf,
+        addr: insn.addr,
+        mask: insn.mask,
+    }
+}
+
 fn as_bytes(conf: &xsktap_queue_conf) -> &[u8] {
     // SAFETY: xsktap_queue_conf is a repr(C) struct of one u32 (generated
     // from bpf/xsktap.h): no padding, every byte initialised.
@@ -345,11 +319,6 @@ fn insn_bytes(insn: &xsktap_filter_insn) -> &[u8] {
         )
     }
 }
-
-const _: () = assert!(
-    std::mem::size_of::<xsktap_filter_insn>() == 48,
-    "no padding in the filter test"
-);
 
 fn counters_from_bytes(bytes: &[u8]) -> xsktap_counters {
     assert!(

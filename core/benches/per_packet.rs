@@ -2,17 +2,17 @@
 //! flow table, the filter and the pcap record, over a realistic frame mix.
 //! etherparse parses the same frames as a peer.
 //!
-//! Run: `cargo bench -p xsktap-engine --bench per_packet`
+//! Run: `cargo bench -p xsktap-core --bench per_packet`
 
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use etherparse::{PacketBuilder, SlicedPacket};
-use xsktap::filter::{parse_expr, Program};
-use xsktap::flows::{FlowKey, FlowTable};
-use xsktap::parse::parse;
-use xsktap::sink::pcap::append_record;
-use xsktap::stats::TrafficCounters;
+use xsktap_core::filter::{parse_expr, Program};
+use xsktap_core::flows::{FlowKey, FlowTable};
+use xsktap_core::parse::parse;
+use xsktap_core::pcap::append_record;
+use xsktap_core::stats::TrafficCounters;
 
 const A: [u8; 6] = [2, 0, 0, 0, 0, 1];
 const B: [u8; 6] = [2, 0, 0, 0, 0, 2];

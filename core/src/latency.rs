@@ -10,13 +10,19 @@
 use hdrhistogram::Histogram;
 
 use crate::parse::{Packet, Proto};
-use crate::skel::types::xsktap_gen_stamp;
-pub use crate::sys::monotonic_ns;
 
 /// The stamp's magic (`XSKTAP_GEN_MAGIC`, "XT" as a little-endian u16).
-const MAGIC: u16 = u16::from_le_bytes(*b"XT");
-const STAMP_LEN: usize = std::mem::size_of::<xsktap_gen_stamp>();
-const _: () = assert!(STAMP_LEN == 16, "the stamp fits a 60-byte IPv4/UDP frame");
+pub const MAGIC: u16 = u16::from_le_bytes(*b"XT");
+/// Bytes of a stamp (`XSKTAP_GEN_STAMP_LEN`): fits the 18-byte payload of a
+/// minimum (60-byte) IPv4/UDP frame.
+pub const STAMP_LEN: usize = 16;
+/// Offset of the stream number in a stamp (host byte order u16).
+pub const STREAM_OFFSET: usize = 2;
+/// Offset of the sequence number (host byte order u32).
+pub const SEQ_OFFSET: usize = 4;
+/// Offset of the transmit time (host byte order u64, CLOCK_MONOTONIC ns).
+pub const TS_OFFSET: usize = 8;
+// The sys crate checks these against `struct xsktap_gen_stamp` in bpf/xsktap.h.
 /// Streams tracked (generating CPUs); stamps from higher CPUs count latency only.
 pub const MAX_STREAMS: usize = 64;
 /// Sequence numbers remembered behind the newest, to tell duplicates from reordering.
@@ -50,24 +56,11 @@ pub fn stamp_in_payload(payload: &[u8], now_ns: u64) -> Option<Stamp> {
     if u16::from_le_bytes([b[0], b[1]]) != MAGIC {
         return None;
     }
-    // Field offsets from the generated layout, not from a copy.
     let field = |off: usize, len: usize| &b[off..off + len];
     let stamp = Stamp {
-        stream: u16::from_ne_bytes(
-            field(std::mem::offset_of!(xsktap_gen_stamp, stream), 2)
-                .try_into()
-                .ok()?,
-        ),
-        seq: u32::from_ne_bytes(
-            field(std::mem::offset_of!(xsktap_gen_stamp, seq), 4)
-                .try_into()
-                .ok()?,
-        ),
-        ts_ns: u64::from_ne_bytes(
-            field(std::mem::offset_of!(xsktap_gen_stamp, ts_ns), 8)
-                .try_into()
-                .ok()?,
-        ),
+        stream: u16::from_ne_bytes(field(STREAM_OFFSET, 2).try_into().ok()?),
+        seq: u32::from_ne_bytes(field(SEQ_OFFSET, 4).try_into().ok()?),
+        ts_ns: u64::from_ne_bytes(field(TS_OFFSET, 8).try_into().ok()?),
     };
     (stamp.ts_ns <= now_ns && now_ns - stamp.ts_ns < 10_000_000_000).then_some(stamp)
 }

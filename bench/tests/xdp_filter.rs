@@ -4,22 +4,10 @@
 //! is attached and nothing is sent).
 
 use etherparse::PacketBuilder;
-use xsktap::filter::{parse_expr, Program};
-use xsktap::loader::XdpProgram;
-use xsktap::parse::parse;
-
-fn privileged() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    if !root {
-        assert!(
-            std::env::var_os("XSKTAP_REQUIRE_PRIVILEGED").is_none(),
-            "this test needs root (XSKTAP_REQUIRE_PRIVILEGED is set)"
-        );
-        eprintln!("skipped: needs root");
-    }
-    root
-}
+use xsktap_bench::testbed::require_root;
+use xsktap_core::filter::{parse_expr, Program};
+use xsktap_core::parse::parse;
+use xsktap_sys::loader::XdpProgram;
 
 const A: [u8; 6] = [2, 0, 0, 0, 0, 1];
 const B: [u8; 6] = [2, 0, 0, 0, 0, 2];
@@ -181,10 +169,9 @@ fn corpus() -> Vec<Vec<u8>> {
 }
 
 #[test]
+#[ignore = "needs root: run with --include-ignored as root (tools/test.sh)"]
 fn kernel_and_userspace_filters_agree() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     let program = XdpProgram::load().expect("loading the XDP program");
     program.capture_queue_without_socket(0).unwrap();
     let frames = corpus();

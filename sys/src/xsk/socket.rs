@@ -4,40 +4,16 @@ use std::io;
 use std::mem::{size_of, MaybeUninit};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 
+use std::time::Duration;
+
+use xsktap_core::worker::RxQueue;
+use xsktap_core::{BindMode, SocketStats, ZeroCopy};
+
 use super::mmap::Mmap;
 use super::ring::{ConsumerRing, ProducerRing, RawRing};
+use super::rx::RxRings;
 use crate::error::{syscall_error, Error, Result};
-use crate::sys::syscall;
-
-/// Whether to ask for zero-copy AF_XDP.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ZeroCopy {
-    /// Try zero-copy; the kernel falls back to copy mode when the driver cannot.
-    Auto,
-    /// Zero-copy or an error.
-    On,
-    /// Copy mode only.
-    Off,
-}
-
-/// The mode a socket was bound in, as read back from the kernel (`XDP_OPTIONS`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BindMode {
-    /// Frames are copied from the driver's buffers into the UMEM.
-    Copy,
-    /// The driver DMAs straight into the UMEM.
-    ZeroCopy,
-}
-
-impl BindMode {
-    /// `copy` or `zerocopy`, as shown to users.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BindMode::Copy => "copy",
-            BindMode::ZeroCopy => "zerocopy",
-        }
-    }
-}
+use crate::syscall::syscall;
 
 /// Everything needed to create and bind one socket.
 #[derive(Debug, Clone)]
@@ -57,35 +33,18 @@ pub struct XskConfig {
     pub zero_copy: ZeroCopy,
 }
 
-/// The kernel's drop counters for one socket (`XDP_STATISTICS`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct SocketStats {
-    /// Frames dropped for reasons other than a full ring or an empty fill ring.
-    pub rx_dropped: u64,
-    /// Frames dropped because the RX ring was full.
-    pub rx_ring_full: u64,
-    /// Times the kernel found the fill ring empty (frames lost for lack of buffers).
-    pub rx_fill_ring_empty_descs: u64,
-    /// Invalid descriptors seen on RX.
-    pub rx_invalid_descs: u64,
-}
-
 /// An AF_XDP socket bound to one queue, owning its UMEM and rings.
 ///
 /// Field order matters for drop: the rings only point into the mappings,
 /// which are unmapped before the socket is closed.
 #[derive(Debug)]
 pub struct XskSocket {
-    fill: ProducerRing<u64>,
-    rx: ConsumerRing<libc::xdp_desc>,
-    /// Addresses of frames owned by userspace, waiting to go back to the fill ring.
-    free_frames: Vec<u64>,
-    frame_size: u32,
+    rings: RxRings,
     mode: BindMode,
     _fill_map: Mmap,
     _completion_map: Mmap,
     _rx_map: Mmap,
-    umem: Mmap,
+    _umem: Mmap,
     fd: OwnedFd,
 }
 
@@ -258,13 +217,18 @@ impl XskSocket {
             "mmap(RX ring)",
         )?;
 
-        let mut fill = ProducerRing::new(fill_raw);
-        let all_frames: Vec<u64> = (0..frames as u64)
-            .map(|i| i * u64::from(cfg.frame_size))
-            .collect();
-        let filled = fill.produce(&all_frames);
-        let mut free_frames = Vec::with_capacity(frames);
-        free_frames.extend_from_slice(&all_frames[filled..]);
+        // SAFETY: the UMEM mapping is stored in the same XskSocket as the
+        // rings and outlives them (field order); the kernel writes a frame
+        // only between its production on the fill ring and its RX descriptor.
+        let rings = unsafe {
+            RxRings::new(
+                ProducerRing::new(fill_raw),
+                ConsumerRing::new(rx_raw),
+                std::ptr::NonNull::new(umem.as_ptr()).expect("a mapping is not null"),
+                umem.len(),
+                cfg.frame_size,
+            )
+        };
 
         let mode_flag = match cfg.zero_copy {
             ZeroCopy::Auto => 0,
@@ -312,15 +276,12 @@ impl XskSocket {
         };
 
         Ok(XskSocket {
-            fill,
-            rx: ConsumerRing::new(rx_raw),
-            free_frames,
-            frame_size: cfg.frame_size,
+            rings,
             mode,
             _fill_map: fill_map,
             _completion_map: completion_map,
             _rx_map: rx_map,
-            umem,
+            _umem: umem,
             fd,
         })
     }
@@ -335,45 +296,10 @@ impl XskSocket {
         self.fd.as_fd()
     }
 
-    /// Receives up to `max` frames, calling `on_frame(i, n, bytes)` for frame
-    /// `i` of the `n` in the batch, then returns the frames to the fill ring
-    /// (kicking the kernel if it asked). Returns `n`.
-    #[inline(always)]
-    pub fn recv(&mut self, max: u32, mut on_frame: impl FnMut(u32, u32, &[u8])) -> u32 {
-        let batch = self.rx.peek(max);
-        if batch.is_empty() {
-            return 0;
-        }
-        let chunk_mask = !(u64::from(self.frame_size) - 1);
-        for i in 0..batch.len() {
-            let desc = self.rx.get(batch, i);
-            let start = desc.addr as usize;
-            let end = start + desc.len as usize;
-            // A descriptor outside the UMEM would be a kernel bug; skip rather than trust it.
-            if end <= self.umem.len() {
-                // SAFETY: [start, end) lies inside the UMEM (checked above); the
-                // kernel wrote the frame before publishing the descriptor and
-                // does not touch it until the address returns on the fill ring,
-                // which happens after `on_frame` returns.
-                let frame = unsafe {
-                    std::slice::from_raw_parts(self.umem.as_ptr().add(start), end - start)
-                };
-                on_frame(i, batch.len(), frame);
-            }
-            self.free_frames.push(desc.addr & chunk_mask);
-        }
-        self.rx.release(batch.len());
-        self.refill();
-        if self.fill.needs_wakeup() {
-            self.kick();
-        }
-        batch.len()
-    }
-
     /// Tells the kernel that the fill ring has frames (`recvfrom` with
     /// `MSG_DONTWAIT`, as libxdp's examples do for RX).
     #[cold]
-    fn kick(&self) {
+    pub fn kick(&self) {
         // SAFETY: recvfrom with a null buffer of length 0 only triggers the
         // socket's wakeup; it writes nothing.
         unsafe {
@@ -422,13 +348,6 @@ impl XskSocket {
         )
     }
 
-    /// Runs the queue's NAPI from this thread once (recvfrom with
-    /// MSG_DONTWAIT busy-polls when busy polling is enabled).
-    #[inline]
-    pub fn busy_poll(&self) {
-        self.kick();
-    }
-
     /// The NAPI instance the kernel delivers this socket's frames from
     /// (SO_INCOMING_NAPI_ID), once a frame has arrived; 0 when there is none
     /// to busy-poll.
@@ -451,22 +370,12 @@ impl XskSocket {
         Ok(XskStatsHandle { fd })
     }
 
-    /// Moves free frames to the fill ring, as many as fit.
-    #[inline(always)]
-    fn refill(&mut self) {
-        let n = self.fill.produce(&self.free_frames);
-        self.free_frames.drain(..n);
-    }
-
-    /// Whether the kernel asked to be kicked before it fills more frames.
-    #[inline(always)]
-    pub fn fill_needs_wakeup(&self) -> bool {
-        self.fill.needs_wakeup()
-    }
-
     /// Waits up to `timeout_ms` for frames (poll(2)); this also wakes the
     /// kernel when it set the need-wakeup flag. Returns whether frames are ready.
-    pub fn wait(&self, timeout_ms: i32) -> Result<bool> {
+    ///
+    /// # Errors
+    /// poll(2)'s error, other than an interruption.
+    pub fn wait(&self, timeout_ms: i32) -> io::Result<bool> {
         let mut pfd = libc::pollfd {
             fd: self.fd.as_raw_fd(),
             events: libc::POLLIN,
@@ -479,9 +388,39 @@ impl XskSocket {
             if err.kind() == io::ErrorKind::Interrupted {
                 return Ok(false);
             }
-            return Err(syscall_error("poll(AF_XDP)", err));
+            return Err(err);
         }
         Ok(ret > 0)
+    }
+}
+
+impl RxQueue for XskSocket {
+    #[inline(always)]
+    fn recv<F: FnMut(u32, u32, &[u8])>(&mut self, max: u32, on_frame: F) -> u32 {
+        self.rings.recv(max, on_frame)
+    }
+
+    #[inline(always)]
+    fn fill_needs_wakeup(&self) -> bool {
+        self.rings.fill_needs_wakeup()
+    }
+
+    fn kick(&mut self) {
+        XskSocket::kick(self);
+    }
+
+    #[inline]
+    fn busy_poll(&mut self) {
+        XskSocket::kick(self);
+    }
+
+    fn wait(&mut self, timeout: Duration) -> io::Result<bool> {
+        let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+        XskSocket::wait(self, ms)
+    }
+
+    fn napi_id(&self) -> u32 {
+        XskSocket::napi_id(self)
     }
 }
 

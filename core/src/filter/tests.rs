@@ -150,13 +150,16 @@ fn errors_point_at_the_word() {
 fn encoding_marks_accept_and_reject_past_the_end() {
     let e = parse_expr("udp and port 53").unwrap();
     let p = Program::compile(e.as_ref(), 64).unwrap();
-    let enc = p.encode(64);
+    let enc = p.encode();
     assert_eq!(enc.len(), p.tests.len());
-    assert_eq!(enc[0].op, xsktap_filter_op::XSKTAP_OP_IP_PROTO);
-    assert_eq!(enc[0].jf, 65, "false on the first test rejects");
-    assert!(enc.iter().any(|i| i.jt == 64), "some test accepts");
+    assert_eq!(enc[0].op, FilterOp::IpProto);
+    assert_eq!(enc[0].jf, TARGET_REJECT, "false on the first test rejects");
+    assert!(
+        enc.iter().any(|i| i.jt == TARGET_ACCEPT),
+        "some test accepts"
+    );
     let net = parse_expr("src net 198.18.0.0/15").unwrap();
-    let enc = Program::compile(net.as_ref(), 64).unwrap().encode(64);
+    let enc = Program::compile(net.as_ref(), 64).unwrap().encode();
     let addr: Vec<u8> = enc[0].addr[0].to_ne_bytes().to_vec();
     let mask: Vec<u8> = enc[0].mask[0].to_ne_bytes().to_vec();
     assert_eq!(&addr[..4], &[198, 18, 0, 0]);

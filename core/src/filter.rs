@@ -24,7 +24,61 @@ use std::fmt;
 use std::net::IpAddr;
 
 use crate::parse::{ethertype, ipproto, Packet};
-use crate::skel::types::{xsktap_filter_insn, xsktap_filter_op};
+
+/// Tests the XDP program's filter holds (`XSKTAP_FILTER_MAX_INSNS`).
+pub const MAX_TESTS: u16 = 64;
+/// The jump target that accepts the frame (`XSKTAP_FILTER_ACCEPT`).
+pub const TARGET_ACCEPT: u16 = MAX_TESTS;
+/// The jump target that rejects the frame (`XSKTAP_FILTER_REJECT`).
+pub const TARGET_REJECT: u16 = MAX_TESTS + 1;
+/// The VLAN id of a test that matches any tag (`XSKTAP_VLAN_ANY`).
+pub const VLAN_ANY: u16 = 0xffff;
+
+/// The operation of one encoded test (`enum xsktap_filter_op`); the sys
+/// crate checks at compile time that each value equals the header's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[repr(u32)]
+pub enum FilterOp {
+    /// Always true (an all-zero first test accepts every frame).
+    #[default]
+    Accept = 0,
+    /// Ethertype after VLAN tags == `lo`.
+    EtherType = 1,
+    /// Upper-layer protocol == `lo`, for `family` 4, 6 or 0 (either).
+    IpProto = 2,
+    /// (source & mask) == addr (ARP: sender).
+    SrcNet = 3,
+    /// (destination & mask) == addr (ARP: target).
+    DstNet = 4,
+    /// lo <= source port <= hi.
+    SrcPort = 5,
+    /// lo <= destination port <= hi.
+    DstPort = 6,
+    /// Some VLAN tag has id `lo`; [`VLAN_ANY`]: any tag.
+    Vlan = 7,
+}
+
+/// One encoded test, field for field `struct xsktap_filter_insn`; the sys
+/// crate converts it to the skeleton's type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FilterInsn {
+    /// What the test checks.
+    pub op: FilterOp,
+    /// 4 or 6 for net and protocol tests, 0 for either.
+    pub family: u32,
+    /// Low bound, or the value compared.
+    pub lo: u16,
+    /// High bound of a port range.
+    pub hi: u16,
+    /// Next test when true ([`TARGET_ACCEPT`] or [`TARGET_REJECT`] end the program).
+    pub jt: u16,
+    /// Next test when false.
+    pub jf: u16,
+    /// Address bytes in network order, already masked, as the program loads them.
+    pub addr: [u64; 2],
+    /// Mask of the same layout.
+    pub mask: [u64; 2],
+}
 
 /// A filter expression that could not be parsed or compiled; the message
 /// names the word and its position.
@@ -505,36 +559,36 @@ impl Program {
         }
     }
 
-    /// Encodes the program for the XDP program's filter map of `max_tests` entries.
-    pub(crate) fn encode(&self, max_tests: u16) -> Vec<xsktap_filter_insn> {
+    /// Encodes the program for the XDP program's filter map.
+    pub fn encode(&self) -> Vec<FilterInsn> {
         let target = |t: Target| match t {
             Target::Test(i) => i,
-            Target::Accept => max_tests,
-            Target::Reject => max_tests + 1,
+            Target::Accept => TARGET_ACCEPT,
+            Target::Reject => TARGET_REJECT,
         };
         self.tests
             .iter()
             .map(|(test, t, f)| {
-                let mut insn = xsktap_filter_insn {
+                let mut insn = FilterInsn {
                     jt: target(*t),
                     jf: target(*f),
                     ..Default::default()
                 };
                 match *test {
                     Test::EtherType(e) => {
-                        insn.op = xsktap_filter_op::XSKTAP_OP_ETHERTYPE;
+                        insn.op = FilterOp::EtherType;
                         insn.lo = e;
                     }
                     Test::IpProto { family, proto } => {
-                        insn.op = xsktap_filter_op::XSKTAP_OP_IP_PROTO;
+                        insn.op = FilterOp::IpProto;
                         insn.family = u32::from(family);
                         insn.lo = u16::from(proto);
                     }
                     Test::Net(dir, net) => {
                         insn.op = if dir == Dir::Src {
-                            xsktap_filter_op::XSKTAP_OP_SRC_NET
+                            FilterOp::SrcNet
                         } else {
-                            xsktap_filter_op::XSKTAP_OP_DST_NET
+                            FilterOp::DstNet
                         };
                         insn.family = if net.addr.is_ipv4() { 4 } else { 6 };
                         let (_, mask) = net.bytes_and_mask();
@@ -544,16 +598,16 @@ impl Program {
                     }
                     Test::Port(dir, lo, hi) => {
                         insn.op = if dir == Dir::Src {
-                            xsktap_filter_op::XSKTAP_OP_SRC_PORT
+                            FilterOp::SrcPort
                         } else {
-                            xsktap_filter_op::XSKTAP_OP_DST_PORT
+                            FilterOp::DstPort
                         };
                         insn.lo = lo;
                         insn.hi = hi;
                     }
                     Test::Vlan(id) => {
-                        insn.op = xsktap_filter_op::XSKTAP_OP_VLAN;
-                        insn.lo = id.unwrap_or(0xffff);
+                        insn.op = FilterOp::Vlan;
+                        insn.lo = id.unwrap_or(VLAN_ANY);
                     }
                 }
                 insn

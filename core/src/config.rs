@@ -1,10 +1,25 @@
 //! Validated capture configuration, and the pure parsers the CLI uses to build it.
 
-use crate::error::{Error, Result};
+use std::fmt;
+
 use crate::filter::Expr;
-use crate::loader::XdpMode;
-use crate::sink::monitor::MonitorFormat;
-use crate::xsk::ZeroCopy;
+use crate::monitor::MonitorFormat;
+use crate::types::{XdpMode, ZeroCopy};
+
+/// A configuration value that is not valid; the message names the value,
+/// what is accepted, and how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+type Result<T> = std::result::Result<T, ConfigError>;
 
 /// Default snapshot length, as tcpdump's.
 pub const DEFAULT_SNAPLEN: u32 = 262_144;
@@ -51,7 +66,7 @@ pub struct CaptureConfig {
     pub flow_table_size: usize,
     /// Workers never sleep (one core busy per queue, lower latency) and run
     /// their queue's NAPI from their own core where the kernel names one
-    /// (preferred busy polling; see [`crate::Capture::busy_poll_without_napi`]).
+    /// (preferred busy polling; see the runtime's `Capture::busy_poll_without_napi`).
     pub busy_poll: bool,
     /// Wake-up coalescing: while frames flow, a worker that finds its ring
     /// empty naps this many microseconds instead of waiting in poll(2), so
@@ -95,44 +110,44 @@ impl CaptureConfig {
     /// Checks every value that can be checked without the kernel.
     ///
     /// # Errors
-    /// [`Error::Config`] naming the value and the accepted range.
+    /// A [`ConfigError`] naming the value and the accepted range.
     pub fn validate(&self) -> Result<()> {
         if self.iface.is_empty() {
-            return Err(Error::Config(
+            return Err(ConfigError(
                 "no interface given: pass one with -i IFACE".into(),
             ));
         }
         if self.frame_size != 2048 && self.frame_size != 4096 {
-            return Err(Error::Config(format!(
+            return Err(ConfigError(format!(
                 "frame size {} is not supported: use 2048 or 4096",
                 self.frame_size
             )));
         }
         if !self.ring_size.is_power_of_two() || !(64..=32768).contains(&self.ring_size) {
-            return Err(Error::Config(format!(
+            return Err(ConfigError(format!(
                 "ring size {} is not a power of two between 64 and 32768",
                 self.ring_size
             )));
         }
         if self.snaplen == 0 || self.snaplen > DEFAULT_SNAPLEN {
-            return Err(Error::Config(format!(
+            return Err(ConfigError(format!(
                 "snaplen {} is out of range: use 1..={DEFAULT_SNAPLEN}",
                 self.snaplen
             )));
         }
         if self.count == Some(0) {
-            return Err(Error::Config(
+            return Err(ConfigError(
                 "count 0 captures nothing: use -c 1 or more".into(),
             ));
         }
         if let Some(q) = &self.queues {
             if q.is_empty() {
-                return Err(Error::Config("the queue list is empty".into()));
+                return Err(ConfigError("the queue list is empty".into()));
             }
         }
         if let (Some(q), Some(c)) = (&self.queues, &self.cores) {
             if c.len() != q.len() {
-                return Err(Error::Config(format!(
+                return Err(ConfigError(format!(
                     "{} core(s) given for {} queue(s): give one core per queue",
                     c.len(),
                     q.len()
@@ -140,13 +155,13 @@ impl CaptureConfig {
             }
         }
         if self.coalesce_usecs > 10_000 {
-            return Err(Error::Config(format!(
+            return Err(ConfigError(format!(
                 "--coalesce-usecs {} is more than 10000 (10 ms); the rings would fill while the worker naps",
                 self.coalesce_usecs
             )));
         }
         if self.batch_size == 0 || self.batch_size > self.ring_size {
-            return Err(Error::Config(format!(
+            return Err(ConfigError(format!(
                 "batch size {} must be between 1 and the ring size {}",
                 self.batch_size, self.ring_size
             )));

@@ -5,9 +5,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use crate::loader::BpfCounters;
 use crate::parse::{Packet, Proto};
-use crate::xsk::{BindMode, SocketStats};
+use crate::types::{BindMode, BpfCounters, SocketStats};
 
 /// A worker's counters. Each has one writer (the worker, once per batch) and
 /// any number of readers; the worker keeps them on its own cache line.
@@ -25,6 +24,14 @@ pub struct WorkerCounters {
     pub over_count: AtomicU64,
     /// Frames the sink refused because its output had closed.
     pub sink_closed_drops: AtomicU64,
+    /// Times the worker looked at its RX ring and found it empty.
+    pub empty_polls: AtomicU64,
+    /// Coalescing naps taken instead of waiting in poll(2).
+    pub naps: AtomicU64,
+    /// Waits in poll(2) for frames.
+    pub waits: AtomicU64,
+    /// Wake-ups of the kernel for the fill ring (`XDP_RING_NEED_WAKEUP`).
+    pub kicks: AtomicU64,
 }
 
 impl WorkerCounters {
@@ -201,10 +208,21 @@ pub struct QueueSnapshot {
     pub over_count: u64,
     /// Frames not written because the output closed.
     pub sink_closed_drops: u64,
-    /// Kernel counters of the socket.
-    pub socket: SocketStats,
-    /// The XDP program's counters for this queue.
-    pub bpf: BpfCounters,
+    /// Times the worker found its RX ring empty.
+    pub empty_polls: u64,
+    /// Coalescing naps the worker took.
+    pub naps: u64,
+    /// Waits in poll(2).
+    pub waits: u64,
+    /// Wake-ups of the kernel for the fill ring.
+    pub kicks: u64,
+    /// Kernel counters of the socket; `None` when they could not be read
+    /// (unknown is never shown as zero).
+    pub socket: Option<SocketStats>,
+    /// The XDP program's counters for this queue; `None` when unreadable.
+    pub bpf: Option<BpfCounters>,
+    /// Failed reads of the kernel's and the XDP program's counters so far.
+    pub counter_read_errors: u64,
     /// Flows evicted from the worker's flow table.
     pub flow_evictions: u64,
 }
@@ -212,12 +230,19 @@ pub struct QueueSnapshot {
 impl QueueSnapshot {
     /// Frames lost on this queue, wherever they were lost: socket drops, a
     /// full RX ring, redirects that found no socket, and frames the output
-    /// refused.
+    /// refused. A lower bound when a kernel counter was unreadable (see
+    /// [`QueueSnapshot::lost_known`]).
     pub fn lost(&self) -> u64 {
-        self.socket.rx_dropped
-            + self.socket.rx_ring_full
-            + self.bpf.redirect_failed
+        let socket = self.socket.unwrap_or_default();
+        socket.rx_dropped
+            + socket.rx_ring_full
+            + self.bpf.unwrap_or_default().redirect_failed
             + self.sink_closed_drops
+    }
+
+    /// Whether every counter [`QueueSnapshot::lost`] adds was read.
+    pub fn lost_known(&self) -> bool {
+        self.socket.is_some() && self.bpf.is_some()
     }
 }
 
@@ -262,6 +287,17 @@ impl Snapshot {
         self.sum(QueueSnapshot::lost)
     }
 
+    /// Whether every queue's loss counters were read (else [`Snapshot::lost`]
+    /// is a lower bound and is shown as such).
+    pub fn lost_known(&self) -> bool {
+        self.queues.iter().all(QueueSnapshot::lost_known)
+    }
+
+    /// Failed counter reads over all queues.
+    pub fn counter_read_errors(&self) -> u64 {
+        self.sum(|q| q.counter_read_errors)
+    }
+
     /// Rates between an earlier snapshot and this one.
     pub fn rates_since(&self, earlier: &Snapshot) -> Rates {
         let secs = self.at.duration_since(earlier.at).as_secs_f64();
@@ -302,10 +338,11 @@ mod tests {
         let q = |received, bytes, drop| QueueSnapshot {
             received,
             received_bytes: bytes,
-            socket: SocketStats {
+            socket: Some(SocketStats {
                 rx_ring_full: drop,
                 ..Default::default()
-            },
+            }),
+            bpf: Some(BpfCounters::default()),
             ..Default::default()
         };
         let a = Snapshot {

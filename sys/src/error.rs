@@ -1,4 +1,5 @@
-//! The engine's error type. Every syscall failure names the call that failed.
+//! The engine's error type (the runtime re-exports it). Every syscall
+//! failure names the call that failed.
 
 use std::io;
 use std::path::PathBuf;
@@ -23,16 +24,6 @@ pub enum Error {
     /// No interface has the given name.
     #[error("no interface named {0:?} (list interfaces with `ip link`)")]
     NoSuchInterface(String),
-    /// A requested RX queue does not exist on the interface.
-    #[error("interface {iface} has {available} RX queue(s) (0..{available}); queue {queue} does not exist")]
-    NoSuchQueue {
-        /// The interface.
-        iface: String,
-        /// The queue that was asked for.
-        queue: u32,
-        /// How many RX queues the interface has.
-        available: u32,
-    },
     /// The process lacks a capability the capture needs.
     #[error("missing capability {0}: run as root, or grant it with `setcap cap_bpf,cap_net_admin,cap_net_raw,cap_perfmon+ep $(which xsktap)`")]
     MissingCapability(&'static str),
@@ -106,10 +97,22 @@ impl From<libbpf_rs::Error> for Error {
     }
 }
 
+impl From<xsktap_core::ConfigError> for Error {
+    fn from(e: xsktap_core::ConfigError) -> Self {
+        Error::Config(e.0)
+    }
+}
+
+impl From<xsktap_core::filter::FilterError> for Error {
+    fn from(e: xsktap_core::filter::FilterError) -> Self {
+        Error::Config(e.0)
+    }
+}
+
 /// The engine's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Turns an `io::Error` from a named call into an [`Error::Syscall`].
-pub(crate) fn syscall_error(call: &'static str, error: io::Error) -> Error {
+pub fn syscall_error(call: &'static str, error: io::Error) -> Error {
     Error::Syscall { call, error }
 }

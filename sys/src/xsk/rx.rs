@@ -1,0 +1,118 @@
+//! The receive side of one UMEM: the RX ring, the fill ring and the frames
+//! between them. Separate from the socket so that the same code runs over
+//! heap memory in tests and benchmarks ([`super::testing`]).
+//!
+//! Frames are recycled one for one, as xdpsock's `rx_drop` does: every
+//! frame taken from the RX ring goes onto a stack of free frames, and as many
+//! as the fill ring has room for go straight back from the top of that
+//! stack, so a batch of n frames costs O(n), whatever the stack's depth.
+
+use std::ptr::NonNull;
+
+use super::ring::{ConsumerRing, ProducerRing};
+
+/// The RX and fill rings of one UMEM and the frames userspace holds.
+#[derive(Debug)]
+pub struct RxRings {
+    fill: ProducerRing<u64>,
+    rx: ConsumerRing<libc::xdp_desc>,
+    /// Addresses of frames owned by userspace, waiting to go back to the
+    /// fill ring; used as a stack (pushed and taken at the end).
+    free_frames: Vec<u64>,
+    chunk_mask: u64,
+    umem: NonNull<u8>,
+    umem_len: usize,
+}
+
+// SAFETY: the rings are one producer end and one consumer end, and the UMEM
+// pointer is only read through them; moving the whole value to another
+// thread moves those ends (the kernel synchronises through the ring atomics).
+unsafe impl Send for RxRings {}
+
+impl RxRings {
+    /// Takes the ends of the rings of a UMEM of `umem_len` bytes at `umem`,
+    /// cut into `frame_size` chunks, and fills the fill ring with as many
+    /// chunks as it holds; the rest wait on the free stack.
+    ///
+    /// # Safety
+    /// `umem` points to `umem_len` bytes that stay mapped, and are written
+    /// only by the kernel (or its stand-in) between a frame's production on
+    /// the fill ring and its consumption from the RX ring, for as long as the
+    /// returned value lives. `frame_size` is a power of two.
+    pub unsafe fn new(
+        mut fill: ProducerRing<u64>,
+        rx: ConsumerRing<libc::xdp_desc>,
+        umem: NonNull<u8>,
+        umem_len: usize,
+        frame_size: u32,
+    ) -> RxRings {
+        debug_assert!(frame_size.is_power_of_two());
+        let frames = umem_len as u64 / u64::from(frame_size);
+        let all: Vec<u64> = (0..frames).map(|i| i * u64::from(frame_size)).collect();
+        let filled = fill.produce(&all);
+        // The stack's top is its end: keep the lowest addresses there.
+        let mut free_frames = Vec::with_capacity(all.len());
+        free_frames.extend(all[filled..].iter().rev());
+        RxRings {
+            fill,
+            rx,
+            free_frames,
+            chunk_mask: !(u64::from(frame_size) - 1),
+            umem,
+            umem_len,
+        }
+    }
+
+    /// Takes up to `max` frames, calling `on_frame(i, n, bytes)` for frame
+    /// `i` of the `n` taken, then returns them to the fill ring. Returns `n`.
+    #[inline(always)]
+    pub fn recv(&mut self, max: u32, mut on_frame: impl FnMut(u32, u32, &[u8])) -> u32 {
+        let batch = self.rx.peek(max);
+        if batch.is_empty() {
+            return 0;
+        }
+        for i in 0..batch.len() {
+            let desc = self.rx.get(batch, i);
+            let start = desc.addr as usize;
+            let end = start + desc.len as usize;
+            // A descriptor outside the UMEM would be a kernel bug; skip rather than trust it.
+            if end <= self.umem_len {
+                // SAFETY: [start, end) lies inside the UMEM (checked above); the
+                // kernel wrote the frame before publishing the descriptor and
+                // does not touch it until the address returns on the fill ring,
+                // which happens after `on_frame` returns (contract of `new`).
+                let frame = unsafe {
+                    std::slice::from_raw_parts(self.umem.as_ptr().add(start), end - start)
+                };
+                on_frame(i, batch.len(), frame);
+            }
+            self.free_frames.push(desc.addr & self.chunk_mask);
+        }
+        self.rx.release(batch.len());
+        self.refill();
+        batch.len()
+    }
+
+    /// Moves frames from the top of the free stack to the fill ring, as many
+    /// as fit.
+    #[inline(always)]
+    fn refill(&mut self) {
+        let held = self.free_frames.len();
+        let room = self.fill.free(held as u32) as usize;
+        let from = held - room.min(held);
+        let produced = self.fill.produce(&self.free_frames[from..]);
+        debug_assert_eq!(produced, held - from, "the fill ring had room for these");
+        self.free_frames.truncate(from);
+    }
+
+    /// Whether the kernel asked to be woken before it fills more frames.
+    #[inline(always)]
+    pub fn fill_needs_wakeup(&self) -> bool {
+        self.fill.needs_wakeup()
+    }
+
+    /// Frames userspace holds (neither in the fill ring nor in the RX ring).
+    pub fn free_frames(&self) -> usize {
+        self.free_frames.len()
+    }
+}

@@ -1,0 +1,229 @@
+//! A stand-in for the kernel over heap memory: the same [`RxRings`] code a
+//! socket runs, fed by a "kernel" end that takes frames from the fill ring,
+//! copies bytes into the UMEM and publishes RX descriptors. For unit tests
+//! and benchmarks of the receive path without a socket or root.
+
+use std::io;
+use std::ptr::NonNull;
+use std::sync::atomic::AtomicU32;
+use std::time::Duration;
+
+use xsktap_core::worker::RxQueue;
+
+use super::ring::{ConsumerRing, ProducerRing, RawRing};
+use super::rx::RxRings;
+
+/// Memory laid out like one mapped ring: producer, consumer and flags
+/// words, then the descriptors.
+struct HeapRing<T> {
+    words: Box<[AtomicU32; 3]>,
+    descs: NonNull<[T]>,
+}
+
+impl<T: Copy> HeapRing<T> {
+    fn new(size: u32, zero: T) -> Self {
+        let descs = vec![zero; size as usize].into_boxed_slice();
+        HeapRing {
+            words: Box::new([AtomicU32::new(0), AtomicU32::new(0), AtomicU32::new(0)]),
+            descs: NonNull::from(Box::leak(descs)),
+        }
+    }
+
+    /// A view of the ring's memory, valid while `self` lives.
+    fn raw(&self) -> RawRing<T> {
+        let size = self.descs.len() as u32;
+        // SAFETY: the index words are AtomicU32s and `descs` holds `size`
+        // aligned Ts, all on the heap, unmoved and freed only when `self`
+        // drops; every HeapQueue drops its rings before this memory.
+        unsafe {
+            RawRing::new(
+                NonNull::from(&self.words[0]),
+                NonNull::from(&self.words[1]),
+                NonNull::from(&self.words[2]),
+                self.descs.cast::<T>(),
+                size,
+            )
+        }
+    }
+}
+
+impl<T> Drop for HeapRing<T> {
+    fn drop(&mut self) {
+        // SAFETY: `descs` came from Box::leak in `new` and is freed once, here.
+        drop(unsafe { Box::from_raw(self.descs.as_ptr()) });
+    }
+}
+
+/// One RX queue over heap memory, with the kernel's side played by
+/// [`HeapQueue::deliver`].
+pub struct HeapQueue {
+    // Ring ends first: they are dropped before the memory they point into.
+    rings: RxRings,
+    kernel_fill: ConsumerRing<u64>,
+    kernel_rx: ProducerRing<libc::xdp_desc>,
+    umem: NonNull<[u8]>,
+    _fill_mem: HeapRing<u64>,
+    _rx_mem: HeapRing<libc::xdp_desc>,
+    /// Fill-ring wake-ups asked of the "kernel".
+    pub kicks: u64,
+}
+
+impl HeapQueue {
+    /// Rings of `ring_size` entries over a UMEM of twice as many frames of
+    /// `frame_size` bytes, as a socket has.
+    pub fn new(ring_size: u32, frame_size: u32) -> HeapQueue {
+        assert!(ring_size.is_power_of_two() && frame_size.is_power_of_two());
+        let zero_desc = libc::xdp_desc {
+            addr: 0,
+            len: 0,
+            options: 0,
+        };
+        let fill_mem = HeapRing::new(ring_size, 0u64);
+        let rx_mem = HeapRing::new(ring_size, zero_desc);
+        let umem_len = 2 * ring_size as usize * frame_size as usize;
+        let umem = NonNull::from(Box::leak(vec![0u8; umem_len].into_boxed_slice()));
+        let kernel_fill = ConsumerRing::new(fill_mem.raw());
+        let kernel_rx = ProducerRing::new(rx_mem.raw());
+        // SAFETY: the UMEM is heap memory owned by this HeapQueue, freed in
+        // its Drop after `rings`; only `deliver` writes it, and only into
+        // frames it took from the fill ring and has not yet published.
+        let rings = unsafe {
+            RxRings::new(
+                ProducerRing::new(fill_mem.raw()),
+                ConsumerRing::new(rx_mem.raw()),
+                umem.cast::<u8>(),
+                umem_len,
+                frame_size,
+            )
+        };
+        HeapQueue {
+            rings,
+            kernel_fill,
+            kernel_rx,
+            umem,
+            _fill_mem: fill_mem,
+            _rx_mem: rx_mem,
+            kicks: 0,
+        }
+    }
+
+    /// The kernel's side: puts as many of `frames` as there are filled
+    /// frames and RX slots for into the UMEM and the RX ring. Returns how many.
+    pub fn deliver<'a>(&mut self, frames: impl ExactSizeIterator<Item = &'a [u8]>) -> usize {
+        let want = u32::try_from(frames.len()).unwrap_or(u32::MAX);
+        let room = self.kernel_rx.free(want).min(want);
+        let batch = self.kernel_fill.peek(room);
+        let mut descs = [libc::xdp_desc {
+            addr: 0,
+            len: 0,
+            options: 0,
+        }; 64];
+        let mut done = 0usize;
+        for (i, frame) in frames.take(batch.len() as usize).enumerate() {
+            let addr = self.kernel_fill.get(batch, i as u32);
+            let start = addr as usize;
+            assert!(
+                start + frame.len() <= self.umem.len(),
+                "frame fits its chunk"
+            );
+            // SAFETY: [start, start + len) is inside the UMEM (asserted); the
+            // frame at `addr` came off the fill ring, so userspace does not
+            // read it until its descriptor is published below.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    frame.as_ptr(),
+                    self.umem.cast::<u8>().as_ptr().add(start),
+                    frame.len(),
+                )
+            };
+            descs[done % 64] = libc::xdp_desc {
+                addr,
+                len: frame.len() as u32,
+                options: 0,
+            };
+            done += 1;
+            if done % 64 == 0 {
+                self.kernel_rx.produce(&descs);
+            }
+        }
+        self.kernel_rx.produce(&descs[..done % 64]);
+        self.kernel_fill.release(done as u32);
+        done
+    }
+
+    /// Frames userspace holds outside both rings.
+    pub fn free_frames(&self) -> usize {
+        self.rings.free_frames()
+    }
+}
+
+impl Drop for HeapQueue {
+    fn drop(&mut self) {
+        // SAFETY: `umem` came from Box::leak in `new` and is freed once; the
+        // rings that point into it are fields dropped after this body, but
+        // they never touch the UMEM in their drop.
+        drop(unsafe { Box::from_raw(self.umem.as_ptr()) });
+    }
+}
+
+impl RxQueue for HeapQueue {
+    #[inline(always)]
+    fn recv<F: FnMut(u32, u32, &[u8])>(&mut self, max: u32, on_frame: F) -> u32 {
+        self.rings.recv(max, on_frame)
+    }
+    fn fill_needs_wakeup(&self) -> bool {
+        self.rings.fill_needs_wakeup()
+    }
+    fn kick(&mut self) {
+        self.kicks += 1;
+    }
+    fn busy_poll(&mut self) {}
+    fn wait(&mut self, _timeout: Duration) -> io::Result<bool> {
+        Ok(false)
+    }
+    fn napi_id(&self) -> u32 {
+        0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_come_back_byte_exact_and_none_is_lost_or_duplicated() {
+        let ring = 64u32;
+        let mut q = HeapQueue::new(ring, 2048);
+        let total_frames = 2 * ring as usize;
+        let mut next = 0u32;
+        let mut expected = 0u32;
+        for round in 0..500u32 {
+            let n = (round * 7 % 60 + 1) as usize;
+            let frames: Vec<Vec<u8>> = (0..n)
+                .map(|i| {
+                    let id = next + i as u32;
+                    let mut f = vec![(id % 251) as u8; 60 + (id % 1400) as usize];
+                    f[..4].copy_from_slice(&id.to_le_bytes());
+                    f
+                })
+                .collect();
+            next += q.deliver(frames.iter().map(Vec::as_slice)) as u32;
+            let max = round % 33 + 1;
+            q.recv(max, |_, _, frame| {
+                let id = u32::from_le_bytes(frame[..4].try_into().unwrap());
+                assert_eq!(id, expected, "in order, none lost");
+                assert_eq!(frame.len(), 60 + (id % 1400) as usize);
+                assert!(frame[4..].iter().all(|&b| b == (id % 251) as u8));
+                expected += 1;
+            });
+            let in_rx = (next - expected) as usize;
+            let in_fill = total_frames - in_rx - q.free_frames();
+            assert!(in_fill <= ring as usize, "the fill ring never overflows");
+            assert!(
+                q.free_frames() <= ring as usize + 64,
+                "the stack stays bounded"
+            );
+        }
+        assert!(expected > 10_000, "the rings wrapped many times");
+    }
+}
