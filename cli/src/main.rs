@@ -89,7 +89,7 @@ fn run(req: Request, view: View) -> anyhow::Result<ExitCode> {
         (Some(cfg), Some(listener)) => {
             let bound = listener.local_addr()?;
             let mut publisher =
-                report::Publisher::new(&capture, &iface, &output_name, &req.filter_text);
+                serve::publisher::Publisher::new(&capture, &iface, &output_name, &req.filter_text);
             let first = publisher.update(&capture, None);
             let server = serve::Server::start(listener, cfg, housekeeping, first)?;
             if let Err(why) = &server.pinned {

@@ -1,0 +1,316 @@
+//! `/metrics`: the Prometheus/OpenMetrics exposition, encoded at scrape
+//! time from the latest update.
+
+use super::*;
+
+pub(super) async fn metrics(State(state): State<AppState>) -> Response {
+    let update = state.updates.borrow().clone();
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(Metrics {
+        update,
+        stats: state.stats.clone(),
+    }));
+    let mut text = String::new();
+    if prometheus_client::encoding::text::encode(&mut text, &registry).is_err() {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
+
+/// Encodes one update's counters at scrape time.
+#[derive(Debug)]
+struct Metrics {
+    update: Arc<Update>,
+    stats: Arc<ServerStats>,
+}
+
+type Labels = Vec<(&'static str, String)>;
+
+/// One metric family: name (without `_total`), help, type and its series.
+fn family(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    series: &[(Labels, u64)],
+    kind: MetricType,
+) -> Result<(), std::fmt::Error> {
+    let mut metric = encoder.encode_descriptor(name, help, None, kind)?;
+    for (labels, value) in series {
+        let encoder = metric.encode_family(labels)?;
+        match kind {
+            MetricType::Counter => ConstCounter::new(*value).encode(encoder)?,
+            _ => ConstGauge::new(*value as i64).encode(encoder)?,
+        }
+    }
+    Ok(())
+}
+
+/// Reads one counter of a queue; `None` when the kernel's could not be
+/// read (the series is then left out: absent, never a false zero).
+type QueueValue = fn(&QueueSnapshot) -> Option<u64>;
+
+/// Counters with one series per queue: name (without `_total`), help, value.
+const QUEUE_COUNTERS: [(&str, &str, QueueValue); 14] = [
+    ("xsktap_packets", "Frames taken from the RX ring.", |q| {
+        Some(q.received)
+    }),
+    (
+        "xsktap_bytes",
+        "Bytes of the frames taken from the RX ring.",
+        |q| Some(q.received_bytes),
+    ),
+    (
+        "xsktap_written_packets",
+        "Frames handed to the output.",
+        |q| Some(q.written),
+    ),
+    ("xsktap_written_bytes", "Bytes handed to the output.", |q| {
+        Some(q.written_bytes)
+    }),
+    ("xsktap_lost_packets", "Frames lost, all causes.", |q| {
+        q.lost_known().then(|| q.lost())
+    }),
+    (
+        "xsktap_fill_ring_empty",
+        "Times the kernel found the fill ring empty (XDP_STATISTICS).",
+        |q| q.socket.map(|s| s.rx_fill_ring_empty_descs),
+    ),
+    (
+        "xsktap_xdp_seen_packets",
+        "Frames the XDP program saw.",
+        |q| q.bpf.map(|b| b.seen),
+    ),
+    (
+        "xsktap_filtered_packets",
+        "Frames the filter left to the host stack.",
+        |q| q.bpf.map(|b| b.filtered_out),
+    ),
+    (
+        "xsktap_flow_evictions",
+        "Flows evicted from a full flow table.",
+        |q| Some(q.flow_evictions),
+    ),
+    (
+        "xsktap_worker_empty_polls",
+        "Times a worker found its RX ring empty.",
+        |q| Some(q.empty_polls),
+    ),
+    (
+        "xsktap_worker_naps",
+        "Coalescing naps a worker took instead of waiting in poll(2).",
+        |q| Some(q.naps),
+    ),
+    (
+        "xsktap_worker_waits",
+        "Waits of a worker in poll(2).",
+        |q| Some(q.waits),
+    ),
+    (
+        "xsktap_worker_kicks",
+        "Wake-ups of the kernel for the fill ring (need_wakeup).",
+        |q| Some(q.kicks),
+    ),
+    (
+        "xsktap_counter_read_errors",
+        "Failed reads of the kernel's or the XDP program's counters.",
+        |q| Some(q.counter_read_errors),
+    ),
+];
+
+fn per_queue(s: &Snapshot, f: QueueValue) -> Vec<(Labels, u64)> {
+    s.queues
+        .iter()
+        .filter_map(|q| Some((vec![("queue", q.queue.to_string())], f(q)?)))
+        .collect()
+}
+
+impl Collector for Metrics {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        use MetricType::{Counter, Gauge};
+        let m = &self.update.metrics;
+        let s = &m.snapshot;
+        let e = &mut encoder;
+        for (name, help, value) in QUEUE_COUNTERS {
+            family(e, name, help, &per_queue(s, value), Counter)?;
+        }
+        let causes: Vec<(Labels, u64)> = s
+            .queues
+            .iter()
+            .flat_map(|q| {
+                [
+                    ("rx_dropped", q.socket.map(|s| s.rx_dropped)),
+                    ("rx_ring_full", q.socket.map(|s| s.rx_ring_full)),
+                    ("xdp_redirect_failed", q.bpf.map(|b| b.redirect_failed)),
+                    ("output_closed", Some(q.sink_closed_drops)),
+                ]
+                .into_iter()
+                .filter_map(|(cause, n)| {
+                    let labels = vec![("queue", q.queue.to_string()), ("cause", cause.to_string())];
+                    Some((labels, n?))
+                })
+            })
+            .collect();
+        family(
+            e,
+            "xsktap_dropped_packets",
+            "Frames lost, by cause.",
+            &causes,
+            Counter,
+        )?;
+        let info: Vec<(Labels, u64)> = s
+            .queues
+            .iter()
+            .map(|q| {
+                let labels = vec![
+                    ("interface", m.iface.clone()),
+                    ("queue", q.queue.to_string()),
+                    ("core", q.core.to_string()),
+                    ("xdp_mode", m.xdp_mode.to_string()),
+                    (
+                        "bind_mode",
+                        q.bind_mode.map_or("-", |b| b.as_str()).to_string(),
+                    ),
+                ];
+                (labels, 1)
+            })
+            .collect();
+        family(
+            e,
+            "xsktap_queue_info",
+            "One per captured queue: its CPU and modes.",
+            &info,
+            Gauge,
+        )?;
+        let t = &s.traffic;
+        let protos = |bytes: bool| -> Vec<(Labels, u64)> {
+            Proto::ALL
+                .iter()
+                .map(|p| {
+                    let v = if bytes { t.bytes(*p) } else { t.packets(*p) };
+                    (vec![("protocol", p.as_str().to_string())], v)
+                })
+                .collect()
+        };
+        family(
+            e,
+            "xsktap_protocol_packets",
+            "Frames by protocol.",
+            &protos(false),
+            Counter,
+        )?;
+        family(
+            e,
+            "xsktap_protocol_bytes",
+            "Bytes by protocol.",
+            &protos(true),
+            Counter,
+        )?;
+        {
+            let count: u64 = t.proto_packets.iter().sum();
+            let sum: u64 = t.proto_bytes.iter().sum();
+            let buckets: Vec<(f64, u64)> = SIZE_BOUNDS.iter().copied().zip(t.sizes).collect();
+            debug_assert_eq!(buckets.len(), SIZE_LABELS.len());
+            let mut metric = e.encode_descriptor(
+                "xsktap_packet_size_bytes",
+                "Frame sizes (RMON buckets).",
+                None,
+                MetricType::Histogram,
+            )?;
+            metric.encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+                sum as f64, count, &buckets, None,
+            )?;
+        }
+        family(
+            e,
+            "xsktap_flows",
+            "Distinct flows in the flow tables.",
+            &[(vec![], m.flows as u64)],
+            Gauge,
+        )?;
+        let mut up = e.encode_descriptor(
+            "xsktap_capture_duration_seconds",
+            "Seconds since the capture started.",
+            None,
+            Gauge,
+        )?;
+        ConstGauge::new(m.elapsed_s).encode(up.encode_family(&Labels::new())?)?;
+        if let Some(l) = &m.latency {
+            let mut metric = e.encode_descriptor(
+                "xsktap_latency_seconds",
+                "One-way latency of generator frames, by quantile.",
+                None,
+                Gauge,
+            )?;
+            for q in [0.5, 0.9, 0.99, 0.999, 1.0] {
+                let labels: Labels = vec![("quantile", q.to_string())];
+                let v = if q == 1.0 {
+                    l.histogram.max()
+                } else {
+                    l.quantile_ns(q)
+                };
+                ConstGauge::new(v as f64 / 1e9).encode(metric.encode_family(&labels)?)?;
+            }
+            for (name, help, v) in [
+                (
+                    "xsktap_generator_packets",
+                    "Stamped generator frames seen.",
+                    l.stamped,
+                ),
+                (
+                    "xsktap_generator_missing_packets",
+                    "Generator sequence numbers never seen.",
+                    l.missing,
+                ),
+                (
+                    "xsktap_generator_duplicate_packets",
+                    "Generator frames seen twice.",
+                    l.duplicates,
+                ),
+                (
+                    "xsktap_generator_reordered_packets",
+                    "Generator frames seen out of order.",
+                    l.reordered,
+                ),
+            ] {
+                family(e, name, help, &[(vec![], v)], Counter)?;
+            }
+        }
+        let st = &self.stats;
+        family(
+            e,
+            "xsktap_dashboard_clients",
+            "WebSocket clients connected.",
+            &[(vec![], st.clients.load(Ordering::Relaxed))],
+            Gauge,
+        )?;
+        family(
+            e,
+            "xsktap_dashboard_dropped_updates",
+            "Updates slow WebSocket clients skipped.",
+            &[(vec![], st.dropped_updates.load(Ordering::Relaxed))],
+            Counter,
+        )?;
+        family(
+            e,
+            "xsktap_dashboard_slow_disconnects",
+            "WebSocket clients closed for accepting nothing.",
+            &[(vec![], st.slow_disconnects.load(Ordering::Relaxed))],
+            Counter,
+        )?;
+        family(
+            e,
+            "xsktap_dashboard_unauthorized_requests",
+            "Requests refused for a missing or wrong token.",
+            &[(vec![], st.unauthorized.load(Ordering::Relaxed))],
+            Counter,
+        )?;
+        Ok(())
+    }
+}

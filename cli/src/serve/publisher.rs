@@ -1,0 +1,109 @@
+//! The dashboard's publisher: once a second, reads the capture's counters
+//! (atomics, never a lock a worker waits on) and builds one immutable update:
+//! the WebSocket snapshot, the summary as of now and the numbers behind `/metrics`.
+
+use serde_json::{json, Value};
+use xsktap::Capture;
+use xsktap_core::stats::Snapshot;
+
+use crate::report::summary_json;
+
+/// Version of the WebSocket snapshot schema (README, "Dashboard").
+pub const SNAPSHOT_VERSION: u32 = 1;
+
+/// Builds the dashboard's once-a-second update: the snapshot message, the
+/// summary as of now and the numbers behind `/metrics`.
+pub struct Publisher {
+    seq: u64,
+    last: Snapshot,
+    iface: String,
+    output: String,
+    filter: String,
+}
+
+impl Publisher {
+    pub fn new(capture: &Capture, iface: &str, output: &str, filter: &str) -> Publisher {
+        Publisher {
+            seq: 0,
+            last: capture.snapshot(),
+            iface: iface.to_string(),
+            output: output.to_string(),
+            filter: filter.to_string(),
+        }
+    }
+
+    pub fn update(
+        &mut self,
+        capture: &Capture,
+        server: Option<&crate::serve::ServerStats>,
+    ) -> crate::serve::Update {
+        use std::sync::atomic::Ordering::Relaxed;
+        let progress = capture.progress();
+        let now = &progress.snapshot;
+        let summary = summary_json(&progress, &self.iface, &self.output, &self.filter);
+        let rates = now.rates_since(&self.last);
+        let secs = now.at.duration_since(self.last.at).as_secs_f64();
+        let per_sec = |d: u64| if secs > 0.0 { d as f64 / secs } else { 0.0 };
+        let queues: Vec<Value> = now
+            .queues
+            .iter()
+            .map(|q| {
+                let before = self.last.queues.iter().find(|b| b.queue == q.queue);
+                let delta = |f: fn(&xsktap_core::stats::QueueSnapshot) -> u64| {
+                    f(q).saturating_sub(before.map_or(0, f))
+                };
+                json!({
+                    "queue": q.queue,
+                    "packets_per_sec": per_sec(delta(|q| q.received)),
+                    "bits_per_sec": 8.0 * per_sec(delta(|q| q.received_bytes)),
+                    "lost_per_sec": per_sec(delta(|q| q.lost())),
+                })
+            })
+            .collect();
+        let sum = |f: fn(&xsktap_core::stats::QueueSnapshot) -> u64| {
+            now.queues.iter().map(f).sum::<u64>()
+        };
+        let since_epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let snapshot = json!({
+            "version": SNAPSHOT_VERSION,
+            "seq": self.seq,
+            "time_unix_ms": since_epoch.as_millis() as u64,
+            "interval_s": secs,
+            "rates": {
+                "packets_per_sec": rates.packets_per_sec,
+                "bits_per_sec": rates.bits_per_sec,
+                "lost_per_sec": rates.lost_per_sec,
+                "queues": queues,
+            },
+            "drops": {
+                "rx_dropped": sum(|q| q.socket.unwrap_or_default().rx_dropped),
+                "rx_ring_full": sum(|q| q.socket.unwrap_or_default().rx_ring_full),
+                "xdp_redirect_failed": sum(|q| q.bpf.unwrap_or_default().redirect_failed),
+                "output_closed": sum(|q| q.sink_closed_drops),
+            },
+            "server": {
+                "clients": server.map_or(0, |s| s.clients.load(Relaxed)),
+                "dropped_updates": server.map_or(0, |s| s.dropped_updates.load(Relaxed)),
+            },
+            "summary": summary,
+        });
+        let update = crate::serve::Update {
+            seq: self.seq,
+            snapshot_json: snapshot.to_string().into(),
+            summary_json: serde_json::to_string_pretty(&summary).expect("JSON values serialise"),
+            metrics: crate::serve::MetricsData {
+                snapshot: now.clone(),
+                latency: progress.latency.clone(),
+                flows: progress.top.flows,
+                elapsed_s: progress.duration.as_secs_f64(),
+                xdp_mode: progress.xdp_mode.as_str(),
+                iface: self.iface.clone(),
+            },
+        };
+        self.seq += 1;
+        self.last = progress.snapshot;
+        update
+    }
+}
