@@ -224,6 +224,9 @@ mod tests {
                 "the stack stays bounded"
             );
         }
-        assert!(expected > 50 * ring, "the rings wrapped many times: {expected}");
+        assert!(
+            expected > 50 * ring,
+            "the rings wrapped many times: {expected}"
+        );
     }
 }
