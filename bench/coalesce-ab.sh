@@ -1,42 +1,4 @@
 #!/usr/bin/env bash
-# Wake-up coalescing A/B: `xsktap capture -w` with --coalesce-usecs 0 and 50 alternating, 2 M
-# frames at 500 kpps from the generator on CPU 0, worker on CPU 1, on a test bed of its own.
-# Prints CPU per packet (whole-machine busy time minus the generator process, as the harness
-# counts it) and one-way latency. Needs root and a release build; bounded (2 M frames a trial).
-set -euo pipefail
-cd "$(dirname "$0")/.."
-name=ab$$
-work=$(mktemp -d)
-tools/testbed.sh setup "$name" >/dev/null
-trap 'tools/testbed.sh teardown "$name" >/dev/null || true; rm -rf "$work"' EXIT
-busy() { awk '/^cpu /{print $2+$3+$4+$7+$8}' /proc/stat; }
-cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat" 2>/dev/null; }
-for c in 0 50 0 50 0 50; do
-    tools/testbed.sh exec "$name" b taskset -c 1 target/release/xsktap capture -i "$name-b" \
-        --cores 1 -q --coalesce-usecs "$c" -w "$work/x.pcap" --summary-json "$work/s.json" \
-        --duration 6 2>/dev/null &
-    capture=$!
-    sleep 1.2
-    b0=$(busy)
-    ip netns exec "$name-a" taskset -c 0 target/release/xsktap-bench gen -i "$name-a" \
-        -c 2000000 --rate 500000 --cpus 0 >/dev/null 2>&1 &
-    gen=$!
-    g0=$(cpu_ticks "$gen")
-    g1=$g0
-    while t=$(cpu_ticks "$gen"); do
-        g1=$t
-        sleep 0.05
-    done
-    b1=$(busy)
-    wait "$gen" || true
-    wait "$capture"
-    python3 - "$c" "$((b1 - b0 - (g1 - g0)))" "$work/s.json" <<'PY'
-import json, os, sys
-c, busy, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-s = json.load(open(path))
-l = s["latency"]
-ns = busy / os.sysconf("SC_CLK_TCK") * 1e9 / s["received"]
-print(f"--coalesce-usecs {c:>2}: received {s['received']} lost {s['lost']}  "
-      f"CPU {ns:.0f} ns/packet  p50 {l['p50_ns']/1e3:.0f} us  p99 {l['p99_ns']/1e3:.0f} us")
-PY
-done
+# Wake-up coalescing A/B: --coalesce-usecs 0 against 50, three alternating pairs (bench/ab.sh).
+exec "$(dirname "$0")/ab.sh" target/release/xsktap "--coalesce-usecs 0" \
+    target/release/xsktap "--coalesce-usecs 50" 3

@@ -56,11 +56,12 @@ pub fn start_line(capture: &Capture, iface: &str, filter: &str) -> String {
 /// The once-a-second line on standard error.
 pub fn live_line(now: &Snapshot, rates: &Rates) -> String {
     format!(
-        "{} pkts  {}pps  {}bit/s  written {}  lost {} ({}/s)",
+        "{} pkts  {}pps  {}bit/s  written {}  lost {}{} ({}/s)",
         now.received(),
         si(rates.packets_per_sec),
         si(rates.bits_per_sec),
         now.written(),
+        if now.lost_known() { "" } else { "at least " },
         now.lost(),
         si(rates.lost_per_sec).trim_end(),
     )
@@ -174,6 +175,7 @@ pub fn top_json(now: &Snapshot, rates: &Rates, top: &Top, elapsed: Duration) -> 
         packets: now.received(),
         bytes: now.received_bytes(),
         lost: now.lost(),
+        lost_known: now.lost_known(),
         packets_per_sec: rates.packets_per_sec,
         bits_per_sec: rates.bits_per_sec,
         lost_per_sec: rates.lost_per_sec,

@@ -412,8 +412,10 @@ pub struct TopSnapshotJson {
     pub packets: u64,
     /// Their bytes.
     pub bytes: u64,
-    /// Frames lost so far.
+    /// Frames lost so far (a lower bound when `lost_known` is false).
     pub lost: u64,
+    /// Whether every loss counter could be read.
+    pub lost_known: bool,
     /// Frames per second over the last interval.
     pub packets_per_sec: f64,
     /// Bits per second over the last interval.

@@ -62,6 +62,15 @@ struct QueueHandle {
     thread: Option<JoinHandle<Result<()>>>,
 }
 
+impl QueueHandle {
+    /// The value of a counter read, or `None` (unknown, never zero) when the
+    /// read failed, which is counted.
+    fn known<T>(&self, read: Result<T>) -> Option<T> {
+        read.map_err(|_| self.read_errors.fetch_add(1, Ordering::Relaxed))
+            .ok()
+    }
+}
+
 /// A running capture. Dropping it stops the workers and detaches the program;
 /// [`Capture::stop`] does the same and returns the summary.
 pub struct Capture {
@@ -431,8 +440,8 @@ impl Capture {
                     waits: c.waits.load(Ordering::Relaxed),
                     kicks: c.kicks.load(Ordering::Relaxed),
                     // A failed read is unknown, never zero drops; it is counted.
-                    socket: self.read_counter(q, q.stats.stats()),
-                    bpf: self.read_counter(q, self.program.counters(q.queue)),
+                    socket: q.known(q.stats.stats()),
+                    bpf: q.known(self.program.counters(q.queue)),
                     counter_read_errors: q.read_errors.load(Ordering::Relaxed),
                     flow_evictions: q.published.flows.evictions.load(Ordering::Relaxed),
                 }
@@ -446,16 +455,6 @@ impl Capture {
             at,
             queues,
             traffic,
-        }
-    }
-
-    fn read_counter<T>(&self, q: &QueueHandle, read: Result<T>) -> Option<T> {
-        match read {
-            Ok(value) => Some(value),
-            Err(_) => {
-                q.read_errors.fetch_add(1, Ordering::Relaxed);
-                None
-            }
         }
     }
 

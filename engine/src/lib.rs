@@ -46,14 +46,6 @@ pub fn pin_current_thread(cpus: &[usize]) -> Result<()> {
     })
 }
 
-/// The index of `iface` in the calling thread's network namespace.
-///
-/// # Errors
-/// [`Error::NoSuchInterface`] naming it.
-pub fn ifindex(iface: &str) -> Result<u32> {
-    xsktap_sys::netdev::ifindex(iface)
-}
-
 /// A worker's failure, naming its queue.
 pub(crate) fn error_worker(queue: u32, message: impl ToString) -> Error {
     Error::Worker {

@@ -14,7 +14,6 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use xsktap_core::flows::FlowTable;
 use xsktap_core::latency::LatencyStats;
 use xsktap_core::pcap;
-use xsktap_core::stats::TrafficCounters;
 use xsktap_core::worker::{FrameStep, RecordSink, RxQueue};
 use xsktap_sys::xsk::testing::HeapQueue;
 
@@ -77,7 +76,6 @@ fn recv(c: &mut Criterion) {
             flows: FlowTable::new(8192),
             latency: LatencyStats::default(),
         };
-        let _: &TrafficCounters = &step.traffic;
         group.bench_function(format!("ring {ring}: recv + refill only"), |b| {
             b.iter(|| {
                 q.deliver(frames.iter().map(Vec::as_slice));

@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 use xsktap::Capture;
-use xsktap_core::stats::Snapshot;
+use xsktap_core::stats::{QueueSnapshot, Snapshot};
 
 use crate::report::summary_json;
 
@@ -49,9 +49,7 @@ impl Publisher {
             .iter()
             .map(|q| {
                 let before = self.last.queues.iter().find(|b| b.queue == q.queue);
-                let delta = |f: fn(&xsktap_core::stats::QueueSnapshot) -> u64| {
-                    f(q).saturating_sub(before.map_or(0, f))
-                };
+                let delta = |f: fn(&QueueSnapshot) -> u64| f(q).saturating_sub(before.map_or(0, f));
                 json!({
                     "queue": q.queue,
                     "packets_per_sec": per_sec(delta(|q| q.received)),
@@ -60,9 +58,9 @@ impl Publisher {
                 })
             })
             .collect();
-        let sum = |f: fn(&xsktap_core::stats::QueueSnapshot) -> u64| {
-            now.queues.iter().map(f).sum::<u64>()
-        };
+        // `None` (null in JSON) when a queue's counter could not be read.
+        let sum =
+            |f: fn(&QueueSnapshot) -> Option<u64>| now.queues.iter().map(f).sum::<Option<u64>>();
         let since_epoch = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
@@ -78,10 +76,10 @@ impl Publisher {
                 "queues": queues,
             },
             "drops": {
-                "rx_dropped": sum(|q| q.socket.unwrap_or_default().rx_dropped),
-                "rx_ring_full": sum(|q| q.socket.unwrap_or_default().rx_ring_full),
-                "xdp_redirect_failed": sum(|q| q.bpf.unwrap_or_default().redirect_failed),
-                "output_closed": sum(|q| q.sink_closed_drops),
+                "rx_dropped": sum(|q| q.socket.map(|s| s.rx_dropped)),
+                "rx_ring_full": sum(|q| q.socket.map(|s| s.rx_ring_full)),
+                "xdp_redirect_failed": sum(|q| q.bpf.map(|b| b.redirect_failed)),
+                "output_closed": sum(|q| Some(q.sink_closed_drops)),
             },
             "server": {
                 "clients": server.map_or(0, |s| s.clients.load(Relaxed)),

@@ -387,8 +387,6 @@ fn busy_polling_stops_the_syscall_without_a_napi_but_never_sleeps() {
         let mut q = ScriptedQueue::new(&clock, (0..100).map(|i| (i * 100_000, frame(i))));
         q.napi_id = napi_id;
         q.drain_at = Some((20_000_000, shared.clone()));
-        // Each empty look costs time, as a real busy poll would.
-        q.recv_cost_ns = 1000;
         let mut w = worker(&shared, None, true);
         let clock2 = clock.clone();
         // Advance the fake clock on every busy poll so that time passes while spinning.

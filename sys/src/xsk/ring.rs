@@ -275,43 +275,10 @@ impl Batch {
 mod tests {
     use super::*;
 
-    /// Heap memory laid out like a mapped ring: three index words, then descriptors.
-    struct HeapRing {
-        words: Box<[AtomicU32; 3]>,
-        descs: Box<[u64]>,
-    }
+    use crate::xsk::testing::HeapRing;
 
-    impl HeapRing {
-        fn new(size: u32, start: u32) -> Self {
-            HeapRing {
-                words: Box::new([
-                    AtomicU32::new(start),
-                    AtomicU32::new(start),
-                    AtomicU32::new(0),
-                ]),
-                descs: vec![0u64; size as usize].into_boxed_slice(),
-            }
-        }
-
-        fn raw(&mut self) -> RawRing<u64> {
-            let size = self.descs.len() as u32;
-            // SAFETY: the boxes outlive every ring in these tests (they are
-            // dropped at the end of each test, after the rings), the index
-            // words are AtomicU32 and `descs` holds `size` u64s.
-            unsafe {
-                RawRing::new(
-                    NonNull::from(&self.words[0]),
-                    NonNull::from(&self.words[1]),
-                    NonNull::from(&self.words[2]),
-                    NonNull::new(self.descs.as_mut_ptr()).unwrap(),
-                    size,
-                )
-            }
-        }
-
-        fn pair(&mut self) -> (ProducerRing<u64>, ConsumerRing<u64>) {
-            (ProducerRing::new(self.raw()), ConsumerRing::new(self.raw()))
-        }
+    fn pair(mem: &HeapRing<u64>) -> (ProducerRing<u64>, ConsumerRing<u64>) {
+        (ProducerRing::new(mem.raw()), ConsumerRing::new(mem.raw()))
     }
 
     fn drain(cons: &mut ConsumerRing<u64>, max: u32) -> Vec<u64> {
@@ -323,16 +290,16 @@ mod tests {
 
     #[test]
     fn empty_ring_has_nothing_and_all_free() {
-        let mut mem = HeapRing::new(8, 0);
-        let (mut prod, mut cons) = mem.pair();
+        let mem = HeapRing::starting_at(8, 0u64, 0);
+        let (mut prod, mut cons) = pair(&mem);
         assert_eq!(prod.free(1), 8);
         assert!(cons.peek(64).is_empty());
     }
 
     #[test]
     fn full_ring_refuses_more() {
-        let mut mem = HeapRing::new(8, 0);
-        let (mut prod, mut cons) = mem.pair();
+        let mem = HeapRing::starting_at(8, 0u64, 0);
+        let (mut prod, mut cons) = pair(&mem);
         let items: Vec<u64> = (0..12).collect();
         assert_eq!(prod.produce(&items), 8, "only size slots fit");
         assert_eq!(prod.free(1), 0);
@@ -345,8 +312,8 @@ mod tests {
 
     #[test]
     fn batches_wrap_around_the_slot_array() {
-        let mut mem = HeapRing::new(16, 0);
-        let (mut prod, mut cons) = mem.pair();
+        let mem = HeapRing::starting_at(16, 0u64, 0);
+        let (mut prod, mut cons) = pair(&mem);
         let mut next = 0u64;
         let mut expected = 0u64;
         // Uneven batch sizes so that batches straddle the end of the array.
@@ -371,8 +338,8 @@ mod tests {
     #[test]
     fn indices_wrap_around_u32() {
         // Start the free-running indices just below u32::MAX.
-        let mut mem = HeapRing::new(4, u32::MAX - 5);
-        let (mut prod, mut cons) = mem.pair();
+        let mem = HeapRing::starting_at(4, 0u64, u32::MAX - 5);
+        let (mut prod, mut cons) = pair(&mem);
         for base in (0..40u64).step_by(3) {
             assert_eq!(prod.produce(&[base, base + 1, base + 2]), 3);
             assert_eq!(drain(&mut cons, 2), vec![base, base + 1]);
@@ -386,8 +353,8 @@ mod tests {
 
     #[test]
     fn peek_is_capped_and_release_is_partial() {
-        let mut mem = HeapRing::new(32, 0);
-        let (mut prod, mut cons) = mem.pair();
+        let mem = HeapRing::starting_at(32, 0u64, 0);
+        let (mut prod, mut cons) = pair(&mem);
         assert_eq!(prod.produce(&(0..20).collect::<Vec<_>>()), 20);
         let batch = cons.peek(8);
         assert_eq!(batch.len(), 8);
@@ -399,8 +366,8 @@ mod tests {
 
     #[test]
     fn need_wakeup_flag_is_read() {
-        let mut mem = HeapRing::new(4, 0);
-        let (prod, cons) = mem.pair();
+        let mem = HeapRing::starting_at(4, 0u64, 0);
+        let (prod, cons) = pair(&mem);
         assert!(!prod.needs_wakeup());
         mem.words[2].store(libc::XDP_RING_NEED_WAKEUP, Ordering::Relaxed);
         assert!(prod.needs_wakeup());
@@ -409,8 +376,8 @@ mod tests {
 
     #[test]
     fn producer_and_consumer_on_two_threads() {
-        let mut mem = HeapRing::new(64, 0);
-        let (mut prod, mut cons) = mem.pair();
+        let mem = HeapRing::starting_at(64, 0u64, 0);
+        let (mut prod, mut cons) = pair(&mem);
         const TOTAL: u64 = 200_000;
         std::thread::scope(|s| {
             s.spawn(move || {

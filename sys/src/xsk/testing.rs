@@ -14,23 +14,30 @@ use super::ring::{ConsumerRing, ProducerRing, RawRing};
 use super::rx::RxRings;
 
 /// Memory laid out like one mapped ring: producer, consumer and flags
-/// words, then the descriptors.
-struct HeapRing<T> {
-    words: Box<[AtomicU32; 3]>,
+/// words, then the descriptors. Also the ring unit tests' memory.
+pub(crate) struct HeapRing<T> {
+    /// Producer, consumer and flags words.
+    pub(crate) words: Box<[AtomicU32; 3]>,
     descs: NonNull<[T]>,
 }
 
 impl<T: Copy> HeapRing<T> {
-    fn new(size: u32, zero: T) -> Self {
+    /// A ring of `size` slots filled with `zero`, both indices at `start`.
+    pub(crate) fn starting_at(size: u32, zero: T, start: u32) -> Self {
         let descs = vec![zero; size as usize].into_boxed_slice();
         HeapRing {
-            words: Box::new([AtomicU32::new(0), AtomicU32::new(0), AtomicU32::new(0)]),
+            words: Box::new([
+                AtomicU32::new(start),
+                AtomicU32::new(start),
+                AtomicU32::new(0),
+            ]),
             descs: NonNull::from(Box::leak(descs)),
         }
     }
 
-    /// A view of the ring's memory, valid while `self` lives.
-    fn raw(&self) -> RawRing<T> {
+    /// A view of the ring's memory, valid while `self` lives (every user
+    /// drops its rings before the HeapRing).
+    pub(crate) fn raw(&self) -> RawRing<T> {
         let size = self.descs.len() as u32;
         // SAFETY: the index words are AtomicU32s and `descs` holds `size`
         // aligned Ts, all on the heap, unmoved and freed only when `self`
@@ -78,8 +85,8 @@ impl HeapQueue {
             len: 0,
             options: 0,
         };
-        let fill_mem = HeapRing::new(ring_size, 0u64);
-        let rx_mem = HeapRing::new(ring_size, zero_desc);
+        let fill_mem = HeapRing::starting_at(ring_size, 0u64, 0);
+        let rx_mem = HeapRing::starting_at(ring_size, zero_desc, 0);
         let umem_len = 2 * ring_size as usize * frame_size as usize;
         let umem = NonNull::from(Box::leak(vec![0u8; umem_len].into_boxed_slice()));
         let kernel_fill = ConsumerRing::new(fill_mem.raw());
