@@ -21,7 +21,7 @@ pub fn svg(trials: &[Trial]) -> String {
         let secs = t.sent as f64 / t.offered_rate.max(1.0);
         let recorded_rate = t.recorded as f64 / secs.max(1e-9);
         series
-            .entry(t.receiver.name())
+            .entry(t.receiver.as_str())
             .or_default()
             .push((t.offered_rate, recorded_rate));
     }

@@ -4,6 +4,7 @@
 #![deny(missing_docs)]
 
 pub mod chart;
+pub mod cpu;
 pub mod frames;
 pub mod gen;
 pub mod harness;

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use xsktap_bench::gen::{GenConfig, Generator};
-use xsktap_bench::harness::{self, Receiver, RunConfig};
+use xsktap_bench::harness::{self, AbConfig, AbSide, Receiver, RunConfig};
 use xsktap_bench::receivers::{udp_receive, DropReceiver};
 use xsktap_bench::report;
 use xsktap_bench::{frames, send::FrameSender};
@@ -40,6 +40,38 @@ enum Command {
         /// (default: softirq on the generator's CPU, as the kernel does).
         #[arg(long)]
         napi_thread: bool,
+    },
+    /// Two xsktap captures side by side on the same traffic, alternating A and B, measured as
+    /// `run` measures (CPU per packet over the whole machine, one-way latency); prints each
+    /// trial and the medians. Example: `ab --a-flags=--coalesce-usecs=0 --b-flags=--coalesce-usecs=50`.
+    Ab {
+        /// xsktap binary of side A (default: the one next to this binary).
+        #[arg(long)]
+        a: Option<std::path::PathBuf>,
+        /// xsktap binary of side B (default: the one next to this binary).
+        #[arg(long)]
+        b: Option<std::path::PathBuf>,
+        /// Extra `capture` flags of side A, as one string of words.
+        #[arg(long, default_value = "", allow_hyphen_values = true)]
+        a_flags: String,
+        /// Extra `capture` flags of side B, as one string of words.
+        #[arg(long, default_value = "", allow_hyphen_values = true)]
+        b_flags: String,
+        /// Alternating pairs of trials.
+        #[arg(long, default_value_t = 3)]
+        pairs: u32,
+        /// Offered rate, frames per second.
+        #[arg(long, default_value_t = 500_000.0)]
+        rate: f64,
+        /// Frames per trial (at most 100,000,000).
+        #[arg(short = 'c', long, default_value_t = 2_000_000)]
+        count: u64,
+        /// Frame size in bytes.
+        #[arg(short = 's', long, default_value_t = 60)]
+        size: usize,
+        /// Count only, without `-w` to tmpfs.
+        #[arg(long)]
+        no_write: bool,
     },
     /// The reference receiver: an XDP program that counts and drops every frame.
     /// Runs until SIGINT/SIGTERM, then writes {"dropped": N} to --json.
@@ -128,6 +160,31 @@ fn udp_in_errors() -> u64 {
         .unwrap_or(0)
 }
 
+/// This binary and the xsktap binary next to it, once it is checked that the
+/// harness can run here (root, the repository's root, xsktap built).
+fn harness_binaries() -> anyhow::Result<(std::path::PathBuf, std::path::PathBuf)> {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    anyhow::ensure!(
+        euid == 0,
+        "run as root: the harness builds network namespaces"
+    );
+    let exe = std::env::current_exe()?;
+    let dir = exe.parent().expect("the binary is in a directory");
+    let xsktap = dir.join("xsktap");
+    anyhow::ensure!(
+        xsktap.is_file(),
+        "{} is missing: build it first (cargo build --release)",
+        xsktap.display()
+    );
+    let root = std::env::current_dir()?;
+    anyhow::ensure!(
+        root.join("tools/testbed.sh").is_file(),
+        "run from the repository's root (tools/testbed.sh is used)"
+    );
+    Ok((exe, xsktap))
+}
+
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Run {
@@ -138,25 +195,7 @@ fn main() -> anyhow::Result<()> {
             fixed_rate,
             napi_thread,
         } => {
-            // SAFETY: geteuid has no preconditions.
-            let euid = unsafe { libc::geteuid() };
-            anyhow::ensure!(
-                euid == 0,
-                "run as root: the harness builds network namespaces"
-            );
-            let exe = std::env::current_exe()?;
-            let dir = exe.parent().expect("the binary is in a directory");
-            let xsktap = dir.join("xsktap");
-            anyhow::ensure!(
-                xsktap.is_file(),
-                "{} is missing: build it first (cargo build --release)",
-                xsktap.display()
-            );
-            let root = std::env::current_dir()?;
-            anyhow::ensure!(
-                root.join("tools/testbed.sh").is_file(),
-                "run from the repository's root (tools/testbed.sh is used)"
-            );
+            let (exe, xsktap) = harness_binaries()?;
             let cfg = RunConfig {
                 trial_secs: trial_secs.unwrap_or(if short { 0.3 } else { 2.0 }),
                 search_steps: if short { 2 } else { 6 },
@@ -174,6 +213,45 @@ fn main() -> anyhow::Result<()> {
             let table = report::table(&cfg, &result);
             print!("{table}");
             std::fs::write(out.join("README.md"), report::readme(&cfg, &table))?;
+            Ok(())
+        }
+        Command::Ab {
+            a,
+            b,
+            a_flags,
+            b_flags,
+            pairs,
+            rate,
+            count,
+            size,
+            no_write,
+        } => {
+            anyhow::ensure!(
+                count <= 100_000_000,
+                "--count {count} is above the 100,000,000 limit"
+            );
+            let (exe, xsktap) = harness_binaries()?;
+            let side = |label: &str, binary: Option<std::path::PathBuf>, flags: &str| {
+                let binary = binary.unwrap_or_else(|| xsktap.clone());
+                anyhow::ensure!(binary.is_file(), "{} is not a file", binary.display());
+                let flags: Vec<String> = flags.split_whitespace().map(String::from).collect();
+                Ok(AbSide {
+                    label: format!("{label} {}", flags.join(" "))
+                        .trim_end()
+                        .to_string(),
+                    binary,
+                    flags,
+                })
+            };
+            let cfg = AbConfig {
+                sides: [side("A", a, &a_flags)?, side("B", b, &b_flags)?],
+                pairs,
+                rate,
+                count,
+                frame_size: size,
+                write: !no_write,
+            };
+            harness::run_ab(&cfg, &exe)?;
             Ok(())
         }
         Command::Drop { iface, json } => {

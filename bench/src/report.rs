@@ -2,9 +2,7 @@
 
 use std::fmt::Write;
 
-use serde_json::Value;
-
-use crate::harness::{RunConfig, RunResult};
+use crate::harness::{LatencyNs, ReceiverSummary, RunConfig, RunResult};
 
 fn rate(v: f64) -> String {
     if v >= 1e6 {
@@ -14,8 +12,8 @@ fn rate(v: f64) -> String {
     }
 }
 
-fn find<'a>(summary: &'a [Value], name: &str) -> Option<&'a Value> {
-    summary.iter().find(|s| s["receiver"] == name)
+fn find<'a>(summary: &'a [ReceiverSummary], name: &str) -> Option<&'a ReceiverSummary> {
+    summary.iter().find(|s| s.receiver == name)
 }
 
 /// The table printed on stdout and kept in the README.
@@ -36,18 +34,19 @@ pub fn table(cfg: &RunConfig, r: &RunResult) -> String {
     for v in &r.summary {
         let _ = writeln!(
             s,
-            "| {} | {} | {:.1} % | {} | {:.0} |",
-            v["receiver"].as_str().unwrap_or("?"),
-            rate(v["max_offered_rate"].as_f64().unwrap_or(0.0)),
-            100.0 * v["recorded_share_at_max"].as_f64().unwrap_or(0.0),
-            rate(v["zero_loss_rate"].as_f64().unwrap_or(0.0)),
-            v["cpu_ns_per_packet"].as_f64().unwrap_or(0.0),
+            "| {} | {} | {:.1} % | {} | {} |",
+            v.receiver,
+            rate(v.max_offered_rate),
+            100.0 * v.recorded_share_at_max,
+            rate(v.zero_loss_rate),
+            v.cpu_ns_per_packet
+                .map_or("unknown".to_string(), |ns| format!("{ns:.0}")),
         );
     }
     for (receiver, why) in &r.skipped {
         let _ = writeln!(s, "| {} | skipped: {why} | | | |", receiver.name());
     }
-    let zl = |name: &str| find(&r.summary, name).and_then(|v| v["zero_loss_rate"].as_f64());
+    let zl = |name: &str| find(&r.summary, name).map(|v| v.zero_loss_rate);
     let _ = writeln!(s);
     for name in ["xsktap -w tmpfs", "xsktap -w tmpfs --busy-poll"] {
         let Some(x) = zl(name) else { continue };
@@ -66,21 +65,19 @@ pub fn table(cfg: &RunConfig, r: &RunResult) -> String {
             }
         }
     }
-    let lat = |v: &Value| {
+    let lat = |v: &LatencyNs| {
+        let us = |ns: u64| ns as f64 / 1e3;
         format!(
             "p50 {:.1} us, p90 {:.1} us, p99 {:.1} us, p99.9 {:.1} us, max {:.1} us",
-            v["p50"].as_f64().unwrap_or(0.0) / 1e3,
-            v["p90"].as_f64().unwrap_or(0.0) / 1e3,
-            v["p99"].as_f64().unwrap_or(0.0) / 1e3,
-            v["p99_9"].as_f64().unwrap_or(0.0) / 1e3,
-            v["max"].as_f64().unwrap_or(0.0) / 1e3
+            us(v.p50),
+            us(v.p90),
+            us(v.p99),
+            us(v.p99_9),
+            us(v.max)
         )
     };
     for name in ["xsktap (no sink)", "xsktap -w tmpfs --busy-poll"] {
-        if let Some(v) = find(&r.summary, name)
-            .map(|v| &v["latency_ns"])
-            .filter(|v| !v.is_null())
-        {
+        if let Some(v) = find(&r.summary, name).and_then(|v| v.latency_ns.as_ref()) {
             let _ = writeln!(
                 s,
                 "one-way latency at {}, {name}: {}",
@@ -89,20 +86,18 @@ pub fn table(cfg: &RunConfig, r: &RunResult) -> String {
             );
         }
     }
-    if let Some(l) = r.udp.as_ref().and_then(|t| t.latency) {
-        let v =
-            serde_json::json!({"p50": l[0], "p90": l[1], "p99": l[2], "p99_9": l[3], "max": l[4]});
+    if let Some(v) = r.udp.as_ref().and_then(|t| t.latency.as_ref()) {
         let _ = writeln!(
             s,
             "one-way latency at {}, kernel UDP socket (recvmmsg): {}",
             rate(cfg.fixed_rate),
-            lat(&v)
+            lat(v)
         );
     }
     let worst = r
         .trials
         .iter()
-        .map(|t| t.unattributed().abs())
+        .map(|t| t.unattributed.abs())
         .max()
         .unwrap_or(0);
     let _ = writeln!(

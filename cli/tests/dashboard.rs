@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use common::protocols::plain_frames;
 use common::*;
 use serde_json::Value;
+use xsktap_core::summary::SummaryJson;
 
 const PORT: u16 = 9100;
 
@@ -99,16 +100,17 @@ fn get_json(host: &str, path: &str) -> Value {
 }
 
 /// Polls /api/summary until `received` reaches `n`.
-fn wait_received(host: &str, n: u64) -> Value {
+fn wait_received(host: &str, n: u64) -> SummaryJson {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let s = get_json(host, "/api/summary");
-        if s["received"].as_u64() == Some(n) {
+        let s: SummaryJson = serde_json::from_value(get_json(host, "/api/summary"))
+            .expect("/api/summary in the summary's schema");
+        if s.received == n {
             return s;
         }
         assert!(
             Instant::now() < deadline,
-            "the dashboard never showed {n} packets: {s}"
+            "the dashboard never showed {n} packets: {s:?}"
         );
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -277,10 +279,10 @@ fn start_serving(bed: &Testbed, name: &str) -> (Running, PathBuf) {
 }
 
 /// Stops the capture as a user would (SIGINT) and reads its --summary-json.
-fn stop_and_summarise(mut capture: Running, json: &std::path::Path) -> Value {
+fn stop_and_summarise(mut capture: Running, json: &std::path::Path) -> SummaryJson {
     capture.signal(libc::SIGINT);
     assert!(capture.wait(Duration::from_secs(20)).success());
-    summary(json)
+    typed_summary(json)
 }
 
 fn chromium() -> Option<PathBuf> {
@@ -460,15 +462,19 @@ fn the_page_in_chromium_shows_the_capture_counters() {
 
     let summary = stop_and_summarise(capture, &json);
     // The page agrees with the capture's own final counters.
-    assert_eq!(dom["packets"], summary["received"], "{dom}");
-    assert_eq!(dom["written"], summary["packets"]);
-    assert_eq!(dom["lost"], summary["lost"]);
+    let protocol = |p: &str| Some(summary.traffic.protocols[p].packets);
+    assert_eq!(dom["packets"].as_u64(), Some(summary.received), "{dom}");
+    assert_eq!(dom["written"].as_u64(), Some(summary.packets));
+    assert_eq!(dom["lost"].as_u64(), Some(summary.lost));
     assert_eq!(dom["lost"], 0);
-    assert_eq!(dom["udp"], summary["protocols"]["udp"]["packets"]);
+    assert_eq!(dom["udp"].as_u64(), protocol("udp"));
     assert!(dom["udp"].as_u64() > Some(0), "{dom}");
-    assert_eq!(dom["tcp"], summary["protocols"]["tcp"]["packets"]);
-    assert_eq!(dom["queue_received"], summary["queues"][0]["received"]);
-    assert_eq!(dom["xdp"], summary["xdp_mode"]);
+    assert_eq!(dom["tcp"].as_u64(), protocol("tcp"));
+    assert_eq!(
+        dom["queue_received"].as_u64(),
+        Some(summary.queues[0].received)
+    );
+    assert_eq!(dom["xdp"].as_str(), Some(summary.xdp_mode.as_str()));
     assert_eq!(dom["mode"], "copy", "veth binds in copy mode");
     assert_eq!(dom["rx_ring_full"], 0);
     assert!(
@@ -509,31 +515,28 @@ fn metrics_parse_and_match_the_summary() {
     let summary = stop_and_summarise(capture, &json);
 
     for s in [&live, &summary] {
-        let q = &s["queues"][0];
+        let q = &s.queues[0];
+        let known = |v: Option<u64>| v.expect("the kernel counters were read");
         let pairs = [
-            ("xsktap_packets_total", &s["received"]),
-            ("xsktap_bytes_total", &s["received_bytes"]),
-            ("xsktap_written_packets_total", &s["packets"]),
-            ("xsktap_written_bytes_total", &s["bytes"]),
-            ("xsktap_lost_packets_total", &s["lost"]),
-            ("xsktap_xdp_seen_packets_total", &q["xdp_seen"]),
+            ("xsktap_packets_total", s.received),
+            ("xsktap_bytes_total", s.received_bytes),
+            ("xsktap_written_packets_total", s.packets),
+            ("xsktap_written_bytes_total", s.bytes),
+            ("xsktap_lost_packets_total", s.lost),
+            ("xsktap_xdp_seen_packets_total", known(q.xdp_seen)),
             (
                 "xsktap_fill_ring_empty_total",
-                &q["rx_fill_ring_empty_descs"],
+                known(q.rx_fill_ring_empty_descs),
             ),
         ];
         for (name, want) in pairs {
-            assert_eq!(
-                metric(&samples, name, &[]),
-                want.as_f64().unwrap(),
-                "{name}"
-            );
+            assert_eq!(metric(&samples, name, &[]), want as f64, "{name}");
         }
-        for (cause, field) in [
-            ("rx_dropped", "rx_dropped"),
-            ("rx_ring_full", "rx_ring_full"),
-            ("xdp_redirect_failed", "xdp_redirect_failed"),
-            ("output_closed", "output_closed_drops"),
+        for (cause, want) in [
+            ("rx_dropped", known(q.rx_dropped)),
+            ("rx_ring_full", known(q.rx_ring_full)),
+            ("xdp_redirect_failed", known(q.xdp_redirect_failed)),
+            ("output_closed", q.output_closed_drops),
         ] {
             assert_eq!(
                 metric(
@@ -541,18 +544,18 @@ fn metrics_parse_and_match_the_summary() {
                     "xsktap_dropped_packets_total",
                     &[("cause", cause), ("queue", "0")]
                 ),
-                q[field].as_f64().unwrap(),
+                want as f64,
                 "{cause}"
             );
         }
-        for (proto, v) in s["protocols"].as_object().unwrap() {
+        for (proto, v) in &s.traffic.protocols {
             assert_eq!(
                 metric(
                     &samples,
                     "xsktap_protocol_packets_total",
                     &[("protocol", proto)]
                 ),
-                v["packets"].as_f64().unwrap(),
+                v.packets as f64,
                 "{proto}"
             );
             assert_eq!(
@@ -561,7 +564,7 @@ fn metrics_parse_and_match_the_summary() {
                     "xsktap_protocol_bytes_total",
                     &[("protocol", proto)]
                 ),
-                v["bytes"].as_f64().unwrap(),
+                v.bytes as f64,
                 "{proto} bytes"
             );
         }
@@ -584,11 +587,11 @@ fn metrics_parse_and_match_the_summary() {
         .all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1));
     let count = metric(&samples, "xsktap_packet_size_bytes_count", &[]);
     assert_eq!(buckets.last().unwrap(), &(f64::INFINITY, count));
-    assert_eq!(count, summary["received"].as_f64().unwrap());
+    assert_eq!(count, summary.received as f64);
     let mut per_label = 0.0;
     let mut below = 0.0;
     for (label, (_, cumulative)) in xsktap_core::stats::SIZE_LABELS.iter().zip(&buckets) {
-        per_label += summary["sizes"][label].as_f64().unwrap();
+        per_label += summary.traffic.sizes[*label] as f64;
         assert_eq!(per_label, *cumulative, "bucket {label}: {buckets:?}");
         below = *cumulative;
     }
@@ -691,18 +694,8 @@ fn the_websocket_pushes_a_snapshot_a_second_and_a_stuck_client_stalls_nothing() 
             assert!(m["drops"][key].is_u64(), "drops.{key}");
         }
         assert!(m["server"]["clients"].is_u64() && m["server"]["dropped_updates"].is_u64());
-        for key in [
-            "received",
-            "packets",
-            "lost",
-            "protocols",
-            "sizes",
-            "top",
-            "queues",
-            "xdp_mode",
-        ] {
-            assert!(!m["summary"][key].is_null(), "summary.{key}");
-        }
+        let _: SummaryJson = serde_json::from_value(m["summary"].clone())
+            .expect("the message's summary in the summary's schema");
     }
     // One message a second, none skipped for the client that reads, counters moving.
     let seqs: Vec<u64> = messages
@@ -730,8 +723,8 @@ fn the_websocket_pushes_a_snapshot_a_second_and_a_stuck_client_stalls_nothing() 
     );
     assert!(messages.iter().any(|(_, m)| m["server"]["clients"] == 2));
     // Nothing the stuck client did reached the capture.
-    assert_eq!(summary["received"], n_sent as u64, "{server}");
-    assert_eq!(summary["lost"], 0);
+    assert_eq!(summary.received, n_sent as u64, "{server}");
+    assert_eq!(summary.lost, 0);
 }
 
 #[test]

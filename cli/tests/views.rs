@@ -277,19 +277,18 @@ fn filters_select_what_tcpdump_selects_and_pass_the_rest() {
         let got = sorted(records.into_iter().map(|r| r.data).collect());
         assert_eq!(got, sorted(expected.clone()), "filter {expr:?}");
         // Everything else was counted as passed to the host stack by the XDP program.
-        let s = summary(&json);
-        let not_selected: u64 = s["queues"]
-            .as_array()
-            .unwrap()
+        let s = typed_summary(&json);
+        let not_selected: u64 = s
+            .queues
             .iter()
-            .map(|q| q["xdp_filtered_out"].as_u64().unwrap())
+            .map(|q| q.xdp_filtered_out.expect("the XDP counters were read"))
             .sum();
         assert_eq!(
             not_selected as usize,
             frames.len() - expected.len(),
-            "{expr}: {s}"
+            "{expr}: {s:?}"
         );
-        assert_eq!(s["filter"], expr);
+        assert_eq!(s.filter, expr);
     }
 }
 
@@ -332,17 +331,17 @@ fn the_host_stack_keeps_working_for_what_the_filter_leaves() {
     std::thread::sleep(Duration::from_millis(500));
     cap.signal(libc::SIGINT);
     assert!(cap.wait(WAIT).success());
-    let s = summary(&json);
-    assert_eq!(s["packets"], 20, "{s}");
-    assert_eq!(s["protocols"]["udp"]["packets"], 20);
-    assert_eq!(s["protocols"]["icmp"]["packets"], 0, "pings were not taken");
-    let filtered: u64 = s["queues"]
-        .as_array()
-        .unwrap()
+    let s = typed_summary(&json);
+    let protocol = |p: &str| s.traffic.protocols[p].packets;
+    assert_eq!(s.packets, 20, "{s:?}");
+    assert_eq!(protocol("udp"), 20);
+    assert_eq!(protocol("icmp"), 0, "pings were not taken");
+    let filtered: u64 = s
+        .queues
         .iter()
-        .map(|q| q["xdp_filtered_out"].as_u64().unwrap())
+        .map(|q| q.xdp_filtered_out.expect("the XDP counters were read"))
         .sum();
-    assert!(filtered >= 3, "the echo requests were passed on: {s}");
+    assert!(filtered >= 3, "the echo requests were passed on: {s:?}");
 
     // The opposite filter takes the echo requests, and ping fails: the
     // redirect really keeps selected frames from the stack.
@@ -390,49 +389,34 @@ fn summary_and_top_report_protocols_and_talkers() {
     bed.send(&frames);
     assert!(cap.wait(WAIT).success(), "{}", cap.stderr());
     assert!(cap.stderr().contains("protocols: tcp"), "{}", cap.stderr());
-    let s = summary(&json);
+    let s = typed_summary(&json);
+    let t = &s.traffic;
     let total: u64 = ["tcp", "udp", "icmp", "icmpv6", "arp", "other", "malformed"]
         .iter()
-        .map(|p| s["protocols"][p]["packets"].as_u64().unwrap())
+        .map(|p| t.protocols[*p].packets)
         .sum();
     assert_eq!(total as usize, frames.len());
-    assert_eq!(s["malformed"], 2);
-    assert_eq!(s["protocols"]["arp"]["packets"], 1);
-    let vlans: Vec<u64> = s["vlans"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v["vlan"].as_u64().unwrap())
-        .collect();
+    assert_eq!(t.malformed, 2);
+    assert_eq!(t.protocols["arp"].packets, 1);
+    let vlans: Vec<u16> = t.vlans.iter().map(|v| v.vlan).collect();
     assert_eq!(vlans, vec![10, 100], "outermost tags");
-    let sizes: u64 = s["sizes"]
-        .as_object()
-        .unwrap()
-        .values()
-        .map(|v| v.as_u64().unwrap())
-        .sum();
+    let sizes: u64 = t.sizes.values().sum();
     assert_eq!(sizes as usize, frames.len());
     // 198.18.0.1 and .2 are in most flows, one way or the other: 820 bytes each.
-    let talkers = s["top"]["talkers"].as_array().unwrap();
-    let first_two: std::collections::BTreeSet<&str> = talkers[..2]
-        .iter()
-        .map(|t| t["addr"].as_str().unwrap())
-        .collect();
+    let talkers = &s.top.talkers;
+    let first_two: std::collections::BTreeSet<&str> =
+        talkers[..2].iter().map(|t| t.addr.as_str()).collect();
     assert_eq!(
         first_two,
         ["198.18.0.1", "198.18.0.2"].into_iter().collect(),
-        "{s}"
+        "{talkers:?}"
     );
     for t in &talkers[..2] {
-        assert_eq!(
-            t["up_bytes"].as_u64().unwrap() + t["down_bytes"].as_u64().unwrap(),
-            820
-        );
+        assert_eq!(t.up_bytes + t.down_bytes, 820);
     }
-    assert!(talkers.windows(2).all(|w| {
-        let total = |t: &Value| t["up_bytes"].as_u64().unwrap() + t["down_bytes"].as_u64().unwrap();
-        total(&w[0]) >= total(&w[1])
-    }));
+    assert!(talkers
+        .windows(2)
+        .all(|w| w[0].up_bytes + w[0].down_bytes >= w[1].up_bytes + w[1].down_bytes));
 
     // top --json: periodic snapshots whose counters grow with the traffic.
     let iface = bed.ns_b();
@@ -460,9 +444,9 @@ fn summary_and_top_report_protocols_and_talkers() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let snaps: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+    let snaps: Vec<xsktap_core::summary::TopSnapshotJson> = String::from_utf8_lossy(&out.stdout)
         .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
+        .map(|l| serde_json::from_str(l).expect("a top snapshot of the current schema"))
         .collect();
     assert!(
         snaps.len() >= 3,
@@ -470,18 +454,20 @@ fn summary_and_top_report_protocols_and_talkers() {
         snaps.len()
     );
     let last = snaps.last().unwrap();
-    assert_eq!(last["packets"], 300);
-    assert_eq!(last["protocols"]["udp"]["packets"], 300);
-    let talkers = last["top"]["talkers"].as_array().unwrap();
+    assert_eq!(last.packets, 300);
+    assert_eq!(last.traffic.protocols["udp"].packets, 300);
+    let talkers = &last.top.talkers;
     assert_eq!(talkers.len(), 3);
-    assert_eq!(talkers[0]["addr"], "198.18.0.2");
+    assert_eq!(talkers[0].addr, "198.18.0.2");
     assert_eq!(
-        talkers[0]["down_bytes"].as_u64().unwrap() as usize,
+        talkers[0].down_bytes as usize,
         burst.iter().map(Vec::len).sum::<usize>()
     );
-    assert_eq!(last["top"]["flows"], 6);
-    let by_packets = last["top"]["flows_by_packets"].as_array().unwrap();
-    assert_eq!(by_packets[0]["packets"], 50, "300 frames over 6 flows");
+    assert_eq!(last.top.flows, 6);
+    assert_eq!(
+        last.top.flows_by_packets[0].packets, 50,
+        "300 frames over 6 flows"
+    );
 }
 
 fn tcpdump_frames_with_filter(pcap: &std::path::Path, expr: &str) -> Vec<Vec<u8>> {

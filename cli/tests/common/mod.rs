@@ -120,16 +120,10 @@ pub fn sorted(mut frames: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
 /// A `--summary-json` file, read with the schema's own types.
 pub fn typed_summary(path: &Path) -> xsktap_core::summary::SummaryJson {
     let text = std::fs::read_to_string(path).expect("reading the JSON summary");
-    serde_json::from_str(&text).expect("a summary of the current schema")
-}
-
-/// A `--summary-json` file as a JSON value (for comparing it with what the
-/// dashboard serves), checked against the typed schema first.
-pub fn summary(path: &Path) -> serde_json::Value {
-    let typed = typed_summary(path);
-    assert_eq!(typed.version, xsktap_core::summary::VERSION);
-    let text = std::fs::read_to_string(path).expect("reading the JSON summary");
-    serde_json::from_str(&text).expect("valid JSON")
+    let s: xsktap_core::summary::SummaryJson =
+        serde_json::from_str(&text).expect("a summary of the current schema");
+    assert_eq!(s.version, xsktap_core::summary::VERSION);
+    s
 }
 
 pub fn temp_path(name: &str) -> PathBuf {
