@@ -16,6 +16,14 @@ use xsktap::{Capture, Finish, Output};
 
 use flags::{Cli, Command, Request};
 
+/// Writes a line to stderr, never panicking: a reader of stderr that went
+/// away (`2>&1 | head -2`) must not end the capture (`eprintln!` panics).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(io::stderr(), $($arg)*);
+    }};
+}
+
 /// What is shown while the capture runs.
 enum View {
     /// A statistics line on stderr once a second (unless --quiet).
@@ -47,7 +55,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("xsktap: {e:#}");
+            say!("xsktap: {e:#}");
             ExitCode::FAILURE
         }
     }
@@ -62,6 +70,11 @@ fn no_napi_warning(iface: &str) -> String {
 fn run(req: Request, view: View) -> anyhow::Result<ExitCode> {
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // The first signal stops the capture (bounded: see Capture::stop);
+        // a second one ends the process at once (the kernel detaches the
+        // program with the link's file descriptor).
+        signal_hook::flag::register_conditional_shutdown(signal, 128 + signal, stop.clone())
+            .context("installing signal handlers")?;
         signal_hook::flag::register(signal, stop.clone()).context("installing signal handlers")?;
     }
     let iface = req.config.iface.clone();
@@ -77,9 +90,9 @@ fn run(req: Request, view: View) -> anyhow::Result<ExitCode> {
     let listener = req.serve.as_ref().map(serve::bind).transpose()?;
     let capture = Capture::start(&req.config, req.output.clone())?;
     for warning in capture.warnings() {
-        eprintln!("xsktap: warning: {warning}");
+        say!("xsktap: warning: {warning}");
     }
-    eprintln!("{}", report::start_line(&capture, &iface, &req.filter_text));
+    say!("{}", report::start_line(&capture, &iface, &req.filter_text));
     // This thread reports (and builds the dashboard's updates): keep it off the workers' CPUs.
     let housekeeping = capture.housekeeping_cpus();
     if !housekeeping.is_empty() {
@@ -93,13 +106,13 @@ fn run(req: Request, view: View) -> anyhow::Result<ExitCode> {
             let first = publisher.update(&capture, None);
             let server = serve::Server::start(listener, cfg, housekeeping, first)?;
             if let Err(why) = &server.pinned {
-                eprintln!(
+                say!(
                     "xsktap: warning: the dashboard server shares the workers' CPUs ({why}); leave a CPU out of --cores to keep it off them"
                 );
             }
-            eprintln!("xsktap: dashboard on {}", cfg.url(bound));
+            say!("xsktap: dashboard on {}", cfg.url(bound));
             if cfg.token_generated {
-                eprintln!(
+                say!(
                     "xsktap: {} is not a loopback address: every request needs the token above (Authorization: Bearer TOKEN or ?token=TOKEN)",
                     cfg.addr.ip()
                 );
@@ -133,7 +146,7 @@ fn run(req: Request, view: View) -> anyhow::Result<ExitCode> {
         }
         if !napi_warned && capture.busy_poll_without_napi() {
             napi_warned = true;
-            eprintln!("{}", no_napi_warning(&iface));
+            say!("{}", no_napi_warning(&iface));
         }
         if let Some((server, publisher)) = &mut serving {
             if Instant::now() >= next_publish {
@@ -148,7 +161,7 @@ fn run(req: Request, view: View) -> anyhow::Result<ExitCode> {
         let now = capture.snapshot();
         let rates = now.rates_since(&last);
         match &view {
-            View::Live if !req.quiet => eprintln!("{}", report::live_line(&now, &rates)),
+            View::Live if !req.quiet => say!("{}", report::live_line(&now, &rates)),
             View::Live => {}
             View::Top { rows, json, .. } => {
                 let top = capture.top(*rows);
@@ -175,10 +188,10 @@ fn run(req: Request, view: View) -> anyhow::Result<ExitCode> {
     };
 
     if !napi_warned && capture.busy_poll_without_napi() {
-        eprintln!("{}", no_napi_warning(&iface));
+        say!("{}", no_napi_warning(&iface));
     }
     let summary = capture.stop();
-    eprint!("{}", report::summary_text(&summary, &iface, &output_name));
+    let _ = io::stderr().write_all(report::summary_text(&summary, &iface, &output_name).as_bytes());
     if let Some(path) = &req.summary_json {
         let json = report::summary_json(&summary, &iface, &output_name, &req.filter_text);
         let text = serde_json::to_string_pretty(&json).expect("JSON values serialise");
@@ -196,8 +209,15 @@ fn run(req: Request, view: View) -> anyhow::Result<ExitCode> {
             if let Some(e) = &writer.error {
                 // `xsktap capture -w - | tcpdump -r - -c 10`: the reader leaving is a normal end.
                 if !writer.reader_closed() {
-                    return Err(io::Error::new(e.kind(), e.to_string()))
-                        .with_context(|| format!("writing {name}"));
+                    let unwritten: u64 = summary
+                        .snapshot
+                        .queues
+                        .iter()
+                        .map(|q| q.sink_closed_drops)
+                        .sum();
+                    return Err(io::Error::new(e.kind(), e.to_string())).with_context(|| {
+                        format!("writing {name} ({unwritten} frames not written, counted as lost)")
+                    });
                 }
             }
         }

@@ -52,6 +52,7 @@ fn capture_holds_exactly_the_sent_frames_on_both_queues() {
 
     // Both queues carried traffic, nothing was lost, and the summary adds up.
     let s = typed_summary(&json);
+    assert_accounted(&s);
     assert_eq!(s.packets, 600);
     let bytes: usize = frames.iter().map(Vec::len).sum();
     assert_eq!(s.bytes, bytes as u64);
@@ -122,6 +123,7 @@ fn generic_mode_and_copy_mode_capture_every_frame() {
         sorted(frames)
     );
     let s = typed_summary(&json);
+    assert_accounted(&s);
     assert_eq!(s.xdp_mode, "generic");
     assert_eq!(s.lost, 0);
 }
@@ -159,6 +161,7 @@ fn frames_too_big_for_the_umem_are_counted_as_lost_and_warned_about() {
     bed.send(&frames);
     assert!(cap.wait(WAIT).success(), "{}", cap.stderr());
     let s = typed_summary(&json);
+    assert_accounted(&s);
     assert_eq!(s.packets, 10);
     assert_eq!(s.lost, 3, "every frame that did not fit is counted: {s:?}");
     assert_eq!(s.queues[0].rx_dropped, Some(3));
@@ -241,6 +244,7 @@ fn count_stops_after_exactly_that_many_packets() {
     assert_eq!(records.len(), 137);
     assert_eq!(tcpdump_frames(&pcap).len(), 137);
     let s = typed_summary(&json);
+    assert_accounted(&s);
     assert_eq!(s.packets, 137);
     assert!(s.count_reached);
     assert!(

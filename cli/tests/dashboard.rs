@@ -282,7 +282,9 @@ fn start_serving(bed: &Testbed, name: &str) -> (Running, PathBuf) {
 fn stop_and_summarise(mut capture: Running, json: &std::path::Path) -> SummaryJson {
     capture.signal(libc::SIGINT);
     assert!(capture.wait(Duration::from_secs(20)).success());
-    typed_summary(json)
+    let s = typed_summary(json);
+    assert_accounted(&s);
+    s
 }
 
 fn chromium() -> Option<PathBuf> {

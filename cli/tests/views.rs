@@ -278,6 +278,7 @@ fn filters_select_what_tcpdump_selects_and_pass_the_rest() {
         assert_eq!(got, sorted(expected.clone()), "filter {expr:?}");
         // Everything else was counted as passed to the host stack by the XDP program.
         let s = typed_summary(&json);
+        assert_accounted(&s);
         let not_selected: u64 = s
             .queues
             .iter()
@@ -332,6 +333,7 @@ fn the_host_stack_keeps_working_for_what_the_filter_leaves() {
     cap.signal(libc::SIGINT);
     assert!(cap.wait(WAIT).success());
     let s = typed_summary(&json);
+    assert_accounted(&s);
     let protocol = |p: &str| s.traffic.protocols[p].packets;
     assert_eq!(s.packets, 20, "{s:?}");
     assert_eq!(protocol("udp"), 20);
@@ -390,6 +392,7 @@ fn summary_and_top_report_protocols_and_talkers() {
     assert!(cap.wait(WAIT).success(), "{}", cap.stderr());
     assert!(cap.stderr().contains("protocols: tcp"), "{}", cap.stderr());
     let s = typed_summary(&json);
+    assert_accounted(&s);
     let t = &s.traffic;
     let total: u64 = ["tcp", "udp", "icmp", "icmpv6", "arp", "other", "malformed"]
         .iter()

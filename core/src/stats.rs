@@ -16,13 +16,15 @@ pub struct WorkerCounters {
     pub received: AtomicU64,
     /// Original bytes of those frames.
     pub received_bytes: AtomicU64,
-    /// Frames handed to the sink (or counted, without a sink).
+    /// Frames handed to the output, which counts them written once it has
+    /// written them ([`OutputCounters`]); without an output, frames counted.
     pub written: AtomicU64,
-    /// Original bytes of the frames handed to the sink.
+    /// Original bytes of the frames handed to the output.
     pub written_bytes: AtomicU64,
     /// Frames received after `-c COUNT` was reached, deliberately not written.
     pub over_count: AtomicU64,
-    /// Frames the sink refused because its output had closed.
+    /// Frames the output refused because it had closed or failed, and frames
+    /// left in the RX ring when the capture stopped on such an output.
     pub sink_closed_drops: AtomicU64,
     /// Times the worker looked at its RX ring and found it empty.
     pub empty_polls: AtomicU64,
@@ -42,6 +44,19 @@ impl WorkerCounters {
             bump(counter, n);
         }
     }
+}
+
+/// What an output's writer thread did with one queue's records: a frame is
+/// written only once its record is. Written by the writer thread, read by
+/// anyone.
+#[derive(Debug, Default)]
+pub struct OutputCounters {
+    /// Records written whole.
+    pub written: AtomicU64,
+    /// Original bytes of the frames written.
+    pub written_bytes: AtomicU64,
+    /// Records handed to the writer but not written (the output failed).
+    pub failed: AtomicU64,
 }
 
 /// Upper bounds (inclusive) of the frame-size buckets, as RMON's etherStats
@@ -200,13 +215,13 @@ pub struct QueueSnapshot {
     pub received: u64,
     /// Original bytes of those frames.
     pub received_bytes: u64,
-    /// Frames handed to the sink.
+    /// Frames written (by the output's writer; counted, without an output).
     pub written: u64,
-    /// Original bytes of the frames handed to the sink.
+    /// Original bytes of the frames written.
     pub written_bytes: u64,
     /// Frames received after the count was reached.
     pub over_count: u64,
-    /// Frames not written because the output closed.
+    /// Frames not written because the output closed, failed or stalled.
     pub sink_closed_drops: u64,
     /// Times the worker found its RX ring empty.
     pub empty_polls: u64,

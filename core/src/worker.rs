@@ -276,6 +276,11 @@ pub struct Monitor<S> {
 
 /// What a worker does with each frame: parse, count, track its flow and
 /// generator stamp, and hand it to the pcap sink and the monitor.
+///
+/// The pcap sink, when there is one, is the output that counts: a frame is
+/// written when its record is. Without one, the monitor lines count. When
+/// the other output (monitor lines beside `-w FILE`) refuses a line, the
+/// step notes it in `closed` and the worker stops.
 #[derive(Debug)]
 pub struct FrameStep<S> {
     /// The RX queue, for monitor lines.
@@ -290,11 +295,13 @@ pub struct FrameStep<S> {
     pub flows: FlowTable,
     /// Latency and sequence accounting of generator frames.
     pub latency: LatencyStats,
+    /// Set when an output that does not count (see above) refused a record.
+    pub closed: bool,
 }
 
 impl<S: RecordSink> FrameStep<S> {
     /// Processes one frame received at `wall_ns` / `mono_ns`. Returns whether
-    /// every output accepted it.
+    /// the output that counts accepted it.
     #[inline(always)]
     pub fn frame(&mut self, wall_ns: u64, mono_ns: u64, frame: &[u8], stop: &AtomicBool) -> bool {
         let packet = parse(frame);
@@ -311,10 +318,15 @@ impl<S: RecordSink> FrameStep<S> {
         };
         if let Some(m) = &mut self.monitor {
             let (format, iface, queue) = (m.format, &m.iface, self.queue);
-            accepted &= m.lines.push_with(MAX_LINE, stop, |out| match format {
+            let line = m.lines.push_with(MAX_LINE, stop, |out| match format {
                 MonitorFormat::Text => monitor::write_text(out, wall_ns, iface, queue, &packet),
                 MonitorFormat::Json => monitor::write_json(out, wall_ns, queue, &packet),
             });
+            if self.sink.is_none() {
+                accepted = line;
+            } else if !line {
+                self.closed = true;
+            }
         }
         accepted
     }
@@ -374,12 +386,15 @@ struct BatchTotals {
 impl<S: RecordSink> Worker<S> {
     /// Drains `queue` until told to stop (or, once draining, until the ring
     /// is empty), then flushes its outputs and publishes its final flows and
-    /// latency.
+    /// latency. After a stop (count reached, output closed), it goes on
+    /// taking frames from the ring without writing them until the capture
+    /// drains, counting them as over the count or lost to the output: every
+    /// frame redirected to the socket is accounted for.
     ///
     /// # Errors
     /// The queue's wait failing.
     pub fn run<Q: RxQueue, C: Clock>(&mut self, queue: &mut Q, clock: &C) -> io::Result<()> {
-        let result = self.drive(queue, clock);
+        let result = self.drive(queue, clock).and_then(|()| self.discard(queue));
         self.step.flush();
         let mut flow_copy = Vec::new();
         self.step.flows.copy_into(&mut flow_copy);
@@ -483,7 +498,7 @@ impl<S: RecordSink> Worker<S> {
             WorkerCounters::add(&counters.written_bytes, t.written_bytes);
             WorkerCounters::add(&counters.sink_closed_drops, t.refused);
             WorkerCounters::add(&counters.over_count, n - t.written - t.refused);
-            if t.refused > 0 {
+            if t.refused > 0 || self.step.closed {
                 shared.sink_closed.store(true, Ordering::Relaxed);
                 stop.store(true, Ordering::Relaxed);
             }
@@ -499,6 +514,36 @@ impl<S: RecordSink> Worker<S> {
     fn flush(&mut self) {
         self.step.flush();
         self.pacer.flushed();
+    }
+
+    /// Takes what the ring holds once the worker has stopped, and whatever
+    /// arrives until the capture drains (the program is detached), counting
+    /// it without writing it.
+    fn discard<Q: RxQueue>(&mut self, queue: &mut Q) -> io::Result<()> {
+        let counters = &self.counters;
+        loop {
+            let mut bytes = 0u64;
+            let n = queue.recv(self.batch_size, |_, _, frame| bytes += frame.len() as u64);
+            if n == 0 {
+                if self.shared.drain.load(Ordering::Relaxed) {
+                    return Ok(());
+                }
+                queue.wait(IDLE_FLUSH)?;
+                continue;
+            }
+            if queue.fill_needs_wakeup() {
+                queue.kick();
+                WorkerCounters::add(&counters.kicks, 1);
+            }
+            let n = u64::from(n);
+            WorkerCounters::add(&counters.received, n);
+            WorkerCounters::add(&counters.received_bytes, bytes);
+            if self.shared.count_reached.load(Ordering::Relaxed) {
+                WorkerCounters::add(&counters.over_count, n);
+            } else {
+                WorkerCounters::add(&counters.sink_closed_drops, n);
+            }
+        }
     }
 
     /// Hands the reporter a copy of the flow table and of the latency

@@ -1,6 +1,6 @@
 //! The capture pipeline: config → load → sockets → attach → run → stop.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,7 +14,7 @@ use xsktap_core::flows::{FlowTable, Top};
 use xsktap_core::latency::LatencyStats;
 use xsktap_core::placement::Placement;
 use xsktap_core::stats::{
-    QueueSnapshot, Snapshot, TrafficCounters, TrafficSnapshot, WorkerCounters,
+    OutputCounters, QueueSnapshot, Snapshot, TrafficCounters, TrafficSnapshot, WorkerCounters,
 };
 use xsktap_core::worker::{FrameStep, Monitor, Pacer, Published, Shared, Worker};
 use xsktap_core::{AttachedMode, BindMode, CaptureConfig};
@@ -24,7 +24,7 @@ use xsktap_sys::netdev;
 use xsktap_sys::xsk::{XskConfig, XskSocket, XskStatsHandle};
 
 use crate::worker::QueueWorker;
-use crate::writer::{BatchWriter, WriterReport};
+use crate::writer::{BatchWriter, WriterOutput, WriterReport};
 use crate::{Error, Result};
 
 /// Where captured frames go.
@@ -59,6 +59,11 @@ struct QueueHandle {
     stats: XskStatsHandle,
     /// Failed reads of this queue's kernel and XDP program counters.
     read_errors: AtomicU64,
+    /// What the output's writer wrote of this queue's frames, when some
+    /// output counts them.
+    output: Option<Arc<OutputCounters>>,
+    /// Frames handed to an output that was left behind at the stop.
+    abandoned: AtomicU64,
     thread: Option<JoinHandle<Result<()>>>,
 }
 
@@ -68,6 +73,36 @@ impl QueueHandle {
     fn known<T>(&self, read: Result<T>) -> Option<T> {
         read.map_err(|_| self.read_errors.fetch_add(1, Ordering::Relaxed))
             .ok()
+    }
+
+    /// (written, written bytes, lost to the output) so far.
+    fn output_counts(&self) -> (u64, u64, u64) {
+        let c = &self.counters;
+        let refused =
+            c.sink_closed_drops.load(Ordering::Relaxed) + self.abandoned.load(Ordering::Relaxed);
+        match &self.output {
+            Some(out) => (
+                out.written.load(Ordering::Relaxed),
+                out.written_bytes.load(Ordering::Relaxed),
+                refused + out.failed.load(Ordering::Relaxed),
+            ),
+            None => (
+                c.written.load(Ordering::Relaxed),
+                c.written_bytes.load(Ordering::Relaxed),
+                refused,
+            ),
+        }
+    }
+
+    /// Frames handed to the output and neither written nor counted lost yet.
+    fn in_flight(&self) -> u64 {
+        let Some(out) = &self.output else {
+            return 0;
+        };
+        let handed = self.counters.written.load(Ordering::Relaxed);
+        handed.saturating_sub(
+            out.written.load(Ordering::Relaxed) + out.failed.load(Ordering::Relaxed),
+        )
     }
 }
 
@@ -109,6 +144,10 @@ pub struct Summary {
     pub count_reached: bool,
 }
 
+/// How long a stop waits for the workers to drain their rings, and then
+/// again for the writers to write what they were handed.
+pub const STOP_GRACE: Duration = Duration::from_secs(1);
+
 /// Headroom the kernel keeps in front of every frame in the UMEM
 /// (`XDP_PACKET_HEADROOM`).
 const XDP_PACKET_HEADROOM: u32 = 256;
@@ -149,57 +188,91 @@ impl Drop for CreatedFile {
     }
 }
 
-/// The output, opened before anything is attached.
+/// The output, opened (and its pcap header written, when it is not an
+/// existing file) before anything is attached.
 struct OpenedOutput {
-    out: Option<Box<dyn Write + Send>>,
+    out: Option<WriterOutput>,
+    /// Where the output is, for messages.
+    path: PathBuf,
     /// Removes the file if the start fails and xsktap created it.
     created: CreatedFile,
-    /// An existing regular file, truncated only once the capture runs, so
-    /// that a failed start leaves it as it was.
-    to_truncate: Option<(File, PathBuf)>,
+    /// An existing regular file, truncated (and given its header) only once
+    /// the capture runs, so that a failed start leaves it as it was.
+    to_truncate: Option<File>,
+    header: Vec<u8>,
 }
 
 impl OpenedOutput {
-    fn open(output: &Output) -> Result<OpenedOutput> {
+    fn open(output: &Output, header: Vec<u8>) -> Result<OpenedOutput> {
         let mut opened = OpenedOutput {
             out: None,
+            path: PathBuf::from("-"),
             created: CreatedFile(None),
             to_truncate: None,
+            header,
         };
         match output {
-            Output::None => {}
-            Output::Stdout => opened.out = Some(Box::new(std::io::stdout())),
+            Output::None => return Ok(opened),
+            Output::Stdout => {
+                opened.out = Some(WriterOutput {
+                    out: Box::new(std::io::stdout()),
+                    file: None,
+                    written: 0,
+                });
+            }
             Output::File(path) => {
-                let existed = path.exists();
-                let file = OpenOptions::new()
-                    .write(true)
-                    .create(true)
-                    .truncate(false)
-                    .open(path)
-                    .map_err(|error| Error::Output {
-                        path: path.clone(),
-                        error,
-                    })?;
-                if !existed {
+                opened.path = path.clone();
+                let (file, created) = xsktap_sys::output::open_output(path)?;
+                if created {
                     opened.created.0 = Some(path.clone());
                 }
-                if file.metadata().map(|m| m.is_file()).unwrap_or(false) {
-                    let dup = file
-                        .try_clone()
-                        .map_err(|e| syscall_error("dup(output file)", e))?;
-                    opened.to_truncate = Some((dup, path.clone()));
+                let regular = file.metadata().map(|m| m.is_file()).unwrap_or(false);
+                let dup = || {
+                    file.try_clone()
+                        .map_err(|e| syscall_error("dup(output file)", e))
+                };
+                if regular && !created {
+                    opened.to_truncate = Some(dup()?);
                 }
-                opened.out = Some(Box::new(file));
+                let cut_back = if regular { Some(dup()?) } else { None };
+                opened.out = Some(WriterOutput {
+                    out: Box::new(file),
+                    file: cut_back,
+                    written: 0,
+                });
             }
+        }
+        if opened.to_truncate.is_none() {
+            // `-w /dev/full` fails here, before anything is attached.
+            opened.write_header()?;
         }
         Ok(opened)
     }
 
-    /// The capture is running: truncate an existing file, and keep the file.
-    fn commit(mut self) -> Result<Option<Box<dyn Write + Send>>> {
-        if let Some((file, path)) = self.to_truncate.take() {
-            file.set_len(0)
-                .map_err(|error| Error::Output { path, error })?;
+    fn write_header(&mut self) -> Result<()> {
+        let Some(out) = &mut self.out else {
+            return Ok(());
+        };
+        out.out
+            .write_all(&self.header)
+            .and_then(|()| out.out.flush())
+            .map_err(|error| Error::OutputWrite {
+                path: self.path.clone(),
+                error,
+            })?;
+        out.written = self.header.len() as u64;
+        Ok(())
+    }
+
+    /// The capture is running: truncate an existing file and write its
+    /// header, and keep the file.
+    fn commit(mut self) -> Result<Option<WriterOutput>> {
+        if let Some(file) = self.to_truncate.take() {
+            file.set_len(0).map_err(|error| Error::Output {
+                path: self.path.clone(),
+                error,
+            })?;
+            self.write_header()?;
         }
         self.created.0 = None;
         Ok(self.out.take())
@@ -251,7 +324,7 @@ struct Writers {
 impl Writers {
     fn start(
         cfg: &CaptureConfig,
-        out: Option<Box<dyn Write + Send>>,
+        out: Option<WriterOutput>,
         queues: usize,
         cpus: &[usize],
     ) -> Result<Writers> {
@@ -263,10 +336,21 @@ impl Writers {
         let monitor = cfg
             .monitor
             .map(|_| {
-                BatchWriter::lines(Box::new(std::io::stdout()), buffers, cpus).map_err(spawn_error)
+                let stdout = WriterOutput {
+                    out: Box::new(std::io::stdout()),
+                    file: None,
+                    written: 0,
+                };
+                BatchWriter::lines(stdout, buffers, cpus).map_err(spawn_error)
             })
             .transpose()?;
         Ok(Writers { pcap, monitor })
+    }
+
+    /// Whether some output counts written frames (else frames are counted
+    /// as written when the worker takes them).
+    fn counting(&self) -> bool {
+        self.pcap.is_some() || self.monitor.is_some()
     }
 }
 
@@ -286,6 +370,7 @@ fn build_workers(
         .zip(&placement.cores)
     {
         let counters = Arc::new(CachePadded::new(WorkerCounters::default()));
+        let output = Arc::new(OutputCounters::default());
         let traffic = Arc::new(CachePadded::new(TrafficCounters::default()));
         let published = Arc::new(Published::default());
         let handle = QueueHandle {
@@ -297,13 +382,21 @@ fn build_workers(
             published: published.clone(),
             stats: socket.stats_handle()?,
             read_errors: AtomicU64::new(0),
+            output: writers.counting().then(|| output.clone()),
+            abandoned: AtomicU64::new(0),
             thread: None,
+        };
+        // The pcap output counts written frames; monitor lines count only
+        // when there is no pcap output.
+        let (pcap_counters, lines_counters) = match writers.pcap {
+            Some(_) => (output, Arc::new(OutputCounters::default())),
+            None => (Arc::new(OutputCounters::default()), output),
         };
         let monitor = match (cfg.monitor, &writers.monitor) {
             (Some(format), Some(w)) => Some(Monitor {
                 format,
                 iface: iface_name.clone(),
-                lines: w.batcher(),
+                lines: w.batcher(lines_counters),
             }),
             _ => None,
         };
@@ -313,11 +406,12 @@ fn build_workers(
             counters,
             step: FrameStep {
                 queue,
-                sink: writers.pcap.as_ref().map(BatchWriter::batcher),
+                sink: writers.pcap.as_ref().map(|w| w.batcher(pcap_counters)),
                 monitor,
                 traffic,
                 flows: FlowTable::new(cfg.flow_table_size),
                 latency: LatencyStats::default(),
+                closed: false,
             },
             pacer: Pacer::new(cfg.busy_poll, cfg.coalesce_usecs),
             published,
@@ -364,7 +458,11 @@ impl Capture {
         xsktap_sys::loader::check_no_xdp_program(&cfg.iface, ifindex)?;
         // Open the output now, so that an unwritable path fails before
         // anything is loaded.
-        let output = OpenedOutput::open(&output)?;
+        let header = match output {
+            Output::None => Vec::new(),
+            _ => xsktap_core::pcap::file_header(cfg.snaplen).to_vec(),
+        };
+        let output = OpenedOutput::open(&output, header)?;
         let mut warnings: Vec<String> = mtu_warning(&cfg.iface, cfg.frame_size)
             .into_iter()
             .collect();
@@ -425,16 +523,17 @@ impl Capture {
             .iter()
             .map(|q| {
                 let c = &q.counters;
+                let (written, written_bytes, output_drops) = q.output_counts();
                 QueueSnapshot {
                     queue: q.queue,
                     core: q.core,
                     bind_mode: Some(q.mode),
                     received: c.received.load(Ordering::Relaxed),
                     received_bytes: c.received_bytes.load(Ordering::Relaxed),
-                    written: c.written.load(Ordering::Relaxed),
-                    written_bytes: c.written_bytes.load(Ordering::Relaxed),
+                    written,
+                    written_bytes,
                     over_count: c.over_count.load(Ordering::Relaxed),
-                    sink_closed_drops: c.sink_closed_drops.load(Ordering::Relaxed),
+                    sink_closed_drops: output_drops,
                     empty_polls: c.empty_polls.load(Ordering::Relaxed),
                     naps: c.naps.load(Ordering::Relaxed),
                     waits: c.waits.load(Ordering::Relaxed),
@@ -520,7 +619,12 @@ impl Capture {
     pub fn finished(&self) -> Option<Finish> {
         if self.shared.count_reached.load(Ordering::Relaxed) {
             Some(Finish::CountReached)
-        } else if self.shared.sink_closed.load(Ordering::Relaxed) {
+        } else if self.shared.sink_closed.load(Ordering::Relaxed)
+            || [&self.writer, &self.monitor_writer]
+                .into_iter()
+                .flatten()
+                .any(BatchWriter::failed)
+        {
             Some(Finish::OutputClosed)
         } else if self
             .queues
@@ -535,12 +639,29 @@ impl Capture {
 
     /// Detaches the program, lets the workers drain what is already in their
     /// rings, flushes the output and returns the final counters.
+    ///
+    /// Bounded whatever the output does: workers get [`STOP_GRACE`] to drain
+    /// (then stop, counting what their rings hold as lost to the output),
+    /// writers get until twice that; a writer still blocked then (a reader
+    /// that takes nothing) is left behind, and what it had not written is
+    /// counted as lost.
     pub fn stop(mut self) -> Summary {
         let duration = self.started.elapsed();
+        let deadline = Instant::now() + STOP_GRACE;
         // Detach first: nothing new is redirected, so nothing is lost while
         // the workers finish what the rings already hold.
         self.link.take();
         self.shared.drain.store(true, Ordering::Relaxed);
+        while Instant::now() < deadline
+            && self
+                .queues
+                .iter()
+                .any(|q| q.thread.as_ref().is_some_and(|t| !t.is_finished()))
+        {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // Workers still waiting for the output's buffers give up.
+        self.shared.stop.store(true, Ordering::Relaxed);
         let mut worker_errors = Vec::new();
         for q in &mut self.queues {
             if let Some(thread) = q.thread.take() {
@@ -554,8 +675,18 @@ impl Capture {
                 }
             }
         }
-        let writer = self.writer.take().map(BatchWriter::finish);
-        let monitor_writer = self.monitor_writer.take().map(BatchWriter::finish);
+        let deadline = deadline + STOP_GRACE;
+        let writer = self.writer.take().map(|w| w.finish(deadline));
+        let monitor_writer = self.monitor_writer.take().map(|w| w.finish(deadline));
+        if [&writer, &monitor_writer]
+            .into_iter()
+            .flatten()
+            .any(|r| r.abandoned)
+        {
+            for q in &self.queues {
+                q.abandoned.store(q.in_flight(), Ordering::Relaxed);
+            }
+        }
         Summary {
             duration,
             writer,
@@ -570,6 +701,7 @@ impl Drop for Capture {
     fn drop(&mut self) {
         self.link.take();
         self.shared.stop.store(true, Ordering::Relaxed);
+        self.shared.drain.store(true, Ordering::Relaxed);
         for q in &mut self.queues {
             if let Some(thread) = q.thread.take() {
                 let _ = thread.join();
@@ -579,7 +711,7 @@ impl Drop for Capture {
             .into_iter()
             .flatten()
         {
-            writer.finish();
+            writer.finish(Instant::now() + STOP_GRACE);
         }
     }
 }

@@ -6,18 +6,96 @@
 //! send it, and take an empty one back from the pool. When the writer falls
 //! behind, workers wait for a buffer; frames then queue in the RX rings and
 //! any the kernel cannot hold are counted in `XDP_STATISTICS`.
+//!
+//! A frame counts as written only once the writer has written its record.
+//! Each buffer carries its record count and the counters of the queue that
+//! filled it. When a write fails, the records of that buffer that were not
+//! written whole, and every record of every later buffer, are counted as
+//! lost to the output; a regular file is cut back to its last whole record.
 
+use std::fs::File;
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use xsktap_core::pcap;
+use xsktap_core::stats::OutputCounters;
 use xsktap_core::worker::RecordSink;
 
 /// Capacity of one record buffer.
 pub const BUFFER_CAPACITY: usize = 1 << 20;
+
+/// How records are laid out in a buffer, to find the last whole one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    /// pcap records (16-byte header with the captured length).
+    Pcap,
+    /// Text lines ending in `\n`.
+    Lines,
+}
+
+impl Framing {
+    /// The records that lie whole in `data`: (count, their original frame
+    /// bytes, their length in `data`).
+    fn whole(self, data: &[u8]) -> (u64, u64, usize) {
+        match self {
+            Framing::Pcap => {
+                let (mut n, mut bytes, mut at) = (0, 0, 0);
+                while at + pcap::RECORD_HEADER_LEN <= data.len() {
+                    let field = |o: usize| {
+                        u32::from_ne_bytes(data[at + o..at + o + 4].try_into().expect("4 bytes"))
+                    };
+                    let end = at + pcap::RECORD_HEADER_LEN + field(8) as usize;
+                    if end > data.len() {
+                        break;
+                    }
+                    n += 1;
+                    bytes += u64::from(field(12));
+                    at = end;
+                }
+                (n, bytes, at)
+            }
+            Framing::Lines => {
+                let end = data.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+                let n = data[..end].iter().filter(|&&b| b == b'\n').count() as u64;
+                (n, 0, end)
+            }
+        }
+    }
+}
+
+/// A buffer of records from one worker.
+#[derive(Debug)]
+struct Batch {
+    data: Vec<u8>,
+    /// Records in `data`.
+    records: u64,
+    /// Original bytes of the frames they hold.
+    frame_bytes: u64,
+    /// The counters of the queue that filled it.
+    counters: Option<Arc<OutputCounters>>,
+}
+
+impl Batch {
+    fn empty() -> Batch {
+        Batch {
+            data: Vec::with_capacity(BUFFER_CAPACITY),
+            records: 0,
+            frame_bytes: 0,
+            counters: None,
+        }
+    }
+
+    fn clear(&mut self) {
+        self.data.clear();
+        self.records = 0;
+        self.frame_bytes = 0;
+        self.counters = None;
+    }
+}
 
 /// What the writer thread did.
 #[derive(Debug)]
@@ -26,6 +104,9 @@ pub struct WriterReport {
     pub bytes: u64,
     /// The write error that stopped the writer, if any.
     pub error: Option<io::Error>,
+    /// The output took nothing for the stop's grace period and was left
+    /// behind: the records still queued are counted as lost.
+    pub abandoned: bool,
 }
 
 impl WriterReport {
@@ -36,48 +117,74 @@ impl WriterReport {
     }
 }
 
+/// Where the writer thread writes.
+pub struct WriterOutput {
+    /// The stream.
+    pub out: Box<dyn Write + Send>,
+    /// The same file, when it is a regular file that can be cut back.
+    pub file: Option<File>,
+    /// Bytes already written (the file header).
+    pub written: u64,
+}
+
 /// The writer thread and the channels workers use to reach it.
 #[derive(Debug)]
 pub struct BatchWriter {
-    full_tx: Sender<Vec<u8>>,
-    pool_rx: Receiver<Vec<u8>>,
+    full_tx: Sender<Batch>,
+    pool_rx: Receiver<Batch>,
     snaplen: u32,
+    failed: Arc<AtomicBool>,
     thread: JoinHandle<WriterReport>,
 }
 
+/// Writes `data` whole; on an error, returns it with the bytes written.
+fn write_counted(out: &mut dyn Write, data: &[u8]) -> Result<(), (io::Error, usize)> {
+    let mut done = 0;
+    while done < data.len() {
+        match out.write(&data[done..]) {
+            Ok(0) => return Err((io::ErrorKind::WriteZero.into(), done)),
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err((e, done)),
+        }
+    }
+    Ok(())
+}
+
 impl BatchWriter {
-    /// Starts a pcap writer on `out`, with `buffers` record buffers in
-    /// circulation, its thread confined to `cpus` (anywhere if empty). The
-    /// file header is the first thing written.
+    /// Starts a pcap writer on `output` (its file header already written),
+    /// with `buffers` record buffers in circulation, its thread confined to
+    /// `cpus` (anywhere if empty).
     pub fn pcap(
-        out: Box<dyn Write + Send>,
+        output: WriterOutput,
         snaplen: u32,
         buffers: usize,
         cpus: &[usize],
     ) -> io::Result<Self> {
-        let header = pcap::file_header(snaplen).to_vec();
-        Self::spawn(out, header, snaplen, buffers, cpus.to_vec())
+        Self::spawn(output, Framing::Pcap, snaplen, buffers, cpus.to_vec())
     }
 
-    /// Starts a writer of text lines on `out`, its thread confined to `cpus`.
-    pub fn lines(out: Box<dyn Write + Send>, buffers: usize, cpus: &[usize]) -> io::Result<Self> {
-        Self::spawn(out, Vec::new(), 0, buffers, cpus.to_vec())
+    /// Starts a writer of text lines on `output`, its thread confined to `cpus`.
+    pub fn lines(output: WriterOutput, buffers: usize, cpus: &[usize]) -> io::Result<Self> {
+        Self::spawn(output, Framing::Lines, 0, buffers, cpus.to_vec())
     }
 
     fn spawn(
-        mut out: Box<dyn Write + Send>,
-        header: Vec<u8>,
+        mut output: WriterOutput,
+        framing: Framing,
         snaplen: u32,
         buffers: usize,
         cpus: Vec<usize>,
     ) -> io::Result<Self> {
-        let (full_tx, full_rx) = bounded::<Vec<u8>>(buffers);
-        let (pool_tx, pool_rx) = bounded::<Vec<u8>>(buffers);
+        let (full_tx, full_rx) = bounded::<Batch>(buffers);
+        let (pool_tx, pool_rx) = bounded::<Batch>(buffers);
         for _ in 0..buffers {
             pool_tx
-                .send(Vec::with_capacity(BUFFER_CAPACITY))
+                .send(Batch::empty())
                 .expect("pool has room for every buffer");
         }
+        let failed = Arc::new(AtomicBool::new(false));
+        let failed_flag = failed.clone();
         let thread = std::thread::Builder::new()
             .name("xsktap-writer".into())
             .spawn(move || {
@@ -86,27 +193,50 @@ impl BatchWriter {
                     let _ = xsktap_sys::cpu::pin_current_thread(&cpus);
                 }
                 let mut report = WriterReport {
-                    bytes: 0,
+                    bytes: output.written,
                     error: None,
+                    abandoned: false,
                 };
-                if let Err(e) = out.write_all(&header) {
-                    report.error = Some(e);
-                    return report;
-                }
-                report.bytes += header.len() as u64;
-                // Ends when every worker has dropped its sender.
-                for mut buf in full_rx.iter() {
-                    if let Err(e) = out.write_all(&buf) {
-                        report.error = Some(e);
-                        return report;
+                // Ends when every worker has dropped its sender; after a
+                // failure it goes on taking buffers, to count their records.
+                for mut batch in full_rx.iter() {
+                    let counters = batch.counters.take();
+                    let count = |written: u64, bytes: u64, lost: u64| {
+                        if let Some(c) = &counters {
+                            c.written.fetch_add(written, Ordering::Relaxed);
+                            c.written_bytes.fetch_add(bytes, Ordering::Relaxed);
+                            c.failed.fetch_add(lost, Ordering::Relaxed);
+                        }
+                    };
+                    if report.error.is_some() {
+                        count(0, 0, batch.records);
+                    } else {
+                        match write_counted(&mut output.out, &batch.data) {
+                            Ok(()) => {
+                                report.bytes += batch.data.len() as u64;
+                                count(batch.records, batch.frame_bytes, 0);
+                            }
+                            Err((e, done)) => {
+                                let (whole, bytes, len) = framing.whole(&batch.data[..done]);
+                                report.bytes += len as u64;
+                                count(whole, bytes, batch.records - whole);
+                                // A file ends at its last whole record, never in a partial one.
+                                if let Some(file) = &output.file {
+                                    let _ = file.set_len(report.bytes);
+                                }
+                                report.error = Some(e);
+                                failed_flag.store(true, Ordering::Relaxed);
+                            }
+                        }
                     }
-                    report.bytes += buf.len() as u64;
-                    buf.clear();
+                    batch.clear();
                     // The pool has room for every buffer, so this never blocks.
-                    let _ = pool_tx.try_send(buf);
+                    let _ = pool_tx.try_send(batch);
                 }
-                if let Err(e) = out.flush() {
-                    report.error = Some(e);
+                if report.error.is_none() {
+                    if let Err(e) = output.out.flush() {
+                        report.error = Some(e);
+                    }
                 }
                 report
             })?;
@@ -114,28 +244,53 @@ impl BatchWriter {
             full_tx,
             pool_rx,
             snaplen,
+            failed,
             thread,
         })
     }
 
-    /// A handle for one worker.
-    pub fn batcher(&self) -> RecordBatcher {
+    /// A handle for one worker, counting into `counters`.
+    pub fn batcher(&self, counters: Arc<OutputCounters>) -> RecordBatcher {
         RecordBatcher {
-            current: Vec::new(),
+            current: Batch::empty(),
             full_tx: Some(self.full_tx.clone()),
             pool_rx: self.pool_rx.clone(),
+            failed: self.failed.clone(),
+            counters,
             snaplen: self.snaplen,
         }
     }
 
-    /// Waits for the writer to write everything the workers sent. Call after
-    /// every [`RecordBatcher`] has been dropped.
-    pub fn finish(self) -> WriterReport {
+    /// Whether a write failed (the output is full, broken or gone).
+    pub fn failed(&self) -> bool {
+        self.failed.load(Ordering::Relaxed)
+    }
+
+    /// Waits until `deadline` for the writer to write everything the workers
+    /// sent. Call after every [`RecordBatcher`] has been dropped. A writer
+    /// still blocked at the deadline (a reader that takes nothing) is left
+    /// behind: its report says so, and what it did not write stays counted
+    /// as not written.
+    pub fn finish(self, deadline: Instant) -> WriterReport {
         drop(self.full_tx);
         drop(self.pool_rx);
+        while !self.thread.is_finished() {
+            if Instant::now() >= deadline {
+                return WriterReport {
+                    bytes: 0,
+                    error: Some(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the output took nothing more before the stop's deadline",
+                    )),
+                    abandoned: true,
+                };
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
         self.thread.join().unwrap_or_else(|_| WriterReport {
             bytes: 0,
             error: Some(io::Error::other("the writer thread panicked")),
+            abandoned: false,
         })
     }
 }
@@ -143,9 +298,11 @@ impl BatchWriter {
 /// A worker's end of the writer: encodes records into the current buffer.
 #[derive(Debug)]
 pub struct RecordBatcher {
-    current: Vec<u8>,
-    full_tx: Option<Sender<Vec<u8>>>,
-    pool_rx: Receiver<Vec<u8>>,
+    current: Batch,
+    full_tx: Option<Sender<Batch>>,
+    pool_rx: Receiver<Batch>,
+    failed: Arc<AtomicBool>,
+    counters: Arc<OutputCounters>,
     snaplen: u32,
 }
 
@@ -153,10 +310,12 @@ impl RecordSink for RecordBatcher {
     #[inline(always)]
     fn push(&mut self, ts_ns: u64, frame: &[u8], stop: &AtomicBool) -> bool {
         let need = pcap::record_len(frame.len(), self.snaplen);
-        if self.current.capacity() - self.current.len() < need && !self.rotate(stop) {
+        if self.current.data.capacity() - self.current.data.len() < need && !self.rotate(stop) {
             return false;
         }
-        pcap::append_record(&mut self.current, ts_ns, frame, self.snaplen);
+        pcap::append_record(&mut self.current.data, ts_ns, frame, self.snaplen);
+        self.current.records += 1;
+        self.current.frame_bytes += frame.len() as u64;
         true
     }
 
@@ -167,46 +326,62 @@ impl RecordSink for RecordBatcher {
         stop: &AtomicBool,
         write: impl FnOnce(&mut Vec<u8>),
     ) -> bool {
-        if self.current.capacity() - self.current.len() < max_len && !self.rotate(stop) {
+        if self.current.data.capacity() - self.current.data.len() < max_len && !self.rotate(stop) {
             return false;
         }
-        write(&mut self.current);
+        write(&mut self.current.data);
+        self.current.records += 1;
         true
     }
 
     fn flush(&mut self) {
-        if !self.current.is_empty() {
-            let buf = std::mem::take(&mut self.current);
-            self.send(buf);
+        if self.current.records > 0 {
+            let batch = std::mem::replace(
+                &mut self.current,
+                Batch {
+                    data: Vec::new(),
+                    records: 0,
+                    frame_bytes: 0,
+                    counters: None,
+                },
+            );
+            self.send(batch);
         }
     }
 
     fn has_pending(&self) -> bool {
-        !self.current.is_empty()
+        self.current.records > 0
     }
 }
 
 impl RecordBatcher {
-    fn send(&mut self, buf: Vec<u8>) {
-        if let Some(tx) = &self.full_tx {
-            if tx.send(buf).is_err() {
-                self.full_tx = None;
-            }
+    fn send(&mut self, mut batch: Batch) {
+        batch.counters = Some(self.counters.clone());
+        let records = batch.records;
+        let sent = self
+            .full_tx
+            .as_ref()
+            .is_some_and(|tx| tx.send(batch).is_ok());
+        if !sent {
+            // The writer is gone (it panicked): these records are not written.
+            self.full_tx = None;
+            self.counters.failed.fetch_add(records, Ordering::Relaxed);
         }
     }
 
     /// Sends the current buffer and takes an empty one from the pool, waiting
-    /// for the writer if needed (but not past `stop`).
+    /// for the writer if needed (but not past `stop`). Returns `false` once
+    /// the output has failed.
     #[cold]
     fn rotate(&mut self, stop: &AtomicBool) -> bool {
         self.flush();
         loop {
-            if self.full_tx.is_none() {
+            if self.full_tx.is_none() || self.failed.load(Ordering::Relaxed) {
                 return false;
             }
             match self.pool_rx.recv_timeout(Duration::from_millis(50)) {
-                Ok(buf) => {
-                    self.current = buf;
+                Ok(batch) => {
+                    self.current = batch;
                     return true;
                 }
                 Err(RecvTimeoutError::Disconnected) => {
@@ -226,5 +401,100 @@ impl RecordBatcher {
 impl Drop for RecordBatcher {
     fn drop(&mut self) {
         self.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whole_pcap_records_stop_before_a_cut_one() {
+        let mut data = Vec::new();
+        pcap::append_record(&mut data, 1, &[1u8; 60], 65535);
+        pcap::append_record(&mut data, 2, &[2u8; 1000], 100);
+        let two = data.len();
+        pcap::append_record(&mut data, 3, &[3u8; 64], 65535);
+        assert_eq!(Framing::Pcap.whole(&data), (3, 60 + 1000 + 64, data.len()));
+        assert_eq!(Framing::Pcap.whole(&data[..data.len() - 1]), (2, 1060, two));
+        assert_eq!(Framing::Pcap.whole(&data[..two + 10]), (2, 1060, two));
+        assert_eq!(Framing::Pcap.whole(&data[..5]), (0, 0, 0));
+    }
+
+    #[test]
+    fn whole_lines_end_at_the_last_newline() {
+        assert_eq!(Framing::Lines.whole(b"a\nbb\nccc"), (2, 0, 5));
+        assert_eq!(Framing::Lines.whole(b"abc"), (0, 0, 0));
+    }
+
+    /// A stream that takes `room` bytes, then fails.
+    struct Full {
+        room: usize,
+        taken: Arc<std::sync::Mutex<Vec<u8>>>,
+    }
+
+    impl Write for Full {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.room == 0 {
+                return Err(io::Error::other("no space left"));
+            }
+            let n = buf.len().min(self.room).min(1000);
+            self.room -= n;
+            self.taken.lock().unwrap().extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_failed_write_counts_every_record_once() {
+        let taken = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let out = Full {
+            room: 50_000,
+            taken: taken.clone(),
+        };
+        let writer = BatchWriter::pcap(
+            WriterOutput {
+                out: Box::new(out),
+                file: None,
+                written: 0,
+            },
+            65535,
+            4,
+            &[],
+        )
+        .unwrap();
+        let counters = Arc::new(OutputCounters::default());
+        let mut batcher = writer.batcher(counters.clone());
+        let stop = AtomicBool::new(false);
+        let frame = [7u8; 84];
+        let mut accepted = 0u64;
+        let mut refused = 0u64;
+        for i in 0..40_000u64 {
+            if batcher.push(i, &frame, &stop) {
+                accepted += 1;
+            } else {
+                refused += 1;
+            }
+            if i % 500 == 0 {
+                batcher.flush();
+            }
+        }
+        drop(batcher);
+        let report = writer.finish(Instant::now() + Duration::from_secs(10));
+        assert!(report.error.is_some());
+        let written = counters.written.load(Ordering::Relaxed);
+        let failed = counters.failed.load(Ordering::Relaxed);
+        assert_eq!(
+            written + failed,
+            accepted,
+            "every accepted record counted once"
+        );
+        assert_eq!(written, 50_000 / 100, "whole records in 50,000 bytes");
+        assert_eq!(report.bytes, written * 100);
+        assert!(taken.lock().unwrap().len() >= report.bytes as usize);
+        assert!(refused > 0, "pushes are refused once the output failed");
     }
 }

@@ -75,6 +75,7 @@ fn recv(c: &mut Criterion) {
             traffic: Arc::new(Default::default()),
             flows: FlowTable::new(8192),
             latency: LatencyStats::default(),
+            closed: false,
         };
         group.bench_function(format!("ring {ring}: recv + refill only"), |b| {
             b.iter(|| {

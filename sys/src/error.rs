@@ -79,6 +79,26 @@ pub enum Error {
         /// The I/O error.
         error: io::Error,
     },
+    /// Writing the output's file header failed.
+    #[error(
+        "cannot write to output {path}: {error}; free space on its device or choose another path"
+    )]
+    OutputWrite {
+        /// The path of the output.
+        path: PathBuf,
+        /// The I/O error.
+        error: io::Error,
+    },
+    /// The output path is a symbolic link or someone else's file in a
+    /// world-writable sticky directory (such as /tmp), where it could have
+    /// been planted.
+    #[error("refusing output {path}: {why} in a world-writable sticky directory; write to a fresh name or another directory")]
+    OutputUnsafe {
+        /// The path of the output.
+        path: PathBuf,
+        /// What is wrong with it.
+        why: &'static str,
+    },
     /// A worker thread failed.
     #[error("worker for queue {queue} failed: {message}")]
     Worker {

@@ -21,6 +21,7 @@ pub mod cpu;
 pub mod error;
 pub mod loader;
 pub mod netdev;
+pub mod output;
 mod syscall;
 pub mod xsk;
 

@@ -195,3 +195,53 @@ pub fn wait_output(mut child: std::process::Child, timeout: Duration) -> std::pr
         stderr: err_thread.join().unwrap(),
     }
 }
+
+/// Every frame accounted for, per queue: what the XDP program redirected was
+/// taken from the ring or dropped by the kernel at the socket, and what was
+/// taken was written, over the count, or lost to the output.
+pub fn assert_accounted(s: &xsktap_core::summary::SummaryJson) {
+    for q in &s.queues {
+        let (Some(redirected), Some(dropped), Some(full)) =
+            (q.xdp_redirected, q.rx_dropped, q.rx_ring_full)
+        else {
+            panic!("queue {}: counters unread: {q:?}", q.queue);
+        };
+        assert_eq!(
+            redirected,
+            q.received + dropped + full,
+            "queue {}: redirected = received + socket drops: {q:?}",
+            q.queue
+        );
+        assert_eq!(
+            q.received,
+            q.packets + q.over_count + q.output_closed_drops,
+            "queue {}: received = written + over the count + lost to the output: {q:?}",
+            q.queue
+        );
+    }
+}
+
+/// Sends `count` stamped UDP frames of `size` bytes from side a with the
+/// live-frames generator (at `rate` frames/s, or as fast as it goes);
+/// returns the frames sent.
+pub fn generate(bed: &Testbed, count: u64, size: usize, rate: Option<f64>) -> u64 {
+    let ns = bed.ns_a();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            xsktap_bench::netns::enter(&ns).expect("entering namespace a");
+            let cfg = xsktap_bench::gen::GenConfig {
+                iface: ns.clone(),
+                frame_size: size,
+                ipv6: false,
+                count,
+                flows: 8,
+                rate,
+                max_duration: Duration::from_secs(30),
+            };
+            let generator = xsktap_bench::gen::Generator::new(&cfg).expect("loading the generator");
+            generator.send(&cfg).expect("generating").sent
+        })
+        .join()
+        .expect("generator thread")
+    })
+}

@@ -180,10 +180,24 @@ fn worker(shared: &Arc<Shared>, sink: Option<MemorySink>, busy_poll: bool) -> Wo
             traffic: Arc::new(CachePadded::new(TrafficCounters::default())),
             flows: FlowTable::new(64),
             latency: LatencyStats::default(),
+            closed: false,
         },
         pacer: Pacer::new(busy_poll, 50),
         published: Arc::new(Published::default()),
     }
+}
+
+/// What the capture does when a worker stops it: detach the program, then
+/// let every worker drain (`drain`), from another thread.
+fn detach_once_stopped<'s>(s: &'s std::thread::Scope<'s, '_>, shared: &Arc<Shared>) {
+    let shared = shared.clone();
+    s.spawn(move || {
+        while !shared.stop.load(Ordering::Relaxed) {
+            std::thread::yield_now();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        shared.drain.store(true, Ordering::Relaxed);
+    });
 }
 
 fn load(c: &AtomicU64) -> u64 {
@@ -221,6 +235,7 @@ fn count_is_exact_across_four_workers() {
                 })
             })
             .collect();
+        detach_once_stopped(s, &shared);
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
     let written: u64 = totals.iter().map(|t| t.1).sum();
@@ -365,6 +380,7 @@ fn a_closed_sink_stops_every_worker_and_counts_what_it_refused() {
                 })
             })
             .collect();
+        detach_once_stopped(s, &shared);
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
     let (received, written, refused) = results[0];
@@ -377,6 +393,28 @@ fn a_closed_sink_stops_every_worker_and_counts_what_it_refused() {
     assert!(refused > 0);
     assert!(shared.sink_closed.load(Ordering::Relaxed));
     assert!(results[1].0 < 1_000_000, "the other worker stopped too");
+}
+
+#[test]
+fn a_stop_on_a_closed_output_takes_and_counts_what_the_ring_holds() {
+    let clock = Rc::new(FakeClock::default());
+    let shared = Arc::new(Shared::default());
+    // 1000 frames ready at once, 500 more while the capture is stopping;
+    // the program is detached (drain) at 10 ms.
+    let frames = (0..1500u64).map(|i| (if i < 1000 { 0 } else { 5_000_000 }, frame(i)));
+    let mut q = ScriptedQueue::new(&clock, frames);
+    q.drain_at = Some((10_000_000, shared.clone()));
+    let sink = MemorySink {
+        accept_left: Some(100),
+        ..MemorySink::default()
+    };
+    let mut w = worker(&shared, Some(sink), false);
+    w.run(&mut q, &clock).unwrap();
+    let c = &w.counters;
+    assert_eq!(load(&c.received), 1500, "nothing left in the ring");
+    assert_eq!(load(&c.written), 100);
+    assert_eq!(load(&c.sink_closed_drops), 1400);
+    assert_eq!(load(&c.over_count), 0);
 }
 
 #[test]
