@@ -162,9 +162,14 @@ static __always_inline void parse_ipv6(struct key *k, void *ip, void *data_end)
 	end = (void *)(cur + payload);
 
 #pragma unroll
-	for (i = 0; i < MAX_EXT_HEADERS; i++) {
+	for (i = 0; i <= MAX_EXT_HEADERS; i++) {
 		__u32 len;
+		int ext = next == IPPROTO_HOPOPTS || next == IPPROTO_ROUTING ||
+			  next == IPPROTO_DSTOPTS || next == IPPROTO_AH || next == IPPROTO_FRAGMENT;
 
+		/* Up to eight are followed; a ninth is not. */
+		if (ext && i == MAX_EXT_HEADERS)
+			return;
 		if (next == IPPROTO_HOPOPTS || next == IPPROTO_ROUTING || next == IPPROTO_DSTOPTS) {
 			if ((void *)(cur + 2) > data_end || (void *)(cur + 2) > end)
 				return;
@@ -189,7 +194,6 @@ static __always_inline void parse_ipv6(struct key *k, void *ip, void *data_end)
 			return;
 		cur += len;
 	}
-	/* Too many extension headers: the upper layer stays unknown. */
 }
 
 static __always_inline void parse(struct key *k, void *data, void *data_end)

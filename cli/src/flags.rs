@@ -6,9 +6,10 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use xsktap::Output;
 use xsktap_core::config::{
-    parse_list, DEFAULT_COALESCE_USECS, DEFAULT_FRAME_SIZE, DEFAULT_RING_SIZE, DEFAULT_SNAPLEN,
+    parse_list, parse_ordered_list, DEFAULT_COALESCE_USECS, DEFAULT_FRAME_SIZE, DEFAULT_RING_SIZE,
+    DEFAULT_SNAPLEN,
 };
-use xsktap_core::filter::parse_expr;
+use xsktap_core::filter::{parse_expr, Program, MAX_TESTS};
 use xsktap_core::monitor::MonitorFormat;
 use xsktap_core::{CaptureConfig, XdpMode, ZeroCopy};
 
@@ -75,7 +76,7 @@ pub struct CommonArgs {
     /// RX queues to capture, such as `0,2-3` (default: every RX queue).
     #[arg(long, value_name = "LIST")]
     pub queues: Option<String>,
-    /// CPUs to pin the workers to, one per queue, such as `2,3` (default: spread over the allowed CPUs).
+    /// CPUs to pin the workers to, one per queue in the order of the queues (`--queues 0,1 --cores 3,1`: queue 0 on CPU 3, queue 1 on CPU 1; default: spread over the allowed CPUs).
     #[arg(long, value_name = "CPUS")]
     pub cores: Option<String>,
     /// How to attach the XDP program: native (driver), generic, or auto (native, else generic).
@@ -281,7 +282,7 @@ fn request(
     config.cores = common
         .cores
         .map(|c| {
-            parse_list(&c)
+            parse_ordered_list(&c)
                 .map(|v| v.into_iter().map(|c| c as usize).collect())
                 .map_err(|e| anyhow::anyhow!("--cores: {e}"))
         })
@@ -308,6 +309,8 @@ fn request(
     config.coalesce_usecs = common.coalesce_usecs;
     let filter_text = filter.expression_text();
     config.filter = parse_expr(&filter_text)?;
+    // A filter the XDP program cannot hold is a usage error too.
+    Program::compile(config.filter.as_ref(), usize::from(MAX_TESTS))?;
     config.validate()?;
     let duration = match common.duration {
         None => None,

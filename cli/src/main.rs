@@ -36,13 +36,17 @@ enum View {
     },
 }
 
+/// The exit status of a usage error (a flag's value or the filter), as
+/// clap's own; every other failure exits 1.
+const USAGE: u8 = 2;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Capture(args) => args.into_request().and_then(|r| run(r, View::Live)),
-        Command::Monitor(args) => args.into_request().and_then(|r| run(r, View::Live)),
-        Command::Top(args) => args.into_request().and_then(|(r, interval, rows, json)| {
-            run(
+    let request = match cli.command {
+        Command::Capture(args) => args.into_request().map(|r| (r, View::Live)),
+        Command::Monitor(args) => args.into_request().map(|r| (r, View::Live)),
+        Command::Top(args) => args.into_request().map(|(r, interval, rows, json)| {
+            (
                 r,
                 View::Top {
                     interval,
@@ -52,7 +56,14 @@ fn main() -> ExitCode {
             )
         }),
     };
-    match result {
+    let (req, view) = match request {
+        Ok(r) => r,
+        Err(e) => {
+            say!("xsktap: {e:#}");
+            return ExitCode::from(USAGE);
+        }
+    };
+    match run(req, view) {
         Ok(code) => code,
         Err(e) => {
             say!("xsktap: {e:#}");

@@ -11,11 +11,20 @@ use common::*;
 
 /// The one line xsktap printed, checked to be alone on standard error.
 fn one_error_line(out: &Output) -> String {
+    one_line_with_status(out, 1)
+}
+
+/// The one line of a usage error (a flag's value, the filter): exit status 2.
+fn one_usage_line(out: &Output) -> String {
+    one_line_with_status(out, 2)
+}
+
+fn one_line_with_status(out: &Output, code: i32) -> String {
     let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
     assert_eq!(
         out.status.code(),
-        Some(1),
-        "exit status 1; stderr: {stderr}"
+        Some(code),
+        "exit status {code}; stderr: {stderr}"
     );
     assert_eq!(stderr.lines().count(), 1, "exactly one line: {stderr:?}");
     assert!(stderr.starts_with("xsktap: "), "{stderr}");
@@ -230,14 +239,37 @@ fn bad_values_are_refused_without_root() {
             &["-i", "x", "--serve-token", "0123456789abcdef"],
             "--serve-token needs --serve",
         ),
+        (
+            &["-i", "x", "--queues", "0,1", "--cores", "1,1"],
+            "1 appears twice",
+        ),
+        (&["-i", "x", "udp and"], "at the end of the expression"),
+        (&["-i", "x", "port", "99999"], "port"),
     ];
+    // 20,000 nested parentheses or negations: one line, no stack overflow.
+    let deep = format!("{}udp{}", "(".repeat(20_000), ")".repeat(20_000));
+    let nots = "not ".repeat(20_000) + "udp";
+    let many = vec!["udp"; 100].join(" or ");
+    let nested = format!("{}udp{}", "(".repeat(65), ")".repeat(65));
+    for (filter, needle) in [
+        (deep.as_str(), "simplify it"),
+        (nots.as_str(), "simplify it"),
+        (many.as_str(), "simplify it"),
+        (nested.as_str(), "deeper than 64"),
+    ] {
+        let out = Command::new(XSKTAP)
+            .args(["capture", "-i", "x", filter])
+            .output()
+            .unwrap();
+        assert!(one_usage_line(&out).contains(needle), "{filter:.40}");
+    }
     for (args, needle) in cases {
         let out = Command::new(XSKTAP)
             .arg("capture")
             .args(*args)
             .output()
             .unwrap();
-        let line = one_error_line(&out);
+        let line = one_usage_line(&out);
         assert!(line.contains(needle), "{args:?}: {line}");
     }
     let out = Command::new(XSKTAP)
@@ -245,12 +277,12 @@ fn bad_values_are_refused_without_root() {
         .stdout(std::process::Stdio::piped())
         .output()
         .unwrap();
-    assert!(one_error_line(&out).contains("-w - cannot share it"));
+    assert!(one_usage_line(&out).contains("-w - cannot share it"));
     let out = Command::new(XSKTAP)
         .args(["top", "-i", "x", "--interval", "0"])
         .output()
         .unwrap();
-    assert!(one_error_line(&out).contains("--interval 0"));
+    assert!(one_usage_line(&out).contains("--interval 0"));
 }
 
 #[test]

@@ -206,3 +206,25 @@ fn a_reader_of_stderr_that_leaves_does_not_end_the_capture() {
         s.duration_s
     );
 }
+
+#[test]
+#[ignore = "needs root: run with --include-ignored as root (tools/test.sh)"]
+fn cores_are_given_to_the_queues_in_the_order_written() {
+    let bed = Testbed::new(2);
+    let json = temp_path("cores-order.json");
+    let mut cap = bed.start_capture(&[
+        "--queues",
+        "0,1",
+        "--cores",
+        "1,0",
+        "--duration",
+        "0.5",
+        "-q",
+        "--summary-json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(cap.wait(WAIT).success(), "{}", cap.stderr());
+    let s = typed_summary(&json);
+    let placed: Vec<(u32, usize)> = s.queues.iter().map(|q| (q.queue, q.core)).collect();
+    assert_eq!(placed, vec![(0, 1), (1, 0)]);
+}

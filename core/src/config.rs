@@ -175,7 +175,20 @@ impl CaptureConfig {
 /// # Errors
 /// A message naming the part that is not a number or a range.
 pub fn parse_list(text: &str) -> std::result::Result<Vec<u32>, String> {
-    let mut out = Vec::new();
+    let mut out = parse_ordered_list(text)?;
+    out.sort_unstable();
+    out.dedup();
+    Ok(out)
+}
+
+/// Parses a list like `parse_list`, keeping the order given (`3,1` is 3
+/// then 1) and refusing a number given twice.
+///
+/// # Errors
+/// A message naming the part that is not a number or a range, or the
+/// number given twice.
+pub fn parse_ordered_list(text: &str) -> std::result::Result<Vec<u32>, String> {
+    let mut out: Vec<u32> = Vec::new();
     for part in text.split(',').map(str::trim) {
         let bad = || format!("{part:?} in {text:?} is not a number or a range like 2-5");
         match part.split_once('-') {
@@ -190,8 +203,11 @@ pub fn parse_list(text: &str) -> std::result::Result<Vec<u32>, String> {
             None => out.push(part.parse().map_err(|_| bad())?),
         }
     }
-    out.sort_unstable();
-    out.dedup();
+    let mut seen = out.clone();
+    seen.sort_unstable();
+    if let Some(w) = seen.windows(2).find(|w| w[0] == w[1]) {
+        return Err(format!("{} appears twice in {text:?}", w[0]));
+    }
     Ok(out)
 }
 
@@ -208,6 +224,10 @@ mod tests {
         assert!(parse_list("a").unwrap_err().contains("\"a\""));
         assert!(parse_list("5-2").is_err());
         assert!(parse_list("1,").is_err());
+        assert_eq!(parse_ordered_list("3,1,5-6").unwrap(), vec![3, 1, 5, 6]);
+        assert!(parse_ordered_list("1,0-2")
+            .unwrap_err()
+            .contains("1 appears twice"));
     }
 
     #[test]

@@ -235,7 +235,16 @@ struct Parser<'a> {
     input: &'a str,
     tokens: Vec<Token<'a>>,
     pos: usize,
+    /// Open parentheses and `not`s around the current position.
+    depth: usize,
 }
+
+/// The deepest nesting of parentheses and `not` a filter may have (the
+/// parser recurses on each; 20,000 `(` would overflow the stack).
+pub const MAX_DEPTH: usize = 64;
+/// The most words a filter may have: no filter of more fits the XDP
+/// program's 64 tests, and the syntax tree stays shallow enough to walk.
+pub const MAX_WORDS: usize = 1024;
 
 const PRIMITIVES: &str =
     "ip, ip6, arp, icmp, icmp6, tcp, udp, vlan [N], [src|dst] host ADDR, [src|dst] net CIDR, [src|dst] port N, [src|dst] portrange A-B, and, or, not, ( )";
@@ -291,13 +300,26 @@ impl<'a> Parser<'a> {
     }
 
     fn unary(&mut self) -> Result<Expr, FilterError> {
+        if self.peek_is(&["not", "!", "("]) && self.depth >= MAX_DEPTH {
+            let t = self.peek().cloned();
+            return Err(FilterError(format!(
+                "filter nests parentheses and \"not\" deeper than {MAX_DEPTH} levels (at character {}): simplify it",
+                t.map_or(0, |t| t.at + 1)
+            )));
+        }
         if self.peek_is(&["not", "!"]) {
             self.pos += 1;
-            return Ok(Expr::Not(Box::new(self.unary()?)));
+            self.depth += 1;
+            let e = self.unary();
+            self.depth -= 1;
+            return Ok(Expr::Not(Box::new(e?)));
         }
         if self.peek_is(&["("]) {
             self.pos += 1;
-            let e = self.expr()?;
+            self.depth += 1;
+            let e = self.expr();
+            self.depth -= 1;
+            let e = e?;
             let close = self.next();
             if close.as_ref().map(|t| t.text) != Some(")") {
                 return Err(self.error_at(close.as_ref(), "expected \")\""));
@@ -477,10 +499,17 @@ pub fn parse_expr(input: &str) -> Result<Option<Expr>, FilterError> {
     if tokens.is_empty() {
         return Ok(None);
     }
+    if tokens.len() > MAX_WORDS {
+        return Err(FilterError(format!(
+            "filter has {} words; xsktap takes at most {MAX_WORDS} (the XDP program holds {MAX_TESTS} tests): simplify it",
+            tokens.len()
+        )));
+    }
     let mut p = Parser {
         input,
         tokens,
         pos: 0,
+        depth: 0,
     };
     let e = p.expr()?;
     if let Some(t) = p.peek() {

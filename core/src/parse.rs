@@ -46,7 +46,8 @@ pub mod ipproto {
     pub const SCTP: u8 = 132;
 }
 
-/// Most IPv6 extension headers followed before giving up (classified malformed).
+/// Most IPv6 extension headers followed; a frame with more is classified
+/// malformed ("too many IPv6 extension headers").
 pub const MAX_EXT_HEADERS: usize = 8;
 /// Most VLAN tags followed.
 pub const MAX_VLANS: usize = 2;
@@ -327,8 +328,18 @@ fn ipv6(mut p: Packet, mut c: Cursor<'_>) -> Packet {
     let payload_len = usize::from(be16(&h[4..6]));
     let mut c = c.limit(payload_len);
     let mut next = h[6];
-    for _ in 0..MAX_EXT_HEADERS {
+    for seen in 0..=MAX_EXT_HEADERS {
         match next {
+            // Up to eight are followed; a ninth is not.
+            ipproto::HOPOPTS
+            | ipproto::ROUTING
+            | ipproto::DSTOPTS
+            | ipproto::AH
+            | ipproto::FRAGMENT
+                if seen == MAX_EXT_HEADERS =>
+            {
+                break
+            }
             ipproto::HOPOPTS | ipproto::ROUTING | ipproto::DSTOPTS => {
                 let Some(e) = c.peek(2) else {
                     return p.malformed("truncated IPv6 extension header");

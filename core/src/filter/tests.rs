@@ -166,3 +166,29 @@ fn encoding_marks_accept_and_reject_past_the_end() {
     assert_eq!(&mask[..4], &[255, 254, 0, 0]);
     assert_eq!(enc[0].family, 4);
 }
+
+#[test]
+fn deep_nesting_is_refused_in_one_line_not_a_stack_overflow() {
+    for input in [
+        format!("{}udp{}", "(".repeat(20_000), ")".repeat(20_000)),
+        format!("{}udp", "! ".repeat(20_000)),
+        format!("{}udp", "not ".repeat(20_000)),
+    ] {
+        let err = parse_expr(&input).unwrap_err().to_string();
+        assert!(!err.contains('\n'), "{err}");
+        assert!(err.contains("simplify it"), "{err}");
+    }
+    let ok = format!("{}udp{}", "(".repeat(MAX_DEPTH), ")".repeat(MAX_DEPTH));
+    assert!(parse_expr(&ok).is_ok());
+    let deep = format!(
+        "{}udp{}",
+        "(".repeat(MAX_DEPTH + 1),
+        ")".repeat(MAX_DEPTH + 1)
+    );
+    assert!(parse_expr(&deep)
+        .unwrap_err()
+        .to_string()
+        .contains("deeper than 64"));
+    let long = vec!["udp"; 5000].join(" and ");
+    assert!(parse_expr(&long).unwrap_err().to_string().contains("words"));
+}

@@ -91,6 +91,16 @@ fn ipv6_fragments_have_ports_only_in_the_first() {
 }
 
 #[test]
+fn eight_extension_headers_are_followed_to_the_upper_layer() {
+    let exts: Vec<_> = (0..MAX_EXT_HEADERS)
+        .map(|_| (ipproto::DSTOPTS, vec![0u8; 8]))
+        .collect();
+    let p = parse(&ipv6_with_ext(&exts, ipproto::UDP, &udp_header(1, 2)));
+    assert_eq!(p.malformed, None);
+    assert_eq!((p.proto, p.sport, p.dport), (Proto::Udp, Some(1), Some(2)));
+}
+
+#[test]
 fn too_many_extension_headers_are_malformed_not_followed() {
     let exts: Vec<_> = (0..MAX_EXT_HEADERS + 1)
         .map(|_| (ipproto::DSTOPTS, vec![0u8; 8]))
