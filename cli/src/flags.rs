@@ -9,7 +9,8 @@ use xsktap_core::config::{
     parse_list, parse_ordered_list, DEFAULT_COALESCE_USECS, DEFAULT_FRAME_SIZE, DEFAULT_RING_SIZE,
     DEFAULT_SNAPLEN,
 };
-use xsktap_core::filter::{parse_expr, Program, MAX_TESTS};
+use xsktap_core::filter::flags::{parse_net, FilterFlags, FlagProtocol};
+use xsktap_core::filter::{parse_expr, Expr, Program, MAX_TESTS};
 use xsktap_core::monitor::MonitorFormat;
 use xsktap_core::{CaptureConfig, XdpMode, ZeroCopy};
 
@@ -159,53 +160,36 @@ pub struct FilterArgs {
 }
 
 impl FilterArgs {
-    /// The flags and the expression as one expression text.
-    pub fn expression_text(&self) -> String {
-        let addr = |dir: &str, a: &str| {
-            let kind = if a.contains('/') { "net" } else { "host" };
-            format!("{dir}{kind} {a}")
+    /// The filter the flags and the expression ask for, and its text for
+    /// display. Flag values are parsed as what they are and become tests of
+    /// their own: they are never pasted into the expression.
+    pub fn filter(&self) -> anyhow::Result<(Option<Expr>, String)> {
+        let net =
+            |flag: &str, v: &Option<String>| v.as_deref().map(|v| parse_net(flag, v)).transpose();
+        let flags = FilterFlags {
+            protocol: self.protocol.map(|p| match p {
+                ProtocolArg::Tcp => FlagProtocol::Tcp,
+                ProtocolArg::Udp => FlagProtocol::Udp,
+                ProtocolArg::Icmp => FlagProtocol::Icmp,
+                ProtocolArg::Icmpv6 => FlagProtocol::Icmp6,
+            }),
+            src: net("--src-ip", &self.src_ip)?,
+            dst: net("--dst-ip", &self.dst_ip)?,
+            host: net("--host", &self.host)?,
+            src_port: self.src_port,
+            dst_port: self.dst_port,
+            port: self.port,
+            vlan: self.vlan,
         };
-        let mut parts: Vec<String> = Vec::new();
-        if let Some(p) = self.protocol {
-            parts.push(
-                match p {
-                    ProtocolArg::Tcp => "tcp",
-                    ProtocolArg::Udp => "udp",
-                    ProtocolArg::Icmp => "icmp",
-                    ProtocolArg::Icmpv6 => "icmp6",
-                }
-                .into(),
-            );
-        }
-        if let Some(a) = &self.src_ip {
-            parts.push(addr("src ", a));
-        }
-        if let Some(a) = &self.dst_ip {
-            parts.push(addr("dst ", a));
-        }
-        if let Some(a) = &self.host {
-            parts.push(addr("", a));
-        }
-        if let Some(p) = self.src_port {
-            parts.push(format!("src port {p}"));
-        }
-        if let Some(p) = self.dst_port {
-            parts.push(format!("dst port {p}"));
-        }
-        if let Some(p) = self.port {
-            parts.push(format!("port {p}"));
-        }
-        if let Some(v) = self.vlan {
-            parts.push(format!("vlan {v}"));
-        }
-        let expr = self.expression.join(" ");
-        if !expr.trim().is_empty() {
-            if parts.is_empty() {
-                return expr;
-            }
-            parts.push(format!("({expr})"));
-        }
-        parts.join(" and ")
+        let expression = self.expression.join(" ");
+        let filter = Expr::and(flags.expr()?, parse_expr(&expression)?);
+        let flags_text = flags.text();
+        let text = match (flags_text.is_empty(), expression.trim().is_empty()) {
+            (_, true) => flags_text,
+            (true, false) => expression,
+            (false, false) => format!("{flags_text} and ({expression})"),
+        };
+        Ok((filter, text))
     }
 }
 
@@ -307,8 +291,8 @@ fn request(
     config.count = common.count;
     config.busy_poll = common.busy_poll;
     config.coalesce_usecs = common.coalesce_usecs;
-    let filter_text = filter.expression_text();
-    config.filter = parse_expr(&filter_text)?;
+    let (expr, filter_text) = filter.filter()?;
+    config.filter = expr;
     // A filter the XDP program cannot hold is a usage error too.
     Program::compile(config.filter.as_ref(), usize::from(MAX_TESTS))?;
     config.validate()?;
@@ -415,7 +399,12 @@ mod tests {
         let mut all = vec!["xsktap", "capture", "-i", "x"];
         all.extend_from_slice(args);
         match Cli::try_parse_from(all).unwrap().command {
-            Command::Capture(c) => c.filter.expression_text(),
+            Command::Capture(c) => {
+                let (expr, text) = c.filter.filter().unwrap();
+                // The text reads back as the same filter.
+                assert_eq!(expr, parse_expr(&text).unwrap(), "{text}");
+                text
+            }
             _ => unreachable!(),
         }
     }
@@ -443,5 +432,16 @@ mod tests {
             filter(&["--dst-port", "1", "--src-port", "2"]),
             "src port 2 and dst port 1"
         );
+    }
+
+    #[test]
+    fn flag_values_are_values_not_filter_text() {
+        let mut all = vec!["xsktap", "capture", "-i", "x"];
+        all.extend_from_slice(&["--protocol", "tcp", "--src-ip", "198.18.0.9 or udp"]);
+        let Command::Capture(c) = Cli::try_parse_from(all).unwrap().command else {
+            unreachable!()
+        };
+        let err = c.filter.filter().unwrap_err().to_string();
+        assert!(err.contains("--src-ip \"198.18.0.9 or udp\""), "{err}");
     }
 }

@@ -244,6 +244,20 @@ fn bad_values_are_refused_without_root() {
             "1 appears twice",
         ),
         (&["-i", "x", "udp and"], "at the end of the expression"),
+        // A flag's value is a value: filter words in it are refused, not obeyed.
+        (
+            &[
+                "-i",
+                "x",
+                "--protocol",
+                "tcp",
+                "--src-ip",
+                "198.18.0.9 or udp",
+            ],
+            "--src-ip \"198.18.0.9 or udp\": expected an IP address",
+        ),
+        (&["-i", "x", "--host", "198.18.0.1/15"], "non-network bits"),
+        (&["-i", "x", "--vlan", "4095"], "VLAN ids go from 0 to 4094"),
         (&["-i", "x", "port", "99999"], "port"),
     ];
     // 20,000 nested parentheses or negations: one line, no stack overflow.

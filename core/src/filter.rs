@@ -114,6 +114,42 @@ pub struct Net {
 }
 
 impl Net {
+    /// Parses an address (`198.18.0.9`, a host) or, unless `host_only`, a
+    /// network (`198.18.0.0/15`, `2001:2::/48`) whose host bits are zero.
+    ///
+    /// # Errors
+    /// What is wrong with `text`, to be shown after its name.
+    pub fn parse(text: &str, host_only: bool) -> Result<Net, &'static str> {
+        let parsed = match text.split_once('/') {
+            Some((a, p)) if !host_only => a.parse::<IpAddr>().ok().zip(p.parse::<u8>().ok()),
+            None => text
+                .parse::<IpAddr>()
+                .ok()
+                .map(|a| (a, if a.is_ipv4() { 32 } else { 128 })),
+            Some(_) => None,
+        };
+        let Some((addr, prefix)) = parsed else {
+            return Err(if host_only {
+                "expected an IP address"
+            } else {
+                "expected an IP address or a network like 198.18.0.0/15 or 2001:2::/48"
+            });
+        };
+        let net = Net { addr, prefix };
+        if prefix > net.bits() {
+            return Err("prefix length too long");
+        }
+        if net.bytes_and_mask().0 != masked(&net) {
+            return Err("non-network bits set in the network address");
+        }
+        Ok(net)
+    }
+
+    /// Whether the network is one address.
+    pub fn is_host(&self) -> bool {
+        self.prefix == self.bits()
+    }
+
     fn bits(&self) -> u8 {
         if self.addr.is_ipv4() {
             32
@@ -358,30 +394,8 @@ impl<'a> Parser<'a> {
     fn net_test(&mut self, dir: Dir, host: bool) -> Result<Expr, FilterError> {
         let t = self.next();
         let text = t.as_ref().map_or("", |t| t.text);
-        let parsed = match text.split_once('/') {
-            Some((a, p)) if !host => a.parse::<IpAddr>().ok().zip(p.parse::<u8>().ok()),
-            None => text
-                .parse::<IpAddr>()
-                .ok()
-                .map(|a| (a, if a.is_ipv4() { 32 } else { 128 })),
-            Some(_) => None,
-        };
-        let what = if host {
-            "an IP address"
-        } else {
-            "a network like 198.18.0.0/15 or 2001:2::/48"
-        };
-        let Some((addr, prefix)) = parsed else {
-            return Err(self.error_at(t.as_ref(), &format!("expected {what}")));
-        };
-        let net = Net { addr, prefix };
-        if prefix > net.bits() {
-            return Err(self.error_at(t.as_ref(), "prefix length too long"));
-        }
-        if net.bytes_and_mask().0 != masked(&net) {
-            return Err(self.error_at(t.as_ref(), "non-network bits set in the network address"));
-        }
-        Ok(either(dir, |d| Expr::Test(Test::Net(d, net))))
+        let net = Net::parse(text, host).map_err(|why| self.error_at(t.as_ref(), why))?;
+        Ok(Expr::net(dir, net))
     }
 
     fn primitive(&mut self) -> Result<Expr, FilterError> {
@@ -481,6 +495,36 @@ impl<'a> Parser<'a> {
 fn masked(net: &Net) -> [u8; 16] {
     let (a, m) = net.bytes_and_mask();
     std::array::from_fn(|i| a[i] & m[i])
+}
+
+impl fmt::Display for Net {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_host() {
+            write!(f, "{}", self.addr)
+        } else {
+            write!(f, "{}/{}", self.addr, self.prefix)
+        }
+    }
+}
+
+impl Expr {
+    /// Both, when both are given.
+    pub fn and(a: Option<Expr>, b: Option<Expr>) -> Option<Expr> {
+        match (a, b) {
+            (Some(a), Some(b)) => Some(Expr::And(Box::new(a), Box::new(b))),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The source, the destination or either address inside `net`.
+    pub fn net(dir: Dir, net: Net) -> Expr {
+        either(dir, |d| Expr::Test(Test::Net(d, net)))
+    }
+
+    /// The source, the destination or either port equal to `port`.
+    pub fn port(dir: Dir, port: u16) -> Expr {
+        either(dir, |d| Expr::Test(Test::Port(d, port, port)))
+    }
 }
 
 fn either(dir: Dir, make: impl Fn(Dir) -> Expr) -> Expr {
@@ -705,6 +749,8 @@ fn eval(test: &Test, p: &Packet) -> bool {
         Test::Vlan(Some(id)) => p.vlan_ids().contains(&id),
     }
 }
+
+pub mod flags;
 
 #[cfg(test)]
 mod tests;
