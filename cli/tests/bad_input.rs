@@ -435,3 +435,47 @@ fn a_busy_dashboard_port_is_refused_before_attaching() {
         "{line}"
     );
 }
+
+#[test]
+#[ignore = "needs root: run with --include-ignored as root (tools/test.sh)"]
+fn the_locked_memory_limit_is_named_with_its_fixes() {
+    let bed = Testbed::new(1);
+    let iface = bed.ns_b();
+    // The capabilities the README lists, without CAP_IPC_LOCK (and without
+    // CAP_SYS_RESOURCE, which could raise the limit), under the default 8 MiB.
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", &bed.ns_b()])
+        .args(["prlimit", "--memlock=8388608:8388608", "--"])
+        .args(["setpriv", "--bounding-set", "-ipc_lock,-sys_resource", "--"])
+        .args([XSKTAP, "capture", "-i", &iface, "-c", "1"]);
+    let line = one_error_line(&run(cmd));
+    assert!(line.contains("need 128 MiB of locked memory"), "{line}");
+    assert!(line.contains("allows 8 MiB"), "{line}");
+    assert!(
+        line.contains("CAP_IPC_LOCK") && line.contains("ulimit -l"),
+        "{line}"
+    );
+    assert!(!bed.xdp_attached());
+    // Rings that fit the limit work with the same privileges.
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", &bed.ns_b()])
+        .args(["prlimit", "--memlock=8388608:8388608", "--"])
+        .args(["setpriv", "--bounding-set", "-ipc_lock,-sys_resource", "--"])
+        .args([
+            XSKTAP,
+            "capture",
+            "-i",
+            &iface,
+            "--ring-size",
+            "256",
+            "--duration",
+            "0.3",
+            "-q",
+        ]);
+    let out = run(cmd);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

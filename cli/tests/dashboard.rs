@@ -803,3 +803,63 @@ fn a_non_loopback_address_requires_the_token() {
         );
     });
 }
+
+#[test]
+#[ignore = "needs root: run with --include-ignored as root (tools/test.sh)"]
+fn a_cross_site_page_is_refused_and_a_given_token_never_printed() {
+    let bed = Testbed::new(1);
+    let (capture, json) = start_serving(&bed, "dash-origin.json");
+    let host = format!("127.0.0.1:{PORT}");
+    in_ns(&bed.ns_b(), || {
+        // What a page of another site open in a browser on this host sends.
+        let evil = [("Origin", "http://evil.example")];
+        assert_eq!(http(&host, "GET", "/api/summary", &evil).status, 403);
+        let own = format!("http://{host}");
+        assert_eq!(
+            http(&host, "GET", "/api/summary", &[("Origin", &own)]).status,
+            200
+        );
+        let upgrade = |origin: &str| {
+            use tungstenite::client::IntoClientRequest;
+            let mut req = format!("ws://{host}/ws").into_client_request().unwrap();
+            req.headers_mut()
+                .insert("Origin", origin.parse().expect("a header value"));
+            tungstenite::connect(req)
+        };
+        let refused = upgrade("http://evil.example");
+        assert!(
+            matches!(&refused, Err(tungstenite::Error::Http(r)) if r.status() == 403),
+            "cross-site WebSocket: {refused:?}"
+        );
+        let (mut ws, _) = upgrade(&own).expect("the page's own WebSocket");
+        assert!(ws.read().is_ok());
+        let m = parse_metrics(&http(&host, "GET", "/metrics", &[]).body);
+        assert!(metric(&m, "xsktap_dashboard_forbidden_requests_total", &[]) >= 2.0);
+    });
+    stop_and_summarise(capture, &json);
+
+    // A token the user gave is theirs: never printed; the scheme is case-insensitive.
+    let token = "given-token-0123456789";
+    let iface = bed.ns_b();
+    let mut cmd = bed.xsktap(&["capture", "-i", &iface, "--serve", "198.18.0.2:9101", "-q"]);
+    cmd.env("XSKTAP_SERVE_TOKEN", token)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut capture = Running::spawn(cmd);
+    capture.wait_for_stderr("dashboard on", Duration::from_secs(20));
+    assert!(!capture.stderr().contains(token), "{}", capture.stderr());
+    in_ns(&bed.ns_b(), || {
+        for scheme in ["Bearer", "bearer", "BEARER"] {
+            let auth = format!("{scheme} {token}");
+            let reply = http(
+                "198.18.0.2:9101",
+                "GET",
+                "/api/summary",
+                &[("Authorization", &auth)],
+            );
+            assert_eq!(reply.status, 200, "{scheme}");
+        }
+    });
+    capture.signal(libc::SIGINT);
+    assert!(capture.wait(Duration::from_secs(20)).success());
+}

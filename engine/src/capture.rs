@@ -287,6 +287,9 @@ fn open_sockets(
     queues: &[u32],
 ) -> Result<(XdpProgram, Vec<XskSocket>)> {
     xsktap_sys::caps::raise_memlock();
+    // Each queue's UMEM holds twice its ring size in frames (see XskSocket).
+    let umem = 2 * u64::from(cfg.ring_size) * u64::from(cfg.frame_size);
+    xsktap_sys::caps::check_memlock(umem * queues.len() as u64)?;
     let program = XdpProgram::load()?;
     let filter = Program::compile(cfg.filter.as_ref(), program.max_filter_tests())?;
     program.set_filter(&filter)?;

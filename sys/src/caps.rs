@@ -26,6 +26,7 @@ pub(crate) fn parse_cap_eff(status: &str) -> Option<u64> {
 
 /// Linux capability bit numbers (include/uapi/linux/capability.h).
 pub(crate) mod cap {
+    pub const IPC_LOCK: u32 = 14;
     pub const NET_ADMIN: u32 = 12;
     pub const NET_RAW: u32 = 13;
     pub const SYS_ADMIN: u32 = 21;
@@ -70,6 +71,34 @@ pub fn raise_memlock() {
     };
     // SAFETY: a valid rlimit struct, read by the kernel only.
     let _ = unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &limit) };
+}
+
+/// The locked-memory limit (bytes) UMEM registration is charged against, or
+/// `None` when nothing is charged: CAP_IPC_LOCK is effective or the limit
+/// is infinite (the kernel's xdp_umem_account_pages).
+pub fn memlock_limit() -> Option<u64> {
+    if effective_capabilities().is_ok_and(|eff| eff & (1u64 << cap::IPC_LOCK) != 0) {
+        return None;
+    }
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: a valid rlimit struct for the kernel to fill.
+    let ret = unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut limit) };
+    (ret == 0 && limit.rlim_cur != libc::RLIM_INFINITY).then_some(limit.rlim_cur)
+}
+
+/// Refuses, before anything is loaded, UMEMs of `needed` bytes in all when
+/// the locked-memory limit cannot hold them.
+///
+/// # Errors
+/// [`crate::error::Error::Memlock`] with the amounts and the fixes.
+pub fn check_memlock(needed: u64) -> Result<()> {
+    match memlock_limit() {
+        Some(limit) if limit < needed => Err(crate::error::Error::Memlock { needed, limit }),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]

@@ -25,7 +25,7 @@ pub enum Error {
     #[error("no interface named {0:?} (list interfaces with `ip link`)")]
     NoSuchInterface(String),
     /// The process lacks a capability the capture needs.
-    #[error("missing capability {0}: run as root, or grant it with `setcap cap_bpf,cap_net_admin,cap_net_raw,cap_perfmon+ep $(which xsktap)`")]
+    #[error("missing capability {0}: run as root, or grant it with `setcap cap_bpf,cap_net_admin,cap_net_raw,cap_perfmon,cap_ipc_lock+ep $(which xsktap)`")]
     MissingCapability(&'static str),
     /// The kernel was built without AF_XDP sockets.
     #[error("this kernel has no AF_XDP sockets (socket(AF_XDP) answered EAFNOSUPPORT): use a kernel built with CONFIG_XDP_SOCKETS=y (4.18 or later)")]
@@ -98,6 +98,14 @@ pub enum Error {
         path: PathBuf,
         /// What is wrong with it.
         why: &'static str,
+    },
+    /// The UMEMs cannot be locked in memory.
+    #[error("the UMEMs need {} MiB of locked memory but RLIMIT_MEMLOCK allows {} MiB: run as root, grant CAP_IPC_LOCK (`setcap cap_bpf,cap_net_admin,cap_net_raw,cap_perfmon,cap_ipc_lock+ep $(which xsktap)`), raise `ulimit -l`, or use smaller rings (--ring-size, --frame-size)", needed.div_ceil(1 << 20), limit >> 20)]
+    Memlock {
+        /// Bytes the UMEMs of every queue need.
+        needed: u64,
+        /// The limit, in bytes.
+        limit: u64,
     },
     /// A worker thread failed.
     #[error("worker for queue {queue} failed: {message}")]

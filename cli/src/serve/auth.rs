@@ -49,11 +49,14 @@ impl ServeConfig {
         })
     }
 
-    /// The URL to open, with the token when one is needed.
+    /// The URL to open, shown on stderr: with the token only when xsktap
+    /// generated it (a token the user gave, by `--serve-token` or
+    /// `XSKTAP_SERVE_TOKEN`, is theirs already and never printed).
     pub fn url(&self, bound: SocketAddr) -> String {
-        match &self.token {
-            Some(t) => format!("http://{bound}/?token={t}"),
-            None => format!("http://{bound}/"),
+        match (&self.token, self.token_generated) {
+            (Some(t), true) => format!("http://{bound}/?token={t}"),
+            (Some(_), false) => format!("http://{bound}/ (with your token: ?token=TOKEN)"),
+            (None, _) => format!("http://{bound}/"),
         }
     }
 }
@@ -88,13 +91,38 @@ pub fn bind(cfg: &ServeConfig) -> anyhow::Result<std::net::TcpListener> {
 /// The token check (`Authorization: Bearer T` or `?token=T`) and, when no
 /// token is required, a loopback Host header.
 pub(super) async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    // A page of another site open in a browser on this host may reach a
+    // loopback server (a cross-site WebSocket is not stopped by the
+    // browser): a request whose Origin is present and not this server's own
+    // is refused, whatever its token.
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok());
+    let origin = req
+        .headers()
+        .get(header::ORIGIN)
+        .map(|o| o.to_str().unwrap_or(""));
+    if let Some(origin) = origin {
+        if !host.is_some_and(|h| same_origin(origin, h)) {
+            state.stats.forbidden.fetch_add(1, Ordering::Relaxed);
+            return (
+                StatusCode::FORBIDDEN,
+                "403: cross-site request refused (its Origin is not this dashboard's)\n",
+            )
+                .into_response();
+        }
+    }
     match &state.token {
         Some(token) => {
+            // The scheme is case-insensitive (RFC 7235): "bearer T" is "Bearer T".
             let bearer = req
                 .headers()
                 .get(header::AUTHORIZATION)
                 .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer "));
+                .and_then(|v| v.trim().split_once(' '))
+                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                .map(|(_, token)| token.trim());
             let query = req
                 .uri()
                 .query()
@@ -114,12 +142,9 @@ pub(super) async fn guard(State(state): State<AppState>, req: Request, next: Nex
             }
         }
         None => {
-            let host = req
-                .headers()
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok());
             if let Some(host) = host {
                 if !loopback_host(host) {
+                    state.stats.forbidden.fetch_add(1, Ordering::Relaxed);
                     return (
                         StatusCode::FORBIDDEN,
                         "403: Host is not a loopback name; bind a non-loopback address (with a token) to serve other names\n",
@@ -153,6 +178,14 @@ pub(super) fn loopback_host(host: &str) -> bool {
     };
     name.eq_ignore_ascii_case("localhost")
         || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Whether `origin` (`http://HOST[:PORT]`) is the origin of a page this
+/// server served under the Host header `host`.
+pub(super) fn same_origin(origin: &str, host: &str) -> bool {
+    origin
+        .strip_prefix("http://")
+        .is_some_and(|o| o.eq_ignore_ascii_case(host))
 }
 
 /// Compares without stopping at the first difference.

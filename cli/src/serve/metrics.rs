@@ -311,6 +311,13 @@ impl Collector for Metrics {
             &[(vec![], st.unauthorized.load(Ordering::Relaxed))],
             Counter,
         )?;
+        family(
+            e,
+            "xsktap_dashboard_forbidden_requests",
+            "Requests refused for a foreign Origin or Host.",
+            &[(vec![], st.forbidden.load(Ordering::Relaxed))],
+            Counter,
+        )?;
         Ok(())
     }
 }

@@ -98,6 +98,8 @@ pub struct ServerStats {
     pub slow_disconnects: AtomicU64,
     /// Requests refused for a missing or wrong token.
     pub unauthorized: AtomicU64,
+    /// Requests refused for a foreign Origin or Host.
+    pub forbidden: AtomicU64,
 }
 
 #[derive(Clone)]
@@ -275,7 +277,7 @@ async fn client(mut socket: WebSocket, state: AppState) {
 
 #[cfg(test)]
 mod tests {
-    use super::auth::{loopback_host, same};
+    use super::auth::{loopback_host, same, same_origin};
     use super::*;
 
     #[test]
@@ -299,10 +301,16 @@ mod tests {
         assert!(ServeConfig::from_args("9100", Some("with space 0123456789".into())).is_err());
         let c = ServeConfig::from_args("9100", Some("0123456789abcdef".into())).unwrap();
         assert_eq!(c.token.as_deref(), Some("0123456789abcdef"));
-        assert_eq!(
-            c.url("127.0.0.1:9100".parse().unwrap()),
-            "http://127.0.0.1:9100/?token=0123456789abcdef"
+        let shown = c.url("127.0.0.1:9100".parse().unwrap());
+        assert!(
+            !shown.contains("0123456789abcdef"),
+            "a given token is never printed: {shown}"
         );
+        let c = ServeConfig::from_args("0.0.0.0:9100", None).unwrap();
+        let t = c.token.clone().unwrap();
+        assert!(c
+            .url("198.18.0.2:9100".parse().unwrap())
+            .ends_with(&format!("?token={t}")));
     }
 
     #[test]
@@ -324,6 +332,16 @@ mod tests {
         ] {
             assert!(!loopback_host(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn origins() {
+        assert!(same_origin("http://127.0.0.1:9100", "127.0.0.1:9100"));
+        assert!(same_origin("http://LOCALHOST:8080", "localhost:8080"));
+        assert!(!same_origin("http://evil.example", "127.0.0.1:9100"));
+        assert!(!same_origin("null", "127.0.0.1:9100"));
+        assert!(!same_origin("https://127.0.0.1:9100", "127.0.0.1:9100"));
+        assert!(!same_origin("http://127.0.0.1:9101", "127.0.0.1:9100"));
     }
 
     #[test]

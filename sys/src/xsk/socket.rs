@@ -175,7 +175,18 @@ impl XskSocket {
             flags: 0,
             tx_metadata_len: 0,
         };
-        setsockopt(&fd, libc::XDP_UMEM_REG, &reg, "setsockopt(XDP_UMEM_REG)")?;
+        setsockopt(&fd, libc::XDP_UMEM_REG, &reg, "setsockopt(XDP_UMEM_REG)").map_err(|e| {
+            match e {
+                // The user's locked memory is over RLIMIT_MEMLOCK (other UMEMs, mlock).
+                Error::Syscall { ref error, .. } if error.raw_os_error() == Some(libc::ENOBUFS) => {
+                    Error::Memlock {
+                        needed: umem.len() as u64,
+                        limit: crate::caps::memlock_limit().unwrap_or(0),
+                    }
+                }
+                e => e,
+            }
+        })?;
         let size = cfg.ring_size;
         setsockopt(
             &fd,
