@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Parser;
 use xsktap::{Capture, Finish, Output};
+use xsktap_core::filter::flags::server_traffic;
+use xsktap_core::filter::Expr;
 
 use flags::{Cli, Command, Request};
 
@@ -78,6 +80,35 @@ fn no_napi_warning(iface: &str) -> String {
     )
 }
 
+/// A dashboard served on an address of the captured interface must still
+/// get its own traffic: TCP to its port and the address resolution for its
+/// address pass to the host stack before the user's filter. Returns the note
+/// that says so.
+fn leave_server_traffic(req: &mut Request) -> Option<String> {
+    let addr = req.serve.as_ref()?.addr;
+    if addr.ip().is_loopback() {
+        return None;
+    }
+    let addrs = if addr.ip().is_unspecified() {
+        xsktap::interface_addresses(&req.config.iface)
+    } else {
+        vec![addr.ip()]
+    };
+    let own = server_traffic(addr.port(), &addrs);
+    req.config.filter = Expr::and(Some(Expr::Not(Box::new(own))), req.config.filter.take());
+    let at = addrs
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    Some(format!(
+        "the dashboard's own traffic (TCP to port {}{}{}) passes to the host stack uncaptured (counted in xdp_filtered_out)",
+        addr.port(),
+        if at.is_empty() { "" } else { " at " },
+        if at.is_empty() { String::new() } else { format!("{at}, and address resolution for it") },
+    ))
+}
+
 fn run(req: Request, view: View) -> anyhow::Result<ExitCode> {
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -99,6 +130,10 @@ fn run(req: Request, view: View) -> anyhow::Result<ExitCode> {
     };
     // Listen before attaching anything: a busy port fails with the machine untouched.
     let listener = req.serve.as_ref().map(serve::bind).transpose()?;
+    let mut req = req;
+    if let Some(note) = leave_server_traffic(&mut req) {
+        say!("xsktap: {note}");
+    }
     let capture = Capture::start(&req.config, req.output.clone())?;
     for warning in capture.warnings() {
         say!("xsktap: warning: {warning}");

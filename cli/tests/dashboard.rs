@@ -863,3 +863,76 @@ fn a_cross_site_page_is_refused_and_a_given_token_never_printed() {
     capture.signal(libc::SIGINT);
     assert!(capture.wait(Duration::from_secs(20)).success());
 }
+
+#[test]
+#[ignore = "needs root: run with --include-ignored as root (tools/test.sh)"]
+fn served_on_the_captured_interface_it_stays_reachable_and_idle_clients_cannot_block_it() {
+    let bed = Testbed::new(2);
+    let json = temp_path("dash-captured-iface.json");
+    // Every queue captured, the server on the captured interface's address.
+    let capture = bed.start_capture(&[
+        "--serve",
+        "198.18.0.2:9100",
+        "-q",
+        "--summary-json",
+        json.to_str().unwrap(),
+    ]);
+    capture.wait_for_stderr("dashboard on", Duration::from_secs(10));
+    let stderr = capture.stderr();
+    assert!(stderr.contains("passes to the host stack"), "{stderr}");
+    let token = stderr
+        .split("?token=")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .expect("a generated token")
+        .to_string();
+    // The other side must resolve the address through the capture too.
+    let flushed = Command::new("ip")
+        .args(["-n", &bed.ns_a(), "neigh", "flush", "all"])
+        .status()
+        .unwrap();
+    assert!(flushed.success());
+    let host = "198.18.0.2:9100";
+    let path = format!("/api/summary?token={token}");
+    let idle: Vec<TcpStream> = in_ns(&bed.ns_a(), || {
+        assert_eq!(
+            http(host, "GET", &path, &[]).status,
+            200,
+            "reachable through the captured veth"
+        );
+        // 40 connections that never send a byte, from one peer.
+        (0..40)
+            .map(|_| TcpStream::connect(host).expect("connect"))
+            .collect()
+    });
+    // Another peer is served at once meanwhile.
+    in_ns(&bed.ns_b(), || {
+        let started = Instant::now();
+        assert_eq!(http(host, "GET", &path, &[]).status, 200);
+        assert!(started.elapsed() < Duration::from_secs(2));
+    });
+    // Over the per-peer limit, connections are closed at once; the others
+    // after the header timeout.
+    std::thread::sleep(Duration::from_secs(7));
+    let mut closed = 0;
+    for mut c in idle {
+        c.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let mut byte = [0u8; 1];
+        if matches!(std::io::Read::read(&mut c, &mut byte), Ok(0) | Err(_)) {
+            closed += 1;
+        }
+    }
+    assert_eq!(closed, 40, "every idle connection was closed");
+    in_ns(&bed.ns_a(), || {
+        let reply = http(host, "GET", &format!("/metrics?token={token}"), &[]);
+        let m = parse_metrics(&reply.body);
+        let refused = metric(&m, "xsktap_dashboard_refused_connections_total", &[]);
+        let idle = metric(&m, "xsktap_dashboard_idle_closed_connections_total", &[]);
+        assert!(refused >= 8.0, "{refused}");
+        assert!(idle >= 32.0 - 1.0, "{idle}");
+    });
+    let s = stop_and_summarise(capture, &json);
+    let passed: u64 = s.queues.iter().filter_map(|q| q.xdp_filtered_out).sum();
+    assert!(passed > 0, "the server's own frames were left to the stack");
+}

@@ -46,6 +46,12 @@ pub fn pin_current_thread(cpus: &[usize]) -> Result<()> {
     })
 }
 
+/// The IPv4 and IPv6 addresses of `iface` (empty when unreadable): where a
+/// server bound to every address answers on that interface.
+pub fn interface_addresses(iface: &str) -> Vec<std::net::IpAddr> {
+    xsktap_sys::netdev::addresses(iface)
+}
+
 /// A worker's failure, naming its queue.
 pub(crate) fn error_worker(queue: u32, message: impl ToString) -> Error {
     Error::Worker {

@@ -318,6 +318,20 @@ impl Collector for Metrics {
             &[(vec![], st.forbidden.load(Ordering::Relaxed))],
             Counter,
         )?;
+        family(
+            e,
+            "xsktap_dashboard_refused_connections",
+            "Connections refused over the connection limits (in all, per peer).",
+            &[(vec![], st.refused_connections.load(Ordering::Relaxed))],
+            Counter,
+        )?;
+        family(
+            e,
+            "xsktap_dashboard_idle_closed_connections",
+            "Connections closed for sending no request headers in time.",
+            &[(vec![], st.idle_closed.load(Ordering::Relaxed))],
+            Counter,
+        )?;
         Ok(())
     }
 }

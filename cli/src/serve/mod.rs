@@ -22,7 +22,6 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::serve::ListenerExt;
 use axum::Router;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -50,6 +49,7 @@ const CLIENT_SNDBUF: usize = 16 * 1024;
 const SIZE_BOUNDS: [f64; 8] = [63.0, 64.0, 127.0, 255.0, 511.0, 1023.0, 1518.0, f64::MAX];
 
 mod auth;
+mod conn;
 mod metrics;
 pub mod publisher;
 
@@ -100,6 +100,10 @@ pub struct ServerStats {
     pub unauthorized: AtomicU64,
     /// Requests refused for a foreign Origin or Host.
     pub forbidden: AtomicU64,
+    /// Connections refused over the limits (in all, per peer).
+    pub refused_connections: AtomicU64,
+    /// Connections closed for sending no request headers in time.
+    pub idle_closed: AtomicU64,
 }
 
 #[derive(Clone)]
@@ -164,10 +168,7 @@ impl Server {
                         }
                     };
                     let _ = ready_tx.send(Ok(pinned));
-                    let listener = listener.tap_io(|tcp| {
-                        let _ = tcp.set_nodelay(true);
-                        let _ = socket2::SockRef::from(&*tcp).set_send_buffer_size(CLIENT_SNDBUF);
-                    });
+                    let listener = conn::Limited::new(listener, state.stats.clone());
                     // Serves until the process exits; a failed accept is retried by axum.
                     let _ = axum::serve(listener, router(state)).await;
                 });

@@ -3,7 +3,65 @@
 //! VLAN id) and becomes a test of its own, never text pasted into an
 //! expression (`--src-ip '198.18.0.9 or udp'` is refused, not obeyed).
 
-use super::{ipproto, Dir, Expr, FilterError, Net, Test};
+use std::net::{IpAddr, Ipv6Addr};
+
+use super::{ethertype, ipproto, Dir, Expr, FilterError, Net, Test};
+
+/// The frames a TCP server on `port` at `addrs` needs from the host stack
+/// to be reachable through a captured interface: TCP to the port (at those
+/// addresses; at any when `addrs` is empty), and the address resolution for
+/// each address (ARP whose target it is; for IPv6, ICMPv6 to its
+/// solicited-node group or to itself, the neighbour solicitations and
+/// advertisements). A capture selects `not` these before the user's filter.
+pub fn server_traffic(port: u16, addrs: &[IpAddr]) -> Expr {
+    let host = |a: IpAddr| Net::parse(&a.to_string(), true).expect("an address is a host");
+    let tcp = Expr::Test(Test::IpProto {
+        family: 0,
+        proto: ipproto::TCP,
+    });
+    let to_port = Expr::and(Some(tcp), Some(Expr::port(Dir::Dst, port)));
+    let to_addrs = addrs
+        .iter()
+        .map(|&a| Expr::net(Dir::Dst, host(a)))
+        .fold(None, |any, e| Some(any.map_or(e.clone(), |a| or(a, e))));
+    let mut all = Expr::and(to_port, to_addrs).expect("a port test");
+    for &a in addrs {
+        let resolution = match a {
+            IpAddr::V4(_) => Expr::and(
+                Some(Expr::Test(Test::EtherType(ethertype::ARP))),
+                Some(Expr::net(Dir::Dst, host(a))),
+            ),
+            IpAddr::V6(v6) => {
+                let o = v6.octets();
+                let group = Ipv6Addr::new(
+                    0xff02,
+                    0,
+                    0,
+                    0,
+                    0,
+                    1,
+                    0xff00 | u16::from(o[13]),
+                    u16::from_be_bytes([o[14], o[15]]),
+                );
+                let icmp6 = Expr::Test(Test::IpProto {
+                    family: 6,
+                    proto: ipproto::ICMPV6,
+                });
+                let dst = or(
+                    Expr::net(Dir::Dst, host(IpAddr::V6(group))),
+                    Expr::net(Dir::Dst, host(a)),
+                );
+                Expr::and(Some(icmp6), Some(dst))
+            }
+        };
+        all = or(all, resolution.expect("two tests"));
+    }
+    all
+}
+
+fn or(a: Expr, b: Expr) -> Expr {
+    Expr::Or(Box::new(a), Box::new(b))
+}
 
 /// A protocol a flag can select.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,6 +188,30 @@ impl FilterFlags {
 mod tests {
     use super::*;
     use crate::filter::parse_expr;
+
+    #[test]
+    fn server_traffic_is_the_port_and_address_resolution() {
+        use crate::filter::Program;
+        let expr = server_traffic(9100, &["198.18.0.2".parse().unwrap()]);
+        let want = parse_expr(
+            "(tcp dst port 9100 and dst host 198.18.0.2) or (arp and dst host 198.18.0.2)",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(expr, want);
+        let v6 = server_traffic(9100, &["2001:2::1:2:3".parse().unwrap()]);
+        let want = parse_expr(
+            "(tcp dst port 9100 and dst host 2001:2::1:2:3) or (icmp6 and (dst host ff02::1:ff02:3 or dst host 2001:2::1:2:3))",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(v6, want);
+        let any = server_traffic(9100, &[]);
+        assert_eq!(any, parse_expr("tcp dst port 9100").unwrap().unwrap());
+        // What a capture adds in front of the user's filter fits the program.
+        let excluded = Expr::Not(Box::new(expr));
+        assert!(Program::compile(Some(&excluded), 64).is_ok());
+    }
 
     #[test]
     fn a_value_with_filter_words_is_refused() {
