@@ -177,6 +177,7 @@ fn run(req: Request, view: View) -> anyhow::Result<ExitCode> {
         View::Live => Duration::from_secs(1),
     };
     let mut next_report = started + tick;
+    let mut next_gone_check = started;
     let tty = io::stdout().is_terminal();
     let mut stdout_closed = false;
     let finish = loop {
@@ -189,6 +190,12 @@ fn run(req: Request, view: View) -> anyhow::Result<ExitCode> {
         }
         if req.duration.is_some_and(|d| started.elapsed() >= d) {
             break None;
+        }
+        if Instant::now() >= next_gone_check {
+            next_gone_check += Duration::from_millis(500);
+            if capture.interface_gone() {
+                break Some(Finish::InterfaceGone);
+            }
         }
         if !napi_warned && capture.busy_poll_without_napi() {
             napi_warned = true;
@@ -243,6 +250,16 @@ fn run(req: Request, view: View) -> anyhow::Result<ExitCode> {
         let text = serde_json::to_string_pretty(&json).expect("JSON values serialise");
         std::fs::write(path, text + "\n")
             .with_context(|| format!("writing --summary-json {}", path.display()))?;
+    }
+    if finish == Some(Finish::InterfaceGone) {
+        let kept = match &req.output {
+            Output::None => String::new(),
+            _ => format!(
+                "; {output_name} holds the {} frames captured before",
+                summary.snapshot.written()
+            ),
+        };
+        anyhow::bail!("interface {iface} disappeared during the capture (deleted or moved){kept}");
     }
     if let Some(e) = summary.worker_errors.first() {
         anyhow::bail!("{e}");

@@ -228,3 +228,47 @@ fn cores_are_given_to_the_queues_in_the_order_written() {
     let placed: Vec<(u32, usize)> = s.queues.iter().map(|q| (q.queue, q.core)).collect();
     assert_eq!(placed, vec![(0, 1), (1, 0)]);
 }
+
+#[test]
+#[ignore = "needs root: run with --include-ignored as root (tools/test.sh)"]
+fn an_interface_deleted_mid_capture_ends_it_with_a_valid_file() {
+    let bed = Testbed::new(1);
+    let pcap = temp_path("deleted.pcap");
+    let json = temp_path("deleted.json");
+    let mut cap = bed.start_capture(&[
+        "-w",
+        pcap.to_str().unwrap(),
+        "--duration",
+        "60",
+        "-q",
+        "--summary-json",
+        json.to_str().unwrap(),
+    ]);
+    let frames = protocols::plain_frames();
+    bed.send(&frames);
+    std::thread::sleep(Duration::from_millis(300));
+    let deleted = Command::new("ip")
+        .args(["-n", &bed.ns_b(), "link", "del", &bed.ns_b()])
+        .status()
+        .unwrap();
+    assert!(deleted.success());
+    let asked = Instant::now();
+    let status = cap.wait(WAIT);
+    assert!(
+        asked.elapsed() < Duration::from_secs(5),
+        "noticed in {:?}",
+        asked.elapsed()
+    );
+    let stderr = cap.stderr();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    let line = stderr.lines().last().unwrap_or("");
+    assert!(line.contains("disappeared during the capture"), "{stderr}");
+    let (_, records) = read_pcap(&pcap);
+    assert_eq!(
+        records.len(),
+        frames.len(),
+        "the file is valid and complete"
+    );
+    let s = typed_summary(&json);
+    assert_eq!(s.packets, frames.len() as u64);
+}

@@ -47,6 +47,8 @@ pub enum Finish {
     OutputClosed,
     /// A worker thread ended with an error.
     WorkerFailed,
+    /// The interface disappeared (deleted, or moved to another namespace).
+    InterfaceGone,
 }
 
 struct QueueHandle {
@@ -119,6 +121,8 @@ pub struct Capture {
     started: Instant,
     warnings: Vec<String>,
     housekeeping: Vec<usize>,
+    iface: String,
+    ifindex: u32,
 }
 
 /// The end of a capture: final counters and how the output went.
@@ -496,6 +500,8 @@ impl Capture {
             started: Instant::now(),
             warnings,
             housekeeping: placement.housekeeping,
+            iface: cfg.iface.clone(),
+            ifindex,
         };
         for (mut handle, worker) in built {
             let thread = std::thread::Builder::new()
@@ -618,6 +624,12 @@ impl Capture {
         self.shared.no_napi.load(Ordering::Relaxed)
     }
 
+    /// Whether the captured interface is gone: no device of its name, or
+    /// another one (deleted and re-created, or renamed) under it.
+    pub fn interface_gone(&self) -> bool {
+        netdev::ifindex(&self.iface).map_or(true, |index| index != self.ifindex)
+    }
+
     /// Why the capture ended by itself, if it did.
     pub fn finished(&self) -> Option<Finish> {
         if self.shared.count_reached.load(Ordering::Relaxed) {
@@ -634,7 +646,11 @@ impl Capture {
             .iter()
             .any(|q| q.thread.as_ref().is_some_and(|t| t.is_finished()))
         {
-            Some(Finish::WorkerFailed)
+            if self.interface_gone() {
+                Some(Finish::InterfaceGone)
+            } else {
+                Some(Finish::WorkerFailed)
+            }
         } else {
             None
         }

@@ -401,6 +401,23 @@ impl XskSocket {
             }
             return Err(err);
         }
+        if pfd.revents & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0 {
+            // The device went away (the kernel sets ENETDOWN on its sockets):
+            // report it instead of polling an endless error.
+            let pending: i32 = getsockopt_at(
+                &self.fd,
+                libc::SOL_SOCKET,
+                libc::SO_ERROR,
+                "getsockopt(SO_ERROR)",
+            )
+            .unwrap_or(0);
+            let code = if pending != 0 {
+                pending
+            } else {
+                libc::ENETDOWN
+            };
+            return Err(io::Error::from_raw_os_error(code));
+        }
         Ok(ret > 0)
     }
 }
