@@ -479,3 +479,78 @@ fn the_locked_memory_limit_is_named_with_its_fixes() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+#[ignore = "needs root: run with --include-ignored as root (tools/test.sh)"]
+fn a_planted_link_or_foreign_file_in_a_shared_directory_is_refused() {
+    use std::os::unix::fs::{chown, PermissionsExt};
+    let bed = Testbed::new(1);
+    let iface = bed.ns_b();
+    // A world-writable sticky directory, as /tmp.
+    let shared = temp_path("sticky");
+    std::fs::create_dir_all(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let precious = temp_path("precious");
+    std::fs::write(&precious, b"precious").unwrap();
+    let link = shared.join("planted.pcap");
+    std::os::unix::fs::symlink(&precious, &link).unwrap();
+    let out = run(bed.xsktap(&[
+        "capture",
+        "-i",
+        &iface,
+        "-w",
+        link.to_str().unwrap(),
+        "-c",
+        "1",
+    ]));
+    let line = one_error_line(&out);
+    assert!(line.contains("symbolic link"), "{line}");
+    assert_eq!(
+        std::fs::read(&precious).unwrap(),
+        b"precious",
+        "the target is untouched"
+    );
+    assert!(!bed.xdp_attached());
+    // Another user's file there is refused too, and left as it was.
+    let foreign = shared.join("foreign.pcap");
+    std::fs::write(&foreign, b"theirs").unwrap();
+    chown(&foreign, Some(65534), Some(65534)).unwrap();
+    let out = run(bed.xsktap(&[
+        "capture",
+        "-i",
+        &iface,
+        "-w",
+        foreign.to_str().unwrap(),
+        "-c",
+        "1",
+    ]));
+    let line = one_error_line(&out);
+    assert!(line.contains("belongs to another user"), "{line}");
+    assert_eq!(std::fs::read(&foreign).unwrap(), b"theirs");
+    // A new file is created with 0666 less the umask.
+    let fresh = shared.join("fresh.pcap");
+    let out = run(bed.xsktap(&[
+        "capture",
+        "-i",
+        &iface,
+        "-w",
+        fresh.to_str().unwrap(),
+        "--duration",
+        "0.2",
+        "-q",
+    ]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mode = std::fs::metadata(&fresh).unwrap().permissions().mode() & 0o777;
+    // SAFETY: umask(2) only sets and returns this process's mask; it is put back at once.
+    let umask = unsafe {
+        let m = libc::umask(0o022);
+        libc::umask(m);
+        m
+    };
+    assert_eq!(mode, 0o666 & !umask, "{mode:o}");
+    std::fs::remove_dir_all(&shared).unwrap();
+}
