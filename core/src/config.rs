@@ -175,7 +175,7 @@ impl CaptureConfig {
 /// # Errors
 /// A message naming the part that is not a number or a range.
 pub fn parse_list(text: &str) -> std::result::Result<Vec<u32>, String> {
-    let mut out = parse_ordered_list(text)?;
+    let mut out = expand_list(text)?;
     out.sort_unstable();
     out.dedup();
     Ok(out)
@@ -188,6 +188,17 @@ pub fn parse_list(text: &str) -> std::result::Result<Vec<u32>, String> {
 /// A message naming the part that is not a number or a range, or the
 /// number given twice.
 pub fn parse_ordered_list(text: &str) -> std::result::Result<Vec<u32>, String> {
+    let out = expand_list(text)?;
+    let mut seen = out.clone();
+    seen.sort_unstable();
+    if let Some(w) = seen.windows(2).find(|w| w[0] == w[1]) {
+        return Err(format!("{} appears twice in {text:?}", w[0]));
+    }
+    Ok(out)
+}
+
+/// The numbers of a list, ranges expanded, in the order written.
+fn expand_list(text: &str) -> std::result::Result<Vec<u32>, String> {
     let mut out: Vec<u32> = Vec::new();
     for part in text.split(',').map(str::trim) {
         let bad = || format!("{part:?} in {text:?} is not a number or a range like 2-5");
@@ -202,11 +213,6 @@ pub fn parse_ordered_list(text: &str) -> std::result::Result<Vec<u32>, String> {
             }
             None => out.push(part.parse().map_err(|_| bad())?),
         }
-    }
-    let mut seen = out.clone();
-    seen.sort_unstable();
-    if let Some(w) = seen.windows(2).find(|w| w[0] == w[1]) {
-        return Err(format!("{} appears twice in {text:?}", w[0]));
     }
     Ok(out)
 }
