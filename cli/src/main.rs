@@ -96,16 +96,16 @@ fn leave_server_traffic(req: &mut Request) -> Option<String> {
     };
     let own = server_traffic(addr.port(), &addrs);
     req.config.filter = Expr::and(Some(Expr::Not(Box::new(own))), req.config.filter.take());
-    let at = addrs
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(", ");
+    let at = match addrs.is_empty() {
+        true => String::new(),
+        false => {
+            let list: Vec<String> = addrs.iter().map(ToString::to_string).collect();
+            format!(" at {}, and address resolution for it", list.join(", "))
+        }
+    };
     Some(format!(
-        "the dashboard's own traffic (TCP to port {}{}{}) passes to the host stack uncaptured (counted in xdp_filtered_out)",
-        addr.port(),
-        if at.is_empty() { "" } else { " at " },
-        if at.is_empty() { String::new() } else { format!("{at}, and address resolution for it") },
+        "the dashboard's own traffic (TCP to port {}{at}) passes to the host stack uncaptured (counted in xdp_filtered_out)",
+        addr.port()
     ))
 }
 

@@ -259,6 +259,16 @@ fn send_spread(bed: &Testbed, frames: &[Vec<u8>], n: usize, secs: f64) {
     }
 }
 
+/// The token xsktap generated and printed in the dashboard's URL.
+fn printed_token(stderr: &str) -> String {
+    stderr
+        .split("?token=")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .expect("a generated token is printed")
+        .to_string()
+}
+
 /// `xsktap capture --serve PORT -q --summary-json …` on the test bed, attached.
 fn start_serving(bed: &Testbed, name: &str) -> (Running, PathBuf) {
     let json = temp_path(name);
@@ -736,12 +746,7 @@ fn a_non_loopback_address_requires_the_token() {
     let capture = bed.start_capture(&["--serve", "198.18.0.2:9100", "-q"]);
     capture.wait_for_stderr("dashboard on", Duration::from_secs(10));
     let stderr = capture.stderr();
-    let token = stderr
-        .split("?token=")
-        .nth(1)
-        .and_then(|s| s.split_whitespace().next())
-        .expect("a generated token is printed")
-        .to_string();
+    let token = printed_token(&stderr);
     assert_eq!(token.len(), 32, "{stderr}");
     let host = "198.18.0.2:9100";
     in_ns(&bed.ns_b(), || {
@@ -880,12 +885,7 @@ fn served_on_the_captured_interface_it_stays_reachable_and_idle_clients_cannot_b
     capture.wait_for_stderr("dashboard on", Duration::from_secs(10));
     let stderr = capture.stderr();
     assert!(stderr.contains("passes to the host stack"), "{stderr}");
-    let token = stderr
-        .split("?token=")
-        .nth(1)
-        .and_then(|s| s.split_whitespace().next())
-        .expect("a generated token")
-        .to_string();
+    let token = printed_token(&stderr);
     // The other side must resolve the address through the capture too.
     let flushed = Command::new("ip")
         .args(["-n", &bed.ns_a(), "neigh", "flush", "all"])
@@ -929,8 +929,9 @@ fn served_on_the_captured_interface_it_stays_reachable_and_idle_clients_cannot_b
         let m = parse_metrics(&reply.body);
         let refused = metric(&m, "xsktap_dashboard_refused_connections_total", &[]);
         let idle = metric(&m, "xsktap_dashboard_idle_closed_connections_total", &[]);
+        // 32 admitted and closed idle, the other 8 refused at once.
         assert!(refused >= 8.0, "{refused}");
-        assert!(idle >= 32.0 - 1.0, "{idle}");
+        assert!(idle >= 32.0, "{idle}");
     });
     let s = stop_and_summarise(capture, &json);
     let passed: u64 = s.queues.iter().filter_map(|q| q.xdp_filtered_out).sum();

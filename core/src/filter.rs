@@ -145,6 +145,12 @@ impl Net {
         Ok(net)
     }
 
+    /// The network of one address.
+    pub fn host(addr: IpAddr) -> Net {
+        let prefix = if addr.is_ipv4() { 32 } else { 128 };
+        Net { addr, prefix }
+    }
+
     /// Whether the network is one address.
     pub fn is_host(&self) -> bool {
         self.prefix == self.bits()

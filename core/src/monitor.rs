@@ -27,6 +27,14 @@ fn endpoint(out: &mut Vec<u8>, addr: IpAddr, port: Option<u16>) {
     };
 }
 
+/// The lines that lie whole at the start of `data`: their count and the
+/// length they take (up to and including the last newline).
+pub fn whole_lines(data: &[u8]) -> (u64, usize) {
+    let end = data.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let n = data[..end].iter().filter(|&&b| b == b'\n').count() as u64;
+    (n, end)
+}
+
 /// Appends the text line for one packet.
 pub fn write_text(out: &mut Vec<u8>, ts_ns: u64, iface: &str, queue: u32, p: &Packet) {
     let secs = ts_ns / 1_000_000_000;
@@ -133,6 +141,13 @@ pub fn write_json(out: &mut Vec<u8>, ts_ns: u64, queue: u32, p: &Packet) {
 mod tests {
     use super::*;
     use crate::parse::parse;
+
+    #[test]
+    fn whole_lines_end_at_the_last_newline() {
+        assert_eq!(whole_lines(b"a\nbb\nccc"), (2, 5));
+        assert_eq!(whole_lines(b"abc"), (0, 0));
+        assert_eq!(whole_lines(b""), (0, 0));
+    }
 
     fn udp_frame() -> Vec<u8> {
         let mut f = vec![0u8; 14 + 4 + 20 + 8];

@@ -45,6 +45,26 @@ pub fn append_record(out: &mut Vec<u8>, ts_ns: u64, frame: &[u8], snaplen: u32) 
     out.extend_from_slice(&frame[..caplen]);
 }
 
+/// The records that lie whole at the start of `data` (records after the
+/// file header, in this machine's byte order): their count, the original
+/// bytes of their frames, and the length they take. What follows is a cut
+/// record, if anything.
+pub fn whole_records(data: &[u8]) -> (u64, u64, usize) {
+    let (mut n, mut bytes, mut at) = (0, 0, 0);
+    while at + RECORD_HEADER_LEN <= data.len() {
+        let field =
+            |o: usize| u32::from_ne_bytes(data[at + o..at + o + 4].try_into().expect("4 bytes"));
+        let end = at + RECORD_HEADER_LEN + field(8) as usize;
+        if end > data.len() {
+            break;
+        }
+        n += 1;
+        bytes += u64::from(field(12));
+        at = end;
+    }
+    (n, bytes, at)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,5 +94,18 @@ mod tests {
         assert_eq!(p.data.len(), 100, "cut to snaplen");
         assert_eq!((p.incl_len, p.orig_len), (100, 300), "original length kept");
         assert!(reader.next_raw_packet().is_none());
+    }
+
+    #[test]
+    fn whole_records_stop_before_a_cut_one() {
+        let mut data = Vec::new();
+        append_record(&mut data, 1, &[1u8; 60], 65535);
+        append_record(&mut data, 2, &[2u8; 1000], 100);
+        let two = data.len();
+        append_record(&mut data, 3, &[3u8; 64], 65535);
+        assert_eq!(whole_records(&data), (3, 60 + 1000 + 64, data.len()));
+        assert_eq!(whole_records(&data[..data.len() - 1]), (2, 1060, two));
+        assert_eq!(whole_records(&data[..two + 10]), (2, 1060, two));
+        assert_eq!(whole_records(&data[..5]), (0, 0, 0));
     }
 }

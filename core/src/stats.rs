@@ -24,7 +24,8 @@ pub struct WorkerCounters {
     /// Frames received after `-c COUNT` was reached, deliberately not written.
     pub over_count: AtomicU64,
     /// Frames the output refused because it had closed or failed, and frames
-    /// left in the RX ring when the capture stopped on such an output.
+    /// left in the RX ring when the worker stopped on such an output or on
+    /// an error of its queue.
     pub sink_closed_drops: AtomicU64,
     /// Times the worker looked at its RX ring and found it empty.
     pub empty_polls: AtomicU64,

@@ -394,7 +394,15 @@ impl<S: RecordSink> Worker<S> {
     /// # Errors
     /// The queue's wait failing.
     pub fn run<Q: RxQueue, C: Clock>(&mut self, queue: &mut Q, clock: &C) -> io::Result<()> {
-        let result = self.drive(queue, clock).and_then(|()| self.discard(queue));
+        let result = match self.drive(queue, clock) {
+            Ok(()) => self.discard(queue, true),
+            Err(e) => {
+                // The queue failed (its device went away): still count what
+                // its ring holds, without waiting for more.
+                let _ = self.discard(queue, false);
+                Err(e)
+            }
+        };
         self.step.flush();
         let mut flow_copy = Vec::new();
         self.step.flows.copy_into(&mut flow_copy);
@@ -516,16 +524,16 @@ impl<S: RecordSink> Worker<S> {
         self.pacer.flushed();
     }
 
-    /// Takes what the ring holds once the worker has stopped, and whatever
-    /// arrives until the capture drains (the program is detached), counting
-    /// it without writing it.
-    fn discard<Q: RxQueue>(&mut self, queue: &mut Q) -> io::Result<()> {
+    /// Takes what the ring holds once the worker has stopped, and (when
+    /// `until_drained`) whatever arrives until the capture drains (the
+    /// program is detached), counting it without writing it.
+    fn discard<Q: RxQueue>(&mut self, queue: &mut Q, until_drained: bool) -> io::Result<()> {
         let counters = &self.counters;
         loop {
             let mut bytes = 0u64;
             let n = queue.recv(self.batch_size, |_, _, frame| bytes += frame.len() as u64);
             if n == 0 {
-                if self.shared.drain.load(Ordering::Relaxed) {
+                if !until_drained || self.shared.drain.load(Ordering::Relaxed) {
                     return Ok(());
                 }
                 queue.wait(IDLE_FLUSH)?;

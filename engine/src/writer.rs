@@ -21,9 +21,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
-use xsktap_core::pcap;
 use xsktap_core::stats::OutputCounters;
 use xsktap_core::worker::RecordSink;
+use xsktap_core::{monitor, pcap};
 
 /// Capacity of one record buffer.
 pub const BUFFER_CAPACITY: usize = 1 << 20;
@@ -42,26 +42,10 @@ impl Framing {
     /// bytes, their length in `data`).
     fn whole(self, data: &[u8]) -> (u64, u64, usize) {
         match self {
-            Framing::Pcap => {
-                let (mut n, mut bytes, mut at) = (0, 0, 0);
-                while at + pcap::RECORD_HEADER_LEN <= data.len() {
-                    let field = |o: usize| {
-                        u32::from_ne_bytes(data[at + o..at + o + 4].try_into().expect("4 bytes"))
-                    };
-                    let end = at + pcap::RECORD_HEADER_LEN + field(8) as usize;
-                    if end > data.len() {
-                        break;
-                    }
-                    n += 1;
-                    bytes += u64::from(field(12));
-                    at = end;
-                }
-                (n, bytes, at)
-            }
+            Framing::Pcap => pcap::whole_records(data),
             Framing::Lines => {
-                let end = data.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-                let n = data[..end].iter().filter(|&&b| b == b'\n').count() as u64;
-                (n, 0, end)
+                let (n, len) = monitor::whole_lines(data);
+                (n, 0, len)
             }
         }
     }
@@ -134,6 +118,9 @@ pub struct BatchWriter {
     pool_rx: Receiver<Batch>,
     snaplen: u32,
     failed: Arc<AtomicBool>,
+    /// Set when the stop leaves the writer behind: from then on it counts
+    /// nothing, so that what was counted lost is never also counted written.
+    abandoned: Arc<AtomicBool>,
     thread: JoinHandle<WriterReport>,
 }
 
@@ -185,6 +172,8 @@ impl BatchWriter {
         }
         let failed = Arc::new(AtomicBool::new(false));
         let failed_flag = failed.clone();
+        let abandoned = Arc::new(AtomicBool::new(false));
+        let left_behind = abandoned.clone();
         let thread = std::thread::Builder::new()
             .name("xsktap-writer".into())
             .spawn(move || {
@@ -202,6 +191,9 @@ impl BatchWriter {
                 for mut batch in full_rx.iter() {
                     let counters = batch.counters.take();
                     let count = |written: u64, bytes: u64, lost: u64| {
+                        if left_behind.load(Ordering::Relaxed) {
+                            return;
+                        }
                         if let Some(c) = &counters {
                             c.written.fetch_add(written, Ordering::Relaxed);
                             c.written_bytes.fetch_add(bytes, Ordering::Relaxed);
@@ -245,6 +237,7 @@ impl BatchWriter {
             pool_rx,
             snaplen,
             failed,
+            abandoned,
             thread,
         })
     }
@@ -276,6 +269,7 @@ impl BatchWriter {
         drop(self.pool_rx);
         while !self.thread.is_finished() {
             if Instant::now() >= deadline {
+                self.abandoned.store(true, Ordering::Relaxed);
                 return WriterReport {
                     bytes: 0,
                     error: Some(io::Error::new(
@@ -407,25 +401,6 @@ impl Drop for RecordBatcher {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn whole_pcap_records_stop_before_a_cut_one() {
-        let mut data = Vec::new();
-        pcap::append_record(&mut data, 1, &[1u8; 60], 65535);
-        pcap::append_record(&mut data, 2, &[2u8; 1000], 100);
-        let two = data.len();
-        pcap::append_record(&mut data, 3, &[3u8; 64], 65535);
-        assert_eq!(Framing::Pcap.whole(&data), (3, 60 + 1000 + 64, data.len()));
-        assert_eq!(Framing::Pcap.whole(&data[..data.len() - 1]), (2, 1060, two));
-        assert_eq!(Framing::Pcap.whole(&data[..two + 10]), (2, 1060, two));
-        assert_eq!(Framing::Pcap.whole(&data[..5]), (0, 0, 0));
-    }
-
-    #[test]
-    fn whole_lines_end_at_the_last_newline() {
-        assert_eq!(Framing::Lines.whole(b"a\nbb\nccc"), (2, 0, 5));
-        assert_eq!(Framing::Lines.whole(b"abc"), (0, 0, 0));
-    }
 
     /// A stream that takes `room` bytes, then fails.
     struct Full {

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use xsktap_core::pcap;
 use xsktap_core::summary::SummaryJson;
 
 use super::bed::RECEIVER_CPU;
@@ -297,21 +298,16 @@ fn leading_number(text: &str, what: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// Whole records in a pcap file (any timestamp resolution, native byte order).
+/// Whole records in a pcap file written on this machine (any timestamp
+/// resolution; a cut last record is not counted).
 fn count_pcap(path: &Path) -> anyhow::Result<u64> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    anyhow::ensure!(bytes.len() >= 24, "{} has no pcap header", path.display());
-    let mut at = 24;
-    let mut n = 0;
-    while at + 16 <= bytes.len() {
-        let incl = u32::from_ne_bytes(bytes[at + 8..at + 12].try_into().expect("4 bytes")) as usize;
-        at += 16 + incl;
-        if at > bytes.len() {
-            break;
-        }
-        n += 1;
-    }
-    Ok(n)
+    anyhow::ensure!(
+        bytes.len() >= pcap::FILE_HEADER_LEN,
+        "{} has no pcap header",
+        path.display()
+    );
+    Ok(pcap::whole_records(&bytes[pcap::FILE_HEADER_LEN..]).0)
 }
 
 #[cfg(test)]

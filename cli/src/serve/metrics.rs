@@ -290,48 +290,41 @@ impl Collector for Metrics {
             &[(vec![], st.clients.load(Ordering::Relaxed))],
             Gauge,
         )?;
-        family(
-            e,
-            "xsktap_dashboard_dropped_updates",
-            "Updates slow WebSocket clients skipped.",
-            &[(vec![], st.dropped_updates.load(Ordering::Relaxed))],
-            Counter,
-        )?;
-        family(
-            e,
-            "xsktap_dashboard_slow_disconnects",
-            "WebSocket clients closed for accepting nothing.",
-            &[(vec![], st.slow_disconnects.load(Ordering::Relaxed))],
-            Counter,
-        )?;
-        family(
-            e,
-            "xsktap_dashboard_unauthorized_requests",
-            "Requests refused for a missing or wrong token.",
-            &[(vec![], st.unauthorized.load(Ordering::Relaxed))],
-            Counter,
-        )?;
-        family(
-            e,
-            "xsktap_dashboard_forbidden_requests",
-            "Requests refused for a foreign Origin or Host.",
-            &[(vec![], st.forbidden.load(Ordering::Relaxed))],
-            Counter,
-        )?;
-        family(
-            e,
-            "xsktap_dashboard_refused_connections",
-            "Connections refused over the connection limits (in all, per peer).",
-            &[(vec![], st.refused_connections.load(Ordering::Relaxed))],
-            Counter,
-        )?;
-        family(
-            e,
-            "xsktap_dashboard_idle_closed_connections",
-            "Connections closed for sending no request headers in time.",
-            &[(vec![], st.idle_closed.load(Ordering::Relaxed))],
-            Counter,
-        )?;
+        for (name, help, counter) in [
+            (
+                "xsktap_dashboard_dropped_updates",
+                "Updates slow WebSocket clients skipped.",
+                &st.dropped_updates,
+            ),
+            (
+                "xsktap_dashboard_slow_disconnects",
+                "WebSocket clients closed for accepting nothing.",
+                &st.slow_disconnects,
+            ),
+            (
+                "xsktap_dashboard_unauthorized_requests",
+                "Requests refused for a missing or wrong token.",
+                &st.unauthorized,
+            ),
+            (
+                "xsktap_dashboard_forbidden_requests",
+                "Requests refused for a foreign Origin or Host.",
+                &st.forbidden,
+            ),
+            (
+                "xsktap_dashboard_refused_connections",
+                "Connections refused over the connection limits (in all, per peer).",
+                &st.refused_connections,
+            ),
+            (
+                "xsktap_dashboard_idle_closed_connections",
+                "Connections closed for sending no request headers in time.",
+                &st.idle_closed,
+            ),
+        ] {
+            let value = counter.load(Ordering::Relaxed);
+            family(e, name, help, &[(vec![], value)], Counter)?;
+        }
         Ok(())
     }
 }

@@ -14,23 +14,20 @@ use super::{ethertype, ipproto, Dir, Expr, FilterError, Net, Test};
 /// solicited-node group or to itself, the neighbour solicitations and
 /// advertisements). A capture selects `not` these before the user's filter.
 pub fn server_traffic(port: u16, addrs: &[IpAddr]) -> Expr {
-    let host = |a: IpAddr| Net::parse(&a.to_string(), true).expect("an address is a host");
+    let to = |a: IpAddr| Expr::net(Dir::Dst, Net::host(a));
+    let and = |a: Expr, b: Expr| Expr::And(Box::new(a), Box::new(b));
+    let or = |a: Expr, b: Expr| Expr::Or(Box::new(a), Box::new(b));
     let tcp = Expr::Test(Test::IpProto {
         family: 0,
         proto: ipproto::TCP,
     });
-    let to_port = Expr::and(Some(tcp), Some(Expr::port(Dir::Dst, port)));
-    let to_addrs = addrs
-        .iter()
-        .map(|&a| Expr::net(Dir::Dst, host(a)))
-        .fold(None, |any, e| Some(any.map_or(e.clone(), |a| or(a, e))));
-    let mut all = Expr::and(to_port, to_addrs).expect("a port test");
+    let mut all = and(tcp, Expr::port(Dir::Dst, port));
+    if let Some(any) = addrs.iter().map(|&a| to(a)).reduce(or) {
+        all = and(all, any);
+    }
     for &a in addrs {
         let resolution = match a {
-            IpAddr::V4(_) => Expr::and(
-                Some(Expr::Test(Test::EtherType(ethertype::ARP))),
-                Some(Expr::net(Dir::Dst, host(a))),
-            ),
+            IpAddr::V4(_) => and(Expr::Test(Test::EtherType(ethertype::ARP)), to(a)),
             IpAddr::V6(v6) => {
                 let o = v6.octets();
                 let group = Ipv6Addr::new(
@@ -47,20 +44,12 @@ pub fn server_traffic(port: u16, addrs: &[IpAddr]) -> Expr {
                     family: 6,
                     proto: ipproto::ICMPV6,
                 });
-                let dst = or(
-                    Expr::net(Dir::Dst, host(IpAddr::V6(group))),
-                    Expr::net(Dir::Dst, host(a)),
-                );
-                Expr::and(Some(icmp6), Some(dst))
+                and(icmp6, or(to(IpAddr::V6(group)), to(a)))
             }
         };
-        all = or(all, resolution.expect("two tests"));
+        all = or(all, resolution);
     }
     all
-}
-
-fn or(a: Expr, b: Expr) -> Expr {
-    Expr::Or(Box::new(a), Box::new(b))
 }
 
 /// A protocol a flag can select.

@@ -47,6 +47,8 @@ struct ScriptedQueue {
     busy_polls: u64,
     kicks: u64,
     waits: Vec<Duration>,
+    /// Every wait fails (as when the device goes away), after the time passes.
+    fail_waits: bool,
 }
 
 impl ScriptedQueue {
@@ -61,6 +63,7 @@ impl ScriptedQueue {
             busy_polls: 0,
             kicks: 0,
             waits: Vec::new(),
+            fail_waits: false,
         }
     }
 
@@ -107,6 +110,9 @@ impl RxQueue for ScriptedQueue {
         match self.arrivals.front() {
             Some(&(t, _)) if t <= deadline => {
                 self.clock.now.set(t.max(now));
+                if self.fail_waits {
+                    return Err(io::Error::from_raw_os_error(100));
+                }
                 Ok(true)
             }
             _ => {
@@ -415,6 +421,22 @@ fn a_stop_on_a_closed_output_takes_and_counts_what_the_ring_holds() {
     assert_eq!(load(&c.written), 100);
     assert_eq!(load(&c.sink_closed_drops), 1400);
     assert_eq!(load(&c.over_count), 0);
+}
+
+#[test]
+fn a_failed_queue_still_counts_what_its_ring_holds() {
+    let clock = Rc::new(FakeClock::default());
+    let shared = Arc::new(Shared::default());
+    // A burst, then more frames that are in the ring when the wait fails.
+    let frames = (0..20u64).map(|i| (if i < 10 { 0 } else { 1_000_000 }, frame(i)));
+    let mut q = ScriptedQueue::new(&clock, frames);
+    q.fail_waits = true;
+    let mut w = worker(&shared, Some(MemorySink::default()), false);
+    assert!(w.run(&mut q, &clock).is_err());
+    let c = &w.counters;
+    assert_eq!(load(&c.received), 20, "nothing left uncounted in the ring");
+    assert_eq!(load(&c.written), 10);
+    assert_eq!(load(&c.sink_closed_drops), 10);
 }
 
 #[test]

@@ -176,15 +176,19 @@ impl XskSocket {
             tx_metadata_len: 0,
         };
         setsockopt(&fd, libc::XDP_UMEM_REG, &reg, "setsockopt(XDP_UMEM_REG)").map_err(|e| {
-            match e {
-                // The user's locked memory is over RLIMIT_MEMLOCK (other UMEMs, mlock).
-                Error::Syscall { ref error, .. } if error.raw_os_error() == Some(libc::ENOBUFS) => {
+            // ENOBUFS under a memlock limit: the user's locked memory (other
+            // UMEMs, mlock) is over it. Without a limit the system error stands.
+            let limit = crate::caps::memlock_limit();
+            match (e, limit) {
+                (Error::Syscall { ref error, .. }, Some(limit))
+                    if error.raw_os_error() == Some(libc::ENOBUFS) =>
+                {
                     Error::Memlock {
                         needed: umem.len() as u64,
-                        limit: crate::caps::memlock_limit().unwrap_or(0),
+                        limit,
                     }
                 }
-                e => e,
+                (e, _) => e,
             }
         })?;
         let size = cfg.ring_size;
