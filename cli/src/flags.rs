@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use xsktap::Output;
+use xsktap::{FileRotation, Output};
 use xsktap_core::config::{
     parse_list, parse_ordered_list, DEFAULT_COALESCE_USECS, DEFAULT_FRAME_SIZE, DEFAULT_RING_SIZE,
     DEFAULT_SNAPLEN,
@@ -12,6 +12,7 @@ use xsktap_core::config::{
 use xsktap_core::filter::flags::{parse_net, FilterFlags, FlagProtocol};
 use xsktap_core::filter::{parse_expr, Expr, Program, MAX_TESTS};
 use xsktap_core::monitor::MonitorFormat;
+use xsktap_core::rotation::{parse_file_size, DiskLimit, Rotation};
 use xsktap_core::{CaptureConfig, XdpMode, ZeroCopy};
 
 /// Capture packets at line rate through AF_XDP.
@@ -193,6 +194,88 @@ impl FilterArgs {
     }
 }
 
+/// Spreading the output over files (tcpdump's -C, -G, -W, -z).
+#[derive(Debug, Args)]
+pub struct RotationArgs {
+    /// Start a new file before the current one would pass SIZE (millions of bytes, or
+    /// 50k, 100m, 2g for KiB, MiB, GiB): out.pcap, out.pcap1, out.pcap2, …
+    #[arg(short = 'C', value_name = "SIZE")]
+    pub file_size: Option<String>,
+    /// Start a new file every SECS seconds; -w may hold strftime escapes (-w %Y%m%d-%H%M%S.pcap).
+    #[arg(short = 'G', value_name = "SECS")]
+    pub rotate_secs: Option<u64>,
+    /// With -C, a ring of N files (out.pcap0 … out.pcapN-1), the oldest overwritten; with
+    /// -G alone, stop after N files.
+    #[arg(short = 'W', value_name = "N")]
+    pub files: Option<u32>,
+    /// Run CMD with each closed file's name as its argument (such as gzip), one at a time,
+    /// off the capture's CPUs; failures are reported, not fatal.
+    #[arg(short = 'z', value_name = "CMD")]
+    pub hook: Option<String>,
+    /// With -G, start files on multiples of SECS on the clock (-G 60: every minute at :00).
+    #[arg(long)]
+    pub align: bool,
+    /// Keep this capture's files within BYTES (500m, 20g) or PCT% of their file system,
+    /// deleting its oldest files as needed (never any other file).
+    #[arg(long, value_name = "BYTES|PCT%")]
+    pub max_disk: Option<String>,
+}
+
+impl RotationArgs {
+    /// The rotation asked for, if any, checked against the output.
+    fn rotation(&self, output: Output) -> anyhow::Result<(Output, Option<String>)> {
+        let rotation = Rotation {
+            size: self
+                .file_size
+                .as_deref()
+                .map(|t| parse_file_size("-C", t))
+                .transpose()?,
+            interval_secs: self.rotate_secs,
+            files: self.files,
+            align: self.align,
+        };
+        rotation.validate()?;
+        let max_disk = self.max_disk.as_deref().map(DiskLimit::parse).transpose()?;
+        if !rotation.is_active() {
+            if max_disk.is_some() || self.hook.is_some() {
+                anyhow::bail!("--max-disk and -z act on rotated files: add -C SIZE or -G SECS");
+            }
+            return Ok((output, None));
+        }
+        let Output::File(path) = output else {
+            anyhow::bail!("-C and -G write a sequence of files: give their name with -w FILE");
+        };
+        if let (Some(DiskLimit::Bytes(limit)), Some(size)) = (max_disk, rotation.size) {
+            if limit < 2 * size {
+                anyhow::bail!(
+                    "--max-disk {} holds less than two -C files of {size} bytes: the file being written is never deleted, so give at least {}",
+                    self.max_disk.as_deref().unwrap_or_default(),
+                    2 * size
+                );
+            }
+        }
+        if let Some(hook) = &self.hook {
+            if hook.trim().is_empty() {
+                anyhow::bail!("-z needs a program to run, such as -z gzip");
+            }
+        }
+        let note = (rotation.interval_secs.is_some() && !path.to_string_lossy().contains('%'))
+            .then(|| {
+                format!(
+                    "-G with -w {} (no strftime escape): every period's file has the same name and replaces the previous one; use a name such as {}-%Y%m%d-%H%M%S.pcap",
+                    path.display(),
+                    path.file_stem().map(|s| s.to_string_lossy()).unwrap_or_default()
+                )
+            });
+        let files = FileRotation {
+            rotation,
+            max_disk,
+            hook: self.hook.clone(),
+        };
+        Ok((Output::Rotating(path, files), note))
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct CaptureArgs {
     #[command(flatten)]
@@ -203,6 +286,8 @@ pub struct CaptureArgs {
     /// Bytes of each packet to keep; longer packets keep their original length in the file. 0 means 262144.
     #[arg(short = 's', long = "snaplen", value_name = "SNAPLEN", default_value_t = DEFAULT_SNAPLEN)]
     pub snaplen: u32,
+    #[command(flatten)]
+    pub rotation: RotationArgs,
     #[command(flatten)]
     pub filter: FilterArgs,
 }
@@ -220,6 +305,8 @@ pub struct MonitorArgs {
     /// Bytes of each packet to keep in the pcap file.
     #[arg(short = 's', long = "snaplen", value_name = "SNAPLEN", default_value_t = DEFAULT_SNAPLEN)]
     pub snaplen: u32,
+    #[command(flatten)]
+    pub rotation: RotationArgs,
     #[command(flatten)]
     pub filter: FilterArgs,
 }
@@ -250,6 +337,8 @@ pub struct Request {
     pub quiet: bool,
     pub filter_text: String,
     pub serve: Option<crate::serve::ServeConfig>,
+    /// Things to say at start (a flag combination that may surprise).
+    pub notes: Vec<String>,
 }
 
 fn request(
@@ -340,12 +429,22 @@ fn request(
         quiet: common.quiet,
         filter_text,
         serve,
+        notes: Vec::new(),
     })
+}
+
+/// Applies the rotation flags to a request's output.
+fn rotate(mut req: Request, rotation: &RotationArgs) -> anyhow::Result<Request> {
+    let (output, note) = rotation.rotation(req.output)?;
+    req.output = output;
+    req.notes.extend(note);
+    Ok(req)
 }
 
 impl CaptureArgs {
     pub fn into_request(self) -> anyhow::Result<Request> {
-        request(self.common, &self.filter, self.write, self.snaplen)
+        let req = request(self.common, &self.filter, self.write, self.snaplen)?;
+        rotate(req, &self.rotation)
     }
 }
 
@@ -356,7 +455,8 @@ impl MonitorArgs {
         } else {
             MonitorFormat::Text
         };
-        let mut req = request(self.common, &self.filter, self.write, self.snaplen)?;
+        let req = request(self.common, &self.filter, self.write, self.snaplen)?;
+        let mut req = rotate(req, &self.rotation)?;
         req.config.monitor = Some(format);
         if req.output == Output::Stdout {
             anyhow::bail!(

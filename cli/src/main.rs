@@ -43,7 +43,23 @@ enum View {
 const USAGE: u8 = 2;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help, --version.
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            // One line, as every other refusal: clap's first line, which
+            // names the flag and the value, plus where to read more.
+            let text = e.render().to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments");
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            say!("xsktap: {first} (see xsktap --help)");
+            return ExitCode::from(USAGE);
+        }
+    };
     let request = match cli.command {
         Command::Capture(args) => args.into_request().map(|r| (r, View::Live)),
         Command::Monitor(args) => args.into_request().map(|r| (r, View::Live)),
@@ -127,7 +143,11 @@ fn run(req: Request, view: View) -> anyhow::Result<ExitCode> {
         Output::None => "nowhere (no -w given: counted only)".to_string(),
         Output::Stdout => "standard output".to_string(),
         Output::File(p) => p.display().to_string(),
+        Output::Rotating(p, _) => format!("files named after {}", p.display()),
     };
+    for note in &req.notes {
+        say!("xsktap: {note}");
+    }
     // Listen before attaching anything: a busy port fails with the machine untouched.
     let listener = req.serve.as_ref().map(serve::bind).transpose()?;
     let mut req = req;
@@ -197,6 +217,9 @@ fn run(req: Request, view: View) -> anyhow::Result<ExitCode> {
                 break Some(Finish::InterfaceGone);
             }
         }
+        for notice in capture.notices() {
+            say!("xsktap: {notice}");
+        }
         if !napi_warned && capture.busy_poll_without_napi() {
             napi_warned = true;
             say!("{}", no_napi_warning(&iface));
@@ -243,7 +266,14 @@ fn run(req: Request, view: View) -> anyhow::Result<ExitCode> {
     if !napi_warned && capture.busy_poll_without_napi() {
         say!("{}", no_napi_warning(&iface));
     }
+    let notices = capture.notices_handle();
     let summary = capture.stop();
+    for notice in notices.take() {
+        say!("xsktap: {notice}");
+    }
+    if finish == Some(Finish::FilesDone) {
+        say!("xsktap: -W: the last of the files is written");
+    }
     let _ = io::stderr().write_all(report::summary_text(&summary, &iface, &output_name).as_bytes());
     if let Some(path) = &req.summary_json {
         let json = report::summary_json(&summary, &iface, &output_name, &req.filter_text);

@@ -9,7 +9,7 @@ use xsktap_core::flows::{FlowStats, Top};
 use xsktap_core::parse::Proto;
 use xsktap_core::stats::{QueueSnapshot, Rates, Snapshot, TrafficSnapshot, SIZE_LABELS};
 use xsktap_core::summary::{
-    Names, SummaryJson, SummaryParts, TopJson, TopSnapshotJson, TrafficJson,
+    FileJson, FilesJson, Names, SummaryJson, SummaryParts, TopJson, TopSnapshotJson, TrafficJson,
 };
 
 /// Formats a value with a metric prefix, as `1.23 M`.
@@ -265,6 +265,40 @@ pub fn summary_text(s: &Summary, iface: &str, output: &str) -> String {
             l.histogram.max() as f64 / 1000.0
         );
     }
+    if let Some(files) = s.writer.as_ref().and_then(|w| w.files.as_ref()) {
+        let _ = writeln!(
+            out,
+            "{} files on disk{}{}:",
+            files.files.len(),
+            match files.removed_files {
+                0 => String::new(),
+                n => format!(
+                    " ({n} older files deleted, holding {} packets)",
+                    files.removed_packets
+                ),
+            },
+            match files.hooks_run {
+                0 => String::new(),
+                n => format!("; -z ran {n} times, {} failed", files.hooks_failed),
+            }
+        );
+        // A long capture can leave thousands: the first and last ten.
+        let n = files.files.len();
+        for (i, f) in files.files.iter().enumerate() {
+            if n > 20 && i == 10 {
+                let _ = writeln!(out, "  … {} more", n - 20);
+            }
+            if n <= 20 || i < 10 || i >= n - 10 {
+                let _ = writeln!(
+                    out,
+                    "  {} ({} packets, {} bytes)",
+                    f.path.display(),
+                    f.packets,
+                    f.bytes
+                );
+            }
+        }
+    }
     let _ = writeln!(out, "XDP program attached in {} mode", s.xdp_mode.as_str());
     for q in &snap.queues {
         let _ = writeln!(
@@ -286,7 +320,7 @@ pub fn summary_text(s: &Summary, iface: &str, output: &str) -> String {
 
 /// The summary as `--summary-json` and `/api/summary` carry it.
 pub fn summary_json(s: &Summary, iface: &str, output: &str, filter: &str) -> SummaryJson {
-    SummaryJson::new(
+    let mut json = SummaryJson::new(
         SummaryParts {
             snapshot: &s.snapshot,
             top: &s.top,
@@ -300,5 +334,25 @@ pub fn summary_json(s: &Summary, iface: &str, output: &str, filter: &str) -> Sum
             output,
             filter,
         },
-    )
+    );
+    json.files = s
+        .writer
+        .as_ref()
+        .and_then(|w| w.files.as_ref())
+        .map(|f| FilesJson {
+            files: f
+                .files
+                .iter()
+                .map(|f| FileJson {
+                    path: f.path.display().to_string(),
+                    packets: f.packets,
+                    bytes: f.bytes,
+                })
+                .collect(),
+            removed_files: f.removed_files,
+            removed_packets: f.removed_packets,
+            hooks_run: f.hooks_run,
+            hooks_failed: f.hooks_failed,
+        });
+    json
 }

@@ -300,6 +300,52 @@ fn bad_values_are_refused_without_root() {
 }
 
 #[test]
+fn bad_rotation_values_are_refused_and_leave_no_file() {
+    let dir = temp_path("bad-rotation");
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("r.pcap");
+    let w = out.to_str().unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (&["-w", w, "-C", "0"], "-C \"0\" is not a size"),
+        (&["-w", w, "-C", "10x"], "-C \"10x\" is not a size"),
+        (&["-w", w, "-C", "-5"], "'-5'"),
+        (&["-w", w, "-G", "0"], "-G 0"),
+        (&["-w", w, "-G", "soon"], "'-G <SECS>'"),
+        (&["-w", w, "-W", "3"], "-W needs -C SIZE"),
+        (&["-w", w, "-C", "1", "-W", "0"], "-W 0"),
+        (&["-w", w, "-C", "1", "-W", "many"], "'-W <N>'"),
+        (&["-w", w, "-C", "1", "--align"], "--align needs -G"),
+        (&["-w", w, "-z", "gzip"], "add -C SIZE or -G SECS"),
+        (&["-w", w, "--max-disk", "1g"], "add -C SIZE or -G SECS"),
+        (
+            &["-w", w, "-C", "1", "--max-disk", "lots"],
+            "--max-disk \"lots\"",
+        ),
+        (&["-w", w, "-C", "1", "--max-disk", "0%"], "above 0%"),
+        (
+            &["-w", w, "-C", "1", "--max-disk", "1m"],
+            "less than two -C files",
+        ),
+        (&["-w", w, "-C", "1", "-z", " "], "-z needs a program"),
+        (&["-C", "1"], "give their name with -w FILE"),
+    ];
+    for (args, needle) in cases {
+        let run = Command::new(XSKTAP)
+            .args(["capture", "-i", "x"])
+            .args(*args)
+            .output()
+            .unwrap();
+        let line = one_usage_line(&run);
+        assert!(line.contains(needle), "{args:?}: {line}");
+        assert_eq!(
+            std::fs::read_dir(&dir).unwrap().count(),
+            0,
+            "{args:?} left a file"
+        );
+    }
+}
+
+#[test]
 #[ignore = "needs root: run with --include-ignored as root (tools/test.sh)"]
 fn a_foreign_xdp_program_is_not_replaced() {
     let bed = Testbed::new(1);

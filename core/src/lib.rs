@@ -26,6 +26,7 @@ pub mod monitor;
 pub mod parse;
 pub mod pcap;
 pub mod placement;
+pub mod rotation;
 pub mod stats;
 pub mod summary;
 pub mod types;

@@ -45,22 +45,28 @@ pub fn append_record(out: &mut Vec<u8>, ts_ns: u64, frame: &[u8], snaplen: u32) 
     out.extend_from_slice(&frame[..caplen]);
 }
 
+/// The record that starts `data`, if it lies whole there: its length in
+/// `data` and the original length of its frame.
+#[inline]
+pub fn first_record(data: &[u8]) -> Option<(usize, u32)> {
+    let field = |o: usize| {
+        data.get(o..o + 4)
+            .map(|b| u32::from_ne_bytes(b.try_into().expect("4 bytes")))
+    };
+    let len = RECORD_HEADER_LEN + field(8)? as usize;
+    (len <= data.len()).then(|| (len, field(12).unwrap_or(0)))
+}
+
 /// The records that lie whole at the start of `data` (records after the
 /// file header, in this machine's byte order): their count, the original
 /// bytes of their frames, and the length they take. What follows is a cut
 /// record, if anything.
 pub fn whole_records(data: &[u8]) -> (u64, u64, usize) {
     let (mut n, mut bytes, mut at) = (0, 0, 0);
-    while at + RECORD_HEADER_LEN <= data.len() {
-        let field =
-            |o: usize| u32::from_ne_bytes(data[at + o..at + o + 4].try_into().expect("4 bytes"));
-        let end = at + RECORD_HEADER_LEN + field(8) as usize;
-        if end > data.len() {
-            break;
-        }
+    while let Some((len, orig)) = first_record(&data[at..]) {
         n += 1;
-        bytes += u64::from(field(12));
-        at = end;
+        bytes += u64::from(orig);
+        at += len;
     }
     (n, bytes, at)
 }

@@ -357,6 +357,36 @@ pub struct SummaryJson {
     pub latency: Option<LatencyJson>,
     /// Per-queue counters.
     pub queues: Vec<QueueJson>,
+    /// The files written, when the output rotates (`-C`, `-G`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<FilesJson>,
+}
+
+/// One file of a rotating capture.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileJson {
+    /// Its path.
+    pub path: String,
+    /// Packets in it.
+    pub packets: u64,
+    /// Its size in bytes, file header included.
+    pub bytes: u64,
+}
+
+/// The files of a rotating capture: those on disk, and what it deleted.
+/// `packets` of `files` plus `removed_packets` equals the summary's `packets`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FilesJson {
+    /// The files still on disk, oldest first.
+    pub files: Vec<FileJson>,
+    /// Files this capture deleted (a ring's overwritten ones, `--max-disk`).
+    pub removed_files: u64,
+    /// Packets in them.
+    pub removed_packets: u64,
+    /// `-z` commands run.
+    pub hooks_run: u64,
+    /// `-z` commands that failed.
+    pub hooks_failed: u64,
 }
 
 /// What a summary is built from.
@@ -399,6 +429,7 @@ impl SummaryJson {
             top: TopJson::new(parts.top),
             latency: parts.latency.map(LatencyJson::new),
             queues: snap.queues.iter().map(QueueJson::new).collect(),
+            files: None,
         }
     }
 }

@@ -3,7 +3,7 @@
 use std::fs::File;
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -23,12 +23,13 @@ use xsktap_sys::loader::{XdpLink, XdpProgram};
 use xsktap_sys::netdev;
 use xsktap_sys::xsk::{XskConfig, XskSocket, XskStatsHandle};
 
+use crate::files::{FileRotation, FileSet, Notices};
 use crate::worker::QueueWorker;
-use crate::writer::{BatchWriter, WriterOutput, WriterReport};
+use crate::writer::{BatchWriter, Destination, WriterOutput, WriterReport};
 use crate::{Error, Result};
 
 /// Where captured frames go.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Output {
     /// Nowhere: frames are counted only.
     None,
@@ -36,6 +37,9 @@ pub enum Output {
     File(PathBuf),
     /// pcap on standard output (`-w -`).
     Stdout,
+    /// pcap files named after this `-w` name, one after another as
+    /// `rotation` says (`-C`, `-G`, `-W`): see `xsktap_core::rotation`.
+    Rotating(PathBuf, FileRotation),
 }
 
 /// Why a capture ended by itself.
@@ -49,6 +53,8 @@ pub enum Finish {
     WorkerFailed,
     /// The interface disappeared (deleted, or moved to another namespace).
     InterfaceGone,
+    /// `-G` with `-W N`: the N files are written.
+    FilesDone,
 }
 
 struct QueueHandle {
@@ -123,6 +129,9 @@ pub struct Capture {
     housekeeping: Vec<usize>,
     iface: String,
     ifindex: u32,
+    notices: Arc<Notices>,
+    /// Set when `-G` with `-W N` has written its N files.
+    files_done: Option<Arc<AtomicBool>>,
 }
 
 /// The end of a capture: final counters and how the output went.
@@ -195,7 +204,7 @@ impl Drop for CreatedFile {
 /// The output, opened (and its pcap header written, when it is not an
 /// existing file) before anything is attached.
 struct OpenedOutput {
-    out: Option<WriterOutput>,
+    out: Option<Destination>,
     /// Where the output is, for messages.
     path: PathBuf,
     /// Removes the file if the start fails and xsktap created it.
@@ -207,7 +216,7 @@ struct OpenedOutput {
 }
 
 impl OpenedOutput {
-    fn open(output: &Output, header: Vec<u8>) -> Result<OpenedOutput> {
+    fn open(output: &Output, header: Vec<u8>, notices: &Arc<Notices>) -> Result<OpenedOutput> {
         let mut opened = OpenedOutput {
             out: None,
             path: PathBuf::from("-"),
@@ -218,11 +227,24 @@ impl OpenedOutput {
         match output {
             Output::None => return Ok(opened),
             Output::Stdout => {
-                opened.out = Some(WriterOutput {
+                opened.out = Some(Destination::Stream(WriterOutput {
                     out: Box::new(std::io::stdout()),
                     file: None,
                     written: 0,
-                });
+                }));
+            }
+            Output::Rotating(pattern, rotation) => {
+                opened.path = pattern.clone();
+                let pattern = pattern.to_str().ok_or_else(|| {
+                    Error::Config(format!(
+                        "-w {}: a rotating output's name must be valid UTF-8",
+                        pattern.display()
+                    ))
+                })?;
+                let files =
+                    FileSet::open(pattern, rotation, opened.header.clone(), notices.clone())?;
+                opened.out = Some(Destination::Files(Box::new(files)));
+                return Ok(opened);
             }
             Output::File(path) => {
                 opened.path = path.clone();
@@ -239,11 +261,11 @@ impl OpenedOutput {
                     opened.to_truncate = Some(dup()?);
                 }
                 let cut_back = if regular { Some(dup()?) } else { None };
-                opened.out = Some(WriterOutput {
+                opened.out = Some(Destination::Stream(WriterOutput {
                     out: Box::new(file),
                     file: cut_back,
                     written: 0,
-                });
+                }));
             }
         }
         if opened.to_truncate.is_none() {
@@ -254,7 +276,7 @@ impl OpenedOutput {
     }
 
     fn write_header(&mut self) -> Result<()> {
-        let Some(out) = &mut self.out else {
+        let Some(Destination::Stream(out)) = &mut self.out else {
             return Ok(());
         };
         out.out
@@ -269,8 +291,12 @@ impl OpenedOutput {
     }
 
     /// The capture is running: truncate an existing file and write its
-    /// header, and keep the file.
-    fn commit(mut self) -> Result<Option<WriterOutput>> {
+    /// header, and keep the file; rotating files start their `-z` thread
+    /// on `cpus`.
+    fn commit(mut self, hook: Option<&str>, cpus: &[usize]) -> Result<Option<Destination>> {
+        if let Some(Destination::Files(files)) = &mut self.out {
+            files.commit(hook, cpus)?;
+        }
         if let Some(file) = self.to_truncate.take() {
             file.set_len(0).map_err(|error| Error::Output {
                 path: self.path.clone(),
@@ -331,7 +357,7 @@ struct Writers {
 impl Writers {
     fn start(
         cfg: &CaptureConfig,
-        out: Option<WriterOutput>,
+        out: Option<Destination>,
         queues: usize,
         cpus: &[usize],
     ) -> Result<Writers> {
@@ -469,7 +495,12 @@ impl Capture {
             Output::None => Vec::new(),
             _ => xsktap_core::pcap::file_header(cfg.snaplen).to_vec(),
         };
-        let output = OpenedOutput::open(&output, header)?;
+        let notices = Arc::new(Notices::default());
+        let hook = match &output {
+            Output::Rotating(_, rotation) => rotation.hook.clone(),
+            _ => None,
+        };
+        let output = OpenedOutput::open(&output, header, &notices)?;
         let mut warnings: Vec<String> = mtu_warning(&cfg.iface, cfg.frame_size)
             .into_iter()
             .collect();
@@ -480,7 +511,11 @@ impl Capture {
         let (program, sockets) = open_sockets(cfg, ifindex, &placement.queues)?;
         let link = program.attach(&cfg.iface, ifindex, cfg.xdp_mode)?;
         let xdp_mode = link.mode();
-        let out = output.commit()?;
+        let out = output.commit(hook.as_deref(), &placement.housekeeping)?;
+        let files_done = match &out {
+            Some(Destination::Files(files)) => Some(files.done_flag()),
+            _ => None,
+        };
         // Writers (and whatever the caller runs beside the capture) belong on
         // the CPUs no worker uses, so that they never preempt a worker.
         let writers = Writers::start(cfg, out, placement.queues.len(), &placement.housekeeping)?;
@@ -502,6 +537,8 @@ impl Capture {
             housekeeping: placement.housekeeping,
             iface: cfg.iface.clone(),
             ifindex,
+            notices,
+            files_done,
         };
         for (mut handle, worker) in built {
             let thread = std::thread::Builder::new()
@@ -517,6 +554,18 @@ impl Capture {
     /// Things the user should know before trusting the capture, one line each.
     pub fn warnings(&self) -> &[String] {
         &self.warnings
+    }
+
+    /// What the writer has to say since last asked (a `-z` command that
+    /// failed), one line each.
+    pub fn notices(&self) -> Vec<String> {
+        self.notices.take()
+    }
+
+    /// The notices, to read after [`Capture::stop`] (what the last `-z`
+    /// commands said).
+    pub fn notices_handle(&self) -> Arc<Notices> {
+        self.notices.clone()
     }
 
     /// The mode the XDP program was attached in.
@@ -634,6 +683,12 @@ impl Capture {
     pub fn finished(&self) -> Option<Finish> {
         if self.shared.count_reached.load(Ordering::Relaxed) {
             Some(Finish::CountReached)
+        } else if self
+            .files_done
+            .as_ref()
+            .is_some_and(|d| d.load(Ordering::Relaxed))
+        {
+            Some(Finish::FilesDone)
         } else if self.shared.sink_closed.load(Ordering::Relaxed)
             || [&self.writer, &self.monitor_writer]
                 .into_iter()

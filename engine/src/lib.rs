@@ -26,10 +26,13 @@
 #![deny(missing_docs)]
 
 pub mod capture;
+mod files;
 mod worker;
-pub mod writer;
+mod writer;
 
 pub use capture::{Capture, Finish, Output, Summary};
+pub use files::{FileReport, FileRotation, FilesReport, Notices};
+pub use writer::WriterReport;
 pub use xsktap_core::CaptureConfig;
 pub use xsktap_sys::error::{Error, Result};
 

@@ -21,6 +21,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
+
+use crate::files::{write_all, FileSet, FilesReport};
 use xsktap_core::stats::OutputCounters;
 use xsktap_core::worker::RecordSink;
 use xsktap_core::{monitor, pcap};
@@ -84,13 +86,13 @@ impl Batch {
 /// What the writer thread did.
 #[derive(Debug)]
 pub struct WriterReport {
-    /// Bytes written, file header included.
-    pub bytes: u64,
     /// The write error that stopped the writer, if any.
     pub error: Option<io::Error>,
     /// The output took nothing for the stop's grace period and was left
     /// behind: the records still queued are counted as lost.
     pub abandoned: bool,
+    /// The files written, when the output rotates (`-C`, `-G`).
+    pub files: Option<FilesReport>,
 }
 
 impl WriterReport {
@@ -101,14 +103,76 @@ impl WriterReport {
     }
 }
 
-/// Where the writer thread writes.
-pub struct WriterOutput {
+/// A stream the writer thread writes.
+pub(crate) struct WriterOutput {
     /// The stream.
     pub out: Box<dyn Write + Send>,
     /// The same file, when it is a regular file that can be cut back.
     pub file: Option<File>,
     /// Bytes already written (the file header).
     pub written: u64,
+}
+
+/// Where a writer writes: one stream, or a capture's rotating files.
+pub(crate) enum Destination {
+    /// One stream (a file, standard output).
+    Stream(WriterOutput),
+    /// Files rotated by size or time (`-C`, `-G`).
+    Files(Box<FileSet>),
+}
+
+impl Destination {
+    /// Writes whole records; on an error, returns it with the length of
+    /// the whole records written.
+    fn write(&mut self, data: &[u8], framing: Framing) -> Result<(), (io::Error, usize)> {
+        match self {
+            Destination::Files(files) => files.write(data),
+            Destination::Stream(output) => match write_all(&mut output.out, data) {
+                Ok(()) => {
+                    output.written += data.len() as u64;
+                    Ok(())
+                }
+                Err((e, done)) => {
+                    let (_, _, len) = framing.whole(&data[..done]);
+                    output.written += len as u64;
+                    // A file ends at its last whole record, never in a partial one.
+                    if let Some(file) = &output.file {
+                        let _ = file.set_len(output.written);
+                    }
+                    Err((e, len))
+                }
+            },
+        }
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        match self {
+            Destination::Files(files) => files.deadline(),
+            Destination::Stream(_) => None,
+        }
+    }
+
+    fn tick(&mut self) -> io::Result<()> {
+        match self {
+            Destination::Files(files) => files.tick().map_err(|e| io::Error::other(e.to_string())),
+            Destination::Stream(_) => Ok(()),
+        }
+    }
+
+    /// Flushes and closes; reports the files of a rotating output.
+    fn finish(self) -> (Option<FilesReport>, io::Result<()>) {
+        match self {
+            Destination::Files(files) => {
+                let (report, error) = files.finish();
+                let result = match error {
+                    Some(e) => Err(io::Error::other(e.to_string())),
+                    None => Ok(()),
+                };
+                (Some(report), result)
+            }
+            Destination::Stream(mut output) => (None, output.out.flush()),
+        }
+    }
 }
 
 /// The writer thread and the channels workers use to reach it.
@@ -124,26 +188,12 @@ pub struct BatchWriter {
     thread: JoinHandle<WriterReport>,
 }
 
-/// Writes `data` whole; on an error, returns it with the bytes written.
-fn write_counted(out: &mut dyn Write, data: &[u8]) -> Result<(), (io::Error, usize)> {
-    let mut done = 0;
-    while done < data.len() {
-        match out.write(&data[done..]) {
-            Ok(0) => return Err((io::ErrorKind::WriteZero.into(), done)),
-            Ok(n) => done += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err((e, done)),
-        }
-    }
-    Ok(())
-}
-
 impl BatchWriter {
     /// Starts a pcap writer on `output` (its file header already written),
     /// with `buffers` record buffers in circulation, its thread confined to
     /// `cpus` (anywhere if empty).
-    pub fn pcap(
-        output: WriterOutput,
+    pub(crate) fn pcap(
+        output: Destination,
         snaplen: u32,
         buffers: usize,
         cpus: &[usize],
@@ -152,12 +202,18 @@ impl BatchWriter {
     }
 
     /// Starts a writer of text lines on `output`, its thread confined to `cpus`.
-    pub fn lines(output: WriterOutput, buffers: usize, cpus: &[usize]) -> io::Result<Self> {
-        Self::spawn(output, Framing::Lines, 0, buffers, cpus.to_vec())
+    pub(crate) fn lines(output: WriterOutput, buffers: usize, cpus: &[usize]) -> io::Result<Self> {
+        Self::spawn(
+            Destination::Stream(output),
+            Framing::Lines,
+            0,
+            buffers,
+            cpus.to_vec(),
+        )
     }
 
     fn spawn(
-        mut output: WriterOutput,
+        mut output: Destination,
         framing: Framing,
         snaplen: u32,
         buffers: usize,
@@ -182,13 +238,34 @@ impl BatchWriter {
                     let _ = xsktap_sys::cpu::pin_current_thread(&cpus);
                 }
                 let mut report = WriterReport {
-                    bytes: output.written,
                     error: None,
                     abandoned: false,
+                    files: None,
                 };
+                // Opens the next file ahead, off the workers' path.
+                if let Err(e) = output.tick() {
+                    report.error = Some(e);
+                    failed_flag.store(true, Ordering::Relaxed);
+                }
                 // Ends when every worker has dropped its sender; after a
                 // failure it goes on taking buffers, to count their records.
-                for mut batch in full_rx.iter() {
+                loop {
+                    let next = match output.deadline() {
+                        Some(deadline) if report.error.is_none() => full_rx.recv_deadline(deadline),
+                        _ => full_rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+                    };
+                    let mut batch = match next {
+                        Ok(batch) => batch,
+                        Err(RecvTimeoutError::Disconnected) => break,
+                        Err(RecvTimeoutError::Timeout) => {
+                            // A period ended with nothing to write: rotate anyway.
+                            if let Err(e) = output.tick() {
+                                report.error = Some(e);
+                                failed_flag.store(true, Ordering::Relaxed);
+                            }
+                            continue;
+                        }
+                    };
                     let counters = batch.counters.take();
                     let count = |written: u64, bytes: u64, lost: u64| {
                         if left_behind.load(Ordering::Relaxed) {
@@ -203,19 +280,11 @@ impl BatchWriter {
                     if report.error.is_some() {
                         count(0, 0, batch.records);
                     } else {
-                        match write_counted(&mut output.out, &batch.data) {
-                            Ok(()) => {
-                                report.bytes += batch.data.len() as u64;
-                                count(batch.records, batch.frame_bytes, 0);
-                            }
-                            Err((e, done)) => {
-                                let (whole, bytes, len) = framing.whole(&batch.data[..done]);
-                                report.bytes += len as u64;
+                        match output.write(&batch.data, framing) {
+                            Ok(()) => count(batch.records, batch.frame_bytes, 0),
+                            Err((e, len)) => {
+                                let (whole, bytes, _) = framing.whole(&batch.data[..len]);
                                 count(whole, bytes, batch.records - whole);
-                                // A file ends at its last whole record, never in a partial one.
-                                if let Some(file) = &output.file {
-                                    let _ = file.set_len(report.bytes);
-                                }
                                 report.error = Some(e);
                                 failed_flag.store(true, Ordering::Relaxed);
                             }
@@ -225,10 +294,10 @@ impl BatchWriter {
                     // The pool has room for every buffer, so this never blocks.
                     let _ = pool_tx.try_send(batch);
                 }
-                if report.error.is_none() {
-                    if let Err(e) = output.out.flush() {
-                        report.error = Some(e);
-                    }
+                let (files, closed) = output.finish();
+                report.files = files;
+                if let (None, Err(e)) = (&report.error, closed) {
+                    report.error = Some(e);
                 }
                 report
             })?;
@@ -271,7 +340,7 @@ impl BatchWriter {
             if Instant::now() >= deadline {
                 self.abandoned.store(true, Ordering::Relaxed);
                 return WriterReport {
-                    bytes: 0,
+                    files: None,
                     error: Some(io::Error::new(
                         io::ErrorKind::TimedOut,
                         "the output took nothing more before the stop's deadline",
@@ -282,7 +351,7 @@ impl BatchWriter {
             std::thread::sleep(Duration::from_millis(5));
         }
         self.thread.join().unwrap_or_else(|_| WriterReport {
-            bytes: 0,
+            files: None,
             error: Some(io::Error::other("the writer thread panicked")),
             abandoned: false,
         })
@@ -431,11 +500,11 @@ mod tests {
             taken: taken.clone(),
         };
         let writer = BatchWriter::pcap(
-            WriterOutput {
+            Destination::Stream(WriterOutput {
                 out: Box::new(out),
                 file: None,
                 written: 0,
-            },
+            }),
             65535,
             4,
             &[],
@@ -468,8 +537,7 @@ mod tests {
             "every accepted record counted once"
         );
         assert_eq!(written, 50_000 / 100, "whole records in 50,000 bytes");
-        assert_eq!(report.bytes, written * 100);
-        assert!(taken.lock().unwrap().len() >= report.bytes as usize);
+        assert!(taken.lock().unwrap().len() >= written as usize * 100);
         assert!(refused > 0, "pushes are refused once the output failed");
     }
 }
