@@ -125,6 +125,10 @@ pub struct CommonArgs {
         hide_env_values = true
     )]
     pub serve_token: Option<String>,
+    /// Once the XDP program is attached and the first file open, run as USER (and its
+    /// groups) with no capability left, as tcpdump's -Z; files are created as USER.
+    #[arg(short = 'Z', long = "relinquish-privileges", value_name = "USER")]
+    pub user: Option<String>,
 }
 
 /// Which frames to take, evaluated in the XDP program: flags and a tcpdump-style expression,
@@ -339,6 +343,8 @@ pub struct Request {
     pub serve: Option<crate::serve::ServeConfig>,
     /// Things to say at start (a flag combination that may surprise).
     pub notes: Vec<String>,
+    /// The user to run as once the capture runs (`-Z`).
+    pub user: Option<xsktap::User>,
 }
 
 fn request(
@@ -414,6 +420,12 @@ fn request(
             }
         }
     }
+    let user = common
+        .user
+        .as_deref()
+        .map(xsktap::User::lookup)
+        .transpose()?;
+    config.file_owner = user.as_ref().map(|u| (u.uid, u.gid));
     let serve = match (&common.serve, common.serve_token) {
         (Some(addr), token) => Some(crate::serve::ServeConfig::from_args(addr, token)?),
         (None, Some(_)) if std::env::var_os("XSKTAP_SERVE_TOKEN").is_none() => {
@@ -430,6 +442,7 @@ fn request(
         filter_text,
         serve,
         notes: Vec::new(),
+        user,
     })
 }
 

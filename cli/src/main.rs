@@ -127,6 +127,10 @@ fn leave_server_traffic(req: &mut Request) -> Option<String> {
 
 fn run(req: Request, view: View) -> anyhow::Result<ExitCode> {
     let stop = Arc::new(AtomicBool::new(false));
+    // SIGUSR1 prints the summary so far, as tcpdump prints its counts.
+    let usr1 = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGUSR1, usr1.clone())
+        .context("installing signal handlers")?;
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         // The first signal stops the capture (bounded: see Capture::stop);
         // a second one ends the process at once (the kernel detaches the
@@ -159,6 +163,16 @@ fn run(req: Request, view: View) -> anyhow::Result<ExitCode> {
         say!("xsktap: warning: {warning}");
     }
     say!("{}", report::start_line(&capture, &iface, &req.filter_text));
+    if let Some(user) = &req.user {
+        // Attached, sockets bound, first file open: nothing privileged is left to do.
+        user.switch_to()?;
+        say!(
+            "xsktap: running as {} (uid {}, gid {}) with no capabilities",
+            user.name,
+            user.uid,
+            user.gid
+        );
+    }
     // This thread reports (and builds the dashboard's updates): keep it off the workers' CPUs.
     let housekeeping = capture.housekeeping_cpus();
     if !housekeeping.is_empty() {
@@ -219,6 +233,10 @@ fn run(req: Request, view: View) -> anyhow::Result<ExitCode> {
         }
         for notice in capture.notices() {
             say!("xsktap: {notice}");
+        }
+        if usr1.swap(false, Ordering::Relaxed) {
+            let text = report::summary_text(&capture.progress(), &iface, &output_name);
+            let _ = io::stderr().write_all(text.as_bytes());
         }
         if !napi_warned && capture.busy_poll_without_napi() {
             napi_warned = true;

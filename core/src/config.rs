@@ -72,6 +72,9 @@ pub struct CaptureConfig {
     /// empty naps this many microseconds instead of waiting in poll(2), so
     /// the kernel never has to wake it per frame; 0 waits in poll(2) always.
     pub coalesce_usecs: u32,
+    /// Owner (user id, group id) given to the files the capture creates,
+    /// when it runs as another user once started (`-Z`).
+    pub file_owner: Option<(u32, u32)>,
 }
 
 /// Default wake-up coalescing, in microseconds. Measured on the bench's test
@@ -104,6 +107,7 @@ impl CaptureConfig {
             flow_table_size: DEFAULT_FLOW_TABLE_SIZE,
             busy_poll: false,
             coalesce_usecs: DEFAULT_COALESCE_USECS,
+            file_owner: None,
         }
     }
 

@@ -216,7 +216,12 @@ struct OpenedOutput {
 }
 
 impl OpenedOutput {
-    fn open(output: &Output, header: Vec<u8>, notices: &Arc<Notices>) -> Result<OpenedOutput> {
+    fn open(
+        output: &Output,
+        header: Vec<u8>,
+        notices: &Arc<Notices>,
+        owner: Option<(u32, u32)>,
+    ) -> Result<OpenedOutput> {
         let mut opened = OpenedOutput {
             out: None,
             path: PathBuf::from("-"),
@@ -241,8 +246,13 @@ impl OpenedOutput {
                         pattern.display()
                     ))
                 })?;
-                let files =
-                    FileSet::open(pattern, rotation, opened.header.clone(), notices.clone())?;
+                let files = FileSet::open(
+                    pattern,
+                    rotation,
+                    opened.header.clone(),
+                    notices.clone(),
+                    owner,
+                )?;
                 opened.out = Some(Destination::Files(Box::new(files)));
                 return Ok(opened);
             }
@@ -251,6 +261,14 @@ impl OpenedOutput {
                 let (file, created) = xsktap_sys::output::open_output(path)?;
                 if created {
                     opened.created.0 = Some(path.clone());
+                    if let Some((uid, gid)) = owner {
+                        std::os::unix::fs::fchown(&file, Some(uid), Some(gid)).map_err(
+                            |error| Error::Output {
+                                path: path.clone(),
+                                error,
+                            },
+                        )?;
+                    }
                 }
                 let regular = file.metadata().map(|m| m.is_file()).unwrap_or(false);
                 let dup = || {
@@ -500,7 +518,7 @@ impl Capture {
             Output::Rotating(_, rotation) => rotation.hook.clone(),
             _ => None,
         };
-        let output = OpenedOutput::open(&output, header, &notices)?;
+        let output = OpenedOutput::open(&output, header, &notices, cfg.file_owner)?;
         let mut warnings: Vec<String> = mtu_warning(&cfg.iface, cfg.frame_size)
             .into_iter()
             .collect();

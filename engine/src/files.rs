@@ -169,6 +169,8 @@ pub(crate) struct FileSet {
     notices: Arc<Notices>,
     /// Whether the capture started: until then a failure removes the file.
     committed: bool,
+    /// Owner given to every file (`-Z`).
+    owner: Option<(u32, u32)>,
 }
 
 fn part_name(name: &Path) -> PathBuf {
@@ -192,6 +194,7 @@ impl FileSet {
         cfg: &FileRotation,
         header: Vec<u8>,
         notices: Arc<Notices>,
+        owner: Option<(u32, u32)>,
     ) -> Result<FileSet> {
         let schedule = Schedule::new(cfg.rotation, xsktap_sys::clock::wall_ns());
         let limit = match cfg.max_disk {
@@ -224,6 +227,7 @@ impl FileSet {
             done: Arc::new(AtomicBool::new(false)),
             notices,
             committed: false,
+            owner,
         };
         let first = set.create(set.schedule.current())?;
         set.current = Some(first);
@@ -275,6 +279,9 @@ impl FileSet {
             if !created {
                 // A `.part` left by a capture that died: start it over.
                 file.set_len(0)?;
+            }
+            if let Some((uid, gid)) = self.owner {
+                std::os::unix::fs::fchown(&file, Some(uid), Some(gid))?;
             }
             file.write_all(&self.header)
         })();

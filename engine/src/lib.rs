@@ -35,6 +35,7 @@ pub use files::{FileReport, FileRotation, FilesReport, Notices};
 pub use writer::WriterReport;
 pub use xsktap_core::CaptureConfig;
 pub use xsktap_sys::error::{Error, Result};
+pub use xsktap_sys::user::User;
 
 /// Restricts the calling thread to `cpus`, such as [`Capture::housekeeping_cpus`]:
 /// for the threads a program runs beside a capture (reporting, serving).

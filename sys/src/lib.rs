@@ -23,6 +23,7 @@ pub mod loader;
 pub mod netdev;
 pub mod output;
 mod syscall;
+pub mod user;
 pub mod xsk;
 
 pub use error::{Error, Result};

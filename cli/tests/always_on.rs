@@ -1,0 +1,107 @@
+//! A capture left running (issue 11): it gives up its privileges once
+//! started (`-Z`) and tells its counts on SIGUSR1 without stopping.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// `Name:\tvalue` of /proc/PID/status.
+fn status_field(pid: u32, name: &str) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(name))
+        .unwrap_or_else(|| panic!("no {name} in status"))
+        .trim()
+        .to_string()
+}
+
+#[test]
+#[ignore = "needs root: run with --include-ignored as root (tools/test.sh)"]
+fn z_runs_as_the_user_without_capabilities_and_keeps_capturing() {
+    let bed = Testbed::new(1);
+    let dir = temp_path("as-nobody");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    // The user creates the rotated files: it needs a directory it may write.
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let json = dir.join("summary.json");
+    let mut cap = bed.start_capture(&[
+        "-w",
+        dir.join("z.pcap").to_str().unwrap(),
+        "-C",
+        "20k",
+        "-Z",
+        "nobody",
+        "-c",
+        "2000",
+        "--duration",
+        "30",
+        "-q",
+        "--summary-json",
+        json.to_str().unwrap(),
+    ]);
+    cap.wait_for_stderr("running as nobody", Duration::from_secs(10));
+    let pid = cap.child.id();
+    let uids = status_field(pid, "Uid:");
+    let nobody = xsktap::User::lookup("nobody").unwrap();
+    assert!(
+        uids.split_whitespace().all(|u| u == nobody.uid.to_string()),
+        "real, effective, saved and fs uids: {uids}"
+    );
+    assert_eq!(status_field(pid, "CapEff:"), "0000000000000000");
+    assert_eq!(status_field(pid, "CapPrm:"), "0000000000000000");
+    // Frames are still captured, counted and written, rotated files created as the user.
+    generate(&bed, 2000, 1000, Some(50_000.0));
+    let status = cap.wait(WAIT);
+    assert!(status.success(), "{}", cap.stderr());
+    let s = typed_summary(&json);
+    assert_accounted(&s);
+    assert_eq!(s.packets, 2000);
+    let files = s.files.unwrap();
+    assert!(files.files.len() > 10, "{files:?}");
+    let written: u64 = files.files.iter().map(|f| f.packets).sum();
+    assert_eq!(written, 2000);
+    for f in &files.files {
+        let meta = std::fs::metadata(&f.path).unwrap();
+        assert_eq!(
+            std::os::unix::fs::MetadataExt::uid(&meta),
+            nobody.uid,
+            "{} belongs to the user",
+            f.path
+        );
+    }
+    assert!(!bed.xdp_attached(), "detached without privileges");
+}
+
+#[test]
+#[ignore = "needs root: run with --include-ignored as root (tools/test.sh)"]
+fn sigusr1_prints_the_counts_without_stopping() {
+    let bed = Testbed::new(1);
+    let json = temp_path("usr1.json");
+    let mut cap = bed.start_capture(&[
+        "-c",
+        "2000",
+        "--duration",
+        "30",
+        "-q",
+        "--summary-json",
+        json.to_str().unwrap(),
+    ]);
+    generate(&bed, 1000, 100, Some(50_000.0));
+    std::thread::sleep(Duration::from_millis(200));
+    cap.signal(libc::SIGUSR1);
+    cap.wait_for_stderr("packets received on", Duration::from_secs(5));
+    let text = cap.stderr();
+    assert!(text.contains("1000 packets written"), "{text}");
+    // Still running: the rest arrives and the count is reached.
+    generate(&bed, 1000, 100, Some(50_000.0));
+    assert!(cap.wait(WAIT).success(), "{}", cap.stderr());
+    let s = typed_summary(&json);
+    assert_eq!(s.packets, 2000);
+    assert!(s.count_reached);
+}

@@ -1,0 +1,125 @@
+//! Running as another user once the privileged work is done (`-Z USER`, as
+//! tcpdump's): the user's ids and groups from the password database, and
+//! the switch that leaves no capability behind.
+
+use std::ffi::CString;
+use std::io;
+
+use crate::error::{syscall_error, Error, Result};
+
+/// A user to switch to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// The name given.
+    pub name: String,
+    /// Its user id.
+    pub uid: u32,
+    /// Its primary group.
+    pub gid: u32,
+    /// Every group it belongs to, the primary one included.
+    pub groups: Vec<u32>,
+}
+
+impl User {
+    /// Looks `name` up in the password and group databases (getpwnam_r,
+    /// getgrouplist), so files, NSS and LDAP users work as for tcpdump.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when there is no such user.
+    pub fn lookup(name: &str) -> Result<User> {
+        let unknown = || {
+            Error::Config(format!(
+                "-Z {name}: no such user (give a user name from /etc/passwd, such as nobody)"
+            ))
+        };
+        let c_name = CString::new(name).map_err(|_| unknown())?;
+        // SAFETY: passwd is plain data; all-zero is a valid value to overwrite.
+        let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut buf = vec![0u8; 16 * 1024];
+        let mut found: *mut libc::passwd = std::ptr::null_mut();
+        // SAFETY: every pointer is valid for the call and buf has buf.len()
+        // bytes; getpwnam_r writes the strings it points pwd at into buf.
+        let rc = unsafe {
+            libc::getpwnam_r(
+                c_name.as_ptr(),
+                &mut pwd,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                &mut found,
+            )
+        };
+        if rc != 0 || found.is_null() {
+            return Err(unknown());
+        }
+        let (uid, gid) = (pwd.pw_uid, pwd.pw_gid);
+        let mut groups = vec![0 as libc::gid_t; 256];
+        let mut n = groups.len() as libc::c_int;
+        // SAFETY: the name is a valid C string, groups has n writable
+        // entries, and n is updated with the count (or the count needed).
+        let rc = unsafe { libc::getgrouplist(c_name.as_ptr(), gid, groups.as_mut_ptr(), &mut n) };
+        if rc < 0 {
+            return Err(Error::Config(format!(
+                "-Z {name}: the user belongs to more than {} groups",
+                groups.len()
+            )));
+        }
+        groups.truncate(n.max(0) as usize);
+        if !groups.contains(&gid) {
+            groups.push(gid);
+        }
+        Ok(User {
+            name: name.to_string(),
+            uid,
+            gid,
+            groups,
+        })
+    }
+
+    /// Switches every thread of the process to this user, its groups and
+    /// no capability at all: setgroups, setresgid and setresuid (glibc
+    /// applies each to every thread), then checks that the effective and
+    /// permitted capability sets are empty.
+    ///
+    /// # Errors
+    /// [`Error::Syscall`] naming the call that failed, or a capability left.
+    pub fn switch_to(&self) -> Result<()> {
+        // SAFETY: groups holds groups.len() valid gids.
+        if unsafe { libc::setgroups(self.groups.len(), self.groups.as_ptr()) } != 0 {
+            return Err(syscall_error("setgroups", io::Error::last_os_error()));
+        }
+        // SAFETY: no pointers; sets the real, effective and saved group ids.
+        if unsafe { libc::setresgid(self.gid, self.gid, self.gid) } != 0 {
+            return Err(syscall_error("setresgid", io::Error::last_os_error()));
+        }
+        // SAFETY: no pointers. Leaving uid 0 for a non-zero uid in all three
+        // ids clears the permitted, effective and ambient capabilities.
+        if unsafe { libc::setresuid(self.uid, self.uid, self.uid) } != 0 {
+            return Err(syscall_error("setresuid", io::Error::last_os_error()));
+        }
+        let eff = crate::caps::effective_capabilities()?;
+        if eff != 0 && self.uid != 0 {
+            return Err(syscall_error(
+                "setresuid",
+                io::Error::other(format!("capabilities {eff:#x} remain after the switch")),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn users_are_looked_up_and_unknown_ones_named() {
+        let root = User::lookup("root").unwrap();
+        assert_eq!((root.uid, root.gid), (0, 0));
+        assert!(root.groups.contains(&0));
+        let err = User::lookup("no-such-user-xsktap").unwrap_err().to_string();
+        assert!(
+            err.contains("-Z no-such-user-xsktap: no such user"),
+            "{err}"
+        );
+    }
+}
