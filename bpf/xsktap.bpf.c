@@ -317,6 +317,21 @@ int xsktap_xdp(struct xdp_md *ctx)
 		return XDP_PASS;
 	}
 
+	/*
+	 * One timestamp per frame, taken here, carried in the frame's metadata.
+	 * Where the driver keeps no metadata room the frame goes unstamped and
+	 * userspace falls back to its batch's time.
+	 */
+	if (bpf_xdp_adjust_meta(ctx, -(int)sizeof(struct xsktap_meta)) == 0) {
+		struct xsktap_meta *meta = (void *)(long)ctx->data_meta;
+
+		if ((void *)(meta + 1) <= (void *)(long)ctx->data) {
+			meta->rx_ns = bpf_ktime_get_ns();
+			meta->flags = 0;
+			meta->magic = XSKTAP_META_MAGIC;
+		}
+	}
+
 	action = bpf_redirect_map(&xsks, queue, XDP_PASS);
 	if (action == XDP_REDIRECT)
 		cnt->redirected++;

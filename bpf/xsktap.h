@@ -92,6 +92,23 @@ struct xsktap_gen_stamp {
 };
 
 /*
+ * The receive timestamp the program writes in front of every frame it
+ * redirects (XDP metadata, bpf_xdp_adjust_meta): userspace finds it in the
+ * UMEM just before the frame's first byte. The magic tells a stamped frame
+ * from stale bytes; userspace clears it after reading.
+ */
+enum xsktap_meta_consts {
+	XSKTAP_META_MAGIC = 0x58534b54, /* "TKSX" read as a little-endian u32 */
+	XSKTAP_META_LEN = 16,
+};
+
+struct xsktap_meta {
+	__u64 rx_ns; /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) when the program ran */
+	__u32 flags; /* 0: software timestamp */
+	__u32 magic; /* XSKTAP_META_MAGIC, last: adjacent to the frame */
+};
+
+/*
  * Never read: one field of each constant enum, so that the enums are part of
  * the object's BTF and of the skeleton (an object that only uses an enum's
  * values would not describe the enum).
@@ -102,6 +119,8 @@ struct xsktap_constants {
 	enum xsktap_vlan vlan;
 	enum xsktap_gen gen;
 	struct xsktap_gen_stamp stamp;
+	enum xsktap_meta_consts meta_consts;
+	struct xsktap_meta meta;
 };
 
 #endif

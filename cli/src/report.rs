@@ -47,7 +47,7 @@ pub fn start_line(capture: &Capture, iface: &str, filter: &str) -> String {
         format!("frames matching {filter:?}")
     };
     format!(
-        "xsktap: capturing {what} on {iface} ({} XDP), queues {}; they bypass the host stack until exit",
+        "xsktap: capturing {what} on {iface} ({} XDP, software timestamps per frame), queues {}; they bypass the host stack until exit",
         capture.xdp_mode().as_str(),
         queues.join(", ")
     )

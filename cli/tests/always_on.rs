@@ -105,3 +105,74 @@ fn sigusr1_prints_the_counts_without_stopping() {
     assert_eq!(s.packets, 2000);
     assert!(s.count_reached);
 }
+
+#[test]
+#[ignore = "needs root: run with --include-ignored as root (tools/test.sh)"]
+fn every_frame_carries_its_own_receive_time() {
+    let bed = Testbed::new(1);
+    let pcap = temp_path("stamps.pcap");
+    const N: usize = 40;
+    // 5 ms naps: several frames wait in the ring and are taken in one batch,
+    // where one timestamp per batch would make them equal. (A worker naps
+    // once a wake-up finds more than one frame: the first four go at once.)
+    let mut cap = bed.start_capture(&[
+        "-w",
+        pcap.to_str().unwrap(),
+        "--coalesce-usecs",
+        "5000",
+        "-c",
+        &N.to_string(),
+        "--duration",
+        "30",
+        "-q",
+    ]);
+    let base = common::protocols::plain_frames().remove(0);
+    let ns = bed.ns_a();
+    // Then 1 ms apart, each send's wall-clock time noted just before it.
+    let sent: Vec<u64> = std::thread::scope(|s| {
+        s.spawn(|| {
+            xsktap_bench::netns::enter(&ns).unwrap();
+            let sender = xsktap_bench::send::FrameSender::open(&ns).unwrap();
+            let start = std::time::Instant::now();
+            (0..N)
+                .map(|i| {
+                    let due = start + Duration::from_millis(i.saturating_sub(3) as u64);
+                    while std::time::Instant::now() < due {
+                        std::hint::spin_loop();
+                    }
+                    let mut frame = base.clone();
+                    let last = frame.len() - 1;
+                    frame[last] = i as u8;
+                    let at = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .unwrap()
+                        .as_nanos() as u64;
+                    sender.send(&frame).unwrap();
+                    at
+                })
+                .collect()
+        })
+        .join()
+        .unwrap()
+    });
+    assert!(cap.wait(WAIT).success(), "{}", cap.stderr());
+    let (_, records) = read_pcap(&pcap);
+    assert_eq!(records.len(), N);
+    for (i, r) in records.iter().enumerate() {
+        assert_eq!(*r.data.last().unwrap(), i as u8, "in the order sent");
+    }
+    let mut off = Vec::new();
+    for i in 1..N {
+        assert!(
+            records[i].ts_ns >= records[i - 1].ts_ns,
+            "timestamps of one queue never go backwards: {i}"
+        );
+        let wire = (sent[i] - sent[0]) as i64;
+        let file = (records[i].ts_ns - records[0].ts_ns) as i64;
+        off.push((file - wire).abs());
+    }
+    assert!(
+        off.iter().all(|&d| d < 100_000),
+        "each frame's time matches its sending within 100 us: {off:?}"
+    );
+}

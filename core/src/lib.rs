@@ -27,6 +27,7 @@ pub mod parse;
 pub mod pcap;
 pub mod placement;
 pub mod rotation;
+pub mod rxmeta;
 pub mod stats;
 pub mod summary;
 pub mod types;

@@ -26,6 +26,7 @@ use crate::flows::{FlowExchange, FlowKey, FlowStats, FlowTable};
 use crate::latency::{read_stamp, LatencyStats};
 use crate::monitor::{self, MonitorFormat, MAX_LINE};
 use crate::parse::parse;
+use crate::rxmeta;
 use crate::stats::{TrafficCounters, WorkerCounters};
 
 /// How long an idle worker waits in poll(2) before looking at its flags again.
@@ -46,7 +47,7 @@ pub trait RxQueue {
     /// Takes up to `max` frames from the RX ring, calls `on_frame(i, n, bytes)`
     /// for frame `i` of the `n` taken, then returns the frames to the fill
     /// ring. Returns `n`.
-    fn recv<F: FnMut(u32, u32, &[u8])>(&mut self, max: u32, on_frame: F) -> u32;
+    fn recv<F: FnMut(u32, u32, &[u8], u64)>(&mut self, max: u32, on_frame: F) -> u32;
     /// Whether the kernel asked to be woken before it fills more frames
     /// (`XDP_RING_NEED_WAKEUP` on the fill ring).
     fn fill_needs_wakeup(&self) -> bool;
@@ -434,9 +435,11 @@ impl<S: RecordSink> Worker<S> {
             let mut allowed = u64::MAX;
             let mut t = BatchTotals::default();
             let step = &mut self.step;
-            let n = queue.recv(self.batch_size, |i, n, frame| {
+            let n = queue.recv(self.batch_size, |i, n, frame, rx_ns| {
                 if i == 0 {
-                    // One read of each clock per batch.
+                    // One read of each clock per batch: each frame's own
+                    // stamp (CLOCK_MONOTONIC, from the XDP program) is moved
+                    // to wall-clock time with their offset.
                     wall = clock.wall_ns();
                     mono = clock.mono_ns();
                     if let Some(remaining) = &shared.remaining {
@@ -445,7 +448,10 @@ impl<S: RecordSink> Worker<S> {
                 }
                 t.bytes += frame.len() as u64;
                 if u64::from(i) < allowed {
-                    if step.frame(wall, mono, frame, stop) {
+                    // Latency stays measured to the worker (`mono`): what a
+                    // consumer of xsktap waits, not only the way to XDP.
+                    let frame_wall = rxmeta::wall_time(rx_ns, wall, mono);
+                    if step.frame(frame_wall, mono, frame, stop) {
                         t.written += 1;
                         t.written_bytes += frame.len() as u64;
                     } else {
@@ -531,7 +537,9 @@ impl<S: RecordSink> Worker<S> {
         let counters = &self.counters;
         loop {
             let mut bytes = 0u64;
-            let n = queue.recv(self.batch_size, |_, _, frame| bytes += frame.len() as u64);
+            let n = queue.recv(self.batch_size, |_, _, frame, _| {
+                bytes += frame.len() as u64
+            });
             if n == 0 {
                 if !until_drained || self.shared.drain.load(Ordering::Relaxed) {
                     return Ok(());

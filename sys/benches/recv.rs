@@ -80,7 +80,7 @@ fn recv(c: &mut Criterion) {
         group.bench_function(format!("ring {ring}: recv + refill only"), |b| {
             b.iter(|| {
                 q.deliver(frames.iter().map(Vec::as_slice));
-                black_box(q.recv(64, |_, _, f| {
+                black_box(q.recv(64, |_, _, f, _| {
                     black_box(f);
                 }))
             })
@@ -88,7 +88,7 @@ fn recv(c: &mut Criterion) {
         group.bench_function(format!("ring {ring}: recv + per-frame step"), |b| {
             b.iter(|| {
                 q.deliver(frames.iter().map(Vec::as_slice));
-                q.recv(64, |_, _, f| {
+                q.recv(64, |_, _, f, _| {
                     black_box(step.frame(1, 1, f, &stop));
                 })
             })

@@ -45,10 +45,12 @@ mod layout_checks {
 
     use xsktap_core::filter::{self, FilterOp};
     use xsktap_core::latency;
+    use xsktap_core::rxmeta;
 
     use crate::skel::types::{
         xsktap_filter_insn, xsktap_filter_op as op, xsktap_filter_target as target,
-        xsktap_gen as gen, xsktap_gen_stamp, xsktap_limits as limits, xsktap_vlan as vlan,
+        xsktap_gen as gen, xsktap_gen_stamp, xsktap_limits as limits, xsktap_meta,
+        xsktap_meta_consts as meta, xsktap_vlan as vlan,
     };
 
     const _: () = assert!(filter::MAX_TESTS as u32 == limits::XSKTAP_FILTER_MAX_INSNS.0);
@@ -73,4 +75,10 @@ mod layout_checks {
     const _: () = assert!(latency::STREAM_OFFSET == offset_of!(xsktap_gen_stamp, stream));
     const _: () = assert!(latency::SEQ_OFFSET == offset_of!(xsktap_gen_stamp, seq));
     const _: () = assert!(latency::TS_OFFSET == offset_of!(xsktap_gen_stamp, ts_ns));
+    const _: () = assert!(rxmeta::MAGIC == meta::XSKTAP_META_MAGIC.0);
+    const _: () = assert!(rxmeta::LEN as u32 == meta::XSKTAP_META_LEN.0);
+    const _: () = assert!(rxmeta::LEN == size_of::<xsktap_meta>());
+    const _: () = assert!(rxmeta::RX_NS_OFFSET == offset_of!(xsktap_meta, rx_ns));
+    const _: () = assert!(rxmeta::FLAGS_OFFSET == offset_of!(xsktap_meta, flags));
+    const _: () = assert!(rxmeta::MAGIC_OFFSET == offset_of!(xsktap_meta, magic));
 }

@@ -82,12 +82,12 @@ impl ScriptedQueue {
 }
 
 impl RxQueue for ScriptedQueue {
-    fn recv<F: FnMut(u32, u32, &[u8])>(&mut self, max: u32, mut on_frame: F) -> u32 {
+    fn recv<F: FnMut(u32, u32, &[u8], u64)>(&mut self, max: u32, mut on_frame: F) -> u32 {
         self.check_drain();
         let n = self.ready().min(max as usize) as u32;
         for i in 0..n {
             let (_, frame) = self.arrivals.pop_front().expect("counted as ready");
-            on_frame(i, n, &frame);
+            on_frame(i, n, &frame, 0);
         }
         if n > 0 {
             self.clock.advance(self.recv_cost_ns);
@@ -452,7 +452,7 @@ fn busy_polling_stops_the_syscall_without_a_napi_but_never_sleeps() {
         // Advance the fake clock on every busy poll so that time passes while spinning.
         struct Spinning<'a>(&'a mut ScriptedQueue, Rc<FakeClock>);
         impl RxQueue for Spinning<'_> {
-            fn recv<F: FnMut(u32, u32, &[u8])>(&mut self, max: u32, f: F) -> u32 {
+            fn recv<F: FnMut(u32, u32, &[u8], u64)>(&mut self, max: u32, f: F) -> u32 {
                 self.1.advance(10_000);
                 self.0.recv(max, f)
             }

@@ -9,6 +9,8 @@
 
 use std::ptr::NonNull;
 
+use xsktap_core::rxmeta;
+
 use super::ring::{ConsumerRing, ProducerRing};
 
 /// The RX and fill rings of one UMEM and the frames userspace holds.
@@ -63,10 +65,12 @@ impl RxRings {
         }
     }
 
-    /// Takes up to `max` frames, calling `on_frame(i, n, bytes)` for frame
-    /// `i` of the `n` taken, then returns them to the fill ring. Returns `n`.
+    /// Takes up to `max` frames, calling `on_frame(i, n, bytes, rx_ns)` for
+    /// frame `i` of the `n` taken (`rx_ns`: the XDP program's receive stamp
+    /// from the frame's metadata, 0 if none), then returns them to the fill
+    /// ring. Returns `n`.
     #[inline(always)]
-    pub fn recv(&mut self, max: u32, mut on_frame: impl FnMut(u32, u32, &[u8])) -> u32 {
+    pub fn recv(&mut self, max: u32, mut on_frame: impl FnMut(u32, u32, &[u8], u64)) -> u32 {
         let batch = self.rx.peek(max);
         if batch.is_empty() {
             return 0;
@@ -84,13 +88,44 @@ impl RxRings {
                 let frame = unsafe {
                     std::slice::from_raw_parts(self.umem.as_ptr().add(start), end - start)
                 };
-                on_frame(i, batch.len(), frame);
+                on_frame(i, batch.len(), frame, self.take_stamp(desc.addr));
             }
             self.free_frames.push(desc.addr & self.chunk_mask);
         }
         self.rx.release(batch.len());
         self.refill();
         batch.len()
+    }
+
+    /// The receive stamp in the metadata in front of the frame at `addr`,
+    /// cleared once read so that a later frame in the same chunk cannot
+    /// find it; 0 if there is none.
+    #[inline(always)]
+    fn take_stamp(&mut self, addr: u64) -> u64 {
+        let offset_in_chunk = addr & !self.chunk_mask;
+        if offset_in_chunk < rxmeta::LEN as u64 {
+            return 0;
+        }
+        let at = addr as usize - rxmeta::LEN;
+        // SAFETY: [at, addr) lies in the frame's own chunk (checked above; the
+        // chunk lies in the UMEM since the frame does), which userspace owns
+        // until it returns to the fill ring; plain bytes, read unaligned.
+        let meta: [u8; rxmeta::LEN] =
+            unsafe { std::ptr::read_unaligned(self.umem.as_ptr().add(at).cast()) };
+        let stamp = rxmeta::decode(&meta).unwrap_or(0);
+        if stamp != 0 {
+            // SAFETY: the same bytes, owned by userspace as above.
+            unsafe {
+                std::ptr::write_unaligned(
+                    self.umem
+                        .as_ptr()
+                        .add(at + rxmeta::MAGIC_OFFSET)
+                        .cast::<u32>(),
+                    0,
+                )
+            };
+        }
+        stamp
     }
 
     /// Moves frames from the top of the free stack to the fill ring, as many

@@ -428,7 +428,7 @@ impl XskSocket {
 
 impl RxQueue for XskSocket {
     #[inline(always)]
-    fn recv<F: FnMut(u32, u32, &[u8])>(&mut self, max: u32, on_frame: F) -> u32 {
+    fn recv<F: FnMut(u32, u32, &[u8], u64)>(&mut self, max: u32, on_frame: F) -> u32 {
         self.rings.recv(max, on_frame)
     }
 

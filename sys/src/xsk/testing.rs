@@ -175,7 +175,7 @@ impl Drop for HeapQueue {
 
 impl RxQueue for HeapQueue {
     #[inline(always)]
-    fn recv<F: FnMut(u32, u32, &[u8])>(&mut self, max: u32, on_frame: F) -> u32 {
+    fn recv<F: FnMut(u32, u32, &[u8], u64)>(&mut self, max: u32, on_frame: F) -> u32 {
         self.rings.recv(max, on_frame)
     }
     fn fill_needs_wakeup(&self) -> bool {
@@ -216,7 +216,7 @@ mod tests {
                 .collect();
             next += q.deliver(frames.iter().map(Vec::as_slice)) as u32;
             let max = round % 33 + 1;
-            q.recv(max, |_, _, frame| {
+            q.recv(max, |_, _, frame, _| {
                 let id = u32::from_le_bytes(frame[..4].try_into().unwrap());
                 assert_eq!(id, expected, "in order, none lost");
                 assert_eq!(frame.len(), 60 + (id % 1400) as usize);
