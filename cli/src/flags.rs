@@ -6,8 +6,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use xsktap::{FileRotation, Output};
 use xsktap_core::config::{
-    parse_list, parse_ordered_list, DEFAULT_COALESCE_USECS, DEFAULT_FRAME_SIZE, DEFAULT_RING_SIZE,
-    DEFAULT_SNAPLEN,
+    parse_list, parse_ordered_list, OutputFormat, DEFAULT_COALESCE_USECS, DEFAULT_FRAME_SIZE,
+    DEFAULT_RING_SIZE, DEFAULT_SNAPLEN,
 };
 use xsktap_core::filter::flags::{parse_net, FilterFlags, FlagProtocol};
 use xsktap_core::filter::{parse_expr, Expr, Program, MAX_TESTS};
@@ -53,6 +53,12 @@ pub enum ZeroCopyArg {
     Auto,
     On,
     Off,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum FormatArg {
+    Pcap,
+    Pcapng,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -225,6 +231,18 @@ pub struct RotationArgs {
     pub max_disk: Option<String>,
 }
 
+/// The output's format: `--format`, else pcapng for a `.pcapng` name, else pcap.
+fn choose_format(req: &mut Request, format: Option<FormatArg>) {
+    let named = match &req.output {
+        Output::File(p) | Output::Rotating(p, _) => p.extension().is_some_and(|e| e == "pcapng"),
+        _ => false,
+    };
+    req.config.format = match (format, named) {
+        (Some(FormatArg::Pcapng), _) | (None, true) => OutputFormat::Pcapng,
+        _ => OutputFormat::Pcap,
+    };
+}
+
 impl RotationArgs {
     /// The rotation asked for, if any, checked against the output.
     fn rotation(&self, output: Output) -> anyhow::Result<(Output, Option<String>)> {
@@ -290,6 +308,10 @@ pub struct CaptureArgs {
     /// Bytes of each packet to keep; longer packets keep their original length in the file. 0 means 262144.
     #[arg(short = 's', long = "snaplen", value_name = "SNAPLEN", default_value_t = DEFAULT_SNAPLEN)]
     pub snaplen: u32,
+    /// File format: pcap (default) or pcapng (one interface per queue, drop counts and
+    /// statistics; chosen by a .pcapng name too).
+    #[arg(long, value_enum)]
+    pub format: Option<FormatArg>,
     #[command(flatten)]
     pub rotation: RotationArgs,
     #[command(flatten)]
@@ -309,6 +331,10 @@ pub struct MonitorArgs {
     /// Bytes of each packet to keep in the pcap file.
     #[arg(short = 's', long = "snaplen", value_name = "SNAPLEN", default_value_t = DEFAULT_SNAPLEN)]
     pub snaplen: u32,
+    /// File format: pcap (default) or pcapng (one interface per queue, drop counts and
+    /// statistics; chosen by a .pcapng name too).
+    #[arg(long, value_enum)]
+    pub format: Option<FormatArg>,
     #[command(flatten)]
     pub rotation: RotationArgs,
     #[command(flatten)]
@@ -388,6 +414,7 @@ fn request(
     config.coalesce_usecs = common.coalesce_usecs;
     let (expr, filter_text) = filter.filter()?;
     config.filter = expr;
+    config.filter_text = filter_text.clone();
     // A filter the XDP program cannot hold is a usage error too.
     Program::compile(config.filter.as_ref(), usize::from(MAX_TESTS))?;
     config.validate()?;
@@ -457,7 +484,9 @@ fn rotate(mut req: Request, rotation: &RotationArgs) -> anyhow::Result<Request> 
 impl CaptureArgs {
     pub fn into_request(self) -> anyhow::Result<Request> {
         let req = request(self.common, &self.filter, self.write, self.snaplen)?;
-        rotate(req, &self.rotation)
+        let mut req = rotate(req, &self.rotation)?;
+        choose_format(&mut req, self.format);
+        Ok(req)
     }
 }
 
@@ -470,6 +499,7 @@ impl MonitorArgs {
         };
         let req = request(self.common, &self.filter, self.write, self.snaplen)?;
         let mut req = rotate(req, &self.rotation)?;
+        choose_format(&mut req, self.format);
         req.config.monitor = Some(format);
         if req.output == Output::Stdout {
             anyhow::bail!(

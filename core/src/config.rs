@@ -34,6 +34,16 @@ pub const DEFAULT_FRAME_SIZE: u32 = 4096;
 /// Descriptors taken from the RX ring at a time.
 pub const DEFAULT_BATCH_SIZE: u32 = 64;
 
+/// The file format of a capture's output.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OutputFormat {
+    /// Classic pcap, nanosecond timestamps (the default, as tcpdump's).
+    #[default]
+    Pcap,
+    /// pcapng: one interface per queue, drop counts and statistics blocks.
+    Pcapng,
+}
+
 /// Everything a capture needs, checked by [`CaptureConfig::validate`].
 #[derive(Debug, Clone)]
 pub struct CaptureConfig {
@@ -75,6 +85,10 @@ pub struct CaptureConfig {
     /// Owner (user id, group id) given to the files the capture creates,
     /// when it runs as another user once started (`-Z`).
     pub file_owner: Option<(u32, u32)>,
+    /// The output's file format.
+    pub format: OutputFormat,
+    /// The filter as the user gave it, for file headers (pcapng's `if_filter`).
+    pub filter_text: String,
 }
 
 /// Default wake-up coalescing, in microseconds. Measured on the bench's test
@@ -108,6 +122,8 @@ impl CaptureConfig {
             busy_poll: false,
             coalesce_usecs: DEFAULT_COALESCE_USECS,
             file_owner: None,
+            format: OutputFormat::Pcap,
+            filter_text: String::new(),
         }
     }
 

@@ -25,6 +25,7 @@ pub mod latency;
 pub mod monitor;
 pub mod parse;
 pub mod pcap;
+pub mod pcapng;
 pub mod placement;
 pub mod rotation;
 pub mod rxmeta;

@@ -9,9 +9,11 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_utils::CachePadded;
+use xsktap_core::config::OutputFormat;
 use xsktap_core::filter::Program;
 use xsktap_core::flows::{FlowTable, Top};
 use xsktap_core::latency::LatencyStats;
+use xsktap_core::pcapng::Interface;
 use xsktap_core::placement::Placement;
 use xsktap_core::stats::{
     OutputCounters, QueueSnapshot, Snapshot, TrafficCounters, TrafficSnapshot, WorkerCounters,
@@ -24,6 +26,7 @@ use xsktap_sys::netdev;
 use xsktap_sys::xsk::{XskConfig, XskSocket, XskStatsHandle};
 
 use crate::files::{FileRotation, FileSet, Notices};
+use crate::pcapng::{self, Book, Ledger, LedgerEntry};
 use crate::worker::QueueWorker;
 use crate::writer::{BatchWriter, Destination, WriterOutput, WriterReport};
 use crate::{Error, Result};
@@ -132,6 +135,9 @@ pub struct Capture {
     notices: Arc<Notices>,
     /// Set when `-G` with `-W N` has written its N files.
     files_done: Option<Arc<AtomicBool>>,
+    /// The counters a pcapng output's statistics blocks report, refreshed
+    /// by every snapshot.
+    ledger: Arc<Ledger>,
 }
 
 /// The end of a capture: final counters and how the output went.
@@ -236,6 +242,7 @@ impl OpenedOutput {
                     out: Box::new(std::io::stdout()),
                     file: None,
                     written: 0,
+                    book: None,
                 }));
             }
             Output::Rotating(pattern, rotation) => {
@@ -283,6 +290,7 @@ impl OpenedOutput {
                     out: Box::new(file),
                     file: cut_back,
                     written: 0,
+                    book: None,
                 }));
             }
         }
@@ -325,6 +333,23 @@ impl OpenedOutput {
         self.created.0 = None;
         Ok(self.out.take())
     }
+}
+
+/// What a pcapng file says about each captured queue.
+fn interfaces(cfg: &CaptureConfig, queues: &[u32]) -> Vec<Interface> {
+    let hardware = netdev::driver(&cfg.iface);
+    let speed_bps = netdev::sysfs_number(&cfg.iface, "speed").map(|mbps| mbps * 1_000_000);
+    queues
+        .iter()
+        .map(|q| Interface {
+            name: format!("{}/q{q}", cfg.iface),
+            description: format!("{} RX queue {q}, captured by xsktap (AF_XDP)", cfg.iface),
+            snaplen: cfg.snaplen,
+            filter: cfg.filter_text.clone(),
+            hardware: hardware.clone(),
+            speed_bps,
+        })
+        .collect()
 }
 
 /// Loads the program, installs the filter and binds one socket per queue
@@ -376,13 +401,20 @@ impl Writers {
     fn start(
         cfg: &CaptureConfig,
         out: Option<Destination>,
+        book: Option<Book>,
         queues: usize,
         cpus: &[usize],
     ) -> Result<Writers> {
         let buffers = 4 * queues + 4;
         let spawn_error = |e| syscall_error("spawn(writer thread)", e);
         let pcap = out
-            .map(|out| BatchWriter::pcap(out, cfg.snaplen, buffers, cpus).map_err(spawn_error))
+            .map(|mut out| {
+                match &mut out {
+                    Destination::Files(files) => files.book = book,
+                    Destination::Stream(stream) => stream.book = book,
+                }
+                BatchWriter::pcap(out, cfg.format, cfg.snaplen, buffers, cpus).map_err(spawn_error)
+            })
             .transpose()?;
         let monitor = cfg
             .monitor
@@ -391,6 +423,7 @@ impl Writers {
                     out: Box::new(std::io::stdout()),
                     file: None,
                     written: 0,
+                    book: None,
                 };
                 BatchWriter::lines(stdout, buffers, cpus).map_err(spawn_error)
             })
@@ -415,11 +448,13 @@ fn build_workers(
 ) -> Result<Vec<(QueueHandle, QueueWorker)>> {
     let iface_name: Arc<str> = Arc::from(cfg.iface.as_str());
     let mut built = Vec::with_capacity(sockets.len());
-    for ((socket, &queue), &core) in sockets
+    for (index, ((socket, &queue), &core)) in sockets
         .into_iter()
         .zip(&placement.queues)
         .zip(&placement.cores)
+        .enumerate()
     {
+        let index = index as u32;
         let counters = Arc::new(CachePadded::new(WorkerCounters::default()));
         let output = Arc::new(OutputCounters::default());
         let traffic = Arc::new(CachePadded::new(TrafficCounters::default()));
@@ -447,7 +482,7 @@ fn build_workers(
             (Some(format), Some(w)) => Some(Monitor {
                 format,
                 iface: iface_name.clone(),
-                lines: w.batcher(lines_counters),
+                lines: w.batcher(lines_counters, index),
             }),
             _ => None,
         };
@@ -457,7 +492,10 @@ fn build_workers(
             counters,
             step: FrameStep {
                 queue,
-                sink: writers.pcap.as_ref().map(|w| w.batcher(pcap_counters)),
+                sink: writers
+                    .pcap
+                    .as_ref()
+                    .map(|w| w.batcher(pcap_counters, index)),
                 monitor,
                 traffic,
                 flows: FlowTable::new(cfg.flow_table_size),
@@ -509,9 +547,10 @@ impl Capture {
         xsktap_sys::loader::check_no_xdp_program(&cfg.iface, ifindex)?;
         // Open the output now, so that an unwritable path fails before
         // anything is loaded.
-        let header = match output {
-            Output::None => Vec::new(),
-            _ => xsktap_core::pcap::file_header(cfg.snaplen).to_vec(),
+        let header = match (&output, cfg.format) {
+            (Output::None, _) => Vec::new(),
+            (_, OutputFormat::Pcap) => xsktap_core::pcap::file_header(cfg.snaplen).to_vec(),
+            (_, OutputFormat::Pcapng) => pcapng::file_header(&interfaces(cfg, &placement.queues)),
         };
         let notices = Arc::new(Notices::default());
         let hook = match &output {
@@ -527,6 +566,17 @@ impl Capture {
         }
 
         let (program, sockets) = open_sockets(cfg, ifindex, &placement.queues)?;
+        let ledger = Arc::new(Ledger::default());
+        let book = match cfg.format {
+            OutputFormat::Pcapng if output.out.is_some() => {
+                let handles = sockets
+                    .iter()
+                    .map(XskSocket::stats_handle)
+                    .collect::<Result<Vec<_>>>()?;
+                Some(Book::new(ledger.clone(), handles))
+            }
+            _ => None,
+        };
         let link = program.attach(&cfg.iface, ifindex, cfg.xdp_mode)?;
         let xdp_mode = link.mode();
         let out = output.commit(hook.as_deref(), &placement.housekeeping)?;
@@ -536,7 +586,13 @@ impl Capture {
         };
         // Writers (and whatever the caller runs beside the capture) belong on
         // the CPUs no worker uses, so that they never preempt a worker.
-        let writers = Writers::start(cfg, out, placement.queues.len(), &placement.housekeeping)?;
+        let writers = Writers::start(
+            cfg,
+            out,
+            book,
+            placement.queues.len(),
+            &placement.housekeeping,
+        )?;
         let shared = Arc::new(Shared {
             remaining: cfg.count.map(AtomicU64::new),
             ..Shared::default()
@@ -557,6 +613,7 @@ impl Capture {
             ifindex,
             notices,
             files_done,
+            ledger,
         };
         for (mut handle, worker) in built {
             let thread = std::thread::Builder::new()
@@ -594,7 +651,7 @@ impl Capture {
     /// Reads every counter without stopping the workers.
     pub fn snapshot(&self) -> Snapshot {
         let at = Instant::now();
-        let queues = self
+        let queues: Vec<QueueSnapshot> = self
             .queues
             .iter()
             .map(|q| {
@@ -622,6 +679,22 @@ impl Capture {
                 }
             })
             .collect();
+        for (i, q) in queues.iter().enumerate() {
+            if let Some(bpf) = q.bpf {
+                self.ledger.set(
+                    i,
+                    LedgerEntry {
+                        seen: bpf.seen,
+                        redirected: bpf.redirected,
+                        redirect_failed: bpf.redirect_failed,
+                        refused: self.queues[i]
+                            .counters
+                            .sink_closed_drops
+                            .load(Ordering::Relaxed),
+                    },
+                );
+            }
+        }
         let mut traffic = TrafficSnapshot::default();
         for q in &self.queues {
             traffic.merge(&q.traffic.snapshot());
@@ -767,6 +840,8 @@ impl Capture {
                 }
             }
         }
+        // The final counters, for the statistics blocks that close the output.
+        let _ = self.snapshot();
         let deadline = deadline + STOP_GRACE;
         let writer = self.writer.take().map(|w| w.finish(deadline));
         let monitor_writer = self.monitor_writer.take().map(|w| w.finish(deadline));

@@ -20,9 +20,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{unbounded, Sender};
-use xsktap_core::pcap;
 use xsktap_core::rotation::{files_to_delete, DiskLimit, PeriodEnd, Rotation, Schedule, Slot};
 
+use crate::pcapng::Book;
+use crate::writer::Framing;
 use crate::{Error, Result};
 
 /// How a capture's output is spread over files.
@@ -171,6 +172,8 @@ pub(crate) struct FileSet {
     committed: bool,
     /// Owner given to every file (`-Z`).
     owner: Option<(u32, u32)>,
+    /// The statistics of a pcapng output, written at the end of each file.
+    pub(crate) book: Option<Book>,
 }
 
 fn part_name(name: &Path) -> PathBuf {
@@ -228,6 +231,7 @@ impl FileSet {
             notices,
             committed: false,
             owner,
+            book: None,
         };
         let first = set.create(set.schedule.current())?;
         set.current = Some(first);
@@ -381,6 +385,17 @@ impl FileSet {
         let Some(current) = self.current.take() else {
             return Ok(());
         };
+        let mut current = current;
+        if let Some(book) = &mut self.book {
+            // Each pcapng file says what its queues saw and lost while it was written.
+            let trailer = book.close_file();
+            match write_all(&mut current.file, &trailer) {
+                Ok(()) => current.bytes += trailer.len() as u64,
+                Err(_) => {
+                    let _ = current.file.set_len(current.bytes);
+                }
+            }
+        }
         std::fs::rename(&current.part, &current.name)
             .map_err(|e| output_error(&current.name, e))?;
         // The rename replaced a file of this capture of the same name.
@@ -432,11 +447,16 @@ impl FileSet {
         }
     }
 
-    /// Writes `data`, whole pcap records, rotating before any record that
-    /// would take the current file past `-C`. On an error, returns it with
-    /// the length of the whole records of `data` that were written; the file
-    /// is cut back to its last whole record.
-    pub(crate) fn write(&mut self, data: &[u8]) -> std::result::Result<(), (io::Error, usize)> {
+    /// Writes `data`, whole records of queue index `queue`, rotating before
+    /// any record that would take the current file past `-C`. On an error,
+    /// returns it with the length of the whole records of `data` that were
+    /// written; the file is cut back to its last whole record.
+    pub(crate) fn write(
+        &mut self,
+        data: &[u8],
+        queue: u32,
+        framing: Framing,
+    ) -> std::result::Result<(), (io::Error, usize)> {
         if let Err(e) = self.tick() {
             return Err((io::Error::other(e.to_string()), 0));
         }
@@ -449,7 +469,7 @@ impl FileSet {
                 Some(c) => (c.bytes, c.packets),
                 None => (0, 0),
             };
-            while let Some((len, _)) = pcap::first_record(&rest[run..]) {
+            while let Some(len) = framing.first(&rest[run..]) {
                 let rotation = self.schedule.rotation();
                 if rotation.full(file_len + run as u64, file_packets + packets, len as u64) {
                     break;
@@ -457,7 +477,7 @@ impl FileSet {
                 run += len;
                 packets += 1;
             }
-            if run == 0 && pcap::first_record(rest).is_some() {
+            if run == 0 && framing.first(rest).is_some() {
                 // The next record starts a new file.
                 let slot = self.schedule.advance_full();
                 self.switch(slot)
@@ -471,19 +491,22 @@ impl FileSet {
             }
             self.make_room(run as u64).map_err(|e| (e, done))?;
             let current = self.current.as_mut().expect("a file is open while writing");
-            match write_all(&mut current.file, &rest[..run]) {
-                Ok(()) => {
-                    current.bytes += run as u64;
-                    current.packets += packets;
-                    done += run;
-                }
+            let (written, result) = match write_all(&mut current.file, &rest[..run]) {
+                Ok(()) => ((packets, run), Ok(())),
                 Err((e, partial)) => {
-                    let (n, _, whole) = pcap::whole_records(&rest[..partial]);
-                    current.bytes += whole as u64;
-                    current.packets += n;
-                    let _ = current.file.set_len(current.bytes);
-                    return Err((e, done + whole));
+                    let (n, _, whole) = framing.whole(&rest[..partial]);
+                    ((n, whole), Err(e))
                 }
+            };
+            current.bytes += written.1 as u64;
+            current.packets += written.0;
+            if let Some(book) = &mut self.book {
+                book.written(queue as usize, written.0);
+            }
+            done += written.1;
+            if let Err(e) = result {
+                let _ = current.file.set_len(current.bytes);
+                return Err((e, done));
             }
         }
         Ok(())

@@ -27,6 +27,7 @@
 
 pub mod capture;
 mod files;
+mod pcapng;
 mod worker;
 mod writer;
 

@@ -23,18 +23,22 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 
 use crate::files::{write_all, FileSet, FilesReport};
+use crate::pcapng::Book;
+use xsktap_core::config::OutputFormat;
 use xsktap_core::stats::OutputCounters;
 use xsktap_core::worker::RecordSink;
-use xsktap_core::{monitor, pcap};
+use xsktap_core::{monitor, pcap, pcapng};
 
 /// Capacity of one record buffer.
 pub const BUFFER_CAPACITY: usize = 1 << 20;
 
 /// How records are laid out in a buffer, to find the last whole one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Framing {
+pub(crate) enum Framing {
     /// pcap records (16-byte header with the captured length).
     Pcap,
+    /// pcapng Enhanced Packet Blocks.
+    Pcapng,
     /// Text lines ending in `\n`.
     Lines,
 }
@@ -42,13 +46,23 @@ enum Framing {
 impl Framing {
     /// The records that lie whole in `data`: (count, their original frame
     /// bytes, their length in `data`).
-    fn whole(self, data: &[u8]) -> (u64, u64, usize) {
+    pub(crate) fn whole(self, data: &[u8]) -> (u64, u64, usize) {
         match self {
             Framing::Pcap => pcap::whole_records(data),
+            Framing::Pcapng => pcapng::whole_blocks(data),
             Framing::Lines => {
                 let (n, len) = monitor::whole_lines(data);
                 (n, 0, len)
             }
+        }
+    }
+
+    /// The length of the record that starts `data`, if it lies whole there.
+    pub(crate) fn first(self, data: &[u8]) -> Option<usize> {
+        match self {
+            Framing::Pcap => pcap::first_record(data).map(|(len, _)| len),
+            Framing::Pcapng => pcapng::first_block(data).map(|(len, _)| len),
+            Framing::Lines => data.iter().position(|&b| b == b'\n').map(|i| i + 1),
         }
     }
 }
@@ -63,6 +77,8 @@ struct Batch {
     frame_bytes: u64,
     /// The counters of the queue that filled it.
     counters: Option<Arc<OutputCounters>>,
+    /// The index of that queue (its pcapng interface id).
+    queue: u32,
 }
 
 impl Batch {
@@ -72,6 +88,7 @@ impl Batch {
             records: 0,
             frame_bytes: 0,
             counters: None,
+            queue: 0,
         }
     }
 
@@ -111,6 +128,8 @@ pub(crate) struct WriterOutput {
     pub file: Option<File>,
     /// Bytes already written (the file header).
     pub written: u64,
+    /// The statistics a pcapng output keeps.
+    pub book: Option<Book>,
 }
 
 /// Where a writer writes: one stream, or a capture's rotating files.
@@ -122,26 +141,56 @@ pub(crate) enum Destination {
 }
 
 impl Destination {
-    /// Writes whole records; on an error, returns it with the length of
-    /// the whole records written.
-    fn write(&mut self, data: &[u8], framing: Framing) -> Result<(), (io::Error, usize)> {
+    fn book_mut(&mut self) -> Option<&mut Book> {
         match self {
-            Destination::Files(files) => files.write(data),
-            Destination::Stream(output) => match write_all(&mut output.out, data) {
-                Ok(()) => {
-                    output.written += data.len() as u64;
-                    Ok(())
-                }
-                Err((e, done)) => {
-                    let (_, _, len) = framing.whole(&data[..done]);
-                    output.written += len as u64;
-                    // A file ends at its last whole record, never in a partial one.
-                    if let Some(file) = &output.file {
-                        let _ = file.set_len(output.written);
+            Destination::Files(files) => files.book.as_mut(),
+            Destination::Stream(output) => output.book.as_mut(),
+        }
+    }
+
+    /// Writes whole records of queue `queue`; on an error, returns it with
+    /// the length of the whole records written. A pcapng output first notes
+    /// on the first packet how many frames the queue lost since its previous
+    /// one.
+    fn write(
+        &mut self,
+        data: &mut Vec<u8>,
+        queue: u32,
+        framing: Framing,
+    ) -> Result<(), (io::Error, usize)> {
+        if let Some(book) = self.book_mut() {
+            let drops = book.drops_since(queue as usize);
+            if drops > 0 {
+                if let Some((len, _)) = pcapng::first_block(data) {
+                    if let Some(block) = pcapng::with_dropcount(&data[..len], drops) {
+                        data.splice(0..len, block);
                     }
-                    Err((e, len))
                 }
-            },
+            }
+        }
+        match self {
+            Destination::Files(files) => files.write(data, queue, framing),
+            Destination::Stream(output) => {
+                let result = write_all(&mut output.out, data);
+                let len = match &result {
+                    Ok(()) => data.len(),
+                    Err((_, done)) => framing.whole(&data[..*done]).2,
+                };
+                output.written += len as u64;
+                if let Some(book) = &mut output.book {
+                    book.written(queue as usize, framing.whole(&data[..len]).0);
+                }
+                match result {
+                    Ok(()) => Ok(()),
+                    Err((e, _)) => {
+                        // A file ends at its last whole record, never in a partial one.
+                        if let Some(file) = &output.file {
+                            let _ = file.set_len(output.written);
+                        }
+                        Err((e, len))
+                    }
+                }
+            }
         }
     }
 
@@ -170,7 +219,15 @@ impl Destination {
                 };
                 (Some(report), result)
             }
-            Destination::Stream(mut output) => (None, output.out.flush()),
+            Destination::Stream(mut output) => {
+                // A pcapng file ends with each queue's statistics.
+                let trailer = output.book.as_mut().map(Book::close_file);
+                let result = match trailer {
+                    Some(t) => write_all(&mut output.out, &t).map_err(|(e, _)| e),
+                    None => Ok(()),
+                };
+                (None, result.and_then(|()| output.out.flush()))
+            }
         }
     }
 }
@@ -181,6 +238,7 @@ pub struct BatchWriter {
     full_tx: Sender<Batch>,
     pool_rx: Receiver<Batch>,
     snaplen: u32,
+    framing: Framing,
     failed: Arc<AtomicBool>,
     /// Set when the stop leaves the writer behind: from then on it counts
     /// nothing, so that what was counted lost is never also counted written.
@@ -194,11 +252,16 @@ impl BatchWriter {
     /// `cpus` (anywhere if empty).
     pub(crate) fn pcap(
         output: Destination,
+        format: OutputFormat,
         snaplen: u32,
         buffers: usize,
         cpus: &[usize],
     ) -> io::Result<Self> {
-        Self::spawn(output, Framing::Pcap, snaplen, buffers, cpus.to_vec())
+        let framing = match format {
+            OutputFormat::Pcap => Framing::Pcap,
+            OutputFormat::Pcapng => Framing::Pcapng,
+        };
+        Self::spawn(output, framing, snaplen, buffers, cpus.to_vec())
     }
 
     /// Starts a writer of text lines on `output`, its thread confined to `cpus`.
@@ -279,12 +342,18 @@ impl BatchWriter {
                     };
                     if report.error.is_some() {
                         count(0, 0, batch.records);
+                        if let Some(book) = output.book_mut() {
+                            book.failed(batch.queue as usize, batch.records);
+                        }
                     } else {
-                        match output.write(&batch.data, framing) {
+                        match output.write(&mut batch.data, batch.queue, framing) {
                             Ok(()) => count(batch.records, batch.frame_bytes, 0),
                             Err((e, len)) => {
                                 let (whole, bytes, _) = framing.whole(&batch.data[..len]);
                                 count(whole, bytes, batch.records - whole);
+                                if let Some(book) = output.book_mut() {
+                                    book.failed(batch.queue as usize, batch.records - whole);
+                                }
                                 report.error = Some(e);
                                 failed_flag.store(true, Ordering::Relaxed);
                             }
@@ -305,15 +374,18 @@ impl BatchWriter {
             full_tx,
             pool_rx,
             snaplen,
+            framing,
             failed,
             abandoned,
             thread,
         })
     }
 
-    /// A handle for one worker, counting into `counters`.
-    pub fn batcher(&self, counters: Arc<OutputCounters>) -> RecordBatcher {
+    /// A handle for the worker of queue index `queue`, counting into `counters`.
+    pub fn batcher(&self, counters: Arc<OutputCounters>, queue: u32) -> RecordBatcher {
         RecordBatcher {
+            pcapng: self.framing == Framing::Pcapng,
+            queue,
             current: Batch::empty(),
             full_tx: Some(self.full_tx.clone()),
             pool_rx: self.pool_rx.clone(),
@@ -361,6 +433,10 @@ impl BatchWriter {
 /// A worker's end of the writer: encodes records into the current buffer.
 #[derive(Debug)]
 pub struct RecordBatcher {
+    /// Enhanced Packet Blocks instead of pcap records.
+    pcapng: bool,
+    /// The queue's index: its pcapng interface id.
+    queue: u32,
     current: Batch,
     full_tx: Option<Sender<Batch>>,
     pool_rx: Receiver<Batch>,
@@ -372,11 +448,20 @@ pub struct RecordBatcher {
 impl RecordSink for RecordBatcher {
     #[inline(always)]
     fn push(&mut self, ts_ns: u64, frame: &[u8], stop: &AtomicBool) -> bool {
-        let need = pcap::record_len(frame.len(), self.snaplen);
+        let need = if self.pcapng {
+            pcapng::epb_len(frame.len(), self.snaplen)
+        } else {
+            pcap::record_len(frame.len(), self.snaplen)
+        };
         if self.current.data.capacity() - self.current.data.len() < need && !self.rotate(stop) {
             return false;
         }
-        pcap::append_record(&mut self.current.data, ts_ns, frame, self.snaplen);
+        if self.pcapng {
+            let out = &mut self.current.data;
+            pcapng::append_epb(out, self.queue, ts_ns, frame, self.snaplen);
+        } else {
+            pcap::append_record(&mut self.current.data, ts_ns, frame, self.snaplen);
+        }
         self.current.records += 1;
         self.current.frame_bytes += frame.len() as u64;
         true
@@ -406,6 +491,7 @@ impl RecordSink for RecordBatcher {
                     records: 0,
                     frame_bytes: 0,
                     counters: None,
+                    queue: 0,
                 },
             );
             self.send(batch);
@@ -420,6 +506,7 @@ impl RecordSink for RecordBatcher {
 impl RecordBatcher {
     fn send(&mut self, mut batch: Batch) {
         batch.counters = Some(self.counters.clone());
+        batch.queue = self.queue;
         let records = batch.records;
         let sent = self
             .full_tx
@@ -504,14 +591,16 @@ mod tests {
                 out: Box::new(out),
                 file: None,
                 written: 0,
+                book: None,
             }),
+            OutputFormat::Pcap,
             65535,
             4,
             &[],
         )
         .unwrap();
         let counters = Arc::new(OutputCounters::default());
-        let mut batcher = writer.batcher(counters.clone());
+        let mut batcher = writer.batcher(counters.clone(), 0);
         let stop = AtomicBool::new(false);
         let frame = [7u8; 84];
         let mut accepted = 0u64;

@@ -78,3 +78,16 @@ pub fn addresses(iface: &str) -> Vec<std::net::IpAddr> {
     unsafe { libc::freeifaddrs(list) };
     out
 }
+
+/// The driver behind `iface` (the name of its device's driver in sysfs),
+/// where it has a device: `None` for virtual devices such as veth.
+pub fn driver(iface: &str) -> Option<String> {
+    let link = std::fs::read_link(format!("/sys/class/net/{iface}/device/driver")).ok()?;
+    Some(link.file_name()?.to_string_lossy().into_owned())
+}
+
+/// The kernel's name and release (`Linux 6.18.0`), for file headers.
+pub fn os_release() -> String {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!("Linux {}", release.trim())
+}
