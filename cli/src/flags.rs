@@ -6,8 +6,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use xsktap::{FileRotation, Output};
 use xsktap_core::config::{
-    parse_list, parse_ordered_list, OutputFormat, DEFAULT_COALESCE_USECS, DEFAULT_FRAME_SIZE,
-    DEFAULT_RING_SIZE, DEFAULT_SNAPLEN,
+    parse_list, parse_ordered_list, DiskFullPolicy, OutputFormat, DEFAULT_COALESCE_USECS,
+    DEFAULT_FRAME_SIZE, DEFAULT_RING_SIZE, DEFAULT_SNAPLEN,
 };
 use xsktap_core::filter::flags::{parse_net, FilterFlags, FlagProtocol};
 use xsktap_core::filter::{parse_expr, Expr, Program, MAX_TESTS};
@@ -229,6 +229,18 @@ pub struct RotationArgs {
     /// deleting its oldest files as needed (never any other file).
     #[arg(long, value_name = "BYTES|PCT%")]
     pub max_disk: Option<String>,
+    /// When the disk is full: stop (close the file valid, exit 1), overwrite-oldest (delete
+    /// this capture's oldest file and go on; with -C or -G), or drop-and-count (count the
+    /// frames not written and write again once there is room).
+    #[arg(long, value_enum, default_value = "stop")]
+    pub on_disk_full: DiskFullArg,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DiskFullArg {
+    Stop,
+    OverwriteOldest,
+    DropAndCount,
 }
 
 /// The output's format: `--format`, else pcapng for a `.pcapng` name, else pcap.
@@ -475,6 +487,17 @@ fn request(
 
 /// Applies the rotation flags to a request's output.
 fn rotate(mut req: Request, rotation: &RotationArgs) -> anyhow::Result<Request> {
+    req.config.on_disk_full = match rotation.on_disk_full {
+        DiskFullArg::Stop => DiskFullPolicy::Stop,
+        DiskFullArg::OverwriteOldest => DiskFullPolicy::OverwriteOldest,
+        DiskFullArg::DropAndCount => DiskFullPolicy::DropAndCount,
+    };
+    let rotating = rotation.file_size.is_some() || rotation.rotate_secs.is_some();
+    if rotation.on_disk_full == DiskFullArg::OverwriteOldest && !rotating {
+        anyhow::bail!(
+            "--on-disk-full overwrite-oldest deletes older files of the capture: add -C SIZE or -G SECS"
+        );
+    }
     let (output, note) = rotation.rotation(req.output)?;
     req.output = output;
     req.notes.extend(note);

@@ -230,6 +230,9 @@ fn run(req: Request, view: View) -> anyhow::Result<ExitCode> {
             if capture.interface_gone() {
                 break Some(Finish::InterfaceGone);
             }
+            if capture.interface_down() {
+                break Some(Finish::InterfaceDown);
+            }
         }
         for notice in capture.notices() {
             say!("xsktap: {notice}");
@@ -299,7 +302,7 @@ fn run(req: Request, view: View) -> anyhow::Result<ExitCode> {
         std::fs::write(path, text + "\n")
             .with_context(|| format!("writing --summary-json {}", path.display()))?;
     }
-    if finish == Some(Finish::InterfaceGone) {
+    if matches!(finish, Some(Finish::InterfaceGone | Finish::InterfaceDown)) {
         let kept = match &req.output {
             Output::None => String::new(),
             _ => format!(
@@ -307,13 +310,29 @@ fn run(req: Request, view: View) -> anyhow::Result<ExitCode> {
                 summary.snapshot.written()
             ),
         };
-        anyhow::bail!("interface {iface} disappeared during the capture (deleted or moved){kept}");
+        let what = match finish {
+            Some(Finish::InterfaceDown) => {
+                "went down during the capture (ip link set it up, then capture again)"
+            }
+            _ => "disappeared during the capture (deleted or moved)",
+        };
+        anyhow::bail!("interface {iface} {what}{kept}");
     }
     if let Some(e) = summary.worker_errors.first() {
         anyhow::bail!("{e}");
     }
+    // A rotating output failed in its newest file.
+    let failed_file = summary
+        .writer
+        .as_ref()
+        .and_then(|w| w.files.as_ref())
+        .and_then(|f| f.files.last())
+        .map(|f| f.path.display().to_string());
     for (writer, name) in [
-        (&summary.writer, output_name.as_str()),
+        (
+            &summary.writer,
+            failed_file.as_deref().unwrap_or(output_name.as_str()),
+        ),
         (&summary.monitor_writer, "standard output"),
     ] {
         if let Some(writer) = writer {

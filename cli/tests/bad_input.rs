@@ -328,6 +328,15 @@ fn bad_rotation_values_are_refused_and_leave_no_file() {
         ),
         (&["-w", w, "-C", "1", "-z", " "], "-z needs a program"),
         (&["-C", "1"], "give their name with -w FILE"),
+        (
+            &["-w", w, "--on-disk-full", "overwrite-oldest"],
+            "add -C SIZE or -G SECS",
+        ),
+        (
+            &["-w", w, "--on-disk-full", "never"],
+            "'--on-disk-full <ON_DISK_FULL>'",
+        ),
+        (&["-w", w, "--format", "pcapx"], "'--format <FORMAT>'"),
     ];
     for (args, needle) in cases {
         let run = Command::new(XSKTAP)

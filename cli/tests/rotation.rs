@@ -282,3 +282,88 @@ fn max_disk_deletes_the_oldest_files_of_this_capture_only() {
     assert!(ours <= 100 * 1024, "{ours} bytes on disk");
     assert_eq!(std::fs::read(&other).unwrap(), b"not ours");
 }
+
+#[test]
+#[ignore = "needs root: run with --include-ignored as root (tools/test.sh)"]
+fn a_full_disk_with_drop_and_count_counts_and_writes_again_when_room_returns() {
+    let bed = Testbed::new(1);
+    let disk = SmallDisk::new(3 << 20);
+    // Someone else's 1 MiB, freed later: the room that returns.
+    let filler = disk.0.join("filler");
+    std::fs::write(&filler, vec![0u8; 1 << 20]).unwrap();
+    let pcap = disk.0.join("x.pcap");
+    let json = temp_path("drop-and-count.json");
+    let mut cap = bed.start_capture(&[
+        "-w",
+        pcap.to_str().unwrap(),
+        "--on-disk-full",
+        "drop-and-count",
+        "--duration",
+        "30",
+        "-q",
+        "--summary-json",
+        json.to_str().unwrap(),
+    ]);
+    generate(&bed, 5000, 1000, Some(50_000.0));
+    cap.wait_for_stderr("dropping and counting frames", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(300));
+    let full = std::fs::metadata(&pcap).unwrap().len();
+    std::fs::remove_file(&filler).unwrap();
+    generate(&bed, 500, 1000, Some(50_000.0));
+    cap.wait_for_stderr("there is room again", Duration::from_secs(10));
+    cap.signal(libc::SIGINT);
+    let status = cap.wait(WAIT);
+    assert!(status.success(), "{}", cap.stderr());
+    let s = typed_summary(&json);
+    assert_accounted(&s);
+    let q = &s.queues[0];
+    assert!(q.output_failed > 0, "{q:?}");
+    assert_eq!(
+        q.output_failed, q.output_closed_drops,
+        "every unwritten frame counted"
+    );
+    assert_eq!(q.received, 5500, "the capture went on: {q:?}");
+    assert_eq!(tcpdump_count(&pcap), s.packets);
+    let end = std::fs::metadata(&pcap).unwrap().len();
+    assert!(
+        end > full + 400 * 1016,
+        "written again after the room returned: {full} -> {end}"
+    );
+}
+
+#[test]
+#[ignore = "needs root: run with --include-ignored as root (tools/test.sh)"]
+fn a_full_disk_with_overwrite_oldest_deletes_the_oldest_file_and_loses_nothing() {
+    let bed = Testbed::new(1);
+    let disk = SmallDisk::new(1 << 20);
+    let json = temp_path("overwrite-oldest.json");
+    let mut cap = bed.start_capture(&[
+        "-w",
+        disk.0.join("o.pcap").to_str().unwrap(),
+        "-C",
+        "200k",
+        "--on-disk-full",
+        "overwrite-oldest",
+        "-c",
+        "5000",
+        "--duration",
+        "30",
+        "-q",
+        "--summary-json",
+        json.to_str().unwrap(),
+    ]);
+    // 5 MB through a 1 MiB disk.
+    generate(&bed, 5000, 1000, Some(50_000.0));
+    let status = cap.wait(WAIT);
+    let stderr = cap.stderr();
+    assert!(status.success(), "{stderr}");
+    assert!(
+        stderr.contains("to make room (--on-disk-full overwrite-oldest)"),
+        "{stderr}"
+    );
+    let s = typed_summary(&json);
+    assert_eq!(s.packets, 5000, "nothing lost: {:?}", s.queues[0]);
+    assert_eq!(s.queues[0].output_failed, 0);
+    assert_files_hold_everything(&s);
+    assert!(s.files.as_ref().unwrap().removed_files > 10);
+}

@@ -44,6 +44,18 @@ pub enum OutputFormat {
     Pcapng,
 }
 
+/// What a capture does when its disk is full (`--on-disk-full`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum DiskFullPolicy {
+    /// Close the file valid and stop, exit 1.
+    #[default]
+    Stop,
+    /// Delete this capture's oldest file and go on (rotated output only).
+    OverwriteOldest,
+    /// Go on capturing and counting; write again once there is room.
+    DropAndCount,
+}
+
 /// Everything a capture needs, checked by [`CaptureConfig::validate`].
 #[derive(Debug, Clone)]
 pub struct CaptureConfig {
@@ -89,6 +101,8 @@ pub struct CaptureConfig {
     pub format: OutputFormat,
     /// The filter as the user gave it, for file headers (pcapng's `if_filter`).
     pub filter_text: String,
+    /// What to do when the disk is full.
+    pub on_disk_full: DiskFullPolicy,
 }
 
 /// Default wake-up coalescing, in microseconds. Measured on the bench's test
@@ -124,6 +138,7 @@ impl CaptureConfig {
             file_owner: None,
             format: OutputFormat::Pcap,
             filter_text: String::new(),
+            on_disk_full: DiskFullPolicy::Stop,
         }
     }
 

@@ -224,6 +224,8 @@ pub struct QueueSnapshot {
     pub over_count: u64,
     /// Frames not written because the output closed, failed or stalled.
     pub sink_closed_drops: u64,
+    /// Of those, frames whose write failed (disk full, I/O error).
+    pub output_failed: u64,
     /// Times the worker found its RX ring empty.
     pub empty_polls: u64,
     /// Coalescing naps the worker took.

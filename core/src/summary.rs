@@ -257,6 +257,9 @@ pub struct QueueJson {
     pub over_count: u64,
     /// Worker: frames the closed output refused.
     pub output_closed_drops: u64,
+    /// Writer: of those, frames whose write failed (disk full, I/O error).
+    #[serde(default)]
+    pub output_failed: u64,
     /// Worker: flows evicted from the flow table.
     pub flow_evictions: u64,
     /// Worker: times the RX ring was found empty.
@@ -295,6 +298,7 @@ impl QueueJson {
             xdp_filtered_out: b.map(|b| b.filtered_out),
             over_count: q.over_count,
             output_closed_drops: q.sink_closed_drops,
+            output_failed: q.output_failed,
             flow_evictions: q.flow_evictions,
             empty_polls: q.empty_polls,
             naps: q.naps,

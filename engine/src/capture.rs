@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_utils::CachePadded;
-use xsktap_core::config::OutputFormat;
+use xsktap_core::config::{DiskFullPolicy, OutputFormat};
 use xsktap_core::filter::Program;
 use xsktap_core::flows::{FlowTable, Top};
 use xsktap_core::latency::LatencyStats;
@@ -28,7 +28,7 @@ use xsktap_sys::xsk::{XskConfig, XskSocket, XskStatsHandle};
 use crate::files::{FileRotation, FileSet, Notices};
 use crate::pcapng::{self, Book, Ledger, LedgerEntry};
 use crate::worker::QueueWorker;
-use crate::writer::{BatchWriter, Destination, WriterOutput, WriterReport};
+use crate::writer::{BatchWriter, Destination, DiskFull, WriterOutput, WriterReport};
 use crate::{Error, Result};
 
 /// Where captured frames go.
@@ -58,6 +58,8 @@ pub enum Finish {
     InterfaceGone,
     /// `-G` with `-W N`: the N files are written.
     FilesDone,
+    /// The interface was taken down.
+    InterfaceDown,
 }
 
 struct QueueHandle {
@@ -404,16 +406,26 @@ impl Writers {
         book: Option<Book>,
         queues: usize,
         cpus: &[usize],
+        notices: &Arc<Notices>,
     ) -> Result<Writers> {
+        let disk_full = DiskFull {
+            drop_and_count: cfg.on_disk_full == DiskFullPolicy::DropAndCount,
+            notices: notices.clone(),
+        };
         let buffers = 4 * queues + 4;
         let spawn_error = |e| syscall_error("spawn(writer thread)", e);
         let pcap = out
             .map(|mut out| {
                 match &mut out {
-                    Destination::Files(files) => files.book = book,
+                    Destination::Files(files) => {
+                        files.book = book;
+                        files.overwrite_oldest =
+                            cfg.on_disk_full == DiskFullPolicy::OverwriteOldest;
+                    }
                     Destination::Stream(stream) => stream.book = book,
                 }
-                BatchWriter::pcap(out, cfg.format, cfg.snaplen, buffers, cpus).map_err(spawn_error)
+                BatchWriter::pcap(out, cfg.format, cfg.snaplen, buffers, cpus, disk_full)
+                    .map_err(spawn_error)
             })
             .transpose()?;
         let monitor = cfg
@@ -592,6 +604,7 @@ impl Capture {
             book,
             placement.queues.len(),
             &placement.housekeeping,
+            &notices,
         )?;
         let shared = Arc::new(Shared {
             remaining: cfg.count.map(AtomicU64::new),
@@ -667,6 +680,10 @@ impl Capture {
                     written_bytes,
                     over_count: c.over_count.load(Ordering::Relaxed),
                     sink_closed_drops: output_drops,
+                    output_failed: q
+                        .output
+                        .as_ref()
+                        .map_or(0, |o| o.failed.load(Ordering::Relaxed)),
                     empty_polls: c.empty_polls.load(Ordering::Relaxed),
                     naps: c.naps.load(Ordering::Relaxed),
                     waits: c.waits.load(Ordering::Relaxed),
@@ -768,6 +785,11 @@ impl Capture {
     /// another one (deleted and re-created, or renamed) under it.
     pub fn interface_gone(&self) -> bool {
         netdev::ifindex(&self.iface).map_or(true, |index| index != self.ifindex)
+    }
+
+    /// Whether the captured interface was taken down (`ip link set … down`).
+    pub fn interface_down(&self) -> bool {
+        netdev::is_up(&self.iface) == Some(false)
     }
 
     /// Why the capture ended by itself, if it did.

@@ -77,7 +77,7 @@ impl FilesReport {
 pub struct Notices(Mutex<Vec<String>>);
 
 impl Notices {
-    fn push(&self, line: String) {
+    pub(crate) fn push(&self, line: String) {
         if let Ok(mut v) = self.0.lock() {
             // Bounded: a user who never reads them loses the oldest.
             if v.len() >= 1000 {
@@ -174,6 +174,8 @@ pub(crate) struct FileSet {
     owner: Option<(u32, u32)>,
     /// The statistics of a pcapng output, written at the end of each file.
     pub(crate) book: Option<Book>,
+    /// `--on-disk-full overwrite-oldest`.
+    pub(crate) overwrite_oldest: bool,
 }
 
 fn part_name(name: &Path) -> PathBuf {
@@ -232,6 +234,7 @@ impl FileSet {
             committed: false,
             owner,
             book: None,
+            overwrite_oldest: false,
         };
         let first = set.create(set.schedule.current())?;
         set.current = Some(first);
@@ -391,9 +394,7 @@ impl FileSet {
             let trailer = book.close_file();
             match write_all(&mut current.file, &trailer) {
                 Ok(()) => current.bytes += trailer.len() as u64,
-                Err(_) => {
-                    let _ = current.file.set_len(current.bytes);
-                }
+                Err(_) => cut_back(&current.file, current.bytes),
             }
         }
         std::fs::rename(&current.part, &current.name)
@@ -458,10 +459,18 @@ impl FileSet {
         framing: Framing,
     ) -> std::result::Result<(), (io::Error, usize)> {
         if let Err(e) = self.tick() {
-            return Err((io::Error::other(e.to_string()), 0));
+            return Err((io_error(e), 0));
         }
         let mut done = 0;
         while done < data.len() {
+            if self.current.is_none() {
+                // Opening the file failed earlier (a full disk, with
+                // --on-disk-full drop-and-count): try again.
+                let file = self
+                    .create(self.schedule.current())
+                    .map_err(|e| (io_error(e), done))?;
+                self.current = Some(file);
+            }
             let rest = &data[done..];
             // The run of records that fits the current file.
             let (mut run, mut packets) = (0, 0);
@@ -480,8 +489,7 @@ impl FileSet {
             if run == 0 && framing.first(rest).is_some() {
                 // The next record starts a new file.
                 let slot = self.schedule.advance_full();
-                self.switch(slot)
-                    .map_err(|e| (io::Error::other(e.to_string()), done))?;
+                self.switch(slot).map_err(|e| (io_error(e), done))?;
                 self.open_ahead();
                 continue;
             }
@@ -505,7 +513,22 @@ impl FileSet {
             }
             done += written.1;
             if let Err(e) = result {
-                let _ = current.file.set_len(current.bytes);
+                cut_back(&current.file, current.bytes);
+                if self.overwrite_oldest
+                    && xsktap_sys::output::is_disk_full(&e)
+                    && !self.closed.is_empty()
+                {
+                    // --on-disk-full overwrite-oldest: make room and go on.
+                    if let Some(oldest) = self.closed.front() {
+                        self.notices.push(format!(
+                            "{}: {e}: deleted {} to make room (--on-disk-full overwrite-oldest)",
+                            current.name.display(),
+                            oldest.path.display()
+                        ));
+                    }
+                    self.remove_closed(0);
+                    continue;
+                }
                 return Err((e, done));
             }
         }
@@ -547,6 +570,29 @@ impl Drop for FileSet {
                 let _ = std::fs::remove_file(&f.part);
             }
         }
+    }
+}
+
+/// Cuts `file` back to `len` bytes (its last whole record) and writes on
+/// from there: a later write must not leave a hole.
+pub(crate) fn cut_back(file: &File, len: u64) {
+    use std::io::Seek;
+    let _ = file.set_len(len);
+    let mut f = file;
+    let _ = f.seek(io::SeekFrom::Start(len));
+}
+
+/// The I/O error inside an engine error, so that a caller can still tell
+/// a full disk; other errors keep their message.
+fn io_error(e: Error) -> io::Error {
+    match e {
+        Error::Output { error, .. } | Error::OutputWrite { error, .. } => {
+            match error.raw_os_error() {
+                Some(code) => io::Error::from_raw_os_error(code),
+                None => error,
+            }
+        }
+        other => io::Error::other(other.to_string()),
     }
 }
 

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 
-use crate::files::{write_all, FileSet, FilesReport};
+use crate::files::{cut_back, write_all, FileSet, FilesReport, Notices};
 use crate::pcapng::Book;
 use xsktap_core::config::OutputFormat;
 use xsktap_core::stats::OutputCounters;
@@ -185,7 +185,7 @@ impl Destination {
                     Err((e, _)) => {
                         // A file ends at its last whole record, never in a partial one.
                         if let Some(file) = &output.file {
-                            let _ = file.set_len(output.written);
+                            cut_back(file, output.written);
                         }
                         Err((e, len))
                     }
@@ -232,6 +232,15 @@ impl Destination {
     }
 }
 
+/// What a writer does when the disk is full.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct DiskFull {
+    /// Count what cannot be written and go on (`--on-disk-full drop-and-count`).
+    pub drop_and_count: bool,
+    /// Where it says so.
+    pub notices: Arc<Notices>,
+}
+
 /// The writer thread and the channels workers use to reach it.
 #[derive(Debug)]
 pub struct BatchWriter {
@@ -256,12 +265,13 @@ impl BatchWriter {
         snaplen: u32,
         buffers: usize,
         cpus: &[usize],
+        disk_full: DiskFull,
     ) -> io::Result<Self> {
         let framing = match format {
             OutputFormat::Pcap => Framing::Pcap,
             OutputFormat::Pcapng => Framing::Pcapng,
         };
-        Self::spawn(output, framing, snaplen, buffers, cpus.to_vec())
+        Self::spawn(output, framing, snaplen, buffers, cpus.to_vec(), disk_full)
     }
 
     /// Starts a writer of text lines on `output`, its thread confined to `cpus`.
@@ -272,6 +282,7 @@ impl BatchWriter {
             0,
             buffers,
             cpus.to_vec(),
+            DiskFull::default(),
         )
     }
 
@@ -281,6 +292,7 @@ impl BatchWriter {
         snaplen: u32,
         buffers: usize,
         cpus: Vec<usize>,
+        disk_full: DiskFull,
     ) -> io::Result<Self> {
         let (full_tx, full_rx) = bounded::<Batch>(buffers);
         let (pool_tx, pool_rx) = bounded::<Batch>(buffers);
@@ -305,6 +317,7 @@ impl BatchWriter {
                     abandoned: false,
                     files: None,
                 };
+                let mut dropping = false;
                 // Opens the next file ahead, off the workers' path.
                 if let Err(e) = output.tick() {
                     report.error = Some(e);
@@ -347,15 +360,33 @@ impl BatchWriter {
                         }
                     } else {
                         match output.write(&mut batch.data, batch.queue, framing) {
-                            Ok(()) => count(batch.records, batch.frame_bytes, 0),
+                            Ok(()) => {
+                                count(batch.records, batch.frame_bytes, 0);
+                                if dropping {
+                                    dropping = false;
+                                    disk_full.notices.push(
+                                        "there is room again: writing frames again".to_string(),
+                                    );
+                                }
+                            }
                             Err((e, len)) => {
                                 let (whole, bytes, _) = framing.whole(&batch.data[..len]);
                                 count(whole, bytes, batch.records - whole);
                                 if let Some(book) = output.book_mut() {
                                     book.failed(batch.queue as usize, batch.records - whole);
                                 }
-                                report.error = Some(e);
-                                failed_flag.store(true, Ordering::Relaxed);
+                                if disk_full.drop_and_count && xsktap_sys::output::is_disk_full(&e) {
+                                    // Counted; the next buffer tries again.
+                                    if !dropping {
+                                        dropping = true;
+                                        disk_full.notices.push(format!(
+                                            "{e}: dropping and counting frames until there is room (--on-disk-full drop-and-count)"
+                                        ));
+                                    }
+                                } else {
+                                    report.error = Some(e);
+                                    failed_flag.store(true, Ordering::Relaxed);
+                                }
                             }
                         }
                     }
@@ -597,6 +628,7 @@ mod tests {
             65535,
             4,
             &[],
+            DiskFull::default(),
         )
         .unwrap();
         let counters = Arc::new(OutputCounters::default());

@@ -79,6 +79,14 @@ pub fn addresses(iface: &str) -> Vec<std::net::IpAddr> {
     out
 }
 
+/// Whether `iface` is administratively up (`IFF_UP` in its sysfs flags);
+/// `None` when it cannot be read (it is gone).
+pub fn is_up(iface: &str) -> Option<bool> {
+    let text = std::fs::read_to_string(format!("/sys/class/net/{iface}/flags")).ok()?;
+    let flags = u32::from_str_radix(text.trim().trim_start_matches("0x"), 16).ok()?;
+    Some(flags & libc::IFF_UP as u32 != 0)
+}
+
 /// The driver behind `iface` (the name of its device's driver in sysfs),
 /// where it has a device: `None` for virtual devices such as veth.
 pub fn driver(iface: &str) -> Option<String> {

@@ -71,6 +71,11 @@ pub fn open_output(path: &Path) -> Result<(File, bool)> {
     Ok((file, false))
 }
 
+/// Whether `e` says the disk (or the user's quota) is full.
+pub fn is_disk_full(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
+}
+
 /// The size in bytes of the file system that holds `dir`.
 ///
 /// # Errors

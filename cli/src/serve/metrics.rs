@@ -57,7 +57,7 @@ fn family(
 type QueueValue = fn(&QueueSnapshot) -> Option<u64>;
 
 /// Counters with one series per queue: name (without `_total`), help, value.
-const QUEUE_COUNTERS: [(&str, &str, QueueValue); 14] = [
+const QUEUE_COUNTERS: [(&str, &str, QueueValue); 15] = [
     ("xsktap_packets", "Frames taken from the RX ring.", |q| {
         Some(q.received)
     }),
@@ -77,6 +77,11 @@ const QUEUE_COUNTERS: [(&str, &str, QueueValue); 14] = [
     ("xsktap_lost_packets", "Frames lost, all causes.", |q| {
         q.lost_known().then(|| q.lost())
     }),
+    (
+        "xsktap_output_failed_packets",
+        "Frames whose write failed (disk full, I/O error): part of the output_closed cause.",
+        |q| Some(q.output_failed),
+    ),
     (
         "xsktap_fill_ring_empty",
         "Times the kernel found the fill ring empty (XDP_STATISTICS).",

@@ -245,3 +245,28 @@ pub fn generate(bed: &Testbed, count: u64, size: usize, rate: Option<f64>) -> u6
         .expect("generator thread")
     })
 }
+
+/// A small tmpfs of its own, unmounted on every path.
+pub struct SmallDisk(pub std::path::PathBuf);
+
+impl SmallDisk {
+    pub fn new(bytes: u64) -> SmallDisk {
+        let dir = temp_path(&format!("disk-{bytes}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let disk = SmallDisk(dir);
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "xsktap-test"])
+            .arg(&disk.0)
+            .status()
+            .unwrap();
+        assert!(ok.success(), "mounting a small tmpfs");
+        disk
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
