@@ -73,8 +73,22 @@ pub enum ProtocolArg {
 #[derive(Debug, Args)]
 pub struct CommonArgs {
     /// Interface to capture on.
-    #[arg(short = 'i', long = "interface", value_name = "IFACE")]
-    pub iface: String,
+    #[arg(
+        short = 'i',
+        long = "interface",
+        value_name = "IFACE",
+        required_unless_present = "read"
+    )]
+    pub iface: Option<String>,
+    /// Read packets from a pcap or pcapng file instead of an interface (no privileges
+    /// needed): the same filter, statistics and outputs.
+    #[arg(
+        short = 'r',
+        long = "read",
+        value_name = "FILE",
+        conflicts_with = "iface"
+    )]
+    pub read: Option<PathBuf>,
     /// Stop after exactly COUNT packets.
     #[arg(short = 'c', long = "count", value_name = "COUNT")]
     pub count: Option<u64>,
@@ -383,6 +397,8 @@ pub struct Request {
     pub notes: Vec<String>,
     /// The user to run as once the capture runs (`-Z`).
     pub user: Option<xsktap::User>,
+    /// `-r FILE`: read this file instead of capturing.
+    pub read: Option<PathBuf>,
 }
 
 fn request(
@@ -391,7 +407,16 @@ fn request(
     write: Option<PathBuf>,
     snaplen: u32,
 ) -> anyhow::Result<Request> {
-    let mut config = CaptureConfig::new(common.iface);
+    // A file read back is named by its file name where an interface would be.
+    let source = match (&common.iface, &common.read) {
+        (Some(iface), _) => iface.clone(),
+        (None, Some(path)) => path.file_name().map_or_else(
+            || path.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        ),
+        (None, None) => String::new(),
+    };
+    let mut config = CaptureConfig::new(source);
     config.queues = common
         .queues
         .map(|q| parse_list(&q).map_err(|e| anyhow::anyhow!("--queues: {e}")))
@@ -465,6 +490,9 @@ fn request(
         .map(xsktap::User::lookup)
         .transpose()?;
     config.file_owner = user.as_ref().map(|u| (u.uid, u.gid));
+    if common.read.is_some() && common.serve.is_some() {
+        anyhow::bail!("--serve shows a live capture: it cannot be used with -r FILE");
+    }
     let serve = match (&common.serve, common.serve_token) {
         (Some(addr), token) => Some(crate::serve::ServeConfig::from_args(addr, token)?),
         (None, Some(_)) if std::env::var_os("XSKTAP_SERVE_TOKEN").is_none() => {
@@ -482,6 +510,7 @@ fn request(
         serve,
         notes: Vec::new(),
         user,
+        read: common.read,
     })
 }
 

@@ -125,7 +125,85 @@ fn leave_server_traffic(req: &mut Request) -> Option<String> {
     ))
 }
 
+/// `-r FILE`: the file read back through the same filter, statistics and
+/// outputs, then the summary (and, for `top`, one view of the whole file).
+fn run_replay(
+    req: Request,
+    view: View,
+    input: std::path::PathBuf,
+    output_name: &str,
+) -> anyhow::Result<ExitCode> {
+    let replay = xsktap::replay(&req.config, &input, req.output.clone())?;
+    let summary = &replay.summary;
+    if let View::Top { rows, json, .. } = view {
+        let snap = &summary.snapshot;
+        let secs = replay.span_ns as f64 / 1e9;
+        let rates = xsktap_core::stats::Rates {
+            packets_per_sec: if secs > 0.0 {
+                snap.received() as f64 / secs
+            } else {
+                0.0
+            },
+            bits_per_sec: if secs > 0.0 {
+                snap.received_bytes() as f64 * 8.0 / secs
+            } else {
+                0.0
+            },
+            lost_per_sec: 0.0,
+        };
+        let mut top = summary.top.clone();
+        top.flows_by_bytes.truncate(rows);
+        top.flows_by_packets.truncate(rows);
+        top.talkers.truncate(rows);
+        let span = Duration::from_nanos(replay.span_ns);
+        let text = if json {
+            serde_json::to_string(&report::top_json(snap, &rates, &top, span)).expect("serialises")
+                + "\n"
+        } else {
+            report::top_screen(&req.config.iface, snap, &rates, &top, false)
+        };
+        let _ = io::stdout().write_all(text.as_bytes());
+    }
+    let input_name = input.display().to_string();
+    let _ =
+        io::stderr().write_all(report::replay_text(&replay, &input_name, output_name).as_bytes());
+    if let Some(path) = &req.summary_json {
+        let mut json = report::summary_json(summary, &input_name, output_name, &req.filter_text);
+        json.xdp_mode = "none (read from a file)".into();
+        let text = serde_json::to_string_pretty(&json).expect("JSON values serialise");
+        std::fs::write(path, text + "\n")
+            .with_context(|| format!("writing --summary-json {}", path.display()))?;
+    }
+    if let Some(e) = summary.writer.as_ref().and_then(|w| w.error.as_ref()) {
+        anyhow::bail!("writing {output_name}: {e}");
+    }
+    if let Some(damage) = &replay.damage {
+        anyhow::bail!("{damage}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Where frames go, as the summary names it.
+fn output_name(req: &Request) -> String {
+    match &req.output {
+        Output::None if req.config.monitor.is_some() => {
+            "standard output (monitor lines)".to_string()
+        }
+        Output::None => "nowhere (no -w given: counted only)".to_string(),
+        Output::Stdout => "standard output".to_string(),
+        Output::File(p) => p.display().to_string(),
+        Output::Rotating(p, _) => format!("files named after {}", p.display()),
+    }
+}
+
 fn run(req: Request, view: View) -> anyhow::Result<ExitCode> {
+    let output_name = output_name(&req);
+    for note in &req.notes {
+        say!("xsktap: {note}");
+    }
+    if let Some(input) = req.read.clone() {
+        return run_replay(req, view, input, &output_name);
+    }
     let stop = Arc::new(AtomicBool::new(false));
     // SIGUSR1 prints the summary so far, as tcpdump prints its counts.
     let usr1 = Arc::new(AtomicBool::new(false));
@@ -140,18 +218,6 @@ fn run(req: Request, view: View) -> anyhow::Result<ExitCode> {
         signal_hook::flag::register(signal, stop.clone()).context("installing signal handlers")?;
     }
     let iface = req.config.iface.clone();
-    let output_name = match &req.output {
-        Output::None if req.config.monitor.is_some() => {
-            "standard output (monitor lines)".to_string()
-        }
-        Output::None => "nowhere (no -w given: counted only)".to_string(),
-        Output::Stdout => "standard output".to_string(),
-        Output::File(p) => p.display().to_string(),
-        Output::Rotating(p, _) => format!("files named after {}", p.display()),
-    };
-    for note in &req.notes {
-        say!("xsktap: {note}");
-    }
     // Listen before attaching anything: a busy port fails with the machine untouched.
     let listener = req.serve.as_ref().map(serve::bind).transpose()?;
     let mut req = req;

@@ -318,6 +318,35 @@ pub fn summary_text(s: &Summary, iface: &str, output: &str) -> String {
     out
 }
 
+/// The summary of a file read back with `-r`.
+pub fn replay_text(r: &xsktap::Replay, input: &str, output: &str) -> String {
+    let snap = &r.summary.snapshot;
+    let q = &snap.queues[0];
+    let read = q.bpf.map_or(0, |b| b.seen);
+    let mut out = String::new();
+    let _ = writeln!(out, "{} packets written to {output}", snap.written());
+    let _ = writeln!(
+        out,
+        "{read} packets read from {input} in {:.3} s, {} selected by the filter ({} bytes){}",
+        r.summary.duration.as_secs_f64(),
+        q.received,
+        q.received_bytes,
+        match r.skipped {
+            0 => String::new(),
+            n => format!("; {n} non-Ethernet packets or unknown blocks skipped"),
+        }
+    );
+    if q.over_count > 0 || q.sink_closed_drops > 0 {
+        let _ = writeln!(
+            out,
+            "{} packets after -c, {} not written (the output failed or closed)",
+            q.over_count, q.sink_closed_drops
+        );
+    }
+    let _ = writeln!(out, "protocols: {}", protocol_mix(&snap.traffic));
+    out
+}
+
 /// The summary as `--summary-json` and `/api/summary` carry it.
 pub fn summary_json(s: &Summary, iface: &str, output: &str, filter: &str) -> SummaryJson {
     let mut json = SummaryJson::new(

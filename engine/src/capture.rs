@@ -211,7 +211,7 @@ impl Drop for CreatedFile {
 
 /// The output, opened (and its pcap header written, when it is not an
 /// existing file) before anything is attached.
-struct OpenedOutput {
+pub(crate) struct OpenedOutput {
     out: Option<Destination>,
     /// Where the output is, for messages.
     path: PathBuf,
@@ -224,7 +224,7 @@ struct OpenedOutput {
 }
 
 impl OpenedOutput {
-    fn open(
+    pub(crate) fn open(
         output: &Output,
         header: Vec<u8>,
         notices: &Arc<Notices>,
@@ -321,7 +321,11 @@ impl OpenedOutput {
     /// The capture is running: truncate an existing file and write its
     /// header, and keep the file; rotating files start their `-z` thread
     /// on `cpus`.
-    fn commit(mut self, hook: Option<&str>, cpus: &[usize]) -> Result<Option<Destination>> {
+    pub(crate) fn commit(
+        mut self,
+        hook: Option<&str>,
+        cpus: &[usize],
+    ) -> Result<Option<Destination>> {
         if let Some(Destination::Files(files)) = &mut self.out {
             files.commit(hook, cpus)?;
         }
@@ -338,7 +342,7 @@ impl OpenedOutput {
 }
 
 /// What a pcapng file says about each captured queue.
-fn interfaces(cfg: &CaptureConfig, queues: &[u32]) -> Vec<Interface> {
+pub(crate) fn interfaces(cfg: &CaptureConfig, queues: &[u32]) -> Vec<Interface> {
     let hardware = netdev::driver(&cfg.iface);
     let speed_bps = netdev::sysfs_number(&cfg.iface, "speed").map(|mbps| mbps * 1_000_000);
     queues
@@ -394,13 +398,13 @@ fn open_sockets(
 }
 
 /// The writer threads of a capture: the pcap output and the monitor lines.
-struct Writers {
-    pcap: Option<BatchWriter>,
-    monitor: Option<BatchWriter>,
+pub(crate) struct Writers {
+    pub(crate) pcap: Option<BatchWriter>,
+    pub(crate) monitor: Option<BatchWriter>,
 }
 
 impl Writers {
-    fn start(
+    pub(crate) fn start(
         cfg: &CaptureConfig,
         out: Option<Destination>,
         book: Option<Book>,

@@ -1,0 +1,351 @@
+//! Reading a capture file back (`-r`): pcap or pcapng, xsktap's own or any
+//! other tool's, through the same parse, filter (the compiled program's
+//! userspace evaluator), statistics, flow table and outputs as a live
+//! capture. No privilege is needed.
+//!
+//! Files are read with pcap-file (a streaming reader, zero-copy for pcap);
+//! pcapng timestamps are scaled by each interface's `if_tsresol` here,
+//! since pcap-file reads them as nanoseconds. Only Ethernet interfaces are
+//! processed; packets of other link types are counted and skipped.
+
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crossbeam_utils::CachePadded;
+use pcap_file::pcap::PcapReader;
+use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption;
+use pcap_file::pcapng::{Block, PcapNgReader};
+use pcap_file::{DataLink, TsResolution};
+use xsktap_core::filter::{Program, MAX_TESTS};
+use xsktap_core::flows::{FlowTable, Top};
+use xsktap_core::latency::LatencyStats;
+use xsktap_core::parse::parse;
+use xsktap_core::stats::{OutputCounters, QueueSnapshot, Snapshot, TrafficCounters};
+use xsktap_core::worker::{FrameStep, Monitor};
+use xsktap_core::{AttachedMode, BpfCounters, CaptureConfig, SocketStats};
+
+use crate::capture::{OpenedOutput, Output, Summary, Writers, STOP_GRACE};
+use crate::files::Notices;
+use crate::{Error, Result};
+
+/// A file read back.
+#[derive(Debug)]
+pub struct Replay {
+    /// The summary, as a capture's: one queue (0), the filter's verdicts as
+    /// the XDP program's counters (`seen`, `redirected`, `filtered_out`).
+    pub summary: Summary,
+    /// Where the file was damaged or cut, if it was: everything before was
+    /// processed.
+    pub damage: Option<String>,
+    /// Packets of link types other than Ethernet, skipped.
+    pub skipped: u64,
+    /// From the first packet's timestamp to the last one's, in ns.
+    pub span_ns: u64,
+}
+
+/// pcapng interfaces of the current section: (Ethernet?, timestamp units per second).
+type NgInterfaces = Vec<(bool, u64)>;
+
+enum Input {
+    Pcap {
+        reader: PcapReader<BufReader<File>>,
+        ns_per_unit: u64,
+    },
+    PcapNg {
+        reader: PcapNgReader<BufReader<File>>,
+        interfaces: NgInterfaces,
+    },
+}
+
+/// What reading one record gave.
+enum Next {
+    /// An Ethernet frame and its timestamp (ns since the epoch).
+    Frame,
+    /// A packet that is not an Ethernet frame, or a block of an unknown kind.
+    Skipped,
+    /// A block that describes the file (section, interfaces, statistics).
+    Meta,
+    /// The end of the file.
+    End,
+}
+
+fn units_per_sec(opts: &[InterfaceDescriptionOption<'_>]) -> u64 {
+    for o in opts {
+        if let InterfaceDescriptionOption::IfTsResol(r) = o {
+            let exp = u32::from(r & 0x7f);
+            return if r & 0x80 == 0 {
+                10u64.checked_pow(exp).unwrap_or(u64::MAX)
+            } else {
+                2u64.checked_pow(exp).unwrap_or(u64::MAX)
+            };
+        }
+    }
+    1_000_000
+}
+
+impl Input {
+    fn open(path: &Path) -> Result<Input> {
+        let fail = |why: String| Error::Config(format!("-r {}: {why}", path.display()));
+        let file = File::open(path).map_err(|e| fail(e.to_string()))?;
+        let mut reader = BufReader::with_capacity(1 << 20, file);
+        let mut magic = [0u8; 4];
+        reader
+            .get_mut()
+            .read_exact(&mut magic)
+            .map_err(|_| fail("too short to be a capture file".into()))?;
+        // Back to the start: the readers parse the header themselves.
+        let file = reader.into_inner();
+        let reader = BufReader::with_capacity(1 << 20, {
+            use std::io::Seek;
+            let mut f = file;
+            f.seek(std::io::SeekFrom::Start(0))
+                .map_err(|e| fail(e.to_string()))?;
+            f
+        });
+        if u32::from_le_bytes(magic) == xsktap_core::pcapng::SHB {
+            let reader = PcapNgReader::new(reader)
+                .map_err(|e| fail(format!("not a valid pcapng file ({e})")))?;
+            return Ok(Input::PcapNg {
+                reader,
+                interfaces: Vec::new(),
+            });
+        }
+        let reader = PcapReader::new(reader).map_err(|_| {
+            fail("neither a pcap nor a pcapng file (its magic number is unknown)".into())
+        })?;
+        let header = reader.header();
+        if header.datalink != DataLink::ETHERNET {
+            return Err(fail(format!(
+                "link type {:?}: only Ethernet captures are read",
+                header.datalink
+            )));
+        }
+        let ns_per_unit = match header.ts_resolution {
+            TsResolution::MicroSecond => 1_000,
+            TsResolution::NanoSecond => 1,
+        };
+        Ok(Input::Pcap {
+            reader,
+            ns_per_unit,
+        })
+    }
+
+    /// Reads the next record, handing an Ethernet frame to `on_frame`.
+    fn next(&mut self, on_frame: &mut impl FnMut(u64, &[u8])) -> std::result::Result<Next, String> {
+        match self {
+            Input::Pcap {
+                reader,
+                ns_per_unit,
+            } => match reader.next_raw_packet() {
+                None => Ok(Next::End),
+                Some(Err(e)) => Err(e.to_string()),
+                Some(Ok(p)) => {
+                    let ts =
+                        u64::from(p.ts_sec) * 1_000_000_000 + u64::from(p.ts_frac) * *ns_per_unit;
+                    on_frame(ts, &p.data);
+                    Ok(Next::Frame)
+                }
+            },
+            Input::PcapNg { reader, interfaces } => match reader.next_block() {
+                None => Ok(Next::End),
+                Some(Err(e)) => Err(e.to_string()),
+                Some(Ok(block)) => match block {
+                    Block::SectionHeader(_) => {
+                        interfaces.clear();
+                        Ok(Next::Meta)
+                    }
+                    Block::InterfaceDescription(i) => {
+                        interfaces
+                            .push((i.linktype == DataLink::ETHERNET, units_per_sec(&i.options)));
+                        Ok(Next::Meta)
+                    }
+                    Block::InterfaceStatistics(_)
+                    | Block::NameResolution(_)
+                    | Block::SystemdJournalExport(_) => Ok(Next::Meta),
+                    Block::EnhancedPacket(p) => {
+                        let Some(&(ethernet, units)) = interfaces.get(p.interface_id as usize)
+                        else {
+                            return Err(format!(
+                                "a packet names interface {} which the file does not describe",
+                                p.interface_id
+                            ));
+                        };
+                        if !ethernet {
+                            return Ok(Next::Skipped);
+                        }
+                        // pcap-file reads the raw timestamp as nanoseconds.
+                        let raw = p.timestamp.as_nanos();
+                        let ts = (raw * 1_000_000_000 / u128::from(units.max(1))) as u64;
+                        on_frame(ts, &p.data);
+                        Ok(Next::Frame)
+                    }
+                    _ => Ok(Next::Skipped),
+                },
+            },
+        }
+    }
+}
+
+/// Reads `input`, filters, counts and writes its frames as `cfg` says
+/// (`cfg.iface` names the source in outputs), to `output`.
+///
+/// # Errors
+/// A file that cannot be opened or is not a capture, an output that cannot
+/// be created; damage later in the file is reported in [`Replay::damage`].
+pub fn replay(cfg: &CaptureConfig, input: &Path, output: Output) -> Result<Replay> {
+    let started = Instant::now();
+    let mut source = Input::open(input)?;
+    let filter = Program::compile(cfg.filter.as_ref(), usize::from(MAX_TESTS))?;
+    let header = match (&output, cfg.format) {
+        (Output::None, _) => Vec::new(),
+        (_, xsktap_core::config::OutputFormat::Pcap) => {
+            xsktap_core::pcap::file_header(cfg.snaplen).to_vec()
+        }
+        (_, xsktap_core::config::OutputFormat::Pcapng) => {
+            crate::pcapng::file_header(&crate::capture::interfaces(cfg, &[0]))
+        }
+    };
+    let notices = Arc::new(Notices::default());
+    let hook = match &output {
+        Output::Rotating(_, rotation) => rotation.hook.clone(),
+        _ => None,
+    };
+    let opened = OpenedOutput::open(&output, header, &notices, cfg.file_owner)?;
+    let out = opened.commit(hook.as_deref(), &[])?;
+    let writers = Writers::start(cfg, out, None, 1, &[], &notices)?;
+    let output_counters = Arc::new(OutputCounters::default());
+    let lines_counters = Arc::new(OutputCounters::default());
+    let counting = if writers.pcap.is_some() {
+        Some(output_counters.clone())
+    } else if writers.monitor.is_some() {
+        Some(lines_counters.clone())
+    } else {
+        None
+    };
+    let traffic = Arc::new(CachePadded::new(TrafficCounters::default()));
+    let mut step = FrameStep {
+        queue: 0,
+        sink: writers
+            .pcap
+            .as_ref()
+            .map(|w| w.batcher(output_counters.clone(), 0)),
+        monitor: match (cfg.monitor, &writers.monitor) {
+            (Some(format), Some(w)) => Some(Monitor {
+                format,
+                iface: Arc::from(cfg.iface.as_str()),
+                lines: w.batcher(lines_counters.clone(), 0),
+            }),
+            _ => None,
+        },
+        traffic: traffic.clone(),
+        flows: FlowTable::new(cfg.flow_table_size),
+        latency: LatencyStats::default(),
+        closed: false,
+    };
+    let stop = AtomicBool::new(false);
+    let (mut seen, mut matched, mut bytes, mut handed, mut refused, mut over) =
+        (0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
+    let mut skipped = 0u64;
+    let (mut first_ts, mut last_ts) = (u64::MAX, 0u64);
+    let mut damage = None;
+    let limit = cfg.count.unwrap_or(u64::MAX);
+    loop {
+        let mut on_frame = |ts: u64, frame: &[u8]| {
+            seen += 1;
+            first_ts = first_ts.min(ts);
+            last_ts = last_ts.max(ts);
+            if !filter.matches(&parse(frame)) {
+                return;
+            }
+            matched += 1;
+            bytes += frame.len() as u64;
+            if handed >= limit || stop.load(Ordering::Relaxed) {
+                over += 1;
+                return;
+            }
+            if step.frame(ts, ts, frame, &stop) {
+                handed += 1;
+            } else {
+                refused += 1;
+                stop.store(true, Ordering::Relaxed);
+            }
+        };
+        match source.next(&mut on_frame) {
+            Ok(Next::Frame | Next::Meta) => {}
+            Ok(Next::Skipped) => skipped += 1,
+            Ok(Next::End) => break,
+            Err(e) => {
+                damage = Some(format!(
+                    "{}: damaged or cut after {seen} packets ({e}); the packets before it were processed",
+                    input.display()
+                ));
+                break;
+            }
+        }
+        if handed >= limit || step.closed || stop.load(Ordering::Relaxed) {
+            break;
+        }
+    }
+    step.flush();
+    let mut flows = Vec::new();
+    step.flows.copy_into(&mut flows);
+    let evictions = step.flows.evictions();
+    drop(step);
+    let deadline = Instant::now() + 2 * STOP_GRACE;
+    let writer = writers.pcap.map(|w| w.finish(deadline));
+    let monitor_writer = writers.monitor.map(|w| w.finish(deadline));
+    let (written, written_bytes, failed) = match &counting {
+        Some(c) => (
+            c.written.load(Ordering::Relaxed),
+            c.written_bytes.load(Ordering::Relaxed),
+            c.failed.load(Ordering::Relaxed),
+        ),
+        None => (handed, bytes, 0),
+    };
+    let queue = QueueSnapshot {
+        queue: 0,
+        core: 0,
+        bind_mode: None,
+        received: matched,
+        received_bytes: bytes,
+        written,
+        written_bytes,
+        over_count: over,
+        sink_closed_drops: refused + failed,
+        output_failed: failed,
+        socket: Some(SocketStats::default()),
+        bpf: Some(BpfCounters {
+            seen,
+            redirected: matched,
+            filtered_out: seen - matched,
+            ..BpfCounters::default()
+        }),
+        flow_evictions: evictions,
+        ..QueueSnapshot::default()
+    };
+    let summary = Summary {
+        snapshot: Snapshot {
+            at: Instant::now(),
+            queues: vec![queue],
+            traffic: traffic.snapshot(),
+        },
+        duration: started.elapsed(),
+        xdp_mode: AttachedMode::Generic,
+        writer,
+        monitor_writer,
+        top: Top::build(flows, 10),
+        latency: None,
+        worker_errors: Vec::new(),
+        count_reached: cfg.count.is_some_and(|c| handed >= c),
+    };
+    Ok(Replay {
+        summary,
+        damage,
+        skipped,
+        span_ns: last_ts.saturating_sub(first_ts),
+    })
+}
