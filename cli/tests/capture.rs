@@ -114,7 +114,7 @@ fn generic_mode_and_copy_mode_capture_every_frame() {
         "--summary-json",
         json.to_str().unwrap(),
     ]);
-    assert!(cap.stderr().contains("(generic XDP)"), "{}", cap.stderr());
+    assert!(cap.stderr().contains("(generic XDP,"), "{}", cap.stderr());
     bed.send(&frames);
     assert!(cap.wait(WAIT).success(), "{}", cap.stderr());
     let (_, records) = read_pcap(&pcap);
