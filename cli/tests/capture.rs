@@ -130,41 +130,77 @@ fn generic_mode_and_copy_mode_capture_every_frame() {
 
 #[test]
 #[ignore = "needs root: run with --include-ignored as root (tools/test.sh)"]
-fn frames_too_big_for_the_umem_are_counted_as_lost_and_warned_about() {
+fn jumbo_frames_are_captured_whole_from_chains_of_buffers() {
     let bed = Testbed::new(1);
     for ns in [bed.ns_a(), bed.ns_b()] {
         let ok = Command::new("ip")
-            .args(["-n", &ns, "link", "set", "dev", &ns, "mtu", "3000"])
+            .args(["-n", &ns, "link", "set", "dev", &ns, "mtu", "9000"])
             .status()
             .unwrap();
         assert!(ok.success());
     }
-    let json = temp_path("jumbo.json");
-    let mut cap = bed.start_capture(&[
-        "--frame-size",
-        "2048",
-        "--duration",
-        "2",
-        "-q",
-        "--summary-json",
-        json.to_str().unwrap(),
-    ]);
-    assert!(cap.stderr().contains("warning: "), "{}", cap.stderr());
-    assert!(cap.stderr().contains("MTU 3000"), "{}", cap.stderr());
-    // 10 frames that fit and 3 of 2500 bytes that cannot fit 2048 - 256 bytes.
-    let mut frames = varied_frames(10, 2);
-    for i in 0..3u8 {
+    // Mixed sizes from 64 bytes to the largest frame MTU 9000 allows.
+    let mut frames = varied_frames(40, 4);
+    for (i, size) in [2000usize, 3840, 4096, 5000, 8000, 9014]
+        .into_iter()
+        .enumerate()
+    {
         let mut big = frames[1].clone();
-        big.resize(2500, i);
+        big.resize(size, i as u8);
+        // Bytes that differ along the whole frame: a misplaced buffer shows.
+        for (j, b) in big.iter_mut().enumerate().skip(64) {
+            *b = (j % 251) as u8 ^ i as u8;
+        }
         frames.push(big);
     }
-    bed.send(&frames);
-    assert!(cap.wait(WAIT).success(), "{}", cap.stderr());
-    let s = typed_summary(&json);
-    assert_accounted(&s);
-    assert_eq!(s.packets, 10);
-    assert_eq!(s.lost, 3, "every frame that did not fit is counted: {s:?}");
-    assert_eq!(s.queues[0].rx_dropped, Some(3));
+    for (frame_size, snaplen) in [("4096", "262144"), ("2048", "262144"), ("4096", "100")] {
+        let pcap = temp_path("jumbo.pcap");
+        let json = temp_path("jumbo.json");
+        let _ = std::fs::remove_file(&pcap);
+        let mut cap = bed.start_capture(&[
+            "--frame-size",
+            frame_size,
+            "-s",
+            snaplen,
+            "-w",
+            pcap.to_str().unwrap(),
+            "-c",
+            &frames.len().to_string(),
+            "--duration",
+            "20",
+            "-q",
+            "--summary-json",
+            json.to_str().unwrap(),
+        ]);
+        let stderr = cap.stderr();
+        assert!(
+            !stderr.contains("warning: "),
+            "multi-buffer takes them: {stderr}"
+        );
+        bed.send(&frames);
+        assert!(cap.wait(WAIT).success(), "{}", cap.stderr());
+        let s = typed_summary(&json);
+        assert_accounted(&s);
+        assert_eq!(s.lost, 0, "--frame-size {frame_size}: {s:?}");
+        let (_, records) = read_pcap(&pcap);
+        let snap: usize = snaplen.parse().unwrap();
+        let got: Vec<(Vec<u8>, u32)> = records
+            .iter()
+            .map(|r| (r.data.clone(), r.orig_len))
+            .collect();
+        let want: Vec<(Vec<u8>, u32)> = frames
+            .iter()
+            .map(|f| (f[..f.len().min(snap)].to_vec(), f.len() as u32))
+            .collect();
+        let (mut got, mut want) = (got, want);
+        got.sort();
+        want.sort();
+        assert!(
+            got == want,
+            "--frame-size {frame_size} -s {snaplen}: every frame whole, byte for byte ({} records)",
+            got.len()
+        );
+    }
 }
 
 #[test]

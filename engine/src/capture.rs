@@ -174,7 +174,8 @@ pub const STOP_GRACE: Duration = Duration::from_secs(1);
 const XDP_PACKET_HEADROOM: u32 = 256;
 
 /// A warning when the interface's MTU allows frames larger than a UMEM frame
-/// can hold: the kernel drops those (counted in `rx_dropped`).
+/// can hold and the sockets take no chains of buffers (no AF_XDP
+/// multi-buffer): the kernel drops those (counted in `rx_dropped`).
 fn mtu_warning(iface: &str, frame_size: u32) -> Option<String> {
     let mtu = u32::try_from(netdev::sysfs_number(iface, "mtu")?).ok()?;
     let room = frame_size - XDP_PACKET_HEADROOM;
@@ -387,6 +388,7 @@ fn open_sockets(
             frame_size: cfg.frame_size,
             ring_size: cfg.ring_size,
             zero_copy: cfg.zero_copy,
+            multi_buffer: program.frags(),
         })?;
         if cfg.busy_poll {
             socket.enable_busy_poll(20, cfg.batch_size)?;
@@ -574,14 +576,17 @@ impl Capture {
             _ => None,
         };
         let output = OpenedOutput::open(&output, header, &notices, cfg.file_owner)?;
-        let mut warnings: Vec<String> = mtu_warning(&cfg.iface, cfg.frame_size)
-            .into_iter()
-            .collect();
+        let mut warnings = Vec::new();
         if cfg.busy_poll {
             warnings.extend(busy_poll_warning(&cfg.iface));
         }
 
         let (program, sockets) = open_sockets(cfg, ifindex, &placement.queues)?;
+        // Frames larger than a UMEM frame arrive as chains of buffers where
+        // every socket is multi-buffer; elsewhere the kernel drops them.
+        if !sockets.iter().all(XskSocket::multi_buffer) {
+            warnings.extend(mtu_warning(&cfg.iface, cfg.frame_size));
+        }
         let ledger = Arc::new(Ledger::default());
         let book = match cfg.format {
             OutputFormat::Pcapng if output.out.is_some() => {

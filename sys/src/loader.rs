@@ -35,6 +35,9 @@ fn mode_flags(mode: AttachedMode) -> u32 {
 #[derive(Debug)]
 pub struct XdpProgram {
     prog: OwnedFd,
+    /// Loaded as frags-aware (`BPF_F_XDP_HAS_FRAGS`): it takes frames that
+    /// span several buffers (jumbo frames, AF_XDP multi-buffer).
+    frags: bool,
     xsks: MapHandle,
     queue_conf: MapHandle,
     counters: MapHandle,
@@ -61,8 +64,21 @@ impl XdpProgram {
     /// # Errors
     /// [`Error::Bpf`] when libbpf or the verifier refuses the program.
     pub fn load() -> Result<Self> {
+        // Frags-aware where the kernel knows the flag (5.18 and later); the
+        // program reads only the headers, which are in the first buffer.
+        Self::load_with(true).or_else(|_| Self::load_with(false))
+    }
+
+    fn load_with(frags: bool) -> Result<Self> {
         let mut object = MaybeUninit::uninit();
-        let skel = XsktapSkelBuilder::default().open(&mut object)?.load()?;
+        let mut open = XsktapSkelBuilder::default().open(&mut object)?;
+        if frags {
+            // SEC("xdp") carries no other load flag.
+            open.progs
+                .xsktap_xdp
+                .set_flags(libbpf_sys::BPF_F_XDP_HAS_FRAGS);
+        }
+        let skel = open.load()?;
         // Keep owned handles to the program and maps; the skeleton (and the
         // libbpf object) can then be dropped without unloading anything.
         let prog = skel
@@ -73,11 +89,17 @@ impl XdpProgram {
             .map_err(|e| crate::error::syscall_error("dup(program fd)", e))?;
         Ok(XdpProgram {
             prog,
+            frags,
             xsks: MapHandle::try_from(&skel.maps.xsks)?,
             queue_conf: MapHandle::try_from(&skel.maps.queue_conf)?,
             counters: MapHandle::try_from(&skel.maps.counters)?,
             filter: MapHandle::try_from(&skel.maps.filter)?,
         })
+    }
+
+    /// Whether the program takes frames spanning several buffers.
+    pub fn frags(&self) -> bool {
+        self.frags
     }
 
     /// Highest queue index + 1 the program can redirect.

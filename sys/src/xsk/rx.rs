@@ -24,6 +24,11 @@ pub struct RxRings {
     chunk_mask: u64,
     umem: NonNull<u8>,
     umem_len: usize,
+    /// A frame spanning several buffers (AF_XDP multi-buffer), assembled
+    /// from the buffers read so far; it may continue in the next batch.
+    chain: Vec<u8>,
+    /// The receive stamp of the chain's first buffer.
+    chain_stamp: u64,
 }
 
 // SAFETY: the rings are one producer end and one consumer end, and the UMEM
@@ -62,19 +67,36 @@ impl RxRings {
             chunk_mask: !(u64::from(frame_size) - 1),
             umem,
             umem_len,
+            chain: Vec::new(),
+            chain_stamp: 0,
         }
     }
 
-    /// Takes up to `max` frames, calling `on_frame(i, n, bytes, rx_ns)` for
-    /// frame `i` of the `n` taken (`rx_ns`: the XDP program's receive stamp
-    /// from the frame's metadata, 0 if none), then returns them to the fill
-    /// ring. Returns `n`.
+    /// Takes up to `max` buffers, calling `on_frame(i, n, bytes, rx_ns)` for
+    /// frame `i` of the `n` frames they complete (`rx_ns`: the XDP program's
+    /// receive stamp from the frame's metadata, 0 if none), then returns the
+    /// buffers to the fill ring. Returns the number of frames completed.
+    ///
+    /// A frame spanning several buffers (descriptors flagged
+    /// `XDP_PKT_CONTD`, with `XDP_USE_SG`) is copied together into one
+    /// slice; its buffers may straddle two calls.
     #[inline(always)]
     pub fn recv(&mut self, max: u32, mut on_frame: impl FnMut(u32, u32, &[u8], u64)) -> u32 {
         let batch = self.rx.peek(max);
         if batch.is_empty() {
             return 0;
         }
+        let contd = |d: &libc::xdp_desc| d.options & libc::XDP_PKT_CONTD != 0;
+        // Frames completed in this batch (the -c budget is claimed per frame).
+        let mut frames = batch.len();
+        let mut chained = !self.chain.is_empty();
+        for i in 0..batch.len() {
+            if contd(&self.rx.get(batch, i)) {
+                frames -= 1;
+                chained = true;
+            }
+        }
+        let mut frame_index = 0;
         for i in 0..batch.len() {
             let desc = self.rx.get(batch, i);
             let start = desc.addr as usize;
@@ -85,16 +107,29 @@ impl RxRings {
                 // kernel wrote the frame before publishing the descriptor and
                 // does not touch it until the address returns on the fill ring,
                 // which happens after `on_frame` returns (contract of `new`).
-                let frame = unsafe {
+                let bytes = unsafe {
                     std::slice::from_raw_parts(self.umem.as_ptr().add(start), end - start)
                 };
-                on_frame(i, batch.len(), frame, self.take_stamp(desc.addr));
+                if !chained {
+                    on_frame(frame_index, frames, bytes, self.take_stamp(desc.addr));
+                    frame_index += 1;
+                } else {
+                    if self.chain.is_empty() {
+                        self.chain_stamp = self.take_stamp(desc.addr);
+                    }
+                    self.chain.extend_from_slice(bytes);
+                    if !contd(&desc) {
+                        on_frame(frame_index, frames, &self.chain, self.chain_stamp);
+                        frame_index += 1;
+                        self.chain.clear();
+                    }
+                }
             }
             self.free_frames.push(desc.addr & self.chunk_mask);
         }
         self.rx.release(batch.len());
         self.refill();
-        batch.len()
+        frames
     }
 
     /// The receive stamp in the metadata in front of the frame at `addr`,

@@ -31,6 +31,9 @@ pub struct XskConfig {
     pub ring_size: u32,
     /// Zero-copy policy.
     pub zero_copy: ZeroCopy,
+    /// Try AF_XDP multi-buffer (`XDP_USE_SG`): frames larger than a UMEM
+    /// frame arrive as chains of buffers. Falls back without it.
+    pub multi_buffer: bool,
 }
 
 /// An AF_XDP socket bound to one queue, owning its UMEM and rings.
@@ -41,6 +44,7 @@ pub struct XskConfig {
 pub struct XskSocket {
     rings: RxRings,
     mode: BindMode,
+    multi_buffer: bool,
     _fill_map: Mmap,
     _completion_map: Mmap,
     _rx_map: Mmap,
@@ -250,21 +254,36 @@ impl XskSocket {
             ZeroCopy::On => libc::XDP_ZEROCOPY,
             ZeroCopy::Off => libc::XDP_COPY,
         };
-        let addr = libc::sockaddr_xdp {
-            sxdp_family: libc::AF_XDP as u16,
-            sxdp_flags: libc::XDP_USE_NEED_WAKEUP | mode_flag,
-            sxdp_ifindex: cfg.ifindex,
-            sxdp_queue_id: cfg.queue,
-            sxdp_shared_umem_fd: 0,
+        let bind = |flags: u16| {
+            let addr = libc::sockaddr_xdp {
+                sxdp_family: libc::AF_XDP as u16,
+                sxdp_flags: libc::XDP_USE_NEED_WAKEUP | mode_flag | flags,
+                sxdp_ifindex: cfg.ifindex,
+                sxdp_queue_id: cfg.queue,
+                sxdp_shared_umem_fd: 0,
+            };
+            // SAFETY: `addr` is a valid sockaddr_xdp and we pass its exact size.
+            unsafe {
+                libc::bind(
+                    fd.as_raw_fd(),
+                    (&addr as *const libc::sockaddr_xdp).cast(),
+                    size_of::<libc::sockaddr_xdp>() as libc::socklen_t,
+                )
+            }
         };
-        // SAFETY: `addr` is a valid sockaddr_xdp and we pass its exact size.
-        let bound = unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                (&addr as *const libc::sockaddr_xdp).cast(),
-                size_of::<libc::sockaddr_xdp>() as libc::socklen_t,
-            )
+        // Multi-buffer first (frames larger than a UMEM frame arrive as
+        // chains of buffers: jumbo frames); without it where the kernel or
+        // the driver cannot (before 6.6, some zero-copy drivers).
+        let mut multi_buffer = cfg.multi_buffer;
+        let mut bound = if multi_buffer {
+            bind(libc::XDP_USE_SG)
+        } else {
+            -1
         };
+        if bound != 0 {
+            multi_buffer = false;
+            bound = bind(0);
+        }
         if bound != 0 {
             let err = io::Error::last_os_error();
             if cfg.zero_copy == ZeroCopy::On && err.raw_os_error() == Some(libc::EOPNOTSUPP) {
@@ -293,12 +312,18 @@ impl XskSocket {
         Ok(XskSocket {
             rings,
             mode,
+            multi_buffer,
             _fill_map: fill_map,
             _completion_map: completion_map,
             _rx_map: rx_map,
             _umem: umem,
             fd,
         })
+    }
+
+    /// Whether the socket takes frames spanning several buffers (`XDP_USE_SG`).
+    pub fn multi_buffer(&self) -> bool {
+        self.multi_buffer
     }
 
     /// The mode the kernel bound the socket in.
