@@ -248,6 +248,11 @@ pub struct RotationArgs {
     /// frames not written and write again once there is room).
     #[arg(long, value_enum, default_value = "stop")]
     pub on_disk_full: DiskFullArg,
+    /// Merge the queues' records by timestamp, holding each MS milliseconds (1 to 10000):
+    /// timestamps in the files then never go backwards; a record later than that is
+    /// written at once and counted out_of_order.
+    #[arg(long, value_name = "MS")]
+    pub sort_window: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -521,6 +526,15 @@ fn rotate(mut req: Request, rotation: &RotationArgs) -> anyhow::Result<Request> 
         DiskFullArg::OverwriteOldest => DiskFullPolicy::OverwriteOldest,
         DiskFullArg::DropAndCount => DiskFullPolicy::DropAndCount,
     };
+    if let Some(ms) = rotation.sort_window {
+        if !(1..=10_000).contains(&ms) {
+            anyhow::bail!("--sort-window {ms}: give 1 to 10000 milliseconds");
+        }
+        if matches!(req.output, Output::None) {
+            anyhow::bail!("--sort-window orders the records written with -w FILE: add -w");
+        }
+        req.config.sort_window_ns = ms * 1_000_000;
+    }
     let rotating = rotation.file_size.is_some() || rotation.rotate_secs.is_some();
     if rotation.on_disk_full == DiskFullArg::OverwriteOldest && !rotating {
         anyhow::bail!(

@@ -299,6 +299,12 @@ pub fn summary_text(s: &Summary, iface: &str, output: &str) -> String {
             }
         }
     }
+    if let Some(n) = s.writer.as_ref().map(|w| w.out_of_order).filter(|&n| n > 0) {
+        let _ = writeln!(
+            out,
+            "{n} records arrived later than --sort-window and were written out of time order"
+        );
+    }
     let _ = writeln!(out, "XDP program attached in {} mode", s.xdp_mode.as_str());
     for q in &snap.queues {
         let _ = writeln!(
@@ -364,6 +370,7 @@ pub fn summary_json(s: &Summary, iface: &str, output: &str, filter: &str) -> Sum
             filter,
         },
     );
+    json.out_of_order = s.writer.as_ref().map_or(0, |w| w.out_of_order);
     json.files = s
         .writer
         .as_ref()

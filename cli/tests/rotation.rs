@@ -367,3 +367,44 @@ fn a_full_disk_with_overwrite_oldest_deletes_the_oldest_file_and_loses_nothing()
     assert_files_hold_everything(&s);
     assert!(s.files.as_ref().unwrap().removed_files > 10);
 }
+
+#[test]
+#[ignore = "needs root: run with --include-ignored as root (tools/test.sh)"]
+fn sort_window_merges_the_queues_by_time() {
+    let bed = Testbed::new(2);
+    let pcap = temp_path("sorted.pcap");
+    let json = temp_path("sorted.json");
+    let mut cap = bed.start_capture(&[
+        "-w",
+        pcap.to_str().unwrap(),
+        "--sort-window",
+        "200",
+        "-c",
+        "4000",
+        "--duration",
+        "30",
+        "-q",
+        "--summary-json",
+        json.to_str().unwrap(),
+    ]);
+    // Many flows from an AF_PACKET socket: the veth spreads them over both queues.
+    // (Without --sort-window the file goes backwards where the queues interleave.)
+    bed.send(&xsktap_bench::frames::varied_frames(4000, 64));
+    assert!(cap.wait(WAIT).success(), "{}", cap.stderr());
+    let s = typed_summary(&json);
+    assert_accounted(&s);
+    assert_eq!(s.packets, 4000);
+    assert!(
+        s.queues.iter().all(|q| q.packets > 0),
+        "both queues took frames: {:?}",
+        s.queues.iter().map(|q| q.packets).collect::<Vec<_>>()
+    );
+    assert_eq!(s.out_of_order, 0);
+    let (_, records) = read_pcap(&pcap);
+    assert_eq!(records.len(), 4000);
+    let backwards = records
+        .windows(2)
+        .filter(|w| w[1].ts_ns < w[0].ts_ns)
+        .count();
+    assert_eq!(backwards, 0, "timestamps never go backwards");
+}

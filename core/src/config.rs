@@ -103,6 +103,9 @@ pub struct CaptureConfig {
     pub filter_text: String,
     /// What to do when the disk is full.
     pub on_disk_full: DiskFullPolicy,
+    /// Merge the queues' records by timestamp, holding each this long
+    /// (`--sort-window`); 0 writes them as they come.
+    pub sort_window_ns: u64,
 }
 
 /// Default wake-up coalescing, in microseconds. Measured on the bench's test
@@ -139,6 +142,7 @@ impl CaptureConfig {
             format: OutputFormat::Pcap,
             filter_text: String::new(),
             on_disk_full: DiskFullPolicy::Stop,
+            sort_window_ns: 0,
         }
     }
 

@@ -27,6 +27,7 @@ pub mod parse;
 pub mod pcap;
 pub mod pcapng;
 pub mod placement;
+pub mod reorder;
 pub mod rotation;
 pub mod rxmeta;
 pub mod stats;

@@ -364,6 +364,10 @@ pub struct SummaryJson {
     /// The files written, when the output rotates (`-C`, `-G`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub files: Option<FilesJson>,
+    /// With `--sort-window`: records written out of time order (they
+    /// arrived later than the window).
+    #[serde(default)]
+    pub out_of_order: u64,
 }
 
 /// One file of a rotating capture.
@@ -434,6 +438,7 @@ impl SummaryJson {
             latency: parts.latency.map(LatencyJson::new),
             queues: snap.queues.iter().map(QueueJson::new).collect(),
             files: None,
+            out_of_order: 0,
         }
     }
 }

@@ -430,8 +430,16 @@ impl Writers {
                     }
                     Destination::Stream(stream) => stream.book = book,
                 }
-                BatchWriter::pcap(out, cfg.format, cfg.snaplen, buffers, cpus, disk_full)
-                    .map_err(spawn_error)
+                BatchWriter::pcap(
+                    out,
+                    cfg.format,
+                    cfg.snaplen,
+                    buffers,
+                    cpus,
+                    disk_full,
+                    cfg.sort_window_ns,
+                )
+                .map_err(spawn_error)
             })
             .transpose()?;
         let monitor = cfg

@@ -25,6 +25,7 @@ use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use crate::files::{cut_back, write_all, FileSet, FilesReport, Notices};
 use crate::pcapng::Book;
 use xsktap_core::config::OutputFormat;
+use xsktap_core::reorder::Reorder;
 use xsktap_core::stats::OutputCounters;
 use xsktap_core::worker::RecordSink;
 use xsktap_core::{monitor, pcap, pcapng};
@@ -54,6 +55,24 @@ impl Framing {
                 let (n, len) = monitor::whole_lines(data);
                 (n, 0, len)
             }
+        }
+    }
+
+    /// The timestamp (ns since the epoch) and original frame length of a
+    /// whole record (0 for a line).
+    pub(crate) fn time_and_length(self, record: &[u8]) -> (u64, u32) {
+        let word = |o: usize| {
+            record
+                .get(o..o + 4)
+                .map_or(0, |b| u32::from_ne_bytes(b.try_into().expect("4 bytes")))
+        };
+        match self {
+            Framing::Pcap => (
+                u64::from(word(0)) * 1_000_000_000 + u64::from(word(4)),
+                word(12),
+            ),
+            Framing::Pcapng => ((u64::from(word(12)) << 32) | u64::from(word(16)), word(24)),
+            Framing::Lines => (0, 0),
         }
     }
 
@@ -110,6 +129,9 @@ pub struct WriterReport {
     pub abandoned: bool,
     /// The files written, when the output rotates (`-C`, `-G`).
     pub files: Option<FilesReport>,
+    /// With `--sort-window`: records that arrived after a later one was
+    /// written (written at once, out of order).
+    pub out_of_order: u64,
 }
 
 impl WriterReport {
@@ -232,6 +254,138 @@ impl Destination {
     }
 }
 
+/// A record held for ordering (`--sort-window`).
+struct Held {
+    queue: u32,
+    counters: Option<Arc<OutputCounters>>,
+    orig_len: u32,
+    bytes: Vec<u8>,
+}
+
+/// Holds every record of `batch` for ordering.
+fn hold(r: &mut Reorder<Held>, batch: &Batch, framing: Framing) {
+    let mut at = 0;
+    while let Some(len) = framing.first(&batch.data[at..]) {
+        let record = &batch.data[at..at + len];
+        let (ts, orig_len) = framing.time_and_length(record);
+        r.push(
+            ts,
+            Held {
+                queue: batch.queue,
+                counters: batch.counters.clone(),
+                orig_len,
+                bytes: record.to_vec(),
+            },
+        );
+        at += len;
+    }
+}
+
+/// Writes the records due at `now_ns`, in order, a run of one queue's at a time.
+fn release(r: &mut Reorder<Held>, now_ns: u64, state: &mut WriterState) {
+    let mut due: Vec<Held> = Vec::new();
+    r.release(now_ns, |_, h| due.push(h));
+    let mut i = 0;
+    while i < due.len() {
+        let queue = due[i].queue;
+        let mut data = Vec::new();
+        let (mut records, mut bytes) = (0, 0);
+        let counters = due[i].counters.clone();
+        while i < due.len() && due[i].queue == queue {
+            data.extend_from_slice(&due[i].bytes);
+            records += 1;
+            bytes += u64::from(due[i].orig_len);
+            i += 1;
+        }
+        state.write(&mut data, records, bytes, queue, counters.as_ref());
+    }
+}
+
+/// The writer thread's state.
+struct WriterState {
+    output: Destination,
+    framing: Framing,
+    report: WriterReport,
+    /// `--on-disk-full drop-and-count` is dropping.
+    dropping: bool,
+    disk_full: DiskFull,
+    failed_flag: Arc<AtomicBool>,
+    left_behind: Arc<AtomicBool>,
+}
+
+impl WriterState {
+    fn fail(&mut self, e: io::Error) {
+        self.report.error = Some(e);
+        self.failed_flag.store(true, Ordering::Relaxed);
+    }
+
+    /// Ends a period, opens the next file ahead.
+    fn tick(&mut self) {
+        if let Err(e) = self.output.tick() {
+            self.fail(e);
+        }
+    }
+
+    /// Writes `records` whole records of queue `queue` (`frame_bytes` of
+    /// original frames), counting them written or lost into `counters`.
+    fn write(
+        &mut self,
+        data: &mut Vec<u8>,
+        records: u64,
+        frame_bytes: u64,
+        queue: u32,
+        counters: Option<&Arc<OutputCounters>>,
+    ) {
+        let left_behind = self.left_behind.load(Ordering::Relaxed);
+        let count = |written: u64, bytes: u64, lost: u64| {
+            if left_behind {
+                return;
+            }
+            if let Some(c) = counters {
+                c.written.fetch_add(written, Ordering::Relaxed);
+                c.written_bytes.fetch_add(bytes, Ordering::Relaxed);
+                c.failed.fetch_add(lost, Ordering::Relaxed);
+            }
+        };
+        if self.report.error.is_some() {
+            count(0, 0, records);
+            if let Some(book) = self.output.book_mut() {
+                book.failed(queue as usize, records);
+            }
+            return;
+        }
+        match self.output.write(data, queue, self.framing) {
+            Ok(()) => {
+                count(records, frame_bytes, 0);
+                if self.dropping {
+                    self.dropping = false;
+                    self.disk_full
+                        .notices
+                        .push("there is room again: writing frames again".to_string());
+                }
+            }
+            Err((e, len)) => {
+                let (whole, bytes, _) = self.framing.whole(&data[..len]);
+                count(whole, bytes, records - whole);
+                if let Some(book) = self.output.book_mut() {
+                    book.failed(queue as usize, records - whole);
+                }
+                if self.disk_full.drop_and_count && xsktap_sys::output::is_disk_full(&e) {
+                    // Counted; the next buffer tries again.
+                    if !self.dropping {
+                        self.dropping = true;
+                        self.disk_full.notices.push(format!(
+                            "{e}: dropping and counting frames until there is room (--on-disk-full drop-and-count)"
+                        ));
+                    }
+                } else {
+                    self.fail(e);
+                }
+            }
+        }
+    }
+}
+
 /// What a writer does when the disk is full.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct DiskFull {
@@ -266,12 +420,21 @@ impl BatchWriter {
         buffers: usize,
         cpus: &[usize],
         disk_full: DiskFull,
+        sort_window_ns: u64,
     ) -> io::Result<Self> {
         let framing = match format {
             OutputFormat::Pcap => Framing::Pcap,
             OutputFormat::Pcapng => Framing::Pcapng,
         };
-        Self::spawn(output, framing, snaplen, buffers, cpus.to_vec(), disk_full)
+        Self::spawn(
+            output,
+            framing,
+            snaplen,
+            buffers,
+            cpus.to_vec(),
+            disk_full,
+            sort_window_ns,
+        )
     }
 
     /// Starts a writer of text lines on `output`, its thread confined to `cpus`.
@@ -283,16 +446,18 @@ impl BatchWriter {
             buffers,
             cpus.to_vec(),
             DiskFull::default(),
+            0,
         )
     }
 
     fn spawn(
-        mut output: Destination,
+        output: Destination,
         framing: Framing,
         snaplen: u32,
         buffers: usize,
         cpus: Vec<usize>,
         disk_full: DiskFull,
+        sort_window_ns: u64,
     ) -> io::Result<Self> {
         let (full_tx, full_rx) = bounded::<Batch>(buffers);
         let (pool_tx, pool_rx) = bounded::<Batch>(buffers);
@@ -312,88 +477,77 @@ impl BatchWriter {
                     // Off the workers' CPUs; if that fails the writer runs anywhere.
                     let _ = xsktap_sys::cpu::pin_current_thread(&cpus);
                 }
-                let mut report = WriterReport {
-                    error: None,
-                    abandoned: false,
-                    files: None,
+                let mut state = WriterState {
+                    output,
+                    framing,
+                    report: WriterReport {
+                        error: None,
+                        abandoned: false,
+                        files: None,
+                        out_of_order: 0,
+                    },
+                    dropping: false,
+                    disk_full,
+                    failed_flag,
+                    left_behind,
                 };
-                let mut dropping = false;
+                let mut reorder =
+                    (sort_window_ns > 0).then(|| Reorder::<Held>::new(sort_window_ns));
                 // Opens the next file ahead, off the workers' path.
-                if let Err(e) = output.tick() {
-                    report.error = Some(e);
-                    failed_flag.store(true, Ordering::Relaxed);
-                }
+                state.tick();
                 // Ends when every worker has dropped its sender; after a
                 // failure it goes on taking buffers, to count their records.
                 loop {
-                    let next = match output.deadline() {
-                        Some(deadline) if report.error.is_none() => full_rx.recv_deadline(deadline),
+                    let sort_tick = reorder
+                        .as_ref()
+                        .filter(|r| !r.is_empty())
+                        .map(|_| Instant::now() + Duration::from_nanos(sort_window_ns / 2 + 1));
+                    let deadline = match (state.output.deadline(), sort_tick) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                    let next = match deadline {
+                        Some(deadline) if state.report.error.is_none() => {
+                            full_rx.recv_deadline(deadline)
+                        }
                         _ => full_rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
                     };
-                    let mut batch = match next {
-                        Ok(batch) => batch,
-                        Err(RecvTimeoutError::Disconnected) => break,
-                        Err(RecvTimeoutError::Timeout) => {
-                            // A period ended with nothing to write: rotate anyway.
-                            if let Err(e) = output.tick() {
-                                report.error = Some(e);
-                                failed_flag.store(true, Ordering::Relaxed);
-                            }
-                            continue;
-                        }
-                    };
-                    let counters = batch.counters.take();
-                    let count = |written: u64, bytes: u64, lost: u64| {
-                        if left_behind.load(Ordering::Relaxed) {
-                            return;
-                        }
-                        if let Some(c) = &counters {
-                            c.written.fetch_add(written, Ordering::Relaxed);
-                            c.written_bytes.fetch_add(bytes, Ordering::Relaxed);
-                            c.failed.fetch_add(lost, Ordering::Relaxed);
-                        }
-                    };
-                    if report.error.is_some() {
-                        count(0, 0, batch.records);
-                        if let Some(book) = output.book_mut() {
-                            book.failed(batch.queue as usize, batch.records);
-                        }
-                    } else {
-                        match output.write(&mut batch.data, batch.queue, framing) {
-                            Ok(()) => {
-                                count(batch.records, batch.frame_bytes, 0);
-                                if dropping {
-                                    dropping = false;
-                                    disk_full.notices.push(
-                                        "there is room again: writing frames again".to_string(),
+                    match next {
+                        Ok(mut batch) => {
+                            match &mut reorder {
+                                Some(r) => hold(r, &batch, framing),
+                                None => {
+                                    let counters = batch.counters.take();
+                                    let (records, bytes, queue) =
+                                        (batch.records, batch.frame_bytes, batch.queue);
+                                    state.write(
+                                        &mut batch.data,
+                                        records,
+                                        bytes,
+                                        queue,
+                                        counters.as_ref(),
                                     );
                                 }
                             }
-                            Err((e, len)) => {
-                                let (whole, bytes, _) = framing.whole(&batch.data[..len]);
-                                count(whole, bytes, batch.records - whole);
-                                if let Some(book) = output.book_mut() {
-                                    book.failed(batch.queue as usize, batch.records - whole);
-                                }
-                                if disk_full.drop_and_count && xsktap_sys::output::is_disk_full(&e) {
-                                    // Counted; the next buffer tries again.
-                                    if !dropping {
-                                        dropping = true;
-                                        disk_full.notices.push(format!(
-                                            "{e}: dropping and counting frames until there is room (--on-disk-full drop-and-count)"
-                                        ));
-                                    }
-                                } else {
-                                    report.error = Some(e);
-                                    failed_flag.store(true, Ordering::Relaxed);
-                                }
-                            }
+                            batch.clear();
+                            // The pool has room for every buffer, so this never blocks.
+                            let _ = pool_tx.try_send(batch);
                         }
+                        Err(RecvTimeoutError::Disconnected) => break,
+                        // A period ended with nothing to write: rotate anyway.
+                        Err(RecvTimeoutError::Timeout) => state.tick(),
                     }
-                    batch.clear();
-                    // The pool has room for every buffer, so this never blocks.
-                    let _ = pool_tx.try_send(batch);
+                    if let Some(r) = &mut reorder {
+                        release(r, xsktap_sys::clock::wall_ns(), &mut state);
+                    }
                 }
+                if let Some(r) = &mut reorder {
+                    release(r, u64::MAX, &mut state);
+                    state.report.out_of_order = r.out_of_order();
+                }
+                let WriterState {
+                    output, mut report, ..
+                } = state;
                 let (files, closed) = output.finish();
                 report.files = files;
                 if let (None, Err(e)) = (&report.error, closed) {
@@ -444,6 +598,7 @@ impl BatchWriter {
                 self.abandoned.store(true, Ordering::Relaxed);
                 return WriterReport {
                     files: None,
+                    out_of_order: 0,
                     error: Some(io::Error::new(
                         io::ErrorKind::TimedOut,
                         "the output took nothing more before the stop's deadline",
@@ -455,6 +610,7 @@ impl BatchWriter {
         }
         self.thread.join().unwrap_or_else(|_| WriterReport {
             files: None,
+            out_of_order: 0,
             error: Some(io::Error::other("the writer thread panicked")),
             abandoned: false,
         })
@@ -629,6 +785,7 @@ mod tests {
             4,
             &[],
             DiskFull::default(),
+            0,
         )
         .unwrap();
         let counters = Arc::new(OutputCounters::default());
