@@ -333,7 +333,17 @@ impl RotationArgs {
 pub struct CaptureArgs {
     #[command(flatten)]
     pub common: CommonArgs,
-    /// Write packets to this pcap file (nanosecond timestamps); `-` for standard output.
+    #[command(flatten)]
+    pub output: OutputArgs,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+}
+
+/// Where the packets are written, and how.
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// Write packets to this file (nanosecond timestamps); `-` for standard output (not
+    /// with monitor, whose lines take it).
     #[arg(short = 'w', long = "write", value_name = "FILE")]
     pub write: Option<PathBuf>,
     /// Bytes of each packet to keep; longer packets keep their original length in the file. 0 means 262144.
@@ -345,8 +355,16 @@ pub struct CaptureArgs {
     pub format: Option<FormatArg>,
     #[command(flatten)]
     pub rotation: RotationArgs,
-    #[command(flatten)]
-    pub filter: FilterArgs,
+}
+
+impl OutputArgs {
+    /// The request for `common` and `filter` with this output.
+    fn request(self, common: CommonArgs, filter: &FilterArgs) -> anyhow::Result<Request> {
+        let req = request(common, filter, self.write, self.snaplen)?;
+        let mut req = rotate(req, &self.rotation)?;
+        choose_format(&mut req, self.format);
+        Ok(req)
+    }
 }
 
 #[derive(Debug, Args)]
@@ -356,18 +374,8 @@ pub struct MonitorArgs {
     /// One JSON object per line instead of text.
     #[arg(long)]
     pub json: bool,
-    /// Also write the packets to this pcap file.
-    #[arg(short = 'w', long = "write", value_name = "FILE")]
-    pub write: Option<PathBuf>,
-    /// Bytes of each packet to keep in the pcap file.
-    #[arg(short = 's', long = "snaplen", value_name = "SNAPLEN", default_value_t = DEFAULT_SNAPLEN)]
-    pub snaplen: u32,
-    /// File format: pcap (default) or pcapng (one interface per queue, drop counts and
-    /// statistics; chosen by a .pcapng name too).
-    #[arg(long, value_enum)]
-    pub format: Option<FormatArg>,
     #[command(flatten)]
-    pub rotation: RotationArgs,
+    pub output: OutputArgs,
     #[command(flatten)]
     pub filter: FilterArgs,
 }
@@ -549,10 +557,7 @@ fn rotate(mut req: Request, rotation: &RotationArgs) -> anyhow::Result<Request> 
 
 impl CaptureArgs {
     pub fn into_request(self) -> anyhow::Result<Request> {
-        let req = request(self.common, &self.filter, self.write, self.snaplen)?;
-        let mut req = rotate(req, &self.rotation)?;
-        choose_format(&mut req, self.format);
-        Ok(req)
+        self.output.request(self.common, &self.filter)
     }
 }
 
@@ -563,9 +568,7 @@ impl MonitorArgs {
         } else {
             MonitorFormat::Text
         };
-        let req = request(self.common, &self.filter, self.write, self.snaplen)?;
-        let mut req = rotate(req, &self.rotation)?;
-        choose_format(&mut req, self.format);
+        let mut req = self.output.request(self.common, &self.filter)?;
         req.config.monitor = Some(format);
         if req.output == Output::Stdout {
             anyhow::bail!(

@@ -57,9 +57,7 @@ fn z_runs_as_the_user_without_capabilities_and_keeps_capturing() {
     assert_eq!(status_field(pid, "CapPrm:"), "0000000000000000");
     // Frames are still captured, counted and written, rotated files created as the user.
     generate(&bed, 2000, 1000, Some(50_000.0));
-    let status = cap.wait(WAIT);
-    assert!(status.success(), "{}", cap.stderr());
-    let s = typed_summary(&json);
+    let (s, _) = finished(&mut cap, &json);
     assert_accounted(&s);
     assert_eq!(s.packets, 2000);
     let files = s.files.unwrap();
@@ -100,8 +98,7 @@ fn sigusr1_prints_the_counts_without_stopping() {
     assert!(text.contains("1000 packets written"), "{text}");
     // Still running: the rest arrives and the count is reached.
     generate(&bed, 1000, 100, Some(50_000.0));
-    assert!(cap.wait(WAIT).success(), "{}", cap.stderr());
-    let s = typed_summary(&json);
+    let (s, _) = finished(&mut cap, &json);
     assert_eq!(s.packets, 2000);
     assert!(s.count_reached);
 }

@@ -6,7 +6,6 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
 use common::*;
 use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketOption;
@@ -14,8 +13,6 @@ use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption
 use pcap_file::pcapng::blocks::interface_statistics::InterfaceStatisticsOption;
 use pcap_file::pcapng::{Block, PcapNgReader};
 use xsktap_core::summary::SummaryJson;
-
-const WAIT: Duration = Duration::from_secs(60);
 
 /// What a pcapng file holds, read with pcap-file.
 #[derive(Debug, Default)]
@@ -147,8 +144,7 @@ fn pcapng_names_each_packets_queue_and_says_what_each_queue_lost() {
         "udp",
     ]);
     generate(&bed, 20_000, 64, None);
-    assert!(cap.wait(WAIT).success(), "{}", cap.stderr());
-    let s = typed_summary(&json);
+    let (s, _) = finished(&mut cap, &json);
     assert_accounted(&s);
     assert!(s.packets > 0);
     assert_statistics_match(&s, std::slice::from_ref(&out), &iface);
@@ -215,8 +211,7 @@ fn rotated_pcapng_files_each_carry_their_statistics() {
         json.to_str().unwrap(),
     ]);
     generate(&bed, 3000, 1000, Some(50_000.0));
-    assert!(cap.wait(WAIT).success(), "{}", cap.stderr());
-    let s = typed_summary(&json);
+    let (s, _) = finished(&mut cap, &json);
     assert_eq!(s.packets, 3000);
     let files: Vec<PathBuf> = s
         .files

@@ -103,9 +103,7 @@ fn size_rotation_splits_exactly_with_tcpdump_names() {
         "before any frame"
     );
     generate(&bed, 3000, 1000, Some(50_000.0));
-    let status = cap.wait(WAIT);
-    assert!(status.success(), "{}", cap.stderr());
-    let s = typed_summary(&json);
+    let (s, _) = finished(&mut cap, &json);
     assert_accounted(&s);
     assert_eq!(s.packets, 3000);
     let paths = assert_files_hold_everything(&s);
@@ -147,8 +145,7 @@ fn a_ring_keeps_n_files_and_counts_what_it_overwrote() {
         json.to_str().unwrap(),
     ]);
     generate(&bed, 3000, 1000, Some(50_000.0));
-    assert!(cap.wait(WAIT).success(), "{}", cap.stderr());
-    let s = typed_summary(&json);
+    let (s, _) = finished(&mut cap, &json);
     assert_eq!(s.packets, 3000);
     assert_files_hold_everything(&s);
     let files = s.files.as_ref().unwrap();
@@ -200,14 +197,11 @@ fn time_rotation_names_files_by_strftime_runs_z_and_stops_after_w_files() {
     ]);
     // 4 s of traffic at 1000 frames/s: the capture ends by itself after 3 files.
     generate(&bed, 4000, 100, Some(1000.0));
-    let status = cap.wait(WAIT);
-    let stderr = cap.stderr();
-    assert!(status.success(), "{stderr}");
+    let (s, stderr) = finished(&mut cap, &json);
     assert!(
         stderr.contains("-W: the last of the files is written"),
         "{stderr}"
     );
-    let s = typed_summary(&json);
     assert_accounted(&s);
     let paths = assert_files_hold_everything(&s);
     assert_eq!(paths.len(), 3, "{:?}", names(&dir));
@@ -312,9 +306,7 @@ fn a_full_disk_with_drop_and_count_counts_and_writes_again_when_room_returns() {
     generate(&bed, 500, 1000, Some(50_000.0));
     cap.wait_for_stderr("there is room again", Duration::from_secs(10));
     cap.signal(libc::SIGINT);
-    let status = cap.wait(WAIT);
-    assert!(status.success(), "{}", cap.stderr());
-    let s = typed_summary(&json);
+    let (s, _) = finished(&mut cap, &json);
     assert_accounted(&s);
     let q = &s.queues[0];
     assert!(q.output_failed > 0, "{q:?}");
@@ -354,14 +346,11 @@ fn a_full_disk_with_overwrite_oldest_deletes_the_oldest_file_and_loses_nothing()
     ]);
     // 5 MB through a 1 MiB disk.
     generate(&bed, 5000, 1000, Some(50_000.0));
-    let status = cap.wait(WAIT);
-    let stderr = cap.stderr();
-    assert!(status.success(), "{stderr}");
+    let (s, stderr) = finished(&mut cap, &json);
     assert!(
         stderr.contains("to make room (--on-disk-full overwrite-oldest)"),
         "{stderr}"
     );
-    let s = typed_summary(&json);
     assert_eq!(s.packets, 5000, "nothing lost: {:?}", s.queues[0]);
     assert_eq!(s.queues[0].output_failed, 0);
     assert_files_hold_everything(&s);
@@ -390,8 +379,7 @@ fn sort_window_merges_the_queues_by_time() {
     // Many flows from an AF_PACKET socket: the veth spreads them over both queues.
     // (Without --sort-window the file goes backwards where the queues interleave.)
     bed.send(&xsktap_bench::frames::varied_frames(4000, 64));
-    assert!(cap.wait(WAIT).success(), "{}", cap.stderr());
-    let s = typed_summary(&json);
+    let (s, _) = finished(&mut cap, &json);
     assert_accounted(&s);
     assert_eq!(s.packets, 4000);
     assert!(

@@ -270,3 +270,12 @@ impl Drop for SmallDisk {
         let _ = std::fs::remove_dir(&self.0);
     }
 }
+
+/// Waits for a capture to end by itself, checks that it succeeded, and
+/// returns its `--summary-json` (written to `json`) and its stderr.
+pub fn finished(cap: &mut Running, json: &Path) -> (xsktap_core::summary::SummaryJson, String) {
+    let status = cap.wait(Duration::from_secs(60));
+    let stderr = cap.stderr();
+    assert!(status.success(), "{stderr}");
+    (typed_summary(json), stderr)
+}
