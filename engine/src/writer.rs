@@ -716,6 +716,18 @@ impl RecordBatcher {
             if self.full_tx.is_none() || self.failed.load(Ordering::Relaxed) {
                 return false;
             }
+            if stop.load(Ordering::Relaxed) {
+                // Stopping: take a free buffer if there is one, never wait
+                // (a wait per refused frame made a stop on a stalled output
+                // take 50 ms per frame of the batch).
+                return match self.pool_rx.try_recv() {
+                    Ok(batch) => {
+                        self.current = batch;
+                        true
+                    }
+                    Err(_) => false,
+                };
+            }
             match self.pool_rx.recv_timeout(Duration::from_millis(50)) {
                 Ok(batch) => {
                     self.current = batch;
