@@ -235,3 +235,48 @@ fn reading_needs_no_privileges() {
     );
     assert_eq!(read_pcap(&out).1.len(), 50);
 }
+
+#[test]
+fn records_cut_by_a_snaplen_keep_their_original_length() {
+    use pcap_file::pcap::{PcapPacket, PcapWriter};
+    let input = temp_path("cut-records.pcap");
+    let frames = varied_frames(50, 4);
+    {
+        let mut w = PcapWriter::new(std::fs::File::create(&input).unwrap()).unwrap();
+        for (i, f) in frames.iter().enumerate() {
+            let ts = Duration::from_millis(1_700_000_000_000 + i as u64);
+            let kept = &f[..f.len().min(60)];
+            w.write_packet(&PcapPacket::new(ts, f.len() as u32, kept))
+                .unwrap();
+        }
+    }
+    let out = temp_path("cut-records-out.pcap");
+    let _ = std::fs::remove_file(&out);
+    let json = temp_path("cut-records.json");
+    let run = xsktap(&[
+        "capture",
+        "-r",
+        input.to_str().unwrap(),
+        "-w",
+        out.to_str().unwrap(),
+        "--summary-json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let (_, records) = read_pcap(&out);
+    assert_eq!(records.len(), frames.len());
+    for (r, f) in records.iter().zip(&frames) {
+        assert_eq!(r.orig_len as usize, f.len(), "original length kept");
+        assert_eq!(r.data, f[..f.len().min(60)], "the bytes the file had");
+    }
+    let total: usize = frames.iter().map(Vec::len).sum();
+    assert_eq!(
+        typed_summary(&json).bytes,
+        total as u64,
+        "bytes of the original frames"
+    );
+}

@@ -35,12 +35,26 @@ pub fn record_len(frame_len: usize, snaplen: u32) -> usize {
 /// Appends one record: the frame cut to `snaplen`, with its original length.
 #[inline(always)]
 pub fn append_record(out: &mut Vec<u8>, ts_ns: u64, frame: &[u8], snaplen: u32) {
+    append_record_of(out, ts_ns, frame, frame.len(), snaplen);
+}
+
+/// Appends one record of a frame of `orig_len` bytes of which `frame` holds
+/// the first ones (a frame read back from a file cut by its own snaplen).
+#[inline(always)]
+pub fn append_record_of(
+    out: &mut Vec<u8>,
+    ts_ns: u64,
+    frame: &[u8],
+    orig_len: usize,
+    snaplen: u32,
+) {
     let caplen = frame.len().min(snaplen as usize);
+    let orig_len = orig_len.max(frame.len());
     let mut h = [0u8; RECORD_HEADER_LEN];
     h[0..4].copy_from_slice(&((ts_ns / 1_000_000_000) as u32).to_ne_bytes());
     h[4..8].copy_from_slice(&((ts_ns % 1_000_000_000) as u32).to_ne_bytes());
     h[8..12].copy_from_slice(&(caplen as u32).to_ne_bytes());
-    h[12..16].copy_from_slice(&(frame.len() as u32).to_ne_bytes());
+    h[12..16].copy_from_slice(&(orig_len as u32).to_ne_bytes());
     out.extend_from_slice(&h);
     out.extend_from_slice(&frame[..caplen]);
 }

@@ -152,7 +152,22 @@ pub fn epb_len(frame_len: usize, snaplen: u32) -> usize {
 /// interface `if_id`, inbound.
 #[inline(always)]
 pub fn append_epb(out: &mut Vec<u8>, if_id: u32, ts_ns: u64, frame: &[u8], snaplen: u32) {
+    append_epb_of(out, if_id, ts_ns, frame, frame.len(), snaplen);
+}
+
+/// [`append_epb`] for a frame of `orig_len` bytes of which `frame` holds
+/// the first ones.
+#[inline(always)]
+pub fn append_epb_of(
+    out: &mut Vec<u8>,
+    if_id: u32,
+    ts_ns: u64,
+    frame: &[u8],
+    orig_len: usize,
+    snaplen: u32,
+) {
     let caplen = frame.len().min(snaplen as usize);
+    let orig_len = orig_len.max(frame.len());
     let total = epb_len(frame.len(), snaplen) as u32;
     let mut h = [0u8; EPB_HEAD];
     h[0..4].copy_from_slice(&EPB.to_ne_bytes());
@@ -161,7 +176,7 @@ pub fn append_epb(out: &mut Vec<u8>, if_id: u32, ts_ns: u64, frame: &[u8], snapl
     h[12..16].copy_from_slice(&((ts_ns >> 32) as u32).to_ne_bytes());
     h[16..20].copy_from_slice(&(ts_ns as u32).to_ne_bytes());
     h[20..24].copy_from_slice(&(caplen as u32).to_ne_bytes());
-    h[24..28].copy_from_slice(&(frame.len() as u32).to_ne_bytes());
+    h[24..28].copy_from_slice(&(orig_len as u32).to_ne_bytes());
     out.extend_from_slice(&h);
     out.extend_from_slice(&frame[..caplen]);
     out.resize(out.len() + pad4(caplen) - caplen, 0);

@@ -82,6 +82,12 @@ pub trait RecordSink {
     /// (failed or its reader left); the record is then not written. May wait
     /// for the writer, but never past `stop`.
     fn push(&mut self, ts_ns: u64, frame: &[u8], stop: &AtomicBool) -> bool;
+    /// [`RecordSink::push`] for a frame of `orig_len` bytes of which `frame`
+    /// holds the first ones (read back from a file cut by a snaplen).
+    fn push_of(&mut self, ts_ns: u64, frame: &[u8], orig_len: usize, stop: &AtomicBool) -> bool {
+        let _ = orig_len;
+        self.push(ts_ns, frame, stop)
+    }
     /// Appends what `write` writes, at most `max_len` bytes (a monitor line).
     /// Returns `false` when the output has stopped.
     fn push_with(
@@ -305,7 +311,24 @@ impl<S: RecordSink> FrameStep<S> {
     /// the output that counts accepted it.
     #[inline(always)]
     pub fn frame(&mut self, wall_ns: u64, mono_ns: u64, frame: &[u8], stop: &AtomicBool) -> bool {
-        let packet = parse(frame);
+        self.frame_of(wall_ns, mono_ns, frame, frame.len(), stop)
+    }
+
+    /// [`FrameStep::frame`] for a frame of `orig_len` bytes of which `frame`
+    /// holds the first ones: counted, and written, with its original length.
+    #[inline(always)]
+    pub fn frame_of(
+        &mut self,
+        wall_ns: u64,
+        mono_ns: u64,
+        frame: &[u8],
+        orig_len: usize,
+        stop: &AtomicBool,
+    ) -> bool {
+        let mut packet = parse(frame);
+        if orig_len > frame.len() {
+            packet.len = u32::try_from(orig_len).unwrap_or(u32::MAX);
+        }
         self.traffic.record(&packet);
         if let Some(key) = FlowKey::of(&packet) {
             self.flows.record(key, u64::from(packet.len));
@@ -314,7 +337,7 @@ impl<S: RecordSink> FrameStep<S> {
             self.latency.record(stamp, mono_ns);
         }
         let mut accepted = match &mut self.sink {
-            Some(s) => s.push(wall_ns, frame, stop),
+            Some(s) => s.push_of(wall_ns, frame, orig_len, stop),
             None => true,
         };
         if let Some(m) = &mut self.monitor {

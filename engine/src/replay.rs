@@ -135,7 +135,10 @@ impl Input {
     }
 
     /// Reads the next record, handing an Ethernet frame to `on_frame`.
-    fn next(&mut self, on_frame: &mut impl FnMut(u64, &[u8])) -> std::result::Result<Next, String> {
+    fn next(
+        &mut self,
+        on_frame: &mut impl FnMut(u64, &[u8], usize),
+    ) -> std::result::Result<Next, String> {
         match self {
             Input::Pcap {
                 reader,
@@ -146,7 +149,7 @@ impl Input {
                 Some(Ok(p)) => {
                     let ts =
                         u64::from(p.ts_sec) * 1_000_000_000 + u64::from(p.ts_frac) * *ns_per_unit;
-                    on_frame(ts, &p.data);
+                    on_frame(ts, &p.data, p.orig_len as usize);
                     Ok(Next::Frame)
                 }
             },
@@ -180,7 +183,7 @@ impl Input {
                         // pcap-file reads the raw timestamp as nanoseconds.
                         let raw = p.timestamp.as_nanos();
                         let ts = (raw * 1_000_000_000 / u128::from(units.max(1))) as u64;
-                        on_frame(ts, &p.data);
+                        on_frame(ts, &p.data, p.original_len as usize);
                         Ok(Next::Frame)
                     }
                     _ => Ok(Next::Skipped),
@@ -254,7 +257,7 @@ pub fn replay(cfg: &CaptureConfig, input: &Path, output: Output) -> Result<Repla
     let mut damage = None;
     let limit = cfg.count.unwrap_or(u64::MAX);
     loop {
-        let mut on_frame = |ts: u64, frame: &[u8]| {
+        let mut on_frame = |ts: u64, frame: &[u8], orig_len: usize| {
             seen += 1;
             first_ts = first_ts.min(ts);
             last_ts = last_ts.max(ts);
@@ -262,12 +265,12 @@ pub fn replay(cfg: &CaptureConfig, input: &Path, output: Output) -> Result<Repla
                 return;
             }
             matched += 1;
-            bytes += frame.len() as u64;
+            bytes += orig_len.max(frame.len()) as u64;
             if handed >= limit || stop.load(Ordering::Relaxed) {
                 over += 1;
                 return;
             }
-            if step.frame(ts, ts, frame, &stop) {
+            if step.frame_of(ts, ts, frame, orig_len, &stop) {
                 handed += 1;
             } else {
                 refused += 1;

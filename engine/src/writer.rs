@@ -635,6 +635,11 @@ pub struct RecordBatcher {
 impl RecordSink for RecordBatcher {
     #[inline(always)]
     fn push(&mut self, ts_ns: u64, frame: &[u8], stop: &AtomicBool) -> bool {
+        self.push_of(ts_ns, frame, frame.len(), stop)
+    }
+
+    #[inline(always)]
+    fn push_of(&mut self, ts_ns: u64, frame: &[u8], orig_len: usize, stop: &AtomicBool) -> bool {
         let need = if self.pcapng {
             pcapng::epb_len(frame.len(), self.snaplen)
         } else {
@@ -643,14 +648,14 @@ impl RecordSink for RecordBatcher {
         if self.current.data.capacity() - self.current.data.len() < need && !self.rotate(stop) {
             return false;
         }
+        let out = &mut self.current.data;
         if self.pcapng {
-            let out = &mut self.current.data;
-            pcapng::append_epb(out, self.queue, ts_ns, frame, self.snaplen);
+            pcapng::append_epb_of(out, self.queue, ts_ns, frame, orig_len, self.snaplen);
         } else {
-            pcap::append_record(&mut self.current.data, ts_ns, frame, self.snaplen);
+            pcap::append_record_of(out, ts_ns, frame, orig_len, self.snaplen);
         }
         self.current.records += 1;
-        self.current.frame_bytes += frame.len() as u64;
+        self.current.frame_bytes += orig_len.max(frame.len()) as u64;
         true
     }
 

@@ -367,8 +367,12 @@ fn a_closed_sink_stops_every_worker_and_counts_what_it_refused() {
                 let shared = shared.clone();
                 s.spawn(move || {
                     let clock = Rc::new(FakeClock::default());
-                    // An endless stream: only the stop flag ends this worker.
-                    let frames = (0..1_000_000u64).map(|i| (i * 1000, frame(i)));
+                    // The other worker's stream is endless for this test: only the
+                    // stop flag ends it. The refusing worker's is short, so that it
+                    // is ready (and stops everything) long before the other could
+                    // run out, however the threads are scheduled.
+                    let n = if budget.is_some() { 1_000 } else { 1_000_000 };
+                    let frames = (0..n).map(|i| (i * 1000, frame(i)));
                     let mut q = ScriptedQueue::new(&clock, frames);
                     let sink = MemorySink {
                         accept_left: budget,
