@@ -59,16 +59,25 @@ pub fn append_record_of(
     out.extend_from_slice(&frame[..caplen]);
 }
 
+/// The native-endian u32 at `at` in `data`, if `data` holds it (the
+/// records and blocks xsktap writes are in this machine's byte order).
+#[inline(always)]
+pub fn u32_at(data: &[u8], at: usize) -> Option<u32> {
+    data.get(at..at + 4)
+        .map(|b| u32::from_ne_bytes(b.try_into().expect("4 bytes")))
+}
+
 /// The record that starts `data`, if it lies whole there: its length in
 /// `data` and the original length of its frame.
 #[inline]
 pub fn first_record(data: &[u8]) -> Option<(usize, u32)> {
-    let field = |o: usize| {
-        data.get(o..o + 4)
-            .map(|b| u32::from_ne_bytes(b.try_into().expect("4 bytes")))
-    };
-    let len = RECORD_HEADER_LEN + field(8)? as usize;
-    (len <= data.len()).then(|| (len, field(12).unwrap_or(0)))
+    let len = RECORD_HEADER_LEN + u32_at(data, 8)? as usize;
+    (len <= data.len()).then(|| (len, u32_at(data, 12).unwrap_or(0)))
+}
+
+/// The timestamp (ns since the epoch) of the record that starts `data`.
+pub fn record_time(data: &[u8]) -> Option<u64> {
+    Some(u64::from(u32_at(data, 0)?) * 1_000_000_000 + u64::from(u32_at(data, 4)?))
 }
 
 /// The records that lie whole at the start of `data` (records after the

@@ -46,6 +46,8 @@ const OPT_ISB_FILTERACCEPT: u16 = 6;
 const OPT_ISB_OSDROP: u16 = 7;
 const OPT_ISB_USRDELIV: u16 = 8;
 
+use crate::pcap::u32_at;
+
 #[inline(always)]
 fn pad4(n: usize) -> usize {
     (n + 3) & !3
@@ -211,16 +213,22 @@ pub fn with_dropcount(epb: &[u8], drops: u64) -> Option<Vec<u8>> {
 /// for an EPB, the original length of its frame (0 for other blocks).
 #[inline]
 pub fn first_block(data: &[u8]) -> Option<(usize, u32)> {
-    let word = |o: usize| {
-        data.get(o..o + 4)
-            .map(|b| u32::from_ne_bytes(b.try_into().expect("4 bytes")))
-    };
-    let len = word(4)? as usize;
+    let len = u32_at(data, 4)? as usize;
     if len < 12 || len % 4 != 0 || len > data.len() {
         return None;
     }
-    let orig = if word(0)? == EPB { word(24)? } else { 0 };
+    let orig = if u32_at(data, 0)? == EPB {
+        u32_at(data, 24)?
+    } else {
+        0
+    };
     Some((len, orig))
+}
+
+/// The timestamp (ns since the epoch, `if_tsresol` 9) of the EPB that
+/// starts `data`.
+pub fn epb_time(data: &[u8]) -> Option<u64> {
+    Some((u64::from(u32_at(data, 12)?) << 32) | u64::from(u32_at(data, 16)?))
 }
 
 /// The EPBs that lie whole at the start of `data`: their count, the
@@ -242,15 +250,16 @@ pub struct Statistics {
     pub start_ns: u64,
     /// `isb_endtime`: when it was closed.
     pub end_ns: u64,
-    /// `isb_ifrecv`: frames the XDP program saw on the queue.
-    pub if_recv: u64,
+    /// `isb_ifrecv`: frames the XDP program saw on the queue. `None`
+    /// (the option left out) where a counter could not be read.
+    pub if_recv: Option<u64>,
     /// `isb_ifdrop`: frames lost before xsktap took them (socket and ring
     /// drops, failed redirects).
-    pub if_drop: u64,
+    pub if_drop: Option<u64>,
     /// `isb_filteraccept`: frames the filter selected (redirected).
-    pub filter_accept: u64,
+    pub filter_accept: Option<u64>,
     /// `isb_osdrop`: frames taken but not written (the output failed or closed).
-    pub os_drop: u64,
+    pub os_drop: Option<u64>,
     /// `isb_usrdeliv`: frames written to this file.
     pub user_delivered: u64,
 }
@@ -267,9 +276,12 @@ pub fn interface_statistics(if_id: u32, ts_ns: u64, s: &Statistics) -> Vec<u8> {
         (OPT_ISB_IFDROP, s.if_drop),
         (OPT_ISB_FILTERACCEPT, s.filter_accept),
         (OPT_ISB_OSDROP, s.os_drop),
-        (OPT_ISB_USRDELIV, s.user_delivered),
+        (OPT_ISB_USRDELIV, Some(s.user_delivered)),
     ] {
-        put_option(&mut body, code, &v.to_ne_bytes());
+        // An unknown count is left out, never written as 0.
+        if let Some(v) = v {
+            put_option(&mut body, code, &v.to_ne_bytes());
+        }
     }
     put_option(&mut body, OPT_END, &[]);
     block(ISB, &body)
@@ -306,10 +318,10 @@ mod tests {
             &Statistics {
                 start_ns: 1_700_000_000_000_000_000,
                 end_ns: 1_700_000_001_000_000_000,
-                if_recv: 10,
-                if_drop: 7,
-                filter_accept: 9,
-                os_drop: 1,
+                if_recv: Some(10),
+                if_drop: Some(7),
+                filter_accept: Some(9),
+                os_drop: None,
                 user_delivered: 1,
             },
         ));
@@ -357,6 +369,13 @@ mod tests {
         assert!(isbs[0]
             .options
             .contains(&InterfaceStatisticsOption::IsbUsrDeliv(1)));
+        assert!(
+            !isbs[0]
+                .options
+                .iter()
+                .any(|o| matches!(o, InterfaceStatisticsOption::IsbOsDrop(_))),
+            "an unknown count is left out"
+        );
     }
 
     #[test]

@@ -342,8 +342,27 @@ impl OpenedOutput {
     }
 }
 
+impl Output {
+    /// The `-z` command of a rotating output.
+    pub(crate) fn hook(&self) -> Option<String> {
+        match self {
+            Output::Rotating(_, rotation) => rotation.hook.clone(),
+            _ => None,
+        }
+    }
+}
+
+/// The header every file of `output` starts with, for `queues`.
+pub(crate) fn file_header(cfg: &CaptureConfig, output: &Output, queues: &[u32]) -> Vec<u8> {
+    match (output, cfg.format) {
+        (Output::None, _) => Vec::new(),
+        (_, OutputFormat::Pcap) => xsktap_core::pcap::file_header(cfg.snaplen).to_vec(),
+        (_, OutputFormat::Pcapng) => pcapng::file_header(&interfaces(cfg, queues)),
+    }
+}
+
 /// What a pcapng file says about each captured queue.
-pub(crate) fn interfaces(cfg: &CaptureConfig, queues: &[u32]) -> Vec<Interface> {
+fn interfaces(cfg: &CaptureConfig, queues: &[u32]) -> Vec<Interface> {
     let hardware = netdev::driver(&cfg.iface);
     let speed_bps = netdev::sysfs_number(&cfg.iface, "speed").map(|mbps| mbps * 1_000_000);
     queues
@@ -573,16 +592,9 @@ impl Capture {
         xsktap_sys::loader::check_no_xdp_program(&cfg.iface, ifindex)?;
         // Open the output now, so that an unwritable path fails before
         // anything is loaded.
-        let header = match (&output, cfg.format) {
-            (Output::None, _) => Vec::new(),
-            (_, OutputFormat::Pcap) => xsktap_core::pcap::file_header(cfg.snaplen).to_vec(),
-            (_, OutputFormat::Pcapng) => pcapng::file_header(&interfaces(cfg, &placement.queues)),
-        };
+        let header = file_header(cfg, &output, &placement.queues);
         let notices = Arc::new(Notices::default());
-        let hook = match &output {
-            Output::Rotating(_, rotation) => rotation.hook.clone(),
-            _ => None,
-        };
+        let hook = output.hook();
         let output = OpenedOutput::open(&output, header, &notices, cfg.file_owner)?;
         let mut warnings = Vec::new();
         if cfg.busy_poll {

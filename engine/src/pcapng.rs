@@ -18,9 +18,9 @@ use xsktap_core::pcapng::{self, Interface, Statistics};
 use xsktap_sys::xsk::XskStatsHandle;
 
 /// The capture's counters per queue (in the order of the interfaces), as
-/// last read.
+/// last read; `None` until a read succeeded.
 #[derive(Debug, Default)]
-pub(crate) struct Ledger(Mutex<Vec<LedgerEntry>>);
+pub(crate) struct Ledger(Mutex<Vec<Option<LedgerEntry>>>);
 
 /// One queue's counters in the [`Ledger`].
 #[derive(Debug, Clone, Copy, Default)]
@@ -40,18 +40,14 @@ impl Ledger {
     pub fn set(&self, i: usize, entry: LedgerEntry) {
         if let Ok(mut v) = self.0.lock() {
             if v.len() <= i {
-                v.resize(i + 1, LedgerEntry::default());
+                v.resize(i + 1, None);
             }
-            v[i] = entry;
+            v[i] = Some(entry);
         }
     }
 
-    fn get(&self, i: usize) -> LedgerEntry {
-        self.0
-            .lock()
-            .ok()
-            .and_then(|v| v.get(i).copied())
-            .unwrap_or_default()
+    fn get(&self, i: usize) -> Option<LedgerEntry> {
+        self.0.lock().ok().and_then(|v| v.get(i).copied().flatten())
     }
 }
 
@@ -70,10 +66,20 @@ pub(crate) fn file_header(interfaces: &[Interface]) -> Vec<u8> {
 
 #[derive(Debug, Clone, Copy, Default)]
 struct Reading {
-    seen: u64,
-    accepted: u64,
-    if_drop: u64,
-    os_drop: u64,
+    seen: Option<u64>,
+    accepted: Option<u64>,
+    if_drop: Option<u64>,
+    os_drop: Option<u64>,
+}
+
+impl Reading {
+    /// Counters start at zero.
+    const ZERO: Reading = Reading {
+        seen: Some(0),
+        accepted: Some(0),
+        if_drop: Some(0),
+        os_drop: Some(0),
+    };
 }
 
 /// The writer's book of a pcapng output.
@@ -101,7 +107,7 @@ impl Book {
             last_socket_drops: vec![0; n],
             failed: vec![0; n],
             in_file: vec![0; n],
-            base: vec![Reading::default(); n],
+            base: vec![Reading::ZERO; n],
             file_start_ns: xsktap_sys::clock::wall_ns(),
         }
     }
@@ -137,10 +143,13 @@ impl Book {
     fn reading(&self, q: usize) -> Reading {
         let l = self.ledger.get(q);
         Reading {
-            seen: l.seen,
-            accepted: l.redirected,
-            if_drop: self.socket_drops(q).unwrap_or(0) + l.redirect_failed,
-            os_drop: l.refused + self.failed[q],
+            seen: l.map(|l| l.seen),
+            accepted: l.map(|l| l.redirected),
+            if_drop: self
+                .socket_drops(q)
+                .zip(l)
+                .map(|(s, l)| s + l.redirect_failed),
+            os_drop: l.map(|l| l.refused + self.failed[q]),
         }
     }
 
@@ -151,18 +160,24 @@ impl Book {
         let mut out = Vec::new();
         for q in 0..self.sockets.len() {
             let r = self.reading(q);
-            let b = self.base[q];
+            let b = &mut self.base[q];
+            // An unknown reading leaves its count out of this file, and the
+            // next file counts from the last known one: the sums stay exact.
+            let delta = |now: Option<u64>, base: &mut Option<u64>| {
+                let d = now.zip(*base).map(|(n, b)| n.saturating_sub(b));
+                *base = now.or(*base);
+                d
+            };
             let stats = Statistics {
                 start_ns: self.file_start_ns,
                 end_ns: now,
-                if_recv: r.seen.saturating_sub(b.seen),
-                if_drop: r.if_drop.saturating_sub(b.if_drop),
-                filter_accept: r.accepted.saturating_sub(b.accepted),
-                os_drop: r.os_drop.saturating_sub(b.os_drop),
+                if_recv: delta(r.seen, &mut b.seen),
+                if_drop: delta(r.if_drop, &mut b.if_drop),
+                filter_accept: delta(r.accepted, &mut b.accepted),
+                os_drop: delta(r.os_drop, &mut b.os_drop),
                 user_delivered: std::mem::take(&mut self.in_file[q]),
             };
             out.extend(pcapng::interface_statistics(q as u32, now, &stats));
-            self.base[q] = r;
         }
         self.file_start_ns = now;
         out

@@ -203,20 +203,9 @@ pub fn replay(cfg: &CaptureConfig, input: &Path, output: Output) -> Result<Repla
     let started = Instant::now();
     let mut source = Input::open(input)?;
     let filter = Program::compile(cfg.filter.as_ref(), usize::from(MAX_TESTS))?;
-    let header = match (&output, cfg.format) {
-        (Output::None, _) => Vec::new(),
-        (_, xsktap_core::config::OutputFormat::Pcap) => {
-            xsktap_core::pcap::file_header(cfg.snaplen).to_vec()
-        }
-        (_, xsktap_core::config::OutputFormat::Pcapng) => {
-            crate::pcapng::file_header(&crate::capture::interfaces(cfg, &[0]))
-        }
-    };
+    let header = crate::capture::file_header(cfg, &output, &[0]);
     let notices = Arc::new(Notices::default());
-    let hook = match &output {
-        Output::Rotating(_, rotation) => rotation.hook.clone(),
-        _ => None,
-    };
+    let hook = output.hook();
     let opened = OpenedOutput::open(&output, header, &notices, cfg.file_owner)?;
     let out = opened.commit(hook.as_deref(), &[])?;
     let writers = Writers::start(cfg, out, None, 1, &[], &notices)?;

@@ -61,19 +61,12 @@ impl Framing {
     /// The timestamp (ns since the epoch) and original frame length of a
     /// whole record (0 for a line).
     pub(crate) fn time_and_length(self, record: &[u8]) -> (u64, u32) {
-        let word = |o: usize| {
-            record
-                .get(o..o + 4)
-                .map_or(0, |b| u32::from_ne_bytes(b.try_into().expect("4 bytes")))
+        let (time, length) = match self {
+            Framing::Pcap => (pcap::record_time(record), pcap::first_record(record)),
+            Framing::Pcapng => (pcapng::epb_time(record), pcapng::first_block(record)),
+            Framing::Lines => (None, None),
         };
-        match self {
-            Framing::Pcap => (
-                u64::from(word(0)) * 1_000_000_000 + u64::from(word(4)),
-                word(12),
-            ),
-            Framing::Pcapng => ((u64::from(word(12)) << 32) | u64::from(word(16)), word(24)),
-            Framing::Lines => (0, 0),
-        }
+        (time.unwrap_or(0), length.map_or(0, |(_, orig)| orig))
     }
 
     /// The length of the record that starts `data`, if it lies whole there.

@@ -124,6 +124,9 @@ impl RxRings {
                         self.chain.clear();
                     }
                 }
+            } else {
+                // A frame with a buffer we cannot read is not assembled from the rest.
+                self.chain.clear();
             }
             self.free_frames.push(desc.addr & self.chunk_mask);
         }
