@@ -44,6 +44,20 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct xsktap_hw_clock);
+} hw_clock SEC(".maps");
+
+/*
+ * The driver's receive timestamp (kernel 6.3+, device-bound programs only).
+ * Weak: the object still loads on a kernel without it, where only the
+ * software variant is used.
+ */
+extern int bpf_xdp_metadata_rx_timestamp(const struct xdp_md *ctx, __u64 *timestamp) __ksym __weak;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, XSKTAP_FILTER_MAX_INSNS);
 	__type(key, __u32);
 	__type(value, struct xsktap_filter_insn);
@@ -293,12 +307,31 @@ static __always_inline int filter_match(void *data, void *data_end)
 	return 0;
 }
 
-SEC("xdp")
-int xsktap_xdp(struct xdp_md *ctx)
+/*
+ * The NIC's receive timestamp moved to CLOCK_MONOTONIC, or 0 when the driver
+ * gave none (no hardware clock, stamping off, or the frame not stamped) or
+ * the clock's offset is not measured yet.
+ */
+static __always_inline __u64 hardware_stamp(struct xdp_md *ctx)
+{
+	struct xsktap_hw_clock *clock;
+	__u32 zero = 0;
+	__u64 ts = 0;
+
+	if (!bpf_xdp_metadata_rx_timestamp || bpf_xdp_metadata_rx_timestamp(ctx, &ts) != 0 || ts == 0)
+		return 0;
+	clock = bpf_map_lookup_elem(&hw_clock, &zero);
+	if (!clock || !clock->valid)
+		return 0;
+	return ts - clock->phc_minus_mono;
+}
+
+static __always_inline int capture(struct xdp_md *ctx, int hardware)
 {
 	__u32 queue = ctx->rx_queue_index;
 	struct xsktap_queue_conf *conf;
 	struct xsktap_counters *cnt;
+	__u64 hw_ns = 0;
 	long action;
 
 	cnt = bpf_map_lookup_elem(&counters, &queue);
@@ -317,6 +350,12 @@ int xsktap_xdp(struct xdp_md *ctx)
 		return XDP_PASS;
 	}
 
+	if (hardware) {
+		hw_ns = hardware_stamp(ctx);
+		if (!hw_ns)
+			cnt->hw_stamp_missing++;
+	}
+
 	/*
 	 * One timestamp per frame, taken here, carried in the frame's metadata.
 	 * Where the driver keeps no metadata room the frame goes unstamped and
@@ -326,8 +365,8 @@ int xsktap_xdp(struct xdp_md *ctx)
 		struct xsktap_meta *meta = (void *)(long)ctx->data_meta;
 
 		if ((void *)(meta + 1) <= (void *)(long)ctx->data) {
-			meta->rx_ns = bpf_ktime_get_ns();
-			meta->flags = 0;
+			meta->rx_ns = hw_ns ? hw_ns : bpf_ktime_get_ns();
+			meta->flags = hw_ns ? XSKTAP_META_HARDWARE : 0;
 			meta->magic = XSKTAP_META_MAGIC;
 		}
 	}
@@ -338,6 +377,23 @@ int xsktap_xdp(struct xdp_md *ctx)
 	else
 		cnt->redirect_failed++;
 	return action;
+}
+
+/* Software timestamps: loads anywhere, attaches to any interface. */
+SEC("xdp")
+int xsktap_xdp(struct xdp_md *ctx)
+{
+	return capture(ctx, 0);
+}
+
+/*
+ * Hardware timestamps where the driver has them: device-bound (loaded for
+ * one interface with BPF_F_XDP_DEV_BOUND_ONLY), software stamps otherwise.
+ */
+SEC("xdp")
+int xsktap_xdp_hw(struct xdp_md *ctx)
+{
+	return capture(ctx, 1);
 }
 
 /*

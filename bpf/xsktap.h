@@ -38,6 +38,7 @@ struct xsktap_counters {
 	__u64 passed;          /* queue not captured: left to the host stack */
 	__u64 redirect_failed; /* queue captured but no socket in the XSKMAP */
 	__u64 filtered_out;    /* captured queue, filter did not match: passed */
+	__u64 hw_stamp_missing; /* hardware stamps asked for, the driver gave none: software stamp */
 };
 
 /* Per-queue settings written by userspace before the program is attached. */
@@ -102,10 +103,27 @@ enum xsktap_meta_consts {
 	XSKTAP_META_LEN = 16,
 };
 
+enum xsktap_meta_flags {
+	/* rx_ns is the NIC's receive timestamp, moved to CLOCK_MONOTONIC */
+	XSKTAP_META_HARDWARE = 1,
+};
+
 struct xsktap_meta {
-	__u64 rx_ns; /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) when the program ran */
-	__u32 flags; /* 0: software timestamp */
+	__u64 rx_ns; /* CLOCK_MONOTONIC: when the program ran, or the NIC's stamp */
+	__u32 flags; /* enum xsktap_meta_flags; 0: software timestamp */
 	__u32 magic; /* XSKTAP_META_MAGIC, last: adjacent to the frame */
+};
+
+/*
+ * How the NIC's clock (its PTP hardware clock) relates to CLOCK_MONOTONIC,
+ * measured by userspace about once a second (one entry). The hardware
+ * variant of the program moves each hardware stamp to CLOCK_MONOTONIC with
+ * it, so userspace handles one clock whichever took the stamp.
+ */
+struct xsktap_hw_clock {
+	__s64 phc_minus_mono; /* PHC time - CLOCK_MONOTONIC, in ns */
+	__u32 valid;          /* 0 until the first measurement */
+	__u32 pad;
 };
 
 /*
@@ -121,6 +139,8 @@ struct xsktap_constants {
 	struct xsktap_gen_stamp stamp;
 	enum xsktap_meta_consts meta_consts;
 	struct xsktap_meta meta;
+	enum xsktap_meta_flags meta_flags;
+	struct xsktap_hw_clock hw_clock;
 };
 
 #endif

@@ -7,7 +7,7 @@ use etherparse::PacketBuilder;
 use xsktap_bench::testbed::require_root;
 use xsktap_core::filter::{parse_expr, Program};
 use xsktap_core::parse::parse;
-use xsktap_sys::loader::XdpProgram;
+use xsktap_sys::loader::{Stamps, XdpProgram};
 
 const A: [u8; 6] = [2, 0, 0, 0, 0, 1];
 const B: [u8; 6] = [2, 0, 0, 0, 0, 2];
@@ -173,7 +173,7 @@ fn corpus() -> Vec<Vec<u8>> {
 #[ignore = "needs root: run with --include-ignored as root (tools/test.sh)"]
 fn kernel_and_userspace_filters_agree() {
     require_root();
-    let program = XdpProgram::load().expect("loading the XDP program");
+    let program = XdpProgram::load(Stamps::Software).expect("loading the XDP program");
     program.capture_queue_without_socket(0).unwrap();
     let frames = corpus();
     let exprs = [

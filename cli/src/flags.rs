@@ -13,6 +13,7 @@ use xsktap_core::filter::flags::{parse_net, FilterFlags, FlagProtocol};
 use xsktap_core::filter::{parse_expr, Expr, Program, MAX_TESTS};
 use xsktap_core::monitor::MonitorFormat;
 use xsktap_core::rotation::{parse_file_size, DiskLimit, Rotation};
+use xsktap_core::timestamps::TimeStampType;
 use xsktap_core::{CaptureConfig, XdpMode, ZeroCopy};
 
 /// Capture packets at line rate through AF_XDP.
@@ -53,6 +54,13 @@ pub enum ZeroCopyArg {
     Auto,
     On,
     Off,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum TimeStampArg {
+    Auto,
+    Host,
+    Adapter,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -107,6 +115,17 @@ pub struct CommonArgs {
     /// Zero-copy AF_XDP: auto (if the driver supports it), on (or fail), off (copy mode).
     #[arg(long, value_enum, default_value = "auto")]
     pub zero_copy: ZeroCopyArg,
+    /// Timestamps, as tcpdump's -j: adapter (the NIC's own receive stamps, through its PTP
+    /// hardware clock; fails where it has none), host (when the XDP program runs), or auto
+    /// (adapter where the NIC can, else host). Start line and summary say which per queue.
+    #[arg(
+        short = 'j',
+        long = "time-stamp-type",
+        value_enum,
+        default_value = "auto",
+        conflicts_with = "read"
+    )]
+    pub time_stamp_type: TimeStampArg,
     /// UMEM frame size: 2048 or 4096.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_FRAME_SIZE)]
     pub frame_size: u32,
@@ -451,6 +470,11 @@ fn request(
         ZeroCopyArg::Auto => ZeroCopy::Auto,
         ZeroCopyArg::On => ZeroCopy::On,
         ZeroCopyArg::Off => ZeroCopy::Off,
+    };
+    config.time_stamp = match common.time_stamp_type {
+        TimeStampArg::Auto => TimeStampType::Auto,
+        TimeStampArg::Host => TimeStampType::Host,
+        TimeStampArg::Adapter => TimeStampType::Adapter,
     };
     config.frame_size = common.frame_size;
     config.ring_size = common.ring_size;

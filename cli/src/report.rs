@@ -11,6 +11,7 @@ use xsktap_core::stats::{QueueSnapshot, Rates, Snapshot, TrafficSnapshot, SIZE_L
 use xsktap_core::summary::{
     FileJson, FilesJson, Names, SummaryJson, SummaryParts, TopJson, TopSnapshotJson, TrafficJson,
 };
+use xsktap_core::timestamps::StampSource;
 
 /// Formats a value with a metric prefix, as `1.23 M`.
 fn si(value: f64) -> String {
@@ -34,10 +35,11 @@ pub fn start_line(capture: &Capture, iface: &str, filter: &str) -> String {
         .iter()
         .map(|q| {
             format!(
-                "{}@cpu{} {}",
+                "{}@cpu{} {} {}-stamped",
                 q.queue,
                 q.core,
-                q.bind_mode.map_or("-", |m| m.as_str())
+                q.bind_mode.map_or("-", |m| m.as_str()),
+                q.timestamps.map_or("-", |t| t.as_str())
             )
         })
         .collect();
@@ -46,8 +48,13 @@ pub fn start_line(capture: &Capture, iface: &str, filter: &str) -> String {
     } else {
         format!("frames matching {filter:?}")
     };
+    let stamps = capture.timestamps();
+    let clock = match &stamps.note {
+        Some(note) => format!("{} timestamps per frame ({note})", stamps.source),
+        None => format!("{} timestamps per frame", stamps.source),
+    };
     format!(
-        "xsktap: capturing {what} on {iface} ({} XDP, software timestamps per frame), queues {}; they bypass the host stack until exit",
+        "xsktap: capturing {what} on {iface} ({} XDP, {clock}), queues {}; they bypass the host stack until exit",
         capture.xdp_mode().as_str(),
         queues.join(", ")
     )
@@ -307,9 +314,17 @@ pub fn summary_text(s: &Summary, iface: &str, output: &str) -> String {
     }
     let _ = writeln!(out, "XDP program attached in {} mode", s.xdp_mode.as_str());
     for q in &snap.queues {
+        let stamps = match (q.timestamps, q.bpf) {
+            (Some(StampSource::Hardware), Some(b)) if b.hw_stamp_missing > 0 => format!(
+                "hardware-stamped ({} by the host: no stamp from the NIC)",
+                b.hw_stamp_missing
+            ),
+            (Some(t), _) => format!("{t}-stamped"),
+            (None, _) => "-".to_string(),
+        };
         let _ = writeln!(
             out,
-            "  queue {:<3} core {:<3} {:<8} received {:<10} written {:<10} rx_dropped {} rx_ring_full {} fill_ring_empty {} invalid {}",
+            "  queue {:<3} core {:<3} {:<8} {stamps} received {:<10} written {:<10} rx_dropped {} rx_ring_full {} fill_ring_empty {} invalid {}",
             q.queue,
             q.core,
             q.bind_mode.map_or("-", |m| m.as_str()),

@@ -153,6 +153,16 @@ fn every_frame_carries_its_own_receive_time() {
         .unwrap()
     });
     assert!(cap.wait(WAIT).success(), "{}", cap.stderr());
+    // -j auto on a NIC without a PTP clock: the host's, said with the reason.
+    let stderr = cap.stderr();
+    let iface = bed.ns_b();
+    assert!(
+        stderr.contains(&format!(
+            "software timestamps per frame ({iface} has no PTP hardware clock)"
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("copy software-stamped"), "{stderr}");
     let (_, records) = read_pcap(&pcap);
     assert_eq!(records.len(), N);
     for (i, r) in records.iter().enumerate() {

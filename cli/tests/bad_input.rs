@@ -259,6 +259,8 @@ fn bad_values_are_refused_without_root() {
         (&["-i", "x", "--host", "198.18.0.1/15"], "non-network bits"),
         (&["-i", "x", "--vlan", "4095"], "VLAN ids go from 0 to 4094"),
         (&["-i", "x", "port", "99999"], "port"),
+        (&["-i", "x", "-j", "adapter_unsynced"], "--time-stamp-type"),
+        (&["-r", "/dev/null", "-j", "host"], "cannot be used with"),
     ];
     // 20,000 nested parentheses or negations: one line, no stack overflow.
     let deep = format!("{}udp{}", "(".repeat(20_000), ")".repeat(20_000));
@@ -453,6 +455,29 @@ fn zero_copy_on_fails_clearly_where_the_driver_lacks_it() {
     let line = refused_cleanly(&bed, &out, &pcap);
     assert!(line.contains("zero-copy AF_XDP is not available"), "{line}");
     assert!(line.contains("--zero-copy auto"), "names the fix: {line}");
+}
+
+#[test]
+#[ignore = "needs root: run with --include-ignored as root (tools/test.sh)"]
+fn hardware_timestamps_are_refused_clearly_where_the_nic_has_no_clock() {
+    let bed = Testbed::new(1);
+    let iface = bed.ns_b();
+    let pcap = temp_path("hwts.pcap");
+    let out = run(bed.xsktap(&[
+        "capture",
+        "-i",
+        &iface,
+        "-j",
+        "adapter",
+        "-w",
+        pcap.to_str().unwrap(),
+    ]));
+    let line = refused_cleanly(&bed, &out, &pcap);
+    assert!(
+        line.contains(&format!("-j adapter: {iface} has no PTP hardware clock")),
+        "{line}"
+    );
+    assert!(line.contains("-j host"), "names the fix: {line}");
 }
 
 #[test]

@@ -70,6 +70,8 @@ fn capture_holds_exactly_the_sent_frames_on_both_queues() {
             Some("copy"),
             "veth binds in copy mode"
         );
+        assert_eq!(q.timestamps.as_deref(), Some("software"), "veth has no PHC");
+        assert_eq!(q.hw_stamp_missing, None, "only counted for hardware stamps");
         for (counter, value) in [
             ("rx_dropped", q.rx_dropped),
             ("rx_ring_full", q.rx_ring_full),

@@ -4,6 +4,7 @@ use std::fmt;
 
 use crate::filter::Expr;
 use crate::monitor::MonitorFormat;
+use crate::timestamps::TimeStampType;
 use crate::types::{XdpMode, ZeroCopy};
 
 /// A configuration value that is not valid; the message names the value,
@@ -106,6 +107,8 @@ pub struct CaptureConfig {
     /// Merge the queues' records by timestamp, holding each this long
     /// (`--sort-window`); 0 writes them as they come.
     pub sort_window_ns: u64,
+    /// Which clock stamps the frames (`-j`).
+    pub time_stamp: TimeStampType,
 }
 
 /// Default wake-up coalescing, in microseconds. Measured on the bench's test
@@ -143,6 +146,7 @@ impl CaptureConfig {
             filter_text: String::new(),
             on_disk_full: DiskFullPolicy::Stop,
             sort_window_ns: 0,
+            time_stamp: TimeStampType::Auto,
         }
     }
 

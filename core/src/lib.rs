@@ -32,6 +32,7 @@ pub mod rotation;
 pub mod rxmeta;
 pub mod stats;
 pub mod summary;
+pub mod timestamps;
 pub mod types;
 pub mod worker;
 

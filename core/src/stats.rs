@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use crate::parse::{Packet, Proto};
+use crate::timestamps::StampSource;
 use crate::types::{BindMode, BpfCounters, SocketStats};
 
 /// A worker's counters. Each has one writer (the worker, once per batch) and
@@ -212,6 +213,8 @@ pub struct QueueSnapshot {
     pub core: usize,
     /// Whether the socket is in copy or zero-copy mode.
     pub bind_mode: Option<BindMode>,
+    /// Which clock stamps its frames (`None`: read from a file).
+    pub timestamps: Option<StampSource>,
     /// Frames the worker took from the RX ring.
     pub received: u64,
     /// Original bytes of those frames.

@@ -15,6 +15,7 @@ use crate::flows::{FlowStats, Top};
 use crate::latency::LatencyStats;
 use crate::parse::Proto;
 use crate::stats::{QueueSnapshot, Snapshot, TrafficSnapshot, SIZE_LABELS};
+use crate::timestamps::StampSource;
 use crate::types::AttachedMode;
 
 /// The schema's version.
@@ -227,6 +228,10 @@ pub struct QueueJson {
     pub core: usize,
     /// `copy` or `zerocopy`.
     pub bind_mode: Option<String>,
+    /// `software` or `hardware`: the clock that stamps its frames (`null`
+    /// when read from a file).
+    #[serde(default)]
+    pub timestamps: Option<String>,
     /// Frames written (handed to the output).
     pub packets: u64,
     /// Original bytes of the frames written.
@@ -253,6 +258,10 @@ pub struct QueueJson {
     pub xdp_redirect_failed: Option<u64>,
     /// XDP program: frames the filter did not select.
     pub xdp_filtered_out: Option<u64>,
+    /// XDP program: frames stamped by the host because the NIC gave no stamp
+    /// (hardware timestamps only).
+    #[serde(default)]
+    pub hw_stamp_missing: Option<u64>,
     /// Worker: frames received after `-c` was reached.
     pub over_count: u64,
     /// Worker: frames the closed output refused.
@@ -283,6 +292,7 @@ impl QueueJson {
             queue: q.queue,
             core: q.core,
             bind_mode: q.bind_mode.map(|m| m.as_str().to_string()),
+            timestamps: q.timestamps.map(|t| t.as_str().to_string()),
             packets: q.written,
             bytes: q.written_bytes,
             received: q.received,
@@ -296,6 +306,9 @@ impl QueueJson {
             xdp_passed: b.map(|b| b.passed),
             xdp_redirect_failed: b.map(|b| b.redirect_failed),
             xdp_filtered_out: b.map(|b| b.filtered_out),
+            hw_stamp_missing: b
+                .filter(|_| q.timestamps == Some(StampSource::Hardware))
+                .map(|b| b.hw_stamp_missing),
             over_count: q.over_count,
             output_closed_drops: q.sink_closed_drops,
             output_failed: q.output_failed,

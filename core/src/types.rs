@@ -87,4 +87,7 @@ pub struct BpfCounters {
     pub redirect_failed: u64,
     /// Frames of a captured queue that the filter did not select (passed on, by design).
     pub filtered_out: u64,
+    /// Frames redirected with a software timestamp because hardware ones
+    /// were asked for and the driver gave none for them.
+    pub hw_stamp_missing: u64,
 }

@@ -21,12 +21,13 @@ use xsktap_core::stats::{
 use xsktap_core::worker::{FrameStep, Monitor, Pacer, Published, Shared, Worker};
 use xsktap_core::{AttachedMode, BindMode, CaptureConfig};
 use xsktap_sys::error::syscall_error;
-use xsktap_sys::loader::{XdpLink, XdpProgram};
+use xsktap_sys::loader::{Stamps, XdpLink, XdpProgram};
 use xsktap_sys::netdev;
 use xsktap_sys::xsk::{XskConfig, XskSocket, XskStatsHandle};
 
 use crate::files::{FileRotation, FileSet, Notices};
 use crate::pcapng::{self, Book, Ledger, LedgerEntry};
+use crate::stamps::{self, ClockKeeper, Timestamps};
 use crate::worker::QueueWorker;
 use crate::writer::{BatchWriter, Destination, DiskFull, WriterOutput, WriterReport};
 use crate::{Error, Result};
@@ -140,6 +141,9 @@ pub struct Capture {
     /// The counters a pcapng output's statistics blocks report, refreshed
     /// by every snapshot.
     ledger: Arc<Ledger>,
+    timestamps: Timestamps,
+    /// With hardware stamps: keeps the NIC clock's offset measured.
+    _clock_keeper: Option<ClockKeeper>,
 }
 
 /// The end of a capture: final counters and how the output went.
@@ -378,18 +382,37 @@ fn interfaces(cfg: &CaptureConfig, queues: &[u32]) -> Vec<Interface> {
         .collect()
 }
 
-/// Loads the program, installs the filter and binds one socket per queue
-/// into its XSKMAP (nothing attached yet).
+/// Loads the program variant for `stamps`; a device-bound one the kernel
+/// refuses falls back to software stamps under `-j auto`.
+fn load_program(
+    cfg: &CaptureConfig,
+    ifindex: u32,
+    stamps: (Timestamps, Option<stamps::Hardware>),
+) -> Result<(XdpProgram, Timestamps, Option<stamps::Hardware>)> {
+    xsktap_sys::caps::raise_memlock();
+    let (timestamps, hw) = stamps;
+    match XdpProgram::load(stamps::variant(hw.as_ref(), ifindex)) {
+        Ok(program) => Ok((program, timestamps, hw)),
+        Err(e) if hw.is_some() => {
+            let why = format!("the kernel refused the device-bound XDP program ({e})");
+            let (timestamps, hw) = stamps::fallback(cfg, &why)?;
+            Ok((XdpProgram::load(Stamps::Software)?, timestamps, hw))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Installs the filter in `program` and binds one socket per queue into its
+/// XSKMAP (nothing attached yet).
 fn open_sockets(
     cfg: &CaptureConfig,
     ifindex: u32,
     queues: &[u32],
+    program: XdpProgram,
 ) -> Result<(XdpProgram, Vec<XskSocket>)> {
-    xsktap_sys::caps::raise_memlock();
     // Each queue's UMEM holds twice its ring size in frames (see XskSocket).
     let umem = 2 * u64::from(cfg.ring_size) * u64::from(cfg.frame_size);
     xsktap_sys::caps::check_memlock(umem * queues.len() as u64)?;
-    let program = XdpProgram::load()?;
     let filter = Program::compile(cfg.filter.as_ref(), program.max_filter_tests())?;
     program.set_filter(&filter)?;
     if let Some(&queue) = queues.iter().find(|&&q| q >= program.max_queues()) {
@@ -601,7 +624,8 @@ impl Capture {
             warnings.extend(busy_poll_warning(&cfg.iface));
         }
 
-        let (program, sockets) = open_sockets(cfg, ifindex, &placement.queues)?;
+        let (program, timestamps, hw) = load_program(cfg, ifindex, stamps::choose(cfg)?)?;
+        let (program, sockets) = open_sockets(cfg, ifindex, &placement.queues, program)?;
         // Frames larger than a UMEM frame arrive as chains of buffers where
         // every socket is multi-buffer; elsewhere the kernel drops them.
         if !sockets.iter().all(XskSocket::multi_buffer) {
@@ -618,6 +642,9 @@ impl Capture {
             }
             _ => None,
         };
+        let clock_keeper = hw
+            .map(|hw| ClockKeeper::start(hw, &program, &placement.housekeeping, &notices))
+            .transpose()?;
         let link = program.attach(&cfg.iface, ifindex, cfg.xdp_mode)?;
         let xdp_mode = link.mode();
         let out = output.commit(hook.as_deref(), &placement.housekeeping)?;
@@ -656,6 +683,8 @@ impl Capture {
             notices,
             files_done,
             ledger,
+            timestamps,
+            _clock_keeper: clock_keeper,
         };
         for (mut handle, worker) in built {
             let thread = std::thread::Builder::new()
@@ -685,6 +714,11 @@ impl Capture {
         self.notices.clone()
     }
 
+    /// Which clock stamps the frames, and why when not the one asked for.
+    pub fn timestamps(&self) -> &Timestamps {
+        &self.timestamps
+    }
+
     /// The mode the XDP program was attached in.
     pub fn xdp_mode(&self) -> AttachedMode {
         self.xdp_mode
@@ -703,6 +737,7 @@ impl Capture {
                     queue: q.queue,
                     core: q.core,
                     bind_mode: Some(q.mode),
+                    timestamps: Some(self.timestamps.source),
                     received: c.received.load(Ordering::Relaxed),
                     received_bytes: c.received_bytes.load(Ordering::Relaxed),
                     written,

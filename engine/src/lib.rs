@@ -29,12 +29,14 @@ pub mod capture;
 mod files;
 mod pcapng;
 pub mod replay;
+mod stamps;
 mod worker;
 mod writer;
 
 pub use capture::{Capture, Finish, Output, Summary};
 pub use files::{FileReport, FileRotation, FilesReport, Notices};
 pub use replay::{replay, Replay};
+pub use stamps::Timestamps;
 pub use writer::WriterReport;
 pub use xsktap_core::CaptureConfig;
 pub use xsktap_sys::error::{Error, Result};

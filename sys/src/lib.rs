@@ -22,6 +22,7 @@ pub mod error;
 pub mod loader;
 pub mod netdev;
 pub mod output;
+pub mod phc;
 mod syscall;
 pub mod user;
 pub mod xsk;

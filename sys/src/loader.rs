@@ -19,7 +19,7 @@ use xsktap_core::{AttachedMode, BpfCounters, XdpMode};
 
 use crate::error::{Error, Result};
 use crate::skel::types::{
-    xsktap_counters, xsktap_filter_insn, xsktap_filter_op, xsktap_queue_conf,
+    xsktap_counters, xsktap_filter_insn, xsktap_filter_op, xsktap_hw_clock, xsktap_queue_conf,
 };
 use crate::skel::XsktapSkelBuilder;
 
@@ -38,10 +38,42 @@ pub struct XdpProgram {
     /// Loaded as frags-aware (`BPF_F_XDP_HAS_FRAGS`): it takes frames that
     /// span several buffers (jumbo frames, AF_XDP multi-buffer).
     frags: bool,
+    /// The variant loaded: software or hardware timestamps.
+    stamps: Stamps,
+    hw_clock: MapHandle,
     xsks: MapHandle,
     queue_conf: MapHandle,
     counters: MapHandle,
     filter: MapHandle,
+}
+
+/// How the NIC's clock relates to CLOCK_MONOTONIC, as the hardware variant
+/// of the program reads it (its `hw_clock` map).
+#[derive(Debug)]
+pub struct HwClock {
+    map: MapHandle,
+}
+
+impl HwClock {
+    /// Sets `PHC - CLOCK_MONOTONIC` (ns); until the first call the program
+    /// writes software stamps.
+    pub fn set(&self, phc_minus_mono: i64) -> Result<()> {
+        let clock = xsktap_hw_clock {
+            phc_minus_mono,
+            valid: 1,
+            pad: 0,
+        };
+        // SAFETY: xsktap_hw_clock is a repr(C) struct generated from
+        // bpf/xsktap.h: i64, u32, u32, no padding, every byte initialised.
+        let bytes = unsafe {
+            std::slice::from_raw_parts(
+                (&clock as *const xsktap_hw_clock).cast::<u8>(),
+                std::mem::size_of::<xsktap_hw_clock>(),
+            )
+        };
+        self.map.update(&0u32.to_ne_bytes(), bytes, MapFlags::ANY)?;
+        Ok(())
+    }
 }
 
 /// An attached XDP program; dropping it detaches the program.
@@ -58,38 +90,67 @@ impl XdpLink {
     }
 }
 
+/// Which timestamps the program writes in front of each frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stamps {
+    /// `bpf_ktime_get_ns()` when the program runs: any interface.
+    Software,
+    /// The driver's receive timestamp (`bpf_xdp_metadata_rx_timestamp`),
+    /// software where it gives none. The program is device-bound: it loads
+    /// for, and attaches to, interface `ifindex` only.
+    Hardware {
+        /// The interface the program is bound to.
+        ifindex: u32,
+    },
+}
+
 impl XdpProgram {
     /// Opens and loads the program into the kernel.
     ///
     /// # Errors
     /// [`Error::Bpf`] when libbpf or the verifier refuses the program.
-    pub fn load() -> Result<Self> {
+    pub fn load(stamps: Stamps) -> Result<Self> {
         // Frags-aware where the kernel knows the flag (5.18 and later); the
         // program reads only the headers, which are in the first buffer.
-        Self::load_with(true).or_else(|_| Self::load_with(false))
+        Self::load_with(stamps, true).or_else(|_| Self::load_with(stamps, false))
     }
 
-    fn load_with(frags: bool) -> Result<Self> {
+    fn load_with(stamps: Stamps, frags: bool) -> Result<Self> {
         let mut object = MaybeUninit::uninit();
         let mut open = XsktapSkelBuilder::default().open(&mut object)?;
-        if frags {
-            // SEC("xdp") carries no other load flag.
-            open.progs
-                .xsktap_xdp
-                .set_flags(libbpf_sys::BPF_F_XDP_HAS_FRAGS);
+        let frags_flag = if frags {
+            libbpf_sys::BPF_F_XDP_HAS_FRAGS
+        } else {
+            0
+        };
+        // SEC("xdp") carries no other load flag; only one variant loads.
+        match stamps {
+            Stamps::Software => {
+                open.progs.xsktap_xdp_hw.set_autoload(false);
+                open.progs.xsktap_xdp.set_flags(frags_flag);
+            }
+            Stamps::Hardware { ifindex } => {
+                open.progs.xsktap_xdp.set_autoload(false);
+                let hw = &mut open.progs.xsktap_xdp_hw;
+                hw.set_ifindex(ifindex);
+                hw.set_flags(frags_flag | libbpf_sys::BPF_F_XDP_DEV_BOUND_ONLY);
+            }
         }
         let skel = open.load()?;
+        let loaded = match stamps {
+            Stamps::Software => skel.progs.xsktap_xdp.as_fd(),
+            Stamps::Hardware { .. } => skel.progs.xsktap_xdp_hw.as_fd(),
+        };
         // Keep owned handles to the program and maps; the skeleton (and the
         // libbpf object) can then be dropped without unloading anything.
-        let prog = skel
-            .progs
-            .xsktap_xdp
-            .as_fd()
+        let prog = loaded
             .try_clone_to_owned()
             .map_err(|e| crate::error::syscall_error("dup(program fd)", e))?;
         Ok(XdpProgram {
             prog,
             frags,
+            stamps,
+            hw_clock: MapHandle::try_from(&skel.maps.hw_clock)?,
             xsks: MapHandle::try_from(&skel.maps.xsks)?,
             queue_conf: MapHandle::try_from(&skel.maps.queue_conf)?,
             counters: MapHandle::try_from(&skel.maps.counters)?,
@@ -100,6 +161,19 @@ impl XdpProgram {
     /// Whether the program takes frames spanning several buffers.
     pub fn frags(&self) -> bool {
         self.frags
+    }
+
+    /// The timestamps the loaded variant writes.
+    pub fn stamps(&self) -> Stamps {
+        self.stamps
+    }
+
+    /// A handle on the hardware variant's clock offset, for the thread that
+    /// keeps it measured.
+    pub fn hw_clock(&self) -> Result<HwClock> {
+        Ok(HwClock {
+            map: MapHandle::try_from(&self.hw_clock)?,
+        })
     }
 
     /// Highest queue index + 1 the program can redirect.
@@ -132,6 +206,7 @@ impl XdpProgram {
             sum.passed += c.passed;
             sum.redirect_failed += c.redirect_failed;
             sum.filtered_out += c.filtered_out;
+            sum.hw_stamp_missing += c.hw_stamp_missing;
         }
         Ok(sum)
     }
@@ -215,6 +290,11 @@ impl XdpProgram {
     /// 5.9 (XDP bpf_link).
     pub fn attach(&self, iface: &str, ifindex: u32, mode: XdpMode) -> Result<XdpLink> {
         check_no_xdp_program(iface, ifindex)?;
+        // The kernel runs a device-bound program in the driver only.
+        let mode = match (self.stamps, mode) {
+            (Stamps::Hardware { .. }, XdpMode::Auto) => XdpMode::Native,
+            _ => mode,
+        };
         match mode {
             XdpMode::Native => self.link(iface, ifindex, AttachedMode::Native),
             XdpMode::Generic => self.link(iface, ifindex, AttachedMode::Generic),
