@@ -19,6 +19,7 @@
 #![deny(missing_docs)]
 
 pub mod config;
+pub mod feed;
 pub mod filter;
 pub mod flows;
 pub mod latency;
