@@ -49,6 +49,13 @@ struct {
 	__type(value, struct xsktap_hw_clock);
 } hw_clock SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, XSKTAP_MAX_FEED_LINES);
+	__type(key, struct xsktap_feed_key);
+	__type(value, __u32); /* the line's index, for userspace */
+} feeds SEC(".maps");
+
 /*
  * The driver's receive timestamp (kernel 6.3+, device-bound programs only).
  * Weak: the object still loads on a kernel without it, where only the
@@ -272,11 +279,26 @@ static __always_inline int test(const struct xsktap_filter_insn *in, const struc
 	return 0;
 }
 
+/* Whether the frame parsed into `k` goes to one of the feeds: UDP, unfragmented or first fragment. */
+static __always_inline int feed_match(const struct key *k)
+{
+	struct xsktap_feed_key fk = {};
+
+	if (!k->has_ports || k->l4proto != IPPROTO_UDP)
+		return 0;
+	fk.addr[0] = k->dst[0];
+	fk.addr[1] = k->dst[1];
+	fk.port = k->dport;
+	fk.family = k->family;
+	return bpf_map_lookup_elem(&feeds, &fk) != 0;
+}
+
 /*
  * Runs the filter program; an all-zero program accepts everything, and is
- * recognised before the frame is parsed: no filter costs no parsing.
+ * recognised before the frame is parsed: no filter costs no parsing. With
+ * `feeds_only` the frame must also go to a feed.
  */
-static __always_inline int filter_match(void *data, void *data_end)
+static __always_inline int filter_match(void *data, void *data_end, int feeds_only)
 {
 	struct xsktap_filter_insn *first;
 	struct key k = {};
@@ -286,9 +308,13 @@ static __always_inline int filter_match(void *data, void *data_end)
 	first = bpf_map_lookup_elem(&filter, &pc);
 	if (!first)
 		return 0;
-	if (first->op == XSKTAP_OP_ACCEPT)
+	if (first->op == XSKTAP_OP_ACCEPT && !feeds_only)
 		return 1;
 	parse(&k, data, data_end);
+	if (feeds_only && !feed_match(&k))
+		return 0;
+	if (first->op == XSKTAP_OP_ACCEPT)
+		return 1;
 	for (i = 0; i < XSKTAP_FILTER_MAX_INSNS; i++) {
 		struct xsktap_filter_insn *in;
 		__u32 index = pc;
@@ -345,7 +371,7 @@ static __always_inline int capture(struct xdp_md *ctx, int hardware)
 		return XDP_PASS;
 	}
 
-	if (!filter_match((void *)(long)ctx->data, (void *)(long)ctx->data_end)) {
+	if (!filter_match((void *)(long)ctx->data, (void *)(long)ctx->data_end, conf->feeds_only)) {
 		cnt->filtered_out++;
 		return XDP_PASS;
 	}

@@ -44,6 +44,23 @@ struct xsktap_counters {
 /* Per-queue settings written by userspace before the program is attached. */
 struct xsktap_queue_conf {
 	__u32 capture; /* non-zero: redirect this queue into its socket */
+	__u32 feeds_only; /* non-zero: only frames to a feed (the feeds map) */
+};
+
+/*
+ * A market-data feed line: UDP to this address and port (`xsktap feed`).
+ * The feeds map holds one per line, so a thousand groups cost one hash
+ * lookup per frame.
+ */
+struct xsktap_feed_key {
+	__u64 addr[2]; /* destination address in network order, IPv4 in the first 4 bytes */
+	__u16 port;    /* destination port, host order */
+	__u8 family;   /* 4 or 6 */
+	__u8 pad[5];
+};
+
+enum xsktap_feed_limits {
+	XSKTAP_MAX_FEED_LINES = 4096,
 };
 
 /*
@@ -141,6 +158,8 @@ struct xsktap_constants {
 	struct xsktap_meta meta;
 	enum xsktap_meta_flags meta_flags;
 	struct xsktap_hw_clock hw_clock;
+	struct xsktap_feed_key feed_key;
+	enum xsktap_feed_limits feed_limits;
 };
 
 #endif

@@ -8,7 +8,9 @@
 
 use std::io;
 use std::mem::MaybeUninit;
+use std::net::IpAddr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use libbpf_rs::libbpf_sys;
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
@@ -19,7 +21,8 @@ use xsktap_core::{AttachedMode, BpfCounters, XdpMode};
 
 use crate::error::{Error, Result};
 use crate::skel::types::{
-    xsktap_counters, xsktap_filter_insn, xsktap_filter_op, xsktap_hw_clock, xsktap_queue_conf,
+    xsktap_counters, xsktap_feed_key, xsktap_filter_insn, xsktap_filter_op, xsktap_hw_clock,
+    xsktap_queue_conf,
 };
 use crate::skel::XsktapSkelBuilder;
 
@@ -40,6 +43,9 @@ pub struct XdpProgram {
     frags: bool,
     /// The variant loaded: software or hardware timestamps.
     stamps: Stamps,
+    /// Whether only frames to the feeds map are taken (set by `set_feeds`).
+    feeds_only: AtomicU32,
+    feeds: MapHandle,
     hw_clock: MapHandle,
     xsks: MapHandle,
     queue_conf: MapHandle,
@@ -151,6 +157,8 @@ impl XdpProgram {
             frags,
             stamps,
             hw_clock: MapHandle::try_from(&skel.maps.hw_clock)?,
+            feeds_only: AtomicU32::new(0),
+            feeds: MapHandle::try_from(&skel.maps.feeds)?,
             xsks: MapHandle::try_from(&skel.maps.xsks)?,
             queue_conf: MapHandle::try_from(&skel.maps.queue_conf)?,
             counters: MapHandle::try_from(&skel.maps.counters)?,
@@ -186,7 +194,10 @@ impl XdpProgram {
         let fd = socket.as_raw_fd() as u32;
         self.xsks
             .update(&queue.to_ne_bytes(), &fd.to_ne_bytes(), MapFlags::ANY)?;
-        let conf = xsktap_queue_conf { capture: 1 };
+        let conf = xsktap_queue_conf {
+            capture: 1,
+            feeds_only: self.feeds_only.load(Ordering::Relaxed),
+        };
         self.queue_conf
             .update(&queue.to_ne_bytes(), as_bytes(&conf), MapFlags::ANY)?;
         Ok(())
@@ -209,6 +220,39 @@ impl XdpProgram {
             sum.hw_stamp_missing += c.hw_stamp_missing;
         }
         Ok(sum)
+    }
+
+    /// Takes only UDP frames to these feed lines (destination address and
+    /// port) from now on, on the queues added after this call: one hash
+    /// lookup per frame however many lines there are. Each line's value is
+    /// its index in `lines`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] with more lines than the map holds.
+    pub fn set_feeds(&self, lines: &[(IpAddr, u16)]) -> Result<()> {
+        let max = self.feeds.max_entries() as usize;
+        if lines.len() > max {
+            return Err(Error::Config(format!(
+                "{} feed lines given; the XDP program holds at most {max}",
+                lines.len()
+            )));
+        }
+        for (i, &(addr, port)) in lines.iter().enumerate() {
+            let key = feed_key(addr, port);
+            // SAFETY: xsktap_feed_key is a repr(C) struct generated from
+            // bpf/xsktap.h (2 x u64, u16, u8, [u8; 5]): 24 bytes, no padding,
+            // every byte initialised (pad set to zeros).
+            let bytes = unsafe {
+                std::slice::from_raw_parts(
+                    (&key as *const xsktap_feed_key).cast::<u8>(),
+                    std::mem::size_of::<xsktap_feed_key>(),
+                )
+            };
+            self.feeds
+                .update(bytes, &(i as u32).to_ne_bytes(), MapFlags::ANY)?;
+        }
+        self.feeds_only.store(1, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Number of tests the program's filter holds.
@@ -271,10 +315,34 @@ impl XdpProgram {
         }
     }
 
+    /// Runs `frame` through the loaded program `repeat` times in the kernel
+    /// (`BPF_PROG_TEST_RUN`, as [`XdpProgram::dry_run`]) and returns the
+    /// kernel's mean time per run, in ns: the program's cost for that frame.
+    pub fn time_run(&self, frame: &[u8], repeat: u32) -> Result<u32> {
+        // SAFETY: an all-zero bpf_test_run_opts is valid; `sz` is set right after.
+        let mut opts: libbpf_sys::bpf_test_run_opts = unsafe { std::mem::zeroed() };
+        opts.sz = std::mem::size_of::<libbpf_sys::bpf_test_run_opts>() as _;
+        opts.data_in = frame.as_ptr().cast();
+        opts.data_size_in = frame.len() as u32;
+        opts.repeat = i32::try_from(repeat.max(1)).unwrap_or(i32::MAX);
+        // SAFETY: `opts` points at `frame`, which outlives the call; no output buffers.
+        let ret = unsafe { libbpf_sys::bpf_prog_test_run_opts(self.prog.as_raw_fd(), &mut opts) };
+        if ret < 0 {
+            return Err(crate::error::syscall_error(
+                "bpf_prog_test_run_opts",
+                io::Error::from_raw_os_error(-ret),
+            ));
+        }
+        Ok(opts.duration)
+    }
+
     /// Marks `queue` captured without putting a socket in the XSKMAP (for
     /// [`XdpProgram::dry_run`]: a selected frame then counts as a failed redirect).
     pub fn capture_queue_without_socket(&self, queue: u32) -> Result<()> {
-        let conf = xsktap_queue_conf { capture: 1 };
+        let conf = xsktap_queue_conf {
+            capture: 1,
+            feeds_only: self.feeds_only.load(Ordering::Relaxed),
+        };
         self.queue_conf
             .update(&queue.to_ne_bytes(), as_bytes(&conf), MapFlags::ANY)?;
         Ok(())
@@ -399,8 +467,33 @@ fn to_bpf(insn: &FilterInsn) -> xsktap_filter_insn {
     }
 }
 
+/// The map key of a feed line.
+fn feed_key(addr: IpAddr, port: u16) -> xsktap_feed_key {
+    let mut bytes = [0u8; 16];
+    let family = match addr {
+        IpAddr::V4(a) => {
+            bytes[..4].copy_from_slice(&a.octets());
+            4
+        }
+        IpAddr::V6(a) => {
+            bytes.copy_from_slice(&a.octets());
+            6
+        }
+    };
+    xsktap_feed_key {
+        // The program copies the address bytes as they are on the wire.
+        addr: [
+            u64::from_ne_bytes(bytes[..8].try_into().expect("8 bytes")),
+            u64::from_ne_bytes(bytes[8..].try_into().expect("8 bytes")),
+        ],
+        port,
+        family,
+        pad: [0; 5],
+    }
+}
+
 fn as_bytes(conf: &xsktap_queue_conf) -> &[u8] {
-    // SAFETY: xsktap_queue_conf is a repr(C) struct of one u32 (generated
+    // SAFETY: xsktap_queue_conf is a repr(C) struct of two u32 (generated
     // from bpf/xsktap.h): no padding, every byte initialised.
     unsafe {
         std::slice::from_raw_parts(
