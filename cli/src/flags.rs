@@ -9,6 +9,7 @@ use xsktap_core::config::{
     parse_list, parse_ordered_list, DiskFullPolicy, OutputFormat, DEFAULT_COALESCE_USECS,
     DEFAULT_FRAME_SIZE, DEFAULT_RING_SIZE, DEFAULT_SNAPLEN,
 };
+use xsktap_core::feed::{FeedSpec, Feeds};
 use xsktap_core::filter::flags::{parse_net, FilterFlags, FlagProtocol};
 use xsktap_core::filter::{parse_expr, Expr, Program, MAX_TESTS};
 use xsktap_core::monitor::MonitorFormat;
@@ -40,6 +41,12 @@ pub enum Command {
     ///
     /// Like capture, the selected frames do not reach the host's stack while it runs.
     Top(TopArgs),
+    /// A market-data tap: MoldUDP64 feeds sequenced, gaps and recoveries reported as they
+    /// happen, A and B lines arbitrated into one stream.
+    ///
+    /// Only the feeds' UDP frames (destination address and port) are redirected to xsktap;
+    /// everything else reaches the host stack.
+    Feed(FeedArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -397,6 +404,68 @@ pub struct MonitorArgs {
     pub output: OutputArgs,
     #[command(flatten)]
     pub filter: FilterArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct FeedArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// A MoldUDP64 feed on one line: UDP to ADDR:PORT ([V6ADDR]:PORT for IPv6). Repeat for
+    /// more feeds.
+    #[arg(long = "moldudp64", value_name = "ADDR:PORT")]
+    pub moldudp64: Vec<String>,
+    /// A MoldUDP64 feed on an A and a B line, arbitrated into one stream: the first copy of
+    /// each message wins, a gap is one only when both lines miss it. Repeat for more feeds.
+    #[arg(long = "ab", value_name = "NAME=A_ADDR:PORT,B_ADDR:PORT")]
+    pub ab: Vec<String>,
+    /// How long a message missing on one line may still come on the other before it is a
+    /// gap of the feed, in microseconds.
+    #[arg(long, value_name = "USECS", default_value_t = 1000)]
+    pub ab_window_us: u64,
+    /// Events as one JSON object per line instead of text.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+}
+
+impl FeedArgs {
+    pub fn into_request(self) -> anyhow::Result<(Request, bool)> {
+        if self.common.read.is_some() {
+            anyhow::bail!("feed reads a live interface: -r FILE is not supported by feed yet");
+        }
+        let mut feeds = Vec::new();
+        for arg in &self.moldudp64 {
+            feeds.push(FeedSpec::single(arg).map_err(|e| anyhow::anyhow!(e))?);
+        }
+        for arg in &self.ab {
+            feeds.push(FeedSpec::ab(arg).map_err(|e| anyhow::anyhow!(e))?);
+        }
+        if feeds.is_empty() {
+            anyhow::bail!("feed needs at least one --moldudp64 ADDR:PORT or --ab NAME=A_ADDR:PORT,B_ADDR:PORT");
+        }
+        if !(1..=10_000_000).contains(&self.ab_window_us) {
+            anyhow::bail!(
+                "--ab-window-us {}: give 1 to 10000000 microseconds",
+                self.ab_window_us
+            );
+        }
+        // A line given twice is refused here too, before anything is loaded.
+        Feeds::new(feeds.clone(), 0).map_err(|e| anyhow::anyhow!(e))?;
+        let mut req = self.output.request(self.common, &self.filter)?;
+        if req.output == Output::Stdout {
+            anyhow::bail!(
+                "feed events go to standard output, so -w - cannot share it: write the frames to a file with -w FILE"
+            );
+        }
+        req.config.feeds = feeds;
+        req.config.ab_window_ns = self.ab_window_us * 1_000;
+        // The events are the live view; no stats line on top of them.
+        req.quiet = true;
+        Ok((req, self.json))
+    }
 }
 
 #[derive(Debug, Args)]

@@ -36,6 +36,8 @@ enum View {
         rows: usize,
         json: bool,
     },
+    /// Feed events on stdout, one line (or JSON object) each.
+    Feed { json: bool },
 }
 
 /// The exit status of a usage error (a flag's value or the filter), as
@@ -63,6 +65,9 @@ fn main() -> ExitCode {
     let request = match cli.command {
         Command::Capture(args) => args.into_request().map(|r| (r, View::Live)),
         Command::Monitor(args) => args.into_request().map(|r| (r, View::Live)),
+        Command::Feed(args) => args
+            .into_request()
+            .map(|(r, json)| (r, View::Feed { json })),
         Command::Top(args) => args.into_request().map(|(r, interval, rows, json)| {
             (
                 r,
@@ -274,7 +279,7 @@ fn run(req: Request, view: View) -> anyhow::Result<ExitCode> {
     let mut last = capture.snapshot();
     let tick = match &view {
         View::Top { interval, .. } => *interval,
-        View::Live => Duration::from_secs(1),
+        View::Live | View::Feed { .. } => Duration::from_secs(1),
     };
     let mut next_report = started + tick;
     let mut next_gone_check = started;
@@ -303,6 +308,14 @@ fn run(req: Request, view: View) -> anyhow::Result<ExitCode> {
         for notice in capture.notices() {
             say!("xsktap: {notice}");
         }
+        if let (Some(feeds), View::Feed { json }) = (capture.feeds(), &view) {
+            // A/B gaps are declared once their window passes, even when quiet.
+            feeds.tick(wall_ns());
+            if report::print_feed_events(feeds, *json).is_err() {
+                stdout_closed = true;
+                break None;
+            }
+        }
         if usr1.swap(false, Ordering::Relaxed) {
             let text = report::summary_text(&capture.progress(), &iface, &output_name);
             let _ = io::stderr().write_all(text.as_bytes());
@@ -325,7 +338,7 @@ fn run(req: Request, view: View) -> anyhow::Result<ExitCode> {
         let rates = now.rates_since(&last);
         match &view {
             View::Live if !req.quiet => say!("{}", report::live_line(&now, &rates)),
-            View::Live => {}
+            View::Live | View::Feed { .. } => {}
             View::Top { rows, json, .. } => {
                 let top = capture.top(*rows);
                 let text = if *json {
@@ -354,7 +367,15 @@ fn run(req: Request, view: View) -> anyhow::Result<ExitCode> {
         say!("{}", no_napi_warning(&iface));
     }
     let notices = capture.notices_handle();
+    let feeds = capture.feeds().cloned();
     let summary = capture.stop();
+    if let (Some(feeds), View::Feed { json }) = (&feeds, &view) {
+        // At the end, what no line brought is missing: every pending gap is declared.
+        feeds.tick(u64::MAX);
+        if !stdout_closed {
+            let _ = report::print_feed_events(feeds, *json);
+        }
+    }
     for notice in notices.take() {
         say!("xsktap: {notice}");
     }
@@ -362,8 +383,13 @@ fn run(req: Request, view: View) -> anyhow::Result<ExitCode> {
         say!("xsktap: -W: the last of the files is written");
     }
     let _ = io::stderr().write_all(report::summary_text(&summary, &iface, &output_name).as_bytes());
+    let feed_summary = feeds.as_deref().map(xsktap_core::feed::report::summary);
+    if let Some(feeds) = &feed_summary {
+        let _ = io::stderr().write_all(report::feeds_text(feeds).as_bytes());
+    }
     if let Some(path) = &req.summary_json {
-        let json = report::summary_json(&summary, &iface, &output_name, &req.filter_text);
+        let mut json = report::summary_json(&summary, &iface, &output_name, &req.filter_text);
+        json.feeds = feed_summary.unwrap_or_default();
         let text = serde_json::to_string_pretty(&json).expect("JSON values serialise");
         std::fs::write(path, text + "\n")
             .with_context(|| format!("writing --summary-json {}", path.display()))?;
@@ -422,4 +448,11 @@ fn run(req: Request, view: View) -> anyhow::Result<ExitCode> {
         anyhow::bail!("a worker stopped unexpectedly");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Wall-clock time now, in ns since the epoch (the clock feed events use).
+fn wall_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
 }

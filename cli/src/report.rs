@@ -2,6 +2,7 @@
 //! summary at exit and its JSON form.
 
 use std::fmt::Write as _;
+use std::io::{self, Write as _};
 use std::time::Duration;
 
 use xsktap::{Capture, Summary};
@@ -406,4 +407,60 @@ pub fn summary_json(s: &Summary, iface: &str, output: &str, filter: &str) -> Sum
             hooks_failed: f.hooks_failed,
         });
     json
+}
+
+/// Prints the feeds' queued events on standard output, one line each.
+pub fn print_feed_events(feeds: &xsktap_core::feed::Feeds, json: bool) -> io::Result<()> {
+    use xsktap_core::feed::report::{event_json, event_text};
+    let events = feeds.take_events();
+    if events.is_empty() {
+        return Ok(());
+    }
+    let mut text = String::new();
+    for (i, event) in events {
+        let spec = &feeds.specs()[i];
+        let ab = spec.lines.len() == 2;
+        text.push_str(&if json {
+            event_json(&spec.name, ab, &event)
+        } else {
+            event_text(&spec.name, ab, &event)
+        });
+        text.push('\n');
+    }
+    let mut out = io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()
+}
+
+/// The feeds' part of the summary.
+pub fn feeds_text(feeds: &[xsktap_core::feed::report::FeedJson]) -> String {
+    let mut out = String::new();
+    for f in feeds {
+        let range = match f.last_seq {
+            Some(last) => format!("{} to {last}", f.first_seq),
+            None => "none".to_string(),
+        };
+        let _ = writeln!(
+            out,
+            "feed {} session {}: {} messages ({range}), {} gaps, {} missing, {} recovered, {} duplicates, {} heartbeats, {} malformed{}",
+            f.feed,
+            if f.session.is_empty() { "-" } else { &f.session },
+            f.messages,
+            f.gaps,
+            f.missing,
+            f.recovered,
+            f.duplicates,
+            f.heartbeats,
+            f.malformed,
+            if f.end_of_session { ", ended" } else { "" }
+        );
+        for l in &f.lines {
+            let _ = writeln!(
+                out,
+                "  line {}: {} messages, won {}, {} gaps of its own ({} missing), {} duplicates, lead p50 {} ns p99 {} ns max {} ns",
+                l.line, l.messages, l.won, l.gaps, l.missing, l.duplicates, l.lead_p50_ns, l.lead_p99_ns, l.lead_max_ns
+            );
+        }
+    }
+    out
 }

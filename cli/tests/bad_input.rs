@@ -288,6 +288,51 @@ fn bad_values_are_refused_without_root() {
         let line = one_usage_line(&out);
         assert!(line.contains(needle), "{args:?}: {line}");
     }
+    for (args, needle) in [
+        (&["-i", "x"][..], "at least one --moldudp64"),
+        (
+            &["-i", "x", "--moldudp64", "198.19.0.1"],
+            "expected ADDR:PORT",
+        ),
+        (
+            &["-i", "x", "--ab", "itch=198.19.0.1:1,198.19.0.1:1"],
+            "lines A and B are the same",
+        ),
+        (
+            &[
+                "-i",
+                "x",
+                "--moldudp64",
+                "198.19.0.1:1",
+                "--ab",
+                "f=198.19.0.1:1,198.19.0.2:1",
+            ],
+            "given twice",
+        ),
+        (
+            &[
+                "-i",
+                "x",
+                "--moldudp64",
+                "198.19.0.1:1",
+                "--ab-window-us",
+                "0",
+            ],
+            "--ab-window-us 0",
+        ),
+        (
+            &["-r", "/dev/null", "--moldudp64", "198.19.0.1:1"],
+            "-r FILE",
+        ),
+    ] {
+        let out = Command::new(XSKTAP)
+            .arg("feed")
+            .args(args)
+            .output()
+            .unwrap();
+        let line = one_usage_line(&out);
+        assert!(line.contains(needle), "{args:?}: {line}");
+    }
     let out = Command::new(XSKTAP)
         .args(["monitor", "-i", "x", "-w", "-"])
         .stdout(std::process::Stdio::piped())

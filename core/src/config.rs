@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use crate::feed::FeedSpec;
 use crate::filter::Expr;
 use crate::monitor::MonitorFormat;
 use crate::timestamps::TimeStampType;
@@ -109,6 +110,11 @@ pub struct CaptureConfig {
     pub sort_window_ns: u64,
     /// Which clock stamps the frames (`-j`).
     pub time_stamp: TimeStampType,
+    /// `xsktap feed`: the feeds; the XDP program then takes only their frames.
+    pub feeds: Vec<FeedSpec>,
+    /// How long a message missing on one line of an A/B feed may still come
+    /// on the other before it is a gap of the feed.
+    pub ab_window_ns: u64,
 }
 
 /// Default wake-up coalescing, in microseconds. Measured on the bench's test
@@ -147,6 +153,8 @@ impl CaptureConfig {
             on_disk_full: DiskFullPolicy::Stop,
             sort_window_ns: 0,
             time_stamp: TimeStampType::Auto,
+            feeds: Vec::new(),
+            ab_window_ns: crate::feed::ab::DEFAULT_WINDOW_NS,
         }
     }
 

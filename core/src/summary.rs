@@ -381,6 +381,9 @@ pub struct SummaryJson {
     /// arrived later than the window).
     #[serde(default)]
     pub out_of_order: u64,
+    /// `xsktap feed`: every feed and session.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub feeds: Vec<crate::feed::report::FeedJson>,
 }
 
 /// One file of a rotating capture.
@@ -452,6 +455,7 @@ impl SummaryJson {
             queues: snap.queues.iter().map(QueueJson::new).collect(),
             files: None,
             out_of_order: 0,
+            feeds: Vec::new(),
         }
     }
 }

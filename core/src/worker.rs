@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use crossbeam_utils::CachePadded;
 
+use crate::feed::Feeds;
 use crate::flows::{FlowExchange, FlowKey, FlowStats, FlowTable};
 use crate::latency::{read_stamp, LatencyStats};
 use crate::monitor::{self, MonitorFormat, MAX_LINE};
@@ -304,6 +305,8 @@ pub struct FrameStep<S> {
     pub latency: LatencyStats,
     /// Set when an output that does not count (see above) refused a record.
     pub closed: bool,
+    /// `xsktap feed`: the feeds its frames go to.
+    pub feeds: Option<Arc<Feeds>>,
 }
 
 impl<S: RecordSink> FrameStep<S> {
@@ -335,6 +338,9 @@ impl<S: RecordSink> FrameStep<S> {
         }
         if let Some(stamp) = read_stamp(frame, &packet, mono_ns) {
             self.latency.record(stamp, mono_ns);
+        }
+        if let Some(feeds) = &self.feeds {
+            feeds.frame(wall_ns, frame, &packet);
         }
         let mut accepted = match &mut self.sink {
             Some(s) => s.push_of(wall_ns, frame, orig_len, stop),

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_utils::CachePadded;
 use xsktap_core::config::{DiskFullPolicy, OutputFormat};
+use xsktap_core::feed::Feeds;
 use xsktap_core::filter::Program;
 use xsktap_core::flows::{FlowTable, Top};
 use xsktap_core::latency::LatencyStats;
@@ -144,6 +145,7 @@ pub struct Capture {
     timestamps: Timestamps,
     /// With hardware stamps: keeps the NIC clock's offset measured.
     _clock_keeper: Option<ClockKeeper>,
+    feeds: Option<Arc<Feeds>>,
 }
 
 /// The end of a capture: final counters and how the output went.
@@ -513,6 +515,7 @@ fn build_workers(
     sockets: Vec<XskSocket>,
     writers: &Writers,
     shared: &Arc<Shared>,
+    feeds: Option<&Arc<Feeds>>,
 ) -> Result<Vec<(QueueHandle, QueueWorker)>> {
     let iface_name: Arc<str> = Arc::from(cfg.iface.as_str());
     let mut built = Vec::with_capacity(sockets.len());
@@ -569,6 +572,7 @@ fn build_workers(
                 flows: FlowTable::new(cfg.flow_table_size),
                 latency: LatencyStats::default(),
                 closed: false,
+                feeds: feeds.cloned(),
             },
             pacer: Pacer::new(cfg.busy_poll, cfg.coalesce_usecs),
             published,
@@ -624,7 +628,15 @@ impl Capture {
             warnings.extend(busy_poll_warning(&cfg.iface));
         }
 
+        let feeds = (!cfg.feeds.is_empty())
+            .then(|| Feeds::new(cfg.feeds.clone(), cfg.ab_window_ns))
+            .transpose()
+            .map_err(Error::Config)?
+            .map(Arc::new);
         let (program, timestamps, hw) = load_program(cfg, ifindex, stamps::choose(cfg)?)?;
+        if let Some(feeds) = &feeds {
+            program.set_feeds(&feeds.lines())?;
+        }
         let (program, sockets) = open_sockets(cfg, ifindex, &placement.queues, program)?;
         // Frames larger than a UMEM frame arrive as chains of buffers where
         // every socket is multi-buffer; elsewhere the kernel drops them.
@@ -666,7 +678,7 @@ impl Capture {
             remaining: cfg.count.map(AtomicU64::new),
             ..Shared::default()
         });
-        let built = build_workers(cfg, &placement, sockets, &writers, &shared)?;
+        let built = build_workers(cfg, &placement, sockets, &writers, &shared, feeds.as_ref())?;
         let mut capture = Capture {
             shared,
             queues: Vec::with_capacity(built.len()),
@@ -685,6 +697,7 @@ impl Capture {
             ledger,
             timestamps,
             _clock_keeper: clock_keeper,
+            feeds,
         };
         for (mut handle, worker) in built {
             let thread = std::thread::Builder::new()
@@ -712,6 +725,11 @@ impl Capture {
     /// commands said).
     pub fn notices_handle(&self) -> Arc<Notices> {
         self.notices.clone()
+    }
+
+    /// `xsktap feed`: the feeds, their sequence state and queued events.
+    pub fn feeds(&self) -> Option<&Arc<Feeds>> {
+        self.feeds.as_ref()
     }
 
     /// Which clock stamps the frames, and why when not the one asked for.

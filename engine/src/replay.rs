@@ -237,6 +237,7 @@ pub fn replay(cfg: &CaptureConfig, input: &Path, output: Output) -> Result<Repla
         flows: FlowTable::new(cfg.flow_table_size),
         latency: LatencyStats::default(),
         closed: false,
+        feeds: None,
     };
     let stop = AtomicBool::new(false);
     let (mut seen, mut matched, mut bytes, mut handed, mut refused, mut over) =

@@ -76,6 +76,7 @@ fn recv(c: &mut Criterion) {
             flows: FlowTable::new(8192),
             latency: LatencyStats::default(),
             closed: false,
+            feeds: None,
         };
         group.bench_function(format!("ring {ring}: recv + refill only"), |b| {
             b.iter(|| {

@@ -12,13 +12,16 @@
 
 pub mod ab;
 pub mod mold;
+pub mod report;
 pub mod sequence;
+pub mod tap;
 
 use std::fmt;
 
 pub use ab::{Feed, LineStats};
 pub use mold::MoldUdp64;
 pub use sequence::{Event, FeedOut, Gap, Origin, Sequencer, SessionStats};
+pub use tap::{FeedSpec, Feeds};
 
 /// A feed protocol built as MoldUDP64 is: packets name a session and the
 /// sequence number of their first message and carry length-prefixed message

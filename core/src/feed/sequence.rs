@@ -130,6 +130,11 @@ pub struct SessionStats {
 }
 
 impl SessionStats {
+    /// Counters of no session (an empty name): a feed that saw nothing valid.
+    pub fn empty() -> SessionStats {
+        SessionStats::new(Session(*b"          "), 0)
+    }
+
     fn new(session: Session, seq: u64) -> SessionStats {
         SessionStats {
             session,

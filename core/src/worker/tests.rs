@@ -187,6 +187,7 @@ fn worker(shared: &Arc<Shared>, sink: Option<MemorySink>, busy_poll: bool) -> Wo
             flows: FlowTable::new(64),
             latency: LatencyStats::default(),
             closed: false,
+            feeds: None,
         },
         pacer: Pacer::new(busy_poll, 50),
         published: Arc::new(Published::default()),

@@ -1,0 +1,214 @@
+//! `xsktap feed` on a test bed: MoldUDP64 packets sent from namespace a
+//! with known losses, repeats and damage; the events and the summary must
+//! name exactly what was done to them. Needs root.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::*;
+use etherparse::PacketBuilder;
+use xsktap_core::feed::{mold, Session};
+
+const PORT_A: u16 = 26_400;
+const PORT_B: u16 = 26_401;
+
+fn session() -> Session {
+    Session::new(b"SESSION001").unwrap()
+}
+
+/// UDP from 198.18.0.1 to 198.18.0.2:`port` carrying `payload`.
+fn udp(port: u16, payload: &[u8]) -> Vec<u8> {
+    let mut f = Vec::new();
+    PacketBuilder::ethernet2([2, 0, 0xc6, 0x12, 0, 1], [2, 0, 0xc6, 0x12, 0, 2])
+        .ipv4([198, 18, 0, 1], [198, 18, 0, 2], 64)
+        .udp(40_000, port)
+        .write(&mut f, payload)
+        .unwrap();
+    f
+}
+
+/// Packet `p` of the session (0-based): two messages, sequence 1 + 2p.
+fn packet(p: u64) -> Vec<u8> {
+    let a = vec![b'A' + (p % 26) as u8; 20];
+    let b = vec![b'a' + (p % 26) as u8; 31];
+    mold::encode(&session(), 1 + 2 * p, &[&a, &b])
+}
+
+/// Starts `xsktap feed` with `args`, its events (JSON lines) written to a file.
+fn start_feed(bed: &Testbed, args: &[&str], events: &std::path::Path) -> Running {
+    let iface = bed.ns_b();
+    let mut all = vec!["feed", "-i", iface.as_str(), "--json"];
+    all.extend_from_slice(args);
+    let mut cmd = bed.xsktap(&all);
+    cmd.stdout(std::fs::File::create(events).unwrap())
+        .stderr(Stdio::piped());
+    let running = Running::spawn(cmd);
+    running.wait_for_stderr("xsktap: capturing", Duration::from_secs(20));
+    running
+}
+
+fn stop(mut feed: Running, json: &std::path::Path) -> (xsktap_core::summary::SummaryJson, String) {
+    std::thread::sleep(Duration::from_millis(300));
+    feed.signal(libc::SIGINT);
+    finished(&mut feed, json)
+}
+
+fn events(path: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+fn of_kind<'a>(events: &'a [serde_json::Value], kind: &str) -> Vec<&'a serde_json::Value> {
+    events.iter().filter(|e| e["event"] == kind).collect()
+}
+
+#[test]
+#[ignore = "needs root: run with --include-ignored as root (tools/test.sh)"]
+fn a_feed_reports_each_gap_recovery_heartbeat_and_end_exactly() {
+    let bed = Testbed::new(1);
+    let (json, out) = (temp_path("feed.json"), temp_path("feed-events.jsonl"));
+    let line = format!("198.18.0.2:{PORT_A}");
+    let feed = start_feed(
+        &bed,
+        &[
+            "--moldudp64",
+            &line,
+            "--summary-json",
+            json.to_str().unwrap(),
+        ],
+        &out,
+    );
+    let mut frames = Vec::new();
+    // Packets 0..10 without 3 and 4 (messages 7 to 10).
+    for p in (0..10).filter(|p| ![3, 4].contains(p)) {
+        frames.push(udp(PORT_A, &packet(p)));
+    }
+    // A retransmission of packet 3 (messages 7 and 8), a duplicate of packet 9.
+    frames.push(udp(PORT_A, &packet(3)));
+    frames.push(udp(PORT_A, &packet(9)));
+    // A heartbeat naming 21 (nothing missing), one naming 23 (21 and 22 missing),
+    // the end of the session at 23.
+    frames.push(udp(PORT_A, &mold::encode_marker(&session(), 21, 0)));
+    frames.push(udp(PORT_A, &mold::encode_marker(&session(), 23, 0)));
+    frames.push(udp(
+        PORT_A,
+        &mold::encode_marker(&session(), 23, mold::END_OF_SESSION),
+    ));
+    // Damaged: the count names three messages, two follow.
+    let mut damaged = packet(10);
+    damaged[19] = 3;
+    frames.push(udp(PORT_A, &damaged));
+    // Not the feed: another port. It reaches the host stack, uncounted by the feed.
+    frames.push(udp(PORT_B, &packet(0)));
+    bed.send(&frames);
+    let (s, stderr) = stop(feed, &json);
+
+    let ev = events(&out);
+    let gaps: Vec<(u64, u64, u64)> = of_kind(&ev, "gap")
+        .iter()
+        .map(|g| {
+            (
+                g["from"].as_u64().unwrap(),
+                g["to"].as_u64().unwrap(),
+                g["missing"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(gaps, [(7, 10, 4), (21, 22, 2)], "{ev:?}");
+    let rec = of_kind(&ev, "recovered");
+    assert_eq!(rec.len(), 1, "{ev:?}");
+    assert_eq!(
+        (rec[0]["from"].as_u64(), rec[0]["to"].as_u64()),
+        (Some(7), Some(8))
+    );
+    assert_eq!(rec[0]["by"], "line");
+    assert_eq!(of_kind(&ev, "session_start").len(), 1);
+    assert_eq!(of_kind(&ev, "session_end")[0]["next"], 23);
+    assert!(ev
+        .iter()
+        .all(|e| e["feed"] == line.as_str() && e["ts_ns"].as_u64() > Some(0)));
+
+    assert_eq!(s.feeds.len(), 1, "{stderr}");
+    let f = &s.feeds[0];
+    assert_eq!(f.feed, line);
+    assert_eq!(f.session, "SESSION001");
+    assert_eq!(f.messages, 16 + 2, "8 packets, then 2 recovered");
+    assert_eq!(f.bytes, 9 * 51);
+    assert_eq!((f.gaps, f.missing, f.recovered), (2, 4, 2));
+    assert_eq!((f.duplicates, f.heartbeats), (2, 2));
+    assert_eq!(
+        (f.first_seq, f.last_seq, f.next_expected),
+        (1, Some(20), 23)
+    );
+    assert!(f.end_of_session);
+    assert_eq!(f.malformed, 1);
+    assert_eq!(f.malformed_reasons.get("count_beyond_payload"), Some(&1));
+    // Only the feed's 14 frames were taken from the wire; the other one passed.
+    assert_eq!(s.received, 14);
+    assert_eq!(s.queues[0].xdp_filtered_out, Some(1));
+    assert!(
+        stderr.contains("feed 198.18.0.2:26400 session SESSION001: 18 messages"),
+        "{stderr}"
+    );
+}
+
+#[test]
+#[ignore = "needs root: run with --include-ignored as root (tools/test.sh)"]
+fn ab_lines_merge_and_only_a_loss_on_both_is_a_gap() {
+    let bed = Testbed::new(2);
+    let (json, out) = (temp_path("ab.json"), temp_path("ab-events.jsonl"));
+    let ab = format!("itch=198.18.0.2:{PORT_A},198.18.0.2:{PORT_B}");
+    let feed = start_feed(
+        &bed,
+        &[
+            "--ab",
+            &ab,
+            "--ab-window-us",
+            "200000",
+            "--summary-json",
+            json.to_str().unwrap(),
+        ],
+        &out,
+    );
+    let (lost_a, lost_b) = ([3u64, 7, 12], [5u64, 7, 15]);
+    let mut frames = Vec::new();
+    for p in 0..20 {
+        if !lost_a.contains(&p) {
+            frames.push(udp(PORT_A, &packet(p)));
+        }
+        if !lost_b.contains(&p) {
+            frames.push(udp(PORT_B, &packet(p)));
+        }
+    }
+    bed.send(&frames);
+    let (s, stderr) = stop(feed, &json);
+    let ev = events(&out);
+    let gaps: Vec<(u64, u64)> = of_kind(&ev, "gap")
+        .iter()
+        .map(|g| (g["from"].as_u64().unwrap(), g["to"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(gaps, [(15, 16)], "only packet 7, lost on both: {ev:?}");
+    let f = &s.feeds[0];
+    assert_eq!((f.feed.as_str(), f.messages), ("itch", 2 * 19), "{stderr}");
+    assert_eq!((f.gaps, f.missing), (1, 2));
+    assert_eq!(f.lines.len(), 2);
+    let (a, b) = (&f.lines[0], &f.lines[1]);
+    assert_eq!((a.line.as_str(), b.line.as_str()), ("A", "B"));
+    assert_eq!((a.messages, b.messages), (2 * 17, 2 * 17));
+    assert_eq!((a.gaps, b.gaps), (3, 3), "each line's own losses");
+    // Lines on different queues race: the sum is what counts, each message once.
+    assert_eq!(a.won + b.won, 2 * 19);
+    assert!(
+        a.won >= 4 && b.won >= 4,
+        "each won at least what only it had"
+    );
+    assert_eq!(
+        f.duplicates, 0,
+        "a copy on the other line is not a duplicate"
+    );
+}

@@ -1,0 +1,341 @@
+//! What `xsktap feed` shows: one line (or JSON object) per event, and the
+//! per-feed, per-session summary (`feeds` in `--summary-json`).
+
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use super::sequence::{Event, Origin, Sequencer, SessionStats};
+use super::tap::Feeds;
+use super::{LineStats, Malformed, Session};
+
+/// How a line is named: `A`, `B`, or `line` for a single-line feed.
+fn line_name(origin: Origin, ab: bool) -> &'static str {
+    match origin {
+        Origin::Retransmission => "retransmission",
+        Origin::Line(0) if ab => "A",
+        Origin::Line(_) if ab => "B",
+        Origin::Line(_) => "line",
+    }
+}
+
+/// An event as one JSON object, `feed` named.
+pub fn event_json(feed: &str, ab: bool, event: &Event) -> String {
+    let feed = serde_json_string(feed);
+    match *event {
+        Event::Gap(g) => format!(
+            r#"{{"event":"gap","feed":{feed},"session":"{}","from":{},"to":{},"missing":{},"ts_ns":{}}}"#,
+            g.session,
+            g.from,
+            g.to,
+            g.missing(),
+            g.opened_ns
+        ),
+        Event::Recovered {
+            session,
+            from,
+            to,
+            open_ns,
+            origin,
+            ts_ns,
+        } => format!(
+            r#"{{"event":"recovered","feed":{feed},"session":"{session}","from":{from},"to":{to},"messages":{},"by":"{}","open_ns":{open_ns},"ts_ns":{ts_ns}}}"#,
+            to - from + 1,
+            line_name(origin, ab)
+        ),
+        Event::SessionStart {
+            session,
+            seq,
+            ts_ns,
+        } => format!(
+            r#"{{"event":"session_start","feed":{feed},"session":"{session}","seq":{seq},"ts_ns":{ts_ns}}}"#
+        ),
+        Event::SessionEnd {
+            session,
+            next,
+            ts_ns,
+        } => format!(
+            r#"{{"event":"session_end","feed":{feed},"session":"{session}","next":{next},"ts_ns":{ts_ns}}}"#
+        ),
+    }
+}
+
+/// An event as one line of text.
+pub fn event_text(feed: &str, ab: bool, event: &Event) -> String {
+    let mut s = String::new();
+    let _ = match *event {
+        Event::Gap(g) => write!(
+            s,
+            "gap {feed} session {}: {} missing, {} to {}",
+            g.session,
+            g.missing(),
+            g.from,
+            g.to
+        ),
+        Event::Recovered {
+            session,
+            from,
+            to,
+            open_ns,
+            origin,
+            ..
+        } => write!(
+            s,
+            "recovered {feed} session {session}: {} to {} by {} after {:.3} ms",
+            from,
+            to,
+            line_name(origin, ab),
+            open_ns as f64 / 1e6
+        ),
+        Event::SessionStart { session, seq, .. } => {
+            write!(s, "session start {feed} session {session} at {seq}")
+        }
+        Event::SessionEnd { session, next, .. } => {
+            write!(s, "session end {feed} session {session} at {next}")
+        }
+    };
+    s
+}
+
+/// A string as a JSON string literal (session names are printable ASCII;
+/// feed names come from the command line).
+fn serde_json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// One line of an A/B feed in the summary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LineJson {
+    /// `A` or `B`.
+    pub line: String,
+    /// Packets of the session on this line.
+    pub packets: u64,
+    /// Messages this line brought (each once).
+    pub messages: u64,
+    /// Messages of the merged stream this line brought first.
+    pub won: u64,
+    /// Gaps of this line alone (the other line may have had the messages).
+    pub gaps: u64,
+    /// Messages missing on this line now.
+    pub missing: u64,
+    /// Copies this line brought twice.
+    pub duplicates: u64,
+    /// Malformed packets on this line (every session).
+    pub malformed: u64,
+    /// How far ahead this line was when it won a message the other line
+    /// also brought: median, 99th percentile, largest (ns; 0 when never).
+    pub lead_p50_ns: u64,
+    /// 99th percentile of the lead.
+    pub lead_p99_ns: u64,
+    /// Largest lead.
+    pub lead_max_ns: u64,
+}
+
+/// One feed and session in the summary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeedJson {
+    /// `GROUP:PORT`, or the `--ab` name.
+    pub feed: String,
+    /// The session name.
+    pub session: String,
+    /// Packets (of both lines for an A/B feed).
+    pub packets: u64,
+    /// Messages, each once.
+    pub messages: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Heartbeats.
+    pub heartbeats: u64,
+    /// Copies of messages already taken (for A/B: within a line).
+    pub duplicates: u64,
+    /// Gaps declared (for A/B: messages no line brought in time).
+    pub gaps: u64,
+    /// Messages missing now.
+    pub missing: u64,
+    /// Messages of gaps that arrived later.
+    pub recovered: u64,
+    /// Missing messages given up when too many gaps were open.
+    pub abandoned: u64,
+    /// First sequence number seen.
+    pub first_seq: u64,
+    /// Highest message sequence number seen.
+    pub last_seq: Option<u64>,
+    /// The next message expected.
+    pub next_expected: u64,
+    /// Whether the end of session arrived.
+    pub end_of_session: bool,
+    /// Malformed packets of the feed (every session, every line).
+    pub malformed: u64,
+    /// Of those, by reason (non-zero ones).
+    pub malformed_reasons: std::collections::BTreeMap<String, u64>,
+    /// The A and B lines, for an A/B feed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lines: Vec<LineJson>,
+}
+
+fn malformed_of<'a>(sequencers: impl Iterator<Item = &'a Sequencer>) -> [u64; 6] {
+    let mut sum = [0u64; Malformed::ALL.len()];
+    for s in sequencers {
+        for (t, v) in sum.iter_mut().zip(s.malformed) {
+            *t += v;
+        }
+    }
+    sum
+}
+
+fn line_json(name: &str, l: &LineStats, session: Session) -> LineJson {
+    let st: Option<&SessionStats> = l.sequencer.sessions().find(|s| s.session == session);
+    let q = |p: f64| {
+        if l.lead.is_empty() {
+            0
+        } else {
+            l.lead.value_at_quantile(p)
+        }
+    };
+    LineJson {
+        line: name.to_string(),
+        packets: st.map_or(0, |s| s.packets),
+        messages: st.map_or(0, |s| s.messages),
+        won: l.won,
+        gaps: st.map_or(0, |s| s.gaps),
+        missing: st.map_or(0, |s| s.missing),
+        duplicates: st.map_or(0, |s| s.duplicates),
+        malformed: l.sequencer.malformed.iter().sum(),
+        lead_p50_ns: q(0.5),
+        lead_p99_ns: q(0.99),
+        lead_max_ns: if l.lead.is_empty() { 0 } else { l.lead.max() },
+    }
+}
+
+/// The summary of every feed: one entry per feed and session (a feed that
+/// saw no valid packet has one entry with an empty session).
+pub fn summary(feeds: &Feeds) -> Vec<FeedJson> {
+    let mut out = Vec::new();
+    for i in 0..feeds.len() {
+        let state = feeds.lock(i);
+        let feed = &state.feed;
+        let malformed = malformed_of(
+            std::iter::once(&feed.merged).chain(feed.lines.iter().map(|l| &l.sequencer)),
+        );
+        let reasons: std::collections::BTreeMap<String, u64> = Malformed::ALL
+            .iter()
+            .zip(malformed)
+            .filter(|(_, n)| *n > 0)
+            .map(|(m, n)| (m.as_str().to_string(), n))
+            .collect();
+        let empty = SessionStats::empty();
+        let sessions: Vec<&SessionStats> = feed.merged.sessions().collect();
+        let sessions = if sessions.is_empty() {
+            vec![&empty]
+        } else {
+            sessions
+        };
+        for st in sessions {
+            let line_sum = |f: fn(&SessionStats) -> u64| -> u64 {
+                feed.lines
+                    .iter()
+                    .filter_map(|l| l.sequencer.sessions().find(|s| s.session == st.session))
+                    .map(f)
+                    .sum()
+            };
+            let ab = feed.is_ab();
+            out.push(FeedJson {
+                feed: feed.name.clone(),
+                session: st.session.to_string(),
+                packets: if ab {
+                    line_sum(|s| s.packets)
+                } else {
+                    st.packets
+                },
+                messages: st.messages,
+                bytes: st.bytes,
+                heartbeats: if ab {
+                    line_sum(|s| s.heartbeats)
+                } else {
+                    st.heartbeats
+                },
+                duplicates: if ab {
+                    line_sum(|s| s.duplicates)
+                } else {
+                    st.duplicates
+                },
+                gaps: st.gaps,
+                missing: st.missing,
+                recovered: st.recovered,
+                abandoned: st.abandoned,
+                first_seq: st.first_seq,
+                last_seq: st.last_seq,
+                next_expected: st.next_expected,
+                end_of_session: st.end_of_session,
+                malformed: malformed.iter().sum(),
+                malformed_reasons: reasons.clone(),
+                lines: feed
+                    .lines
+                    .iter()
+                    .zip(["A", "B"])
+                    .map(|(l, name)| line_json(name, l, st.session))
+                    .collect(),
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::feed::sequence::Gap;
+
+    #[test]
+    fn events_read_as_the_issue_spells_them() {
+        let session = Session::new(b"SESSION001").unwrap();
+        let gap = Event::Gap(Gap {
+            session,
+            from: 5,
+            to: 7,
+            opened_ns: 99,
+        });
+        let json = event_json("198.19.0.1:26400", false, &gap);
+        assert_eq!(
+            json,
+            r#"{"event":"gap","feed":"198.19.0.1:26400","session":"SESSION001","from":5,"to":7,"missing":3,"ts_ns":99}"#
+        );
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["missing"], 3);
+        let rec = Event::Recovered {
+            session,
+            from: 5,
+            to: 6,
+            open_ns: 2_000_000,
+            origin: Origin::Line(1),
+            ts_ns: 5,
+        };
+        let v: serde_json::Value = serde_json::from_str(&event_json("it\"ch", true, &rec)).unwrap();
+        assert_eq!(
+            (v["by"].as_str(), v["messages"].as_u64()),
+            (Some("B"), Some(2))
+        );
+        assert_eq!(v["feed"], "it\"ch");
+        assert_eq!(
+            event_text("itch", true, &rec),
+            "recovered itch session SESSION001: 5 to 6 by B after 2.000 ms"
+        );
+        assert_eq!(
+            event_text("f", false, &gap),
+            "gap f session SESSION001: 3 missing, 5 to 7"
+        );
+    }
+}

@@ -1,0 +1,351 @@
+//! The feeds of a capture as the workers see them: which (address, port)
+//! is which line of which feed, and each feed's state behind its own lock,
+//! so that a feed's two lines can arrive on different RX queues (workers)
+//! and still be arbitrated into one stream.
+//!
+//! A worker that takes a frame to a feed line locks that feed only (the
+//! other feeds go on), hands the UDP payload over without a copy, and
+//! queues the events for the reporting thread (bounded; what does not fit
+//! is counted).
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use super::sequence::{Event, FeedOut, Origin};
+use super::{Feed, MoldUdp64, Session};
+use crate::parse::Packet;
+
+/// One feed as configured: a name and one line, or an A and a B line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedSpec {
+    /// `ADDR:PORT` for a single line, the `--ab` name otherwise.
+    pub name: String,
+    /// Its lines: one, or A and B.
+    pub lines: Vec<(IpAddr, u16)>,
+}
+
+impl FeedSpec {
+    /// `--moldudp64 ADDR:PORT` (`[V6ADDR]:PORT` for IPv6): a single-line feed named so.
+    ///
+    /// # Errors
+    /// One line naming the value and the form.
+    pub fn single(arg: &str) -> Result<FeedSpec, String> {
+        let line = parse_line(arg).map_err(|e| format!("--moldudp64 {arg:?}: {e}"))?;
+        Ok(FeedSpec {
+            name: arg.to_string(),
+            lines: vec![line],
+        })
+    }
+
+    /// `--ab NAME=A_ADDR:PORT,B_ADDR:PORT`: an arbitrated feed.
+    ///
+    /// # Errors
+    /// One line naming the value and the form.
+    pub fn ab(arg: &str) -> Result<FeedSpec, String> {
+        let form = "give NAME=A_ADDR:PORT,B_ADDR:PORT";
+        let (name, lines) = arg
+            .split_once('=')
+            .ok_or_else(|| format!("--ab {arg:?}: {form}"))?;
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_graphic()) {
+            return Err(format!(
+                "--ab {arg:?}: the name must be printable, without spaces; {form}"
+            ));
+        }
+        let (a, b) = lines
+            .split_once(',')
+            .ok_or_else(|| format!("--ab {arg:?}: {form}"))?;
+        let a = parse_line(a).map_err(|e| format!("--ab {arg:?}: line A: {e}"))?;
+        let b = parse_line(b).map_err(|e| format!("--ab {arg:?}: line B: {e}"))?;
+        if a == b {
+            return Err(format!("--ab {arg:?}: lines A and B are the same"));
+        }
+        Ok(FeedSpec {
+            name: name.to_string(),
+            lines: vec![a, b],
+        })
+    }
+}
+
+/// `ADDR:PORT` or `[V6ADDR]:PORT`.
+fn parse_line(s: &str) -> Result<(IpAddr, u16), String> {
+    let addr: std::net::SocketAddr = s.parse().map_err(|_| {
+        "expected ADDR:PORT, such as 233.54.12.1:26400 or [ff15::1]:26400".to_string()
+    })?;
+    if addr.port() == 0 {
+        return Err("port 0 is not a feed's port".into());
+    }
+    Ok((addr.ip(), addr.port()))
+}
+
+/// Events queued per feed for the reporter before the oldest are dropped.
+const MAX_QUEUED_EVENTS: usize = 4096;
+
+/// One feed's state, shared by the workers.
+#[derive(Debug)]
+pub struct FeedState {
+    /// Sequencing and arbitration.
+    pub feed: Feed,
+    /// Events not yet taken by the reporter.
+    pub events: Events,
+}
+
+/// A feed's events waiting for the reporter.
+#[derive(Debug, Default)]
+pub struct Events {
+    /// Oldest first.
+    pub queue: VecDeque<Event>,
+    /// Events dropped because the reporter did not take them in time.
+    pub dropped: u64,
+}
+
+impl FeedOut<'_> for Events {
+    fn message(&mut self, _: Session, _: u64, _: &[u8], _: Origin) {}
+
+    fn event(&mut self, event: Event) {
+        if self.queue.len() == MAX_QUEUED_EVENTS {
+            self.queue.pop_front();
+            self.dropped += 1;
+        }
+        self.queue.push_back(event);
+    }
+}
+
+/// The feeds of a capture.
+#[derive(Debug)]
+pub struct Feeds {
+    specs: Vec<FeedSpec>,
+    /// (address, port) → (feed, line).
+    index: HashMap<(IpAddr, u16), (usize, u8)>,
+    states: Vec<Mutex<FeedState>>,
+    /// Frames to a feed line that are not whole UDP datagrams (fragments,
+    /// truncated by the snap length or the wire).
+    pub not_udp_payload: AtomicU64,
+}
+
+impl Feeds {
+    /// The feeds of `specs`, A/B ones arbitrated with `window_ns`.
+    ///
+    /// # Errors
+    /// One line when a line is given twice or a feed has no line or more than two.
+    pub fn new(specs: Vec<FeedSpec>, window_ns: u64) -> Result<Feeds, String> {
+        let mut index = HashMap::new();
+        let mut states = Vec::with_capacity(specs.len());
+        for (f, spec) in specs.iter().enumerate() {
+            if spec.lines.is_empty() || spec.lines.len() > 2 {
+                return Err(format!(
+                    "feed {}: give one line or an A and a B line",
+                    spec.name
+                ));
+            }
+            for (l, &line) in spec.lines.iter().enumerate() {
+                if index.insert(line, (f, l as u8)).is_some() {
+                    return Err(format!(
+                        "{}:{} is given twice: each feed line once",
+                        line.0, line.1
+                    ));
+                }
+            }
+            let feed = if spec.lines.len() == 2 {
+                Feed::ab(spec.name.clone(), window_ns)
+            } else {
+                Feed::single(spec.name.clone())
+            };
+            states.push(Mutex::new(FeedState {
+                feed,
+                events: Events::default(),
+            }));
+        }
+        Ok(Feeds {
+            specs,
+            index,
+            states,
+            not_udp_payload: AtomicU64::new(0),
+        })
+    }
+
+    /// The feeds as configured.
+    pub fn specs(&self) -> &[FeedSpec] {
+        &self.specs
+    }
+
+    /// Every line of every feed, for the XDP program's feed set.
+    pub fn lines(&self) -> Vec<(IpAddr, u16)> {
+        self.specs
+            .iter()
+            .flat_map(|s| s.lines.iter().copied())
+            .collect()
+    }
+
+    /// Feed `i`'s state, locked.
+    pub fn lock(&self, i: usize) -> MutexGuard<'_, FeedState> {
+        // A worker that panicked holding the lock leaves the counts as they
+        // were: still the best there is.
+        self.states[i]
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Number of feeds.
+    pub fn len(&self) -> usize {
+        self.states.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.states.is_empty()
+    }
+
+    /// Hands a frame received at `ts_ns` to its feed, if it is to a feed
+    /// line (parsed as `packet`); returns whether it was.
+    #[inline]
+    pub fn frame(&self, ts_ns: u64, frame: &[u8], packet: &Packet) -> bool {
+        let (Some(dst), Some(port)) = (packet.dst, packet.dport) else {
+            return false;
+        };
+        let Some(&(feed, line)) = self.index.get(&(dst, port)) else {
+            return false;
+        };
+        let Some(payload) = udp_payload(frame, packet) else {
+            self.not_udp_payload.fetch_add(1, Ordering::Relaxed);
+            return true;
+        };
+        let mut state = self.lock(feed);
+        let FeedState { feed, events } = &mut *state;
+        feed.packet::<MoldUdp64>(line, payload, ts_ns, events);
+        true
+    }
+
+    /// Declares the A/B gaps that outlived the window (the reporter calls
+    /// this often while feeds are quiet).
+    pub fn tick(&self, now_ns: u64) {
+        for i in 0..self.len() {
+            let mut state = self.lock(i);
+            let FeedState { feed, events } = &mut *state;
+            feed.tick(now_ns, events);
+        }
+    }
+
+    /// Takes the queued events of every feed, with their feed's index.
+    pub fn take_events(&self) -> Vec<(usize, Event)> {
+        let mut out = Vec::new();
+        for i in 0..self.len() {
+            out.extend(self.lock(i).events.queue.drain(..).map(|e| (i, e)));
+        }
+        out
+    }
+}
+
+/// The UDP payload of `frame`: the datagram's own length, not Ethernet padding.
+fn udp_payload<'a>(frame: &'a [u8], packet: &Packet) -> Option<&'a [u8]> {
+    let at = usize::from(packet.udp_payload);
+    if at < 8 || packet.ip_proto != Some(17) {
+        return None;
+    }
+    let len = usize::from(u16::from_be_bytes([frame[at - 4], frame[at - 3]]));
+    frame.get(at..(at - 8).checked_add(len)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::feed::mold;
+    use crate::parse::parse;
+    use etherparse::PacketBuilder;
+
+    fn frame(dst: [u8; 4], port: u16, payload: &[u8]) -> Vec<u8> {
+        let mut f = Vec::new();
+        PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [1, 0, 0x5e, 0, 0, 1])
+            .ipv4([198, 18, 0, 1], dst, 16)
+            .udp(5000, port)
+            .write(&mut f, payload)
+            .unwrap();
+        f
+    }
+
+    fn spec(name: &str, lines: &[([u8; 4], u16)]) -> FeedSpec {
+        FeedSpec {
+            name: name.into(),
+            lines: lines.iter().map(|&(a, p)| (IpAddr::from(a), p)).collect(),
+        }
+    }
+
+    #[test]
+    fn frames_reach_their_feed_and_line() {
+        let feeds = Feeds::new(
+            vec![
+                spec("198.19.0.1:26400", &[([198, 19, 0, 1], 26400)]),
+                spec(
+                    "itch",
+                    &[([198, 19, 0, 2], 26400), ([198, 19, 0, 3], 26401)],
+                ),
+            ],
+            1_000,
+        )
+        .unwrap();
+        assert_eq!(feeds.lines().len(), 3);
+        let session = Session::new(b"SESSION001").unwrap();
+        let p1 = mold::encode(&session, 1, &[b"a", b"b"]);
+        let p3 = mold::encode(&session, 3, &[b"c"]);
+        // Bytes after the datagram (padding, a trailer) are not payload.
+        let mut padded = frame([198, 19, 0, 1], 26400, &p3);
+        padded.resize(padded.len() + 6, 0);
+        for (ts, f) in [
+            (1, frame([198, 19, 0, 1], 26400, &p1)),
+            (2, padded),
+            (3, frame([198, 19, 0, 2], 26400, &p1)),
+            (4, frame([198, 19, 0, 3], 26401, &p1)),
+        ] {
+            assert!(feeds.frame(ts, &f, &parse(&f)));
+        }
+        let other = frame([198, 19, 0, 1], 26401, &p1);
+        assert!(!feeds.frame(5, &other, &parse(&other)));
+        let single = feeds.lock(0);
+        let st = single.feed.merged.current().unwrap();
+        assert_eq!((st.messages, st.gaps, st.duplicates), (3, 0, 0));
+        assert_eq!(single.feed.merged.malformed.iter().sum::<u64>(), 0);
+        drop(single);
+        let ab = feeds.lock(1);
+        assert_eq!((ab.feed.lines[0].won, ab.feed.lines[1].won), (2, 0));
+        drop(ab);
+        let events = feeds.take_events();
+        assert_eq!(events.len(), 2, "a session start per feed: {events:?}");
+        assert!(feeds.take_events().is_empty());
+    }
+
+    #[test]
+    fn feed_flags_parse_or_say_why_not() {
+        let f = FeedSpec::single("198.19.0.1:26400").unwrap();
+        assert_eq!(f.lines, [(IpAddr::from([198, 19, 0, 1]), 26400)]);
+        let v6 = FeedSpec::single("[2001:2::1]:9").unwrap();
+        assert_eq!(v6.lines[0].1, 9);
+        let ab = FeedSpec::ab("itch=198.19.0.1:1,198.19.0.2:1").unwrap();
+        assert_eq!((ab.name.as_str(), ab.lines.len()), ("itch", 2));
+        for (bad, needle) in [
+            (FeedSpec::single("198.19.0.1"), "expected ADDR:PORT"),
+            (FeedSpec::single("198.19.0.1:0"), "port 0"),
+            (FeedSpec::ab("198.19.0.1:1,198.19.0.2:1"), "NAME="),
+            (FeedSpec::ab("x=198.19.0.1:1"), "NAME="),
+            (FeedSpec::ab("x=198.19.0.1:1,bad"), "line B"),
+            (FeedSpec::ab("x=198.19.0.1:1,198.19.0.1:1"), "the same"),
+            (FeedSpec::ab("a b=198.19.0.1:1,198.19.0.2:1"), "printable"),
+        ] {
+            let err = bad.unwrap_err();
+            assert!(err.contains(needle), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_line_given_twice_is_refused() {
+        let err = Feeds::new(
+            vec![
+                spec("a", &[([198, 19, 0, 1], 1)]),
+                spec("b", &[([198, 19, 0, 1], 1)]),
+            ],
+            0,
+        )
+        .unwrap_err();
+        assert!(err.contains("198.19.0.1:1 is given twice"), "{err}");
+    }
+}
