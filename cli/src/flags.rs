@@ -422,6 +422,16 @@ pub struct FeedArgs {
     /// gap of the feed, in microseconds.
     #[arg(long, value_name = "USECS", default_value_t = 1000)]
     pub ab_window_us: u64,
+    /// Join the feeds' multicast groups on the interface (IGMP/MLD) for the capture's life,
+    /// so that a switch forwards them; without it the port must already carry them (a tap
+    /// or SPAN port).
+    #[arg(long)]
+    pub join: bool,
+    /// Ask this MoldUDP64 retransmission server for the messages of gaps still open after
+    /// 5 ms (requests split to fit an answer, at most 200 a second and 64 waiting, each
+    /// tried 3 times 200 ms apart, then reported).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub rerequest: Option<String>,
     /// Events as one JSON object per line instead of text.
     #[arg(long)]
     pub json: bool,
@@ -454,6 +464,17 @@ impl FeedArgs {
         }
         // A line given twice is refused here too, before anything is loaded.
         Feeds::new(feeds.clone(), 0).map_err(|e| anyhow::anyhow!(e))?;
+        if self.join {
+            if let Some((addr, _)) = feeds
+                .iter()
+                .flat_map(|f| f.lines.iter())
+                .find(|(a, _)| !a.is_multicast())
+            {
+                anyhow::bail!(
+                    "--join: {addr} is not a multicast group (224.0.0.0/4, ff00::/8); leave out --join for unicast feeds"
+                );
+            }
+        }
         let mut req = self.output.request(self.common, &self.filter)?;
         if req.output == Output::Stdout {
             anyhow::bail!(
@@ -462,6 +483,21 @@ impl FeedArgs {
         }
         req.config.feeds = feeds;
         req.config.ab_window_ns = self.ab_window_us * 1_000;
+        req.config.join = self.join;
+        req.config.rerequest = self
+            .rerequest
+            .as_deref()
+            .map(|s| {
+                s.parse::<std::net::SocketAddr>()
+                    .ok()
+                    .filter(|a| a.port() != 0 && !a.ip().is_unspecified())
+                    .ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "--rerequest {s:?}: expected the retransmission server's ADDR:PORT, such as 198.18.0.1:26500"
+                        )
+                    })
+            })
+            .transpose()?;
         // The events are the live view; no stats line on top of them.
         req.quiet = true;
         Ok((req, self.json))

@@ -234,6 +234,13 @@ fn run(req: Request, view: View) -> anyhow::Result<ExitCode> {
         say!("xsktap: warning: {warning}");
     }
     say!("{}", report::start_line(&capture, &iface, &req.filter_text));
+    if !capture.joined().is_empty() {
+        let groups: Vec<String> = capture.joined().iter().map(|g| g.to_string()).collect();
+        say!(
+            "xsktap: joined {} on {iface} for the capture's life (the kernel answers IGMP/MLD queries)",
+            groups.join(", ")
+        );
+    }
     if let Some(user) = &req.user {
         // Attached, sockets bound, first file open: nothing privileged is left to do.
         user.switch_to()?;

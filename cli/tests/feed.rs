@@ -63,6 +63,42 @@ fn events(path: &std::path::Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// `/metrics` of the dashboard on 127.0.0.1:`port` in namespace b, fetched
+/// until it holds `want` (at most 10 s).
+fn metrics_until(bed: &Testbed, port: u16, want: &str) -> String {
+    use std::io::{Read, Write};
+    let ns = bed.ns_b();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            xsktap_bench::netns::enter(&ns).unwrap();
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            loop {
+                // The dashboard listens once the start line is out: a moment later.
+                let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+                    if std::time::Instant::now() > deadline {
+                        return String::from("no dashboard");
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                    continue;
+                };
+                write!(
+                    stream,
+                    "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+                )
+                .unwrap();
+                let mut body = String::new();
+                stream.read_to_string(&mut body).unwrap();
+                if body.contains(want) || std::time::Instant::now() > deadline {
+                    return body;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        })
+        .join()
+        .unwrap()
+    })
+}
+
 fn of_kind<'a>(events: &'a [serde_json::Value], kind: &str) -> Vec<&'a serde_json::Value> {
     events.iter().filter(|e| e["event"] == kind).collect()
 }
@@ -80,6 +116,8 @@ fn a_feed_reports_each_gap_recovery_heartbeat_and_end_exactly() {
             &line,
             "--summary-json",
             json.to_str().unwrap(),
+            "--serve",
+            "19611",
         ],
         &out,
     );
@@ -106,6 +144,21 @@ fn a_feed_reports_each_gap_recovery_heartbeat_and_end_exactly() {
     // Not the feed: another port. It reaches the host stack, uncounted by the feed.
     frames.push(udp(PORT_B, &packet(0)));
     bed.send(&frames);
+    // /metrics carries the feed's counters (refreshed once a second).
+    let want = format!(
+        "xsktap_feed_messages_total{{feed=\"{line}\",session=\"SESSION001\",line=\"line\"}} 18"
+    );
+    let metrics = metrics_until(&bed, 19611, &want);
+    assert!(metrics.contains(&want), "{metrics}\n{}", feed.stderr());
+    assert!(
+        metrics
+            .contains("xsktap_feed_gaps_total{feed=\"198.18.0.2:26400\",session=\"SESSION001\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("xsktap_feed_missing_messages{"),
+        "{metrics}"
+    );
     let (s, stderr) = stop(feed, &json);
 
     let ev = events(&out);
@@ -211,4 +264,195 @@ fn ab_lines_merge_and_only_a_loss_on_both_is_a_gap() {
         f.duplicates, 0,
         "a copy on the other line is not a duplicate"
     );
+}
+
+/// The multicast addresses `ip maddr` lists on the bed's capturing device.
+fn maddrs(bed: &Testbed) -> String {
+    let out = std::process::Command::new("ip")
+        .args(["-n", &bed.ns_b(), "maddr", "show", "dev", &bed.ns_b()])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+#[ignore = "needs root: run with --include-ignored as root (tools/test.sh)"]
+fn join_holds_the_groups_while_capturing_and_leaves_them_after() {
+    let bed = Testbed::new(1);
+    let (json, out) = (temp_path("join.json"), temp_path("join-events.jsonl"));
+    // Groups that exist only on this bed's veth, inside its namespaces.
+    let feed = start_feed(
+        &bed,
+        &[
+            "--join",
+            "--moldudp64",
+            "239.195.0.1:26400",
+            "--moldudp64",
+            "[ff15::2001:2]:26400",
+            "--summary-json",
+            json.to_str().unwrap(),
+        ],
+        &out,
+    );
+    let during = maddrs(&bed);
+    assert!(during.contains("239.195.0.1"), "{during}");
+    assert!(during.contains("ff15::2001:2"), "{during}");
+    assert!(feed
+        .stderr()
+        .contains("xsktap: joined 239.195.0.1, ff15::2001:2"));
+    let mut f = Vec::new();
+    PacketBuilder::ethernet2([2, 0, 0xc6, 0x12, 0, 1], [1, 0, 0x5e, 0x43, 0, 1])
+        .ipv4([198, 18, 0, 1], [239, 195, 0, 1], 16)
+        .udp(40_000, 26_400)
+        .write(&mut f, &packet(0))
+        .unwrap();
+    bed.send(&[f]);
+    let (s, stderr) = stop(feed, &json);
+    assert_eq!(s.feeds[0].messages, 2, "{stderr}");
+    let after = maddrs(&bed);
+    assert!(
+        !after.contains("239.195.0.1") && !after.contains("ff15::2001:2"),
+        "{after}"
+    );
+}
+
+/// A MoldUDP64 retransmission server in namespace a on 198.18.0.1:`port`,
+/// answering every request from the session's packets 0..20 until `stop`.
+fn retransmission_server(
+    bed: &Testbed,
+    port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<u64> {
+    let ns = bed.ns_a();
+    std::thread::spawn(move || {
+        xsktap_bench::netns::enter(&ns).unwrap();
+        let socket = std::net::UdpSocket::bind(("198.18.0.1", port)).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let mut answered = 0;
+        let mut buf = [0u8; 2048];
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while !stop.load(std::sync::atomic::Ordering::Relaxed)
+            && std::time::Instant::now() < deadline
+        {
+            let Ok((n, from)) = socket.recv_from(&mut buf) else {
+                continue;
+            };
+            let (session, seq, count) = mold::decode_request(&buf[..n]).unwrap();
+            // The messages of packet p are 1 + 2p and 2 + 2p (see `packet`).
+            let msgs: Vec<Vec<u8>> = (seq..seq + u64::from(count))
+                .map(|m| {
+                    let p = (m - 1) / 2;
+                    if m % 2 == 1 {
+                        vec![b'A' + (p % 26) as u8; 20]
+                    } else {
+                        vec![b'a' + (p % 26) as u8; 31]
+                    }
+                })
+                .collect();
+            let refs: Vec<&[u8]> = msgs.iter().map(Vec::as_slice).collect();
+            socket
+                .send_to(&mold::encode(&session, seq, &refs), from)
+                .unwrap();
+            answered += 1;
+        }
+        answered
+    })
+}
+
+#[test]
+#[ignore = "needs root: run with --include-ignored as root (tools/test.sh)"]
+fn rerequest_fills_the_gaps_from_the_retransmission_server() {
+    let bed = Testbed::new(1);
+    let (json, out) = (temp_path("rereq.json"), temp_path("rereq-events.jsonl"));
+    let stop_server = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let server = retransmission_server(&bed, 26_500, stop_server.clone());
+    let line = format!("198.18.0.2:{PORT_A}");
+    let feed = start_feed(
+        &bed,
+        &[
+            "--moldudp64",
+            &line,
+            "--rerequest",
+            "198.18.0.1:26500",
+            "--summary-json",
+            json.to_str().unwrap(),
+        ],
+        &out,
+    );
+    let frames: Vec<Vec<u8>> = (0..10)
+        .filter(|p| ![3, 4, 8].contains(p))
+        .map(|p| udp(PORT_A, &packet(p)))
+        .collect();
+    bed.send(&frames);
+    std::thread::sleep(Duration::from_millis(500));
+    let (s, stderr) = stop(feed, &json);
+    stop_server.store(true, std::sync::atomic::Ordering::Relaxed);
+    let answered = server.join().unwrap();
+    let f = &s.feeds[0];
+    assert_eq!((f.gaps, f.missing, f.recovered), (2, 0, 6), "{stderr}");
+    assert_eq!(f.messages, 20);
+    let req = f.requests.as_ref().expect("requests counted");
+    assert_eq!(
+        (req.sent, req.answered, req.unanswered),
+        (2, 2, 0),
+        "{req:?}"
+    );
+    assert_eq!(answered, 2);
+    let ev = events(&out);
+    let rec: Vec<_> = of_kind(&ev, "recovered")
+        .iter()
+        .map(|r| {
+            (
+                r["from"].as_u64().unwrap(),
+                r["to"].as_u64().unwrap(),
+                r["by"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rec,
+        [
+            (7, 10, "retransmission".to_string()),
+            (17, 18, "retransmission".to_string())
+        ]
+    );
+}
+
+#[test]
+#[ignore = "needs root: run with --include-ignored as root (tools/test.sh)"]
+fn an_unreachable_retransmission_server_is_one_line() {
+    let bed = Testbed::new(1);
+    let (json, out) = (temp_path("rereq-down.json"), temp_path("rereq-down.jsonl"));
+    let line = format!("198.18.0.2:{PORT_A}");
+    let feed = start_feed(
+        &bed,
+        &[
+            "--moldudp64",
+            &line,
+            "--rerequest",
+            "198.18.0.1:26599",
+            "--summary-json",
+            json.to_str().unwrap(),
+        ],
+        &out,
+    );
+    let frames: Vec<Vec<u8>> = [0, 2].iter().map(|&p| udp(PORT_A, &packet(p))).collect();
+    bed.send(&frames);
+    std::thread::sleep(Duration::from_millis(800));
+    let (s, stderr) = stop(feed, &json);
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("--rerequest"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(
+        lines[0].contains("198.18.0.1:26599") && lines[0].contains("refused"),
+        "{stderr}"
+    );
+    let f = &s.feeds[0];
+    assert_eq!((f.gaps, f.missing), (1, 2));
+    assert!(f.requests.as_ref().unwrap().sent >= 1);
 }

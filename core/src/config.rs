@@ -115,6 +115,10 @@ pub struct CaptureConfig {
     /// How long a message missing on one line of an A/B feed may still come
     /// on the other before it is a gap of the feed.
     pub ab_window_ns: u64,
+    /// Join the feeds' multicast groups on the interface for the capture's life.
+    pub join: bool,
+    /// Ask this retransmission server for the feeds' gaps (`--rerequest`).
+    pub rerequest: Option<std::net::SocketAddr>,
 }
 
 /// Default wake-up coalescing, in microseconds. Measured on the bench's test
@@ -155,6 +159,8 @@ impl CaptureConfig {
             time_stamp: TimeStampType::Auto,
             feeds: Vec::new(),
             ab_window_ns: crate::feed::ab::DEFAULT_WINDOW_NS,
+            join: false,
+            rerequest: None,
         }
     }
 

@@ -28,6 +28,7 @@ use xsktap_sys::xsk::{XskConfig, XskSocket, XskStatsHandle};
 
 use crate::files::{FileRotation, FileSet, Notices};
 use crate::pcapng::{self, Book, Ledger, LedgerEntry};
+use crate::recovery::Rerequester;
 use crate::stamps::{self, ClockKeeper, Timestamps};
 use crate::worker::QueueWorker;
 use crate::writer::{BatchWriter, Destination, DiskFull, WriterOutput, WriterReport};
@@ -146,6 +147,10 @@ pub struct Capture {
     /// With hardware stamps: keeps the NIC clock's offset measured.
     _clock_keeper: Option<ClockKeeper>,
     feeds: Option<Arc<Feeds>>,
+    /// `--join`: the multicast memberships held while capturing.
+    membership: Option<xsktap_sys::mcast::Membership>,
+    /// `--rerequest`: asks the retransmission server for the feeds' gaps.
+    _rerequester: Option<Rerequester>,
 }
 
 /// The end of a capture: final counters and how the output went.
@@ -659,6 +664,23 @@ impl Capture {
             .transpose()?;
         let link = program.attach(&cfg.iface, ifindex, cfg.xdp_mode)?;
         let xdp_mode = link.mode();
+        // Joined once the program is attached: the groups' first frames are taken.
+        let membership = match &feeds {
+            Some(feeds) if cfg.join => {
+                let groups: Vec<_> = feeds.lines().into_iter().map(|(a, _)| a).collect();
+                Some(xsktap_sys::mcast::join(ifindex, &groups)?)
+            }
+            _ => None,
+        };
+        let rerequester = match (&feeds, cfg.rerequest) {
+            (Some(feeds), Some(server)) => Some(Rerequester::start(
+                feeds.clone(),
+                server,
+                &placement.housekeeping,
+                &notices,
+            )?),
+            _ => None,
+        };
         let out = output.commit(hook.as_deref(), &placement.housekeeping)?;
         let files_done = match &out {
             Some(Destination::Files(files)) => Some(files.done_flag()),
@@ -698,6 +720,8 @@ impl Capture {
             timestamps,
             _clock_keeper: clock_keeper,
             feeds,
+            membership,
+            _rerequester: rerequester,
         };
         for (mut handle, worker) in built {
             let thread = std::thread::Builder::new()
@@ -725,6 +749,11 @@ impl Capture {
     /// commands said).
     pub fn notices_handle(&self) -> Arc<Notices> {
         self.notices.clone()
+    }
+
+    /// `--join`: the multicast groups joined on the interface.
+    pub fn joined(&self) -> &[std::net::IpAddr] {
+        self.membership.as_ref().map_or(&[], |m| m.groups())
     }
 
     /// `xsktap feed`: the feeds, their sequence state and queued events.

@@ -28,6 +28,7 @@
 pub mod capture;
 mod files;
 mod pcapng;
+mod recovery;
 pub mod replay;
 mod stamps;
 mod worker;

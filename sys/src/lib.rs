@@ -20,6 +20,7 @@ pub mod clock;
 pub mod cpu;
 pub mod error;
 pub mod loader;
+pub mod mcast;
 pub mod netdev;
 pub mod output;
 pub mod phc;

@@ -129,6 +129,83 @@ const QUEUE_COUNTERS: [(&str, &str, QueueValue); 15] = [
     ),
 ];
 
+/// `xsktap feed`'s families: per feed and session (and line, for A/B).
+fn feed_families(
+    e: &mut DescriptorEncoder,
+    feeds: &[xsktap_core::feed::report::FeedJson],
+) -> Result<(), std::fmt::Error> {
+    use MetricType::{Counter, Gauge};
+    let of = |f: fn(&xsktap_core::feed::report::FeedJson) -> u64| -> Vec<(Labels, u64)> {
+        feeds
+            .iter()
+            .map(|j| {
+                let labels = vec![("feed", j.feed.clone()), ("session", j.session.clone())];
+                (labels, f(j))
+            })
+            .collect()
+    };
+    let mut messages = Vec::new();
+    for j in feeds {
+        let labels = |line: &str| {
+            vec![
+                ("feed", j.feed.clone()),
+                ("session", j.session.clone()),
+                ("line", line.to_string()),
+            ]
+        };
+        if j.lines.is_empty() {
+            messages.push((labels("line"), j.messages));
+        } else {
+            messages.push((labels("merged"), j.messages));
+            for l in &j.lines {
+                messages.push((labels(&l.line), l.messages));
+            }
+        }
+    }
+    family(
+        e,
+        "xsktap_feed_messages",
+        "Feed messages, each once (line: A, B, merged, or line for a single-line feed).",
+        &messages,
+        Counter,
+    )?;
+    family(
+        e,
+        "xsktap_feed_gaps",
+        "Gaps declared in a feed (for A/B: messages no line brought in time).",
+        &of(|j| j.gaps),
+        Counter,
+    )?;
+    family(
+        e,
+        "xsktap_feed_missing_messages",
+        "Feed messages missing now.",
+        &of(|j| j.missing),
+        Gauge,
+    )?;
+    family(
+        e,
+        "xsktap_feed_recovered",
+        "Missing feed messages that arrived later.",
+        &of(|j| j.recovered),
+        Counter,
+    )?;
+    family(
+        e,
+        "xsktap_feed_duplicates",
+        "Copies of feed messages already taken.",
+        &of(|j| j.duplicates),
+        Counter,
+    )?;
+    family(
+        e,
+        "xsktap_feed_malformed_packets",
+        "Feed packets refused as malformed (every session).",
+        &of(|j| j.malformed),
+        Counter,
+    )
+}
+
 fn per_queue(s: &Snapshot, f: QueueValue) -> Vec<(Labels, u64)> {
     s.queues
         .iter()
@@ -186,6 +263,7 @@ impl Collector for Metrics {
                 (labels, 1)
             })
             .collect();
+        feed_families(e, &m.feeds)?;
         family(
             e,
             "xsktap_queue_info",

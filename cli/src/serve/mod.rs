@@ -68,6 +68,8 @@ pub struct MetricsData {
     pub flows: usize,
     /// Seconds since the capture started.
     pub elapsed_s: f64,
+    /// `xsktap feed`: every feed and session.
+    pub feeds: Vec<xsktap_core::feed::report::FeedJson>,
     /// native or generic.
     pub xdp_mode: &'static str,
     /// The captured interface.

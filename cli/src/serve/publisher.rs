@@ -40,7 +40,12 @@ impl Publisher {
         use std::sync::atomic::Ordering::Relaxed;
         let progress = capture.progress();
         let now = &progress.snapshot;
-        let summary = summary_json(&progress, &self.iface, &self.output, &self.filter);
+        let mut summary = summary_json(&progress, &self.iface, &self.output, &self.filter);
+        // Each feed's lock is held for the microseconds its counters take to copy.
+        summary.feeds = capture
+            .feeds()
+            .map(|f| xsktap_core::feed::report::summary(f))
+            .unwrap_or_default();
         let rates = now.rates_since(&self.last);
         let secs = now.at.duration_since(self.last.at).as_secs_f64();
         let per_sec = |d: u64| if secs > 0.0 { d as f64 / secs } else { 0.0 };
@@ -98,6 +103,7 @@ impl Publisher {
                 elapsed_s: progress.duration.as_secs_f64(),
                 xdp_mode: progress.xdp_mode.as_str(),
                 iface: self.iface.clone(),
+                feeds: summary.feeds.clone(),
             },
         };
         self.seq += 1;

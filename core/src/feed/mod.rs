@@ -12,6 +12,7 @@
 
 pub mod ab;
 pub mod mold;
+pub mod recovery;
 pub mod report;
 pub mod sequence;
 pub mod tap;

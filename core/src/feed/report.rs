@@ -144,6 +144,17 @@ pub struct LineJson {
     pub lead_max_ns: u64,
 }
 
+/// A feed's requests to its retransmission server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestsJson {
+    /// Request packets sent, retries included.
+    pub sent: u64,
+    /// Requests whose messages arrived.
+    pub answered: u64,
+    /// Requests given up after every try.
+    pub unanswered: u64,
+}
+
 /// One feed and session in the summary.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FeedJson {
@@ -181,6 +192,9 @@ pub struct FeedJson {
     pub malformed: u64,
     /// Of those, by reason (non-zero ones).
     pub malformed_reasons: std::collections::BTreeMap<String, u64>,
+    /// `--rerequest`: requests sent, answered, given up (every session).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests: Option<RequestsJson>,
     /// The A and B lines, for an A/B feed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub lines: Vec<LineJson>,
@@ -282,6 +296,11 @@ pub fn summary(feeds: &Feeds) -> Vec<FeedJson> {
                 end_of_session: st.end_of_session,
                 malformed: malformed.iter().sum(),
                 malformed_reasons: reasons.clone(),
+                requests: state.recovery.as_ref().map(|r| RequestsJson {
+                    sent: r.stats.sent,
+                    answered: r.stats.answered,
+                    unanswered: r.stats.unanswered,
+                }),
                 lines: feed
                     .lines
                     .iter()

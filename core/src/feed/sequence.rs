@@ -226,6 +226,13 @@ impl Sequencer {
         self.open.iter().map(|(&from, o)| (from, o.to, o.declared))
     }
 
+    /// The open ranges with when each opened: `(from, to, declared, opened_ns)`.
+    pub fn open_gaps_since(&self) -> impl Iterator<Item = (u64, u64, bool, u64)> + '_ {
+        self.open
+            .iter()
+            .map(|(&from, o)| (from, o.to, o.declared, o.opened_ns))
+    }
+
     /// Counts a packet that did not decode.
     pub fn refuse(&mut self, why: Malformed) {
         self.malformed[why.index()] += 1;

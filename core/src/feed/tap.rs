@@ -13,6 +13,7 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
+use super::recovery::{Policy, Recovery, Request};
 use super::sequence::{Event, FeedOut, Origin};
 use super::{Feed, MoldUdp64, Session};
 use crate::parse::Packet;
@@ -89,6 +90,8 @@ pub struct FeedState {
     pub feed: Feed,
     /// Events not yet taken by the reporter.
     pub events: Events,
+    /// Requests to the retransmission server (`--rerequest`).
+    pub recovery: Option<Recovery>,
 }
 
 /// A feed's events waiting for the reporter.
@@ -155,6 +158,7 @@ impl Feeds {
             states.push(Mutex::new(FeedState {
                 feed,
                 events: Events::default(),
+                recovery: None,
             }));
         }
         Ok(Feeds {
@@ -212,7 +216,7 @@ impl Feeds {
             return true;
         };
         let mut state = self.lock(feed);
-        let FeedState { feed, events } = &mut *state;
+        let FeedState { feed, events, .. } = &mut *state;
         feed.packet::<MoldUdp64>(line, payload, ts_ns, events);
         true
     }
@@ -222,9 +226,33 @@ impl Feeds {
     pub fn tick(&self, now_ns: u64) {
         for i in 0..self.len() {
             let mut state = self.lock(i);
-            let FeedState { feed, events } = &mut *state;
+            let FeedState { feed, events, .. } = &mut *state;
             feed.tick(now_ns, events);
         }
+    }
+
+    /// Asks every feed's retransmission server for its gaps from now on.
+    pub fn recover(&self, policy: Policy) {
+        for i in 0..self.len() {
+            self.lock(i).recovery = Some(Recovery::new(policy));
+        }
+    }
+
+    /// Feed `i`'s requests to send now, and those given up just now.
+    pub fn requests(&self, i: usize, now_ns: u64) -> (Vec<Request>, Vec<Request>) {
+        let mut state = self.lock(i);
+        let FeedState { feed, recovery, .. } = &mut *state;
+        match recovery {
+            Some(r) => r.poll(&feed.merged, now_ns),
+            None => (Vec::new(), Vec::new()),
+        }
+    }
+
+    /// An answer of feed `i`'s retransmission server, received at `ts_ns`.
+    pub fn retransmission(&self, i: usize, payload: &[u8], ts_ns: u64) {
+        let mut state = self.lock(i);
+        let FeedState { feed, events, .. } = &mut *state;
+        feed.retransmission::<MoldUdp64>(payload, ts_ns, events);
     }
 
     /// Takes the queued events of every feed, with their feed's index.
