@@ -432,6 +432,11 @@ pub struct FeedArgs {
     /// tried 3 times 200 ms apart, then reported).
     #[arg(long, value_name = "ADDR:PORT")]
     pub rerequest: Option<String>,
+    /// Also write each feed's merged messages, in order and each once, in the BinaryFILE
+    /// layout (u16 big-endian length, then the message) that ITCH replay tools read: FILE for
+    /// one feed, FILE.1, FILE.2, … in the order given for more.
+    #[arg(long, value_name = "FILE")]
+    pub messages: Option<PathBuf>,
     /// Events as one JSON object per line instead of text.
     #[arg(long)]
     pub json: bool,
@@ -484,6 +489,16 @@ impl FeedArgs {
         req.config.feeds = feeds;
         req.config.ab_window_ns = self.ab_window_us * 1_000;
         req.config.join = self.join;
+        if let Some(path) = &self.messages {
+            let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
+            if dir.is_some_and(|d| !d.is_dir()) {
+                anyhow::bail!(
+                    "--messages {}: its directory does not exist; choose a path in an existing directory",
+                    path.display()
+                );
+            }
+        }
+        req.config.messages = self.messages.clone();
         req.config.rerequest = self
             .rerequest
             .as_deref()

@@ -324,6 +324,32 @@ fn bad_values_are_refused_without_root() {
             &["-r", "/dev/null", "--moldudp64", "198.19.0.1:1"],
             "-r FILE",
         ),
+        (
+            &["-i", "x", "--join", "--moldudp64", "198.19.0.1:1"],
+            "198.19.0.1 is not a multicast group",
+        ),
+        (
+            &[
+                "-i",
+                "x",
+                "--moldudp64",
+                "198.19.0.1:1",
+                "--messages",
+                "/nonexistent-dir/m.bin",
+            ],
+            "its directory does not exist",
+        ),
+        (
+            &[
+                "-i",
+                "x",
+                "--moldudp64",
+                "198.19.0.1:1",
+                "--rerequest",
+                "somewhere",
+            ],
+            "--rerequest \"somewhere\": expected",
+        ),
     ] {
         let out = Command::new(XSKTAP)
             .arg("feed")

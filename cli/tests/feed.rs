@@ -108,6 +108,7 @@ fn of_kind<'a>(events: &'a [serde_json::Value], kind: &str) -> Vec<&'a serde_jso
 fn a_feed_reports_each_gap_recovery_heartbeat_and_end_exactly() {
     let bed = Testbed::new(1);
     let (json, out) = (temp_path("feed.json"), temp_path("feed-events.jsonl"));
+    let messages = temp_path("feed-messages.bin");
     let line = format!("198.18.0.2:{PORT_A}");
     let feed = start_feed(
         &bed,
@@ -118,6 +119,8 @@ fn a_feed_reports_each_gap_recovery_heartbeat_and_end_exactly() {
             json.to_str().unwrap(),
             "--serve",
             "19611",
+            "--messages",
+            messages.to_str().unwrap(),
         ],
         &out,
     );
@@ -208,6 +211,24 @@ fn a_feed_reports_each_gap_recovery_heartbeat_and_end_exactly() {
         stderr.contains("feed 198.18.0.2:26400 session SESSION001: 18 messages"),
         "{stderr}"
     );
+    // --messages: every message once, as taken (the recovered ones last), BinaryFILE.
+    let mut want = Vec::new();
+    for p in [0, 1, 2, 5, 6, 7, 8, 9, 3] {
+        let bytes = packet(p);
+        let d = mold::decode(&bytes).unwrap();
+        for m in d.blocks.iter() {
+            want.extend_from_slice(&(m.len() as u16).to_be_bytes());
+            want.extend_from_slice(m);
+        }
+    }
+    let written = std::fs::read(&messages).unwrap();
+    assert!(
+        written == want,
+        "{} bytes written, {} expected",
+        written.len(),
+        want.len()
+    );
+    assert_eq!(f.messages_not_written, 0);
 }
 
 #[test]

@@ -119,6 +119,8 @@ pub struct CaptureConfig {
     pub join: bool,
     /// Ask this retransmission server for the feeds' gaps (`--rerequest`).
     pub rerequest: Option<std::net::SocketAddr>,
+    /// Write the feeds' merged messages here (BinaryFILE layout; `--messages`).
+    pub messages: Option<std::path::PathBuf>,
 }
 
 /// Default wake-up coalescing, in microseconds. Measured on the bench's test
@@ -161,6 +163,7 @@ impl CaptureConfig {
             ab_window_ns: crate::feed::ab::DEFAULT_WINDOW_NS,
             join: false,
             rerequest: None,
+            messages: None,
         }
     }
 

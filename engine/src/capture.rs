@@ -27,6 +27,7 @@ use xsktap_sys::netdev;
 use xsktap_sys::xsk::{XskConfig, XskSocket, XskStatsHandle};
 
 use crate::files::{FileRotation, FileSet, Notices};
+use crate::messages::MessageWriter;
 use crate::pcapng::{self, Book, Ledger, LedgerEntry};
 use crate::recovery::Rerequester;
 use crate::stamps::{self, ClockKeeper, Timestamps};
@@ -151,6 +152,8 @@ pub struct Capture {
     membership: Option<xsktap_sys::mcast::Membership>,
     /// `--rerequest`: asks the retransmission server for the feeds' gaps.
     _rerequester: Option<Rerequester>,
+    /// `--messages`: writes the feeds' merged messages.
+    message_writer: Option<MessageWriter>,
 }
 
 /// The end of a capture: final counters and how the output went.
@@ -672,6 +675,15 @@ impl Capture {
             }
             _ => None,
         };
+        let message_writer = match (&feeds, &cfg.messages) {
+            (Some(feeds), Some(path)) => Some(MessageWriter::start(
+                feeds.clone(),
+                path,
+                &placement.housekeeping,
+                &notices,
+            )?),
+            _ => None,
+        };
         let rerequester = match (&feeds, cfg.rerequest) {
             (Some(feeds), Some(server)) => Some(Rerequester::start(
                 feeds.clone(),
@@ -722,6 +734,7 @@ impl Capture {
             feeds,
             membership,
             _rerequester: rerequester,
+            message_writer,
         };
         for (mut handle, worker) in built {
             let thread = std::thread::Builder::new()
@@ -973,6 +986,8 @@ impl Capture {
                 }
             }
         }
+        // Every message the workers delivered is written before the summary.
+        self.message_writer.take();
         // The final counters, for the statistics blocks that close the output.
         let _ = self.snapshot();
         let deadline = deadline + STOP_GRACE;

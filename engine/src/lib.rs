@@ -27,6 +27,7 @@
 
 pub mod capture;
 mod files;
+mod messages;
 mod pcapng;
 mod recovery;
 pub mod replay;
@@ -36,6 +37,7 @@ mod writer;
 
 pub use capture::{Capture, Finish, Output, Summary};
 pub use files::{FileReport, FileRotation, FilesReport, Notices};
+pub use messages::message_files;
 pub use replay::{replay, Replay};
 pub use stamps::Timestamps;
 pub use writer::WriterReport;

@@ -192,6 +192,9 @@ pub struct FeedJson {
     pub malformed: u64,
     /// Of those, by reason (non-zero ones).
     pub malformed_reasons: std::collections::BTreeMap<String, u64>,
+    /// `--messages`: messages not written because the writer fell behind.
+    #[serde(default)]
+    pub messages_not_written: u64,
     /// `--rerequest`: requests sent, answered, given up (every session).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requests: Option<RequestsJson>,
@@ -296,6 +299,7 @@ pub fn summary(feeds: &Feeds) -> Vec<FeedJson> {
                 end_of_session: st.end_of_session,
                 malformed: malformed.iter().sum(),
                 malformed_reasons: reasons.clone(),
+                messages_not_written: state.events.messages_dropped,
                 requests: state.recovery.as_ref().map(|r| RequestsJson {
                     sent: r.stats.sent,
                     answered: r.stats.answered,

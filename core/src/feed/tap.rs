@@ -94,17 +94,37 @@ pub struct FeedState {
     pub recovery: Option<Recovery>,
 }
 
-/// A feed's events waiting for the reporter.
+/// A feed's events waiting for the reporter, and its messages waiting for
+/// the `--messages` writer.
 #[derive(Debug, Default)]
 pub struct Events {
     /// Oldest first.
     pub queue: VecDeque<Event>,
     /// Events dropped because the reporter did not take them in time.
     pub dropped: u64,
+    /// `--messages`: the merged stream's messages in the BinaryFILE layout
+    /// (u16 big-endian length, then the message), in order.
+    pub messages: Option<Vec<u8>>,
+    /// Messages not kept because the writer fell [`MAX_PENDING_MESSAGE_BYTES`] behind.
+    pub messages_dropped: u64,
 }
 
+/// Bytes of messages a feed holds for the `--messages` writer at most.
+pub const MAX_PENDING_MESSAGE_BYTES: usize = 64 << 20;
+
 impl FeedOut<'_> for Events {
-    fn message(&mut self, _: Session, _: u64, _: &[u8], _: Origin) {}
+    #[inline]
+    fn message(&mut self, _: Session, _: u64, message: &[u8], _: Origin) {
+        let Some(out) = &mut self.messages else {
+            return;
+        };
+        if out.len() + 2 + message.len() > MAX_PENDING_MESSAGE_BYTES {
+            self.messages_dropped += 1;
+            return;
+        }
+        out.extend_from_slice(&(message.len() as u16).to_be_bytes());
+        out.extend_from_slice(message);
+    }
 
     fn event(&mut self, event: Event) {
         if self.queue.len() == MAX_QUEUED_EVENTS {
@@ -228,6 +248,22 @@ impl Feeds {
             let mut state = self.lock(i);
             let FeedState { feed, events, .. } = &mut *state;
             feed.tick(now_ns, events);
+        }
+    }
+
+    /// Keeps every feed's messages for the `--messages` writer from now on.
+    pub fn keep_messages(&self) {
+        for i in 0..self.len() {
+            self.lock(i).events.messages = Some(Vec::new());
+        }
+    }
+
+    /// Swaps feed `i`'s kept messages with `into` (emptied first): the
+    /// writer takes them without holding the lock while it writes.
+    pub fn take_messages(&self, i: usize, into: &mut Vec<u8>) {
+        into.clear();
+        if let Some(pending) = &mut self.lock(i).events.messages {
+            std::mem::swap(pending, into);
         }
     }
 
