@@ -454,6 +454,15 @@ pub fn feeds_text(feeds: &[xsktap_core::feed::report::FeedJson]) -> String {
             f.malformed,
             if f.end_of_session { ", ended" } else { "" }
         );
+        let r = &f.receive_to_decode;
+        let b = &f.bursts;
+        let fast = format!("{}pps {}bit/s", si(b.max_pps_100us), si(b.max_bps_100us));
+        let slow = format!("{}pps {}bit/s", si(b.max_pps_1ms), si(b.max_bps_1ms));
+        let _ = writeln!(
+            out,
+            "  receive to decode p50 {} ns p99 {} ns max {} ns; busiest 100 us {fast} ({} windows over 10x the mean), 1 ms {slow} ({})",
+            r.p50_ns, r.p99_ns, r.max_ns, b.flagged_100us, b.flagged_1ms
+        );
         for l in &f.lines {
             let _ = writeln!(
                 out,

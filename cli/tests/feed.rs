@@ -229,6 +229,12 @@ fn a_feed_reports_each_gap_recovery_heartbeat_and_end_exactly() {
         want.len()
     );
     assert_eq!(f.messages_not_written, 0);
+    // Every feed frame timed from its receive stamp to its decoding.
+    let r = &f.receive_to_decode;
+    assert_eq!(r.count, 14);
+    assert!(r.p50_ns > 0 && r.max_ns < 1_000_000_000, "{r:?}");
+    // 14 frames sent back to back: the busiest 1 ms window holds several.
+    assert!(f.bursts.max_pps_1ms >= 2_000.0, "{:?}", f.bursts);
 }
 
 #[test]

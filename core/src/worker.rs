@@ -307,6 +307,9 @@ pub struct FrameStep<S> {
     pub closed: bool,
     /// `xsktap feed`: the feeds its frames go to.
     pub feeds: Option<Arc<Feeds>>,
+    /// Wall-clock time when the current batch was taken from the ring: when
+    /// its frames are decoded, give or take the batch's own work.
+    pub batch_wall_ns: u64,
 }
 
 impl<S: RecordSink> FrameStep<S> {
@@ -340,7 +343,7 @@ impl<S: RecordSink> FrameStep<S> {
             self.latency.record(stamp, mono_ns);
         }
         if let Some(feeds) = &self.feeds {
-            feeds.frame(wall_ns, frame, &packet);
+            feeds.frame(wall_ns, self.batch_wall_ns.max(wall_ns), frame, &packet);
         }
         let mut accepted = match &mut self.sink {
             Some(s) => s.push_of(wall_ns, frame, orig_len, stop),
@@ -471,6 +474,7 @@ impl<S: RecordSink> Worker<S> {
                     // to wall-clock time with their offset.
                     wall = clock.wall_ns();
                     mono = clock.mono_ns();
+                    step.batch_wall_ns = wall;
                     if let Some(remaining) = &shared.remaining {
                         allowed = claim(remaining, u64::from(n));
                     }

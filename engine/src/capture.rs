@@ -581,6 +581,7 @@ fn build_workers(
                 latency: LatencyStats::default(),
                 closed: false,
                 feeds: feeds.cloned(),
+                batch_wall_ns: 0,
             },
             pacer: Pacer::new(cfg.busy_poll, cfg.coalesce_usecs),
             published,

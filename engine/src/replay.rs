@@ -238,6 +238,7 @@ pub fn replay(cfg: &CaptureConfig, input: &Path, output: Output) -> Result<Repla
         latency: LatencyStats::default(),
         closed: false,
         feeds: None,
+        batch_wall_ns: 0,
     };
     let stop = AtomicBool::new(false);
     let (mut seen, mut matched, mut bytes, mut handed, mut refused, mut over) =

@@ -77,6 +77,7 @@ fn recv(c: &mut Criterion) {
             latency: LatencyStats::default(),
             closed: false,
             feeds: None,
+            batch_wall_ns: 0,
         };
         group.bench_function(format!("ring {ring}: recv + refill only"), |b| {
             b.iter(|| {

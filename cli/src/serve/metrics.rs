@@ -197,6 +197,34 @@ fn feed_families(
         &of(|j| j.duplicates),
         Counter,
     )?;
+    let quantiles: Vec<(Labels, u64)> = feeds
+        .iter()
+        .flat_map(|j| {
+            let r = &j.receive_to_decode;
+            [
+                ("0.5", r.p50_ns),
+                ("0.99", r.p99_ns),
+                ("0.999", r.p99_9_ns),
+                ("1", r.max_ns),
+            ]
+            .into_iter()
+            .map(|(q, v)| {
+                let labels = vec![
+                    ("feed", j.feed.clone()),
+                    ("session", j.session.clone()),
+                    ("quantile", q.to_string()),
+                ];
+                (labels, v)
+            })
+        })
+        .collect();
+    family(
+        e,
+        "xsktap_feed_receive_to_decode_ns",
+        "Receive stamp to decoding per feed packet, by quantile (ns).",
+        &quantiles,
+        Gauge,
+    )?;
     family(
         e,
         "xsktap_feed_malformed_packets",

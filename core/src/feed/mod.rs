@@ -16,6 +16,7 @@ pub mod recovery;
 pub mod report;
 pub mod sequence;
 pub mod tap;
+pub mod timing;
 
 use std::fmt;
 

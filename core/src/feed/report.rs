@@ -155,8 +155,60 @@ pub struct RequestsJson {
     pub unanswered: u64,
 }
 
-/// One feed and session in the summary.
+/// Quantiles of a latency histogram (ns; 0 without samples).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LatencyQuantiles {
+    /// Packets measured.
+    pub count: u64,
+    /// Median.
+    pub p50_ns: u64,
+    /// 99th percentile.
+    pub p99_ns: u64,
+    /// 99.9th percentile.
+    pub p99_9_ns: u64,
+    /// Largest.
+    pub max_ns: u64,
+}
+
+impl LatencyQuantiles {
+    /// From a histogram.
+    pub fn of(h: &hdrhistogram::Histogram<u64>) -> LatencyQuantiles {
+        let q = |p: f64| {
+            if h.is_empty() {
+                0
+            } else {
+                h.value_at_quantile(p)
+            }
+        };
+        LatencyQuantiles {
+            count: h.len(),
+            p50_ns: q(0.5),
+            p99_ns: q(0.99),
+            p99_9_ns: q(0.999),
+            max_ns: if h.is_empty() { 0 } else { h.max() },
+        }
+    }
+}
+
+/// Microbursts: the busiest windows' rates, and windows over 10 times the mean.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BurstsJson {
+    /// Packets/s in the busiest 100 µs window.
+    pub max_pps_100us: f64,
+    /// Bits/s in the busiest 100 µs window.
+    pub max_bps_100us: f64,
+    /// 100 µs windows over 10 times the mean.
+    pub flagged_100us: u64,
+    /// Packets/s in the busiest 1 ms window.
+    pub max_pps_1ms: f64,
+    /// Bits/s in the busiest 1 ms window.
+    pub max_bps_1ms: f64,
+    /// 1 ms windows over 10 times the mean.
+    pub flagged_1ms: u64,
+}
+
+/// One feed and session in the summary.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FeedJson {
     /// `GROUP:PORT`, or the `--ab` name.
     pub feed: String,
@@ -192,6 +244,10 @@ pub struct FeedJson {
     pub malformed: u64,
     /// Of those, by reason (non-zero ones).
     pub malformed_reasons: std::collections::BTreeMap<String, u64>,
+    /// Receive stamp to decoding, per packet (every session).
+    pub receive_to_decode: LatencyQuantiles,
+    /// The busiest 100 µs and 1 ms windows (every session).
+    pub bursts: BurstsJson,
     /// `--messages`: messages not written because the writer fell behind.
     #[serde(default)]
     pub messages_not_written: u64,
@@ -300,6 +356,22 @@ pub fn summary(feeds: &Feeds) -> Vec<FeedJson> {
                 malformed: malformed.iter().sum(),
                 malformed_reasons: reasons.clone(),
                 messages_not_written: state.events.messages_dropped,
+                receive_to_decode: LatencyQuantiles::of(&state.timing.receive_to_decode),
+                bursts: {
+                    let (t, fast, slow) = (
+                        &state.timing,
+                        state.timing.bursts_100us.peak(),
+                        state.timing.bursts_1ms.peak(),
+                    );
+                    BurstsJson {
+                        max_pps_100us: fast.0,
+                        max_bps_100us: fast.1,
+                        flagged_100us: t.bursts_100us.flagged,
+                        max_pps_1ms: slow.0,
+                        max_bps_1ms: slow.1,
+                        flagged_1ms: t.bursts_1ms.flagged,
+                    }
+                },
                 requests: state.recovery.as_ref().map(|r| RequestsJson {
                     sent: r.stats.sent,
                     answered: r.stats.answered,

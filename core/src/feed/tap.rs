@@ -15,6 +15,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use super::recovery::{Policy, Recovery, Request};
 use super::sequence::{Event, FeedOut, Origin};
+use super::timing::Timing;
 use super::{Feed, MoldUdp64, Session};
 use crate::parse::Packet;
 
@@ -92,6 +93,8 @@ pub struct FeedState {
     pub events: Events,
     /// Requests to the retransmission server (`--rerequest`).
     pub recovery: Option<Recovery>,
+    /// Receive-to-decode latency and microbursts.
+    pub timing: Timing,
 }
 
 /// A feed's events waiting for the reporter, and its messages waiting for
@@ -179,6 +182,7 @@ impl Feeds {
                 feed,
                 events: Events::default(),
                 recovery: None,
+                timing: Timing::default(),
             }));
         }
         Ok(Feeds {
@@ -221,10 +225,11 @@ impl Feeds {
         self.states.is_empty()
     }
 
-    /// Hands a frame received at `ts_ns` to its feed, if it is to a feed
-    /// line (parsed as `packet`); returns whether it was.
+    /// Hands a frame received at `ts_ns` (its receive stamp) and decoded at
+    /// `now_ns` to its feed, if it is to a feed line (parsed as `packet`);
+    /// returns whether it was.
     #[inline]
-    pub fn frame(&self, ts_ns: u64, frame: &[u8], packet: &Packet) -> bool {
+    pub fn frame(&self, ts_ns: u64, now_ns: u64, frame: &[u8], packet: &Packet) -> bool {
         let (Some(dst), Some(port)) = (packet.dst, packet.dport) else {
             return false;
         };
@@ -236,7 +241,13 @@ impl Feeds {
             return true;
         };
         let mut state = self.lock(feed);
-        let FeedState { feed, events, .. } = &mut *state;
+        let FeedState {
+            feed,
+            events,
+            timing,
+            ..
+        } = &mut *state;
+        timing.record(ts_ns, now_ns, u64::from(packet.len));
         feed.packet::<MoldUdp64>(line, payload, ts_ns, events);
         true
     }
@@ -361,10 +372,10 @@ mod tests {
             (3, frame([198, 19, 0, 2], 26400, &p1)),
             (4, frame([198, 19, 0, 3], 26401, &p1)),
         ] {
-            assert!(feeds.frame(ts, &f, &parse(&f)));
+            assert!(feeds.frame(ts, ts, &f, &parse(&f)));
         }
         let other = frame([198, 19, 0, 1], 26401, &p1);
-        assert!(!feeds.frame(5, &other, &parse(&other)));
+        assert!(!feeds.frame(5, 5, &other, &parse(&other)));
         let single = feeds.lock(0);
         let st = single.feed.merged.current().unwrap();
         assert_eq!((st.messages, st.gaps, st.duplicates), (3, 0, 0));

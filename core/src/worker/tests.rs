@@ -188,6 +188,7 @@ fn worker(shared: &Arc<Shared>, sink: Option<MemorySink>, busy_poll: bool) -> Wo
             latency: LatencyStats::default(),
             closed: false,
             feeds: None,
+            batch_wall_ns: 0,
         },
         pacer: Pacer::new(busy_poll, 50),
         published: Arc::new(Published::default()),
