@@ -448,8 +448,10 @@ pub struct FeedArgs {
 
 impl FeedArgs {
     pub fn into_request(self) -> anyhow::Result<(Request, bool)> {
-        if self.common.read.is_some() {
-            anyhow::bail!("feed reads a live interface: -r FILE is not supported by feed yet");
+        if self.common.read.is_some() && (self.join || self.rerequest.is_some()) {
+            anyhow::bail!(
+                "--join and --rerequest talk to the network: they cannot be used with -r FILE"
+            );
         }
         let mut feeds = Vec::new();
         for arg in &self.moldudp64 {

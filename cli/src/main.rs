@@ -169,12 +169,24 @@ fn run_replay(
         };
         let _ = io::stdout().write_all(text.as_bytes());
     }
+    let feed_summary = match (&replay.feeds, &view) {
+        (Some(feeds), View::Feed { json }) => {
+            feeds.tick(u64::MAX);
+            let _ = report::print_feed_events(feeds, *json);
+            Some(xsktap_core::feed::report::summary(feeds))
+        }
+        _ => None,
+    };
     let input_name = input.display().to_string();
     let _ =
         io::stderr().write_all(report::replay_text(&replay, &input_name, output_name).as_bytes());
+    if let Some(feeds) = &feed_summary {
+        let _ = io::stderr().write_all(report::feeds_text(feeds).as_bytes());
+    }
     if let Some(path) = &req.summary_json {
         let mut json = report::summary_json(summary, &input_name, output_name, &req.filter_text);
         json.xdp_mode = "none (read from a file)".into();
+        json.feeds = feed_summary.unwrap_or_default();
         let text = serde_json::to_string_pretty(&json).expect("JSON values serialise");
         std::fs::write(path, text + "\n")
             .with_context(|| format!("writing --summary-json {}", path.display()))?;

@@ -454,6 +454,13 @@ pub fn feeds_text(feeds: &[xsktap_core::feed::report::FeedJson]) -> String {
             f.malformed,
             if f.end_of_session { ", ended" } else { "" }
         );
+        if f.events_dropped > 0 {
+            let _ = writeln!(
+                out,
+                "  {} events were not shown: more than 4096 waited at once",
+                f.events_dropped
+            );
+        }
         let r = &f.receive_to_decode;
         let b = &f.bursts;
         let fast = format!("{}pps {}bit/s", si(b.max_pps_100us), si(b.max_bps_100us));

@@ -321,8 +321,15 @@ fn bad_values_are_refused_without_root() {
             "--ab-window-us 0",
         ),
         (
-            &["-r", "/dev/null", "--moldudp64", "198.19.0.1:1"],
-            "-r FILE",
+            &[
+                "-r",
+                "/dev/null",
+                "--moldudp64",
+                "198.19.0.1:1",
+                "--rerequest",
+                "198.18.0.1:1",
+            ],
+            "cannot be used with -r FILE",
         ),
         (
             &["-i", "x", "--join", "--moldudp64", "198.19.0.1:1"],

@@ -483,3 +483,52 @@ fn an_unreachable_retransmission_server_is_one_line() {
     assert_eq!((f.gaps, f.missing), (1, 2));
     assert!(f.requests.as_ref().unwrap().sent >= 1);
 }
+
+#[test]
+fn a_recorded_feed_is_analysed_from_a_file_without_privileges() {
+    // The single-line scenario written to a pcap, 1 ms apart, read back with -r.
+    let pcap = temp_path("feed-read.pcap");
+    let mut frames = Vec::new();
+    for p in (0..10).filter(|p| ![3, 4].contains(p)) {
+        frames.push(udp(PORT_A, &packet(p)));
+    }
+    frames.push(udp(PORT_B, &packet(0)));
+    write_pcap(&pcap, &frames);
+    let json = temp_path("feed-read.json");
+    let out = run({
+        let mut cmd = std::process::Command::new(XSKTAP);
+        cmd.args([
+            "feed",
+            "-r",
+            pcap.to_str().unwrap(),
+            "--moldudp64",
+            "198.18.0.2:26400",
+            "--json",
+            "--summary-json",
+            json.to_str().unwrap(),
+        ]);
+        cmd
+    });
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ev: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let gaps: Vec<_> = of_kind(&ev, "gap")
+        .iter()
+        .map(|g| (g["from"].as_u64().unwrap(), g["to"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(gaps, [(7, 10)]);
+    let s = typed_summary(&json);
+    let f = &s.feeds[0];
+    assert_eq!((f.messages, f.gaps, f.missing), (16, 1, 4));
+    assert_eq!(s.received, 8, "the other port's frame is not the feed's");
+    assert_eq!(
+        f.receive_to_decode.count, 0,
+        "no receive-to-decode time in a file"
+    );
+}

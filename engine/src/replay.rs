@@ -20,6 +20,7 @@ use pcap_file::pcap::PcapReader;
 use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption;
 use pcap_file::pcapng::{Block, PcapNgReader};
 use pcap_file::{DataLink, TsResolution};
+use xsktap_core::feed::Feeds;
 use xsktap_core::filter::{Program, MAX_TESTS};
 use xsktap_core::flows::{FlowTable, Top};
 use xsktap_core::latency::LatencyStats;
@@ -45,6 +46,8 @@ pub struct Replay {
     pub skipped: u64,
     /// From the first packet's timestamp to the last one's, in ns.
     pub span_ns: u64,
+    /// `xsktap feed -r`: the feeds, as after a live capture.
+    pub feeds: Option<Arc<Feeds>>,
 }
 
 /// pcapng interfaces of the current section: (Ethernet?, timestamp units per second).
@@ -219,6 +222,11 @@ pub fn replay(cfg: &CaptureConfig, input: &Path, output: Output) -> Result<Repla
         None
     };
     let traffic = Arc::new(CachePadded::new(TrafficCounters::default()));
+    let feeds = (!cfg.feeds.is_empty())
+        .then(|| Feeds::new(cfg.feeds.clone(), cfg.ab_window_ns))
+        .transpose()
+        .map_err(Error::Config)?
+        .map(Arc::new);
     let mut step = FrameStep {
         queue: 0,
         sink: writers
@@ -237,7 +245,7 @@ pub fn replay(cfg: &CaptureConfig, input: &Path, output: Output) -> Result<Repla
         flows: FlowTable::new(cfg.flow_table_size),
         latency: LatencyStats::default(),
         closed: false,
-        feeds: None,
+        feeds: feeds.clone(),
         batch_wall_ns: 0,
     };
     let stop = AtomicBool::new(false);
@@ -252,7 +260,9 @@ pub fn replay(cfg: &CaptureConfig, input: &Path, output: Output) -> Result<Repla
             seen += 1;
             first_ts = first_ts.min(ts);
             last_ts = last_ts.max(ts);
-            if !filter.matches(&parse(frame)) {
+            let packet = parse(frame);
+            // As the XDP program: a feed's frames only, then the filter.
+            if feeds.as_ref().is_some_and(|f| !f.is_line(&packet)) || !filter.matches(&packet) {
                 return;
             }
             matched += 1;
@@ -341,5 +351,6 @@ pub fn replay(cfg: &CaptureConfig, input: &Path, output: Output) -> Result<Repla
         damage,
         skipped,
         span_ns: last_ts.saturating_sub(first_ts),
+        feeds,
     })
 }

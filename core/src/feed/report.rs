@@ -248,6 +248,9 @@ pub struct FeedJson {
     pub receive_to_decode: LatencyQuantiles,
     /// The busiest 100 µs and 1 ms windows (every session).
     pub bursts: BurstsJson,
+    /// Events not shown because the reporter fell 4,096 behind (every session).
+    #[serde(default)]
+    pub events_dropped: u64,
     /// `--messages`: messages not written because the writer fell behind.
     #[serde(default)]
     pub messages_not_written: u64,
@@ -356,6 +359,7 @@ pub fn summary(feeds: &Feeds) -> Vec<FeedJson> {
                 malformed: malformed.iter().sum(),
                 malformed_reasons: reasons.clone(),
                 messages_not_written: state.events.messages_dropped,
+                events_dropped: state.events.dropped,
                 receive_to_decode: LatencyQuantiles::of(&state.timing.receive_to_decode),
                 bursts: {
                     let (t, fast, slow) = (

@@ -225,6 +225,14 @@ impl Feeds {
         self.states.is_empty()
     }
 
+    /// Whether `packet` goes to one of the feed lines (UDP to its address and port).
+    pub fn is_line(&self, packet: &Packet) -> bool {
+        match (packet.dst, packet.dport, packet.ip_proto) {
+            (Some(dst), Some(port), Some(17)) => self.index.contains_key(&(dst, port)),
+            _ => false,
+        }
+    }
+
     /// Hands a frame received at `ts_ns` (its receive stamp) and decoded at
     /// `now_ns` to its feed, if it is to a feed line (parsed as `packet`);
     /// returns whether it was.

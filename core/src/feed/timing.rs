@@ -103,11 +103,14 @@ impl Default for Timing {
 }
 
 impl Timing {
-    /// A packet of `bytes` (on the wire) received at `rx_ns`, decoded at `now_ns`.
+    /// A packet of `bytes` (on the wire) received at `rx_ns`, decoded at
+    /// `now_ns`; a packet read from a file (decoded at its own time, `now_ns`
+    /// equal to `rx_ns`) counts in the bursts only.
     #[inline]
     pub fn record(&mut self, rx_ns: u64, now_ns: u64, bytes: u64) {
-        self.receive_to_decode
-            .saturating_record(now_ns.saturating_sub(rx_ns).max(1));
+        if now_ns > rx_ns {
+            self.receive_to_decode.saturating_record(now_ns - rx_ns);
+        }
         self.bursts_100us.record(rx_ns, bytes);
         self.bursts_1ms.record(rx_ns, bytes);
     }
