@@ -437,6 +437,11 @@ pub struct FeedArgs {
     /// one feed, FILE.1, FILE.2, … in the order given for more.
     #[arg(long, value_name = "FILE")]
     pub messages: Option<PathBuf>,
+    /// Measure the exchange-to-tap latency of ITCH 5.0 messages (receive time minus the
+    /// message's own timestamp, ns since the exchange's midnight), the exchange being HOURS
+    /// from UTC: -5 for New York in winter, -4 in summer.
+    #[arg(long, value_name = "HOURS", allow_negative_numbers = true)]
+    pub itch_utc_offset: Option<f64>,
     /// Events as one JSON object per line instead of text.
     #[arg(long)]
     pub json: bool,
@@ -501,6 +506,15 @@ impl FeedArgs {
             }
         }
         req.config.messages = self.messages.clone();
+        req.config.itch_utc_offset_ns = match self.itch_utc_offset {
+            None => None,
+            Some(h) if h.is_finite() && (-12.0..=14.0).contains(&h) => {
+                Some((h * 3_600e9).round() as i64)
+            }
+            Some(h) => anyhow::bail!(
+                "--itch-utc-offset {h}: give the exchange's offset from UTC in hours, -12 to 14"
+            ),
+        };
         req.config.rerequest = self
             .rerequest
             .as_deref()

@@ -454,6 +454,13 @@ pub fn feeds_text(feeds: &[xsktap_core::feed::report::FeedJson]) -> String {
             f.malformed,
             if f.end_of_session { ", ended" } else { "" }
         );
+        if let Some(x) = &f.exchange_to_tap {
+            let _ = writeln!(
+                out,
+                "  exchange to tap (ITCH stamps) p50 {} ns p99 {} ns max {} ns over {} messages; {} stamped after they arrived",
+                x.p50_ns, x.p99_ns, x.max_ns, x.count, f.exchange_to_tap_negative
+            );
+        }
         if f.events_dropped > 0 {
             let _ = writeln!(
                 out,

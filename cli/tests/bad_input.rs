@@ -341,6 +341,17 @@ fn bad_values_are_refused_without_root() {
                 "x",
                 "--moldudp64",
                 "198.19.0.1:1",
+                "--itch-utc-offset",
+                "20",
+            ],
+            "--itch-utc-offset 20",
+        ),
+        (
+            &[
+                "-i",
+                "x",
+                "--moldudp64",
+                "198.19.0.1:1",
                 "--messages",
                 "/nonexistent-dir/m.bin",
             ],

@@ -484,6 +484,21 @@ fn an_unreachable_retransmission_server_is_one_line() {
     assert!(f.requests.as_ref().unwrap().sent >= 1);
 }
 
+/// `xsktap feed -r PCAP --moldudp64 198.18.0.2:26400 --summary-json JSON ARGS`.
+fn read_feed(
+    pcap: &std::path::Path,
+    json: &std::path::Path,
+    args: &[&str],
+) -> std::process::Output {
+    let mut cmd = std::process::Command::new(XSKTAP);
+    cmd.args(["feed", "-r"])
+        .arg(pcap)
+        .args(["--moldudp64", "198.18.0.2:26400", "--summary-json"])
+        .arg(json)
+        .args(args);
+    run(cmd)
+}
+
 #[test]
 fn a_recorded_feed_is_analysed_from_a_file_without_privileges() {
     // The single-line scenario written to a pcap, 1 ms apart, read back with -r.
@@ -495,20 +510,7 @@ fn a_recorded_feed_is_analysed_from_a_file_without_privileges() {
     frames.push(udp(PORT_B, &packet(0)));
     write_pcap(&pcap, &frames);
     let json = temp_path("feed-read.json");
-    let out = run({
-        let mut cmd = std::process::Command::new(XSKTAP);
-        cmd.args([
-            "feed",
-            "-r",
-            pcap.to_str().unwrap(),
-            "--moldudp64",
-            "198.18.0.2:26400",
-            "--json",
-            "--summary-json",
-            json.to_str().unwrap(),
-        ]);
-        cmd
-    });
+    let out = read_feed(&pcap, &json, &["--json"]);
     assert!(
         out.status.success(),
         "{}",
@@ -530,5 +532,49 @@ fn a_recorded_feed_is_analysed_from_a_file_without_privileges() {
     assert_eq!(
         f.receive_to_decode.count, 0,
         "no receive-to-decode time in a file"
+    );
+}
+
+#[test]
+fn itch_exchange_to_tap_latency_is_measured_in_the_exchanges_day() {
+    // write_pcap stamps frame i at 1_700_000_000_000 + i ms (UTC). Each
+    // message says it was stamped 50 us (first) and 80 us (second) before,
+    // in a New York winter day (UTC-5); the last one claims to come from
+    // the future (clocks disagreeing).
+    const DAY: u64 = 86_400_000_000_000;
+    let h5 = 5 * 3_600_000_000_000u64;
+    let itch = |ts: u64| {
+        let mut m = vec![b'A', 0, 1, 0, 0];
+        m.extend_from_slice(&ts.to_be_bytes()[2..]);
+        m.extend_from_slice(&[0; 25]);
+        m
+    };
+    let frames: Vec<Vec<u8>> = (0..5u64)
+        .map(|i| {
+            let rx = (1_700_000_000_000 + i) * 1_000_000;
+            let local = (rx + DAY - h5) % DAY;
+            let later = if i == 4 {
+                local + 1_000
+            } else {
+                local - 80_000
+            };
+            let (a, b) = (itch(local - 50_000), itch(later));
+            udp(PORT_A, &mold::encode(&session(), 1 + 2 * i, &[&a, &b]))
+        })
+        .collect();
+    let pcap = temp_path("feed-itch.pcap");
+    write_pcap(&pcap, &frames);
+    let json = temp_path("feed-itch.json");
+    let out = read_feed(&pcap, &json, &["--itch-utc-offset", "-5"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let f = &typed_summary(&json).feeds[0];
+    let x = f.exchange_to_tap.as_ref().expect("measured");
+    assert_eq!((x.count, f.exchange_to_tap_negative), (9, 1));
+    assert!(x.p50_ns.abs_diff(50_000) < 100, "{x:?}");
+    assert!(x.max_ns.abs_diff(80_000) < 100, "{x:?}");
+    assert!(
+        stderr.contains("exchange to tap (ITCH stamps) p50"),
+        "{stderr}"
     );
 }

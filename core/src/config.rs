@@ -121,6 +121,9 @@ pub struct CaptureConfig {
     pub rerequest: Option<std::net::SocketAddr>,
     /// Write the feeds' merged messages here (BinaryFILE layout; `--messages`).
     pub messages: Option<std::path::PathBuf>,
+    /// Measure ITCH exchange-to-tap latency, the exchange this far from UTC
+    /// (ns; `--itch-utc-offset`).
+    pub itch_utc_offset_ns: Option<i64>,
 }
 
 /// Default wake-up coalescing, in microseconds. Measured on the bench's test
@@ -164,6 +167,7 @@ impl CaptureConfig {
             join: false,
             rerequest: None,
             messages: None,
+            itch_utc_offset_ns: None,
         }
     }
 

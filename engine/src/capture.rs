@@ -642,6 +642,9 @@ impl Capture {
             .transpose()
             .map_err(Error::Config)?
             .map(Arc::new);
+        if let (Some(feeds), Some(offset)) = (&feeds, cfg.itch_utc_offset_ns) {
+            feeds.measure_itch(offset);
+        }
         let (program, timestamps, hw) = load_program(cfg, ifindex, stamps::choose(cfg)?)?;
         if let Some(feeds) = &feeds {
             program.set_feeds(&feeds.lines())?;

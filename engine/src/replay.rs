@@ -227,6 +227,9 @@ pub fn replay(cfg: &CaptureConfig, input: &Path, output: Output) -> Result<Repla
         .transpose()
         .map_err(Error::Config)?
         .map(Arc::new);
+    if let (Some(feeds), Some(offset)) = (&feeds, cfg.itch_utc_offset_ns) {
+        feeds.measure_itch(offset);
+    }
     let mut step = FrameStep {
         queue: 0,
         sink: writers

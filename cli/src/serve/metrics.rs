@@ -199,24 +199,7 @@ fn feed_families(
     )?;
     let quantiles: Vec<(Labels, u64)> = feeds
         .iter()
-        .flat_map(|j| {
-            let r = &j.receive_to_decode;
-            [
-                ("0.5", r.p50_ns),
-                ("0.99", r.p99_ns),
-                ("0.999", r.p99_9_ns),
-                ("1", r.max_ns),
-            ]
-            .into_iter()
-            .map(|(q, v)| {
-                let labels = vec![
-                    ("feed", j.feed.clone()),
-                    ("session", j.session.clone()),
-                    ("quantile", q.to_string()),
-                ];
-                (labels, v)
-            })
-        })
+        .flat_map(|j| quantile_series(j, &j.receive_to_decode))
         .collect();
     family(
         e,
@@ -225,6 +208,20 @@ fn feed_families(
         &quantiles,
         Gauge,
     )?;
+    let exchange: Vec<(Labels, u64)> = feeds
+        .iter()
+        .filter_map(|j| Some(quantile_series(j, j.exchange_to_tap.as_ref()?)))
+        .flatten()
+        .collect();
+    if !exchange.is_empty() {
+        family(
+            e,
+            "xsktap_feed_exchange_to_tap_ns",
+            "Receive time minus the ITCH message's own timestamp, by quantile (ns).",
+            &exchange,
+            Gauge,
+        )?;
+    }
     family(
         e,
         "xsktap_feed_malformed_packets",
@@ -232,6 +229,29 @@ fn feed_families(
         &of(|j| j.malformed),
         Counter,
     )
+}
+
+/// A feed's latency quantiles as series labelled feed, session, quantile.
+fn quantile_series(
+    j: &xsktap_core::feed::report::FeedJson,
+    q: &xsktap_core::feed::report::LatencyQuantiles,
+) -> Vec<(Labels, u64)> {
+    [
+        ("0.5", q.p50_ns),
+        ("0.99", q.p99_ns),
+        ("0.999", q.p99_9_ns),
+        ("1", q.max_ns),
+    ]
+    .into_iter()
+    .map(|(quantile, v)| {
+        let labels = vec![
+            ("feed", j.feed.clone()),
+            ("session", j.session.clone()),
+            ("quantile", quantile.to_string()),
+        ];
+        (labels, v)
+    })
+    .collect()
 }
 
 fn per_queue(s: &Snapshot, f: QueueValue) -> Vec<(Labels, u64)> {

@@ -11,6 +11,7 @@
 //! ```
 
 pub mod ab;
+pub mod itch;
 pub mod mold;
 pub mod recovery;
 pub mod report;

@@ -246,6 +246,13 @@ pub struct FeedJson {
     pub malformed_reasons: std::collections::BTreeMap<String, u64>,
     /// Receive stamp to decoding, per packet (every session).
     pub receive_to_decode: LatencyQuantiles,
+    /// `--itch-utc-offset`: receive time minus each ITCH message's own
+    /// timestamp (every session).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exchange_to_tap: Option<LatencyQuantiles>,
+    /// Of those, messages stamped after they were received (clocks disagree).
+    #[serde(default)]
+    pub exchange_to_tap_negative: u64,
     /// The busiest 100 µs and 1 ms windows (every session).
     pub bursts: BurstsJson,
     /// Events not shown because the reporter fell 4,096 behind (every session).
@@ -361,6 +368,12 @@ pub fn summary(feeds: &Feeds) -> Vec<FeedJson> {
                 messages_not_written: state.events.messages_dropped,
                 events_dropped: state.events.dropped,
                 receive_to_decode: LatencyQuantiles::of(&state.timing.receive_to_decode),
+                exchange_to_tap: state
+                    .events
+                    .itch
+                    .as_ref()
+                    .map(|i| LatencyQuantiles::of(&i.histogram)),
+                exchange_to_tap_negative: state.events.itch.as_ref().map_or(0, |i| i.negative),
                 bursts: {
                     let (t, fast, slow) = (
                         &state.timing,

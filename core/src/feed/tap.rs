@@ -13,11 +13,13 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
+use super::itch;
 use super::recovery::{Policy, Recovery, Request};
 use super::sequence::{Event, FeedOut, Origin};
 use super::timing::Timing;
 use super::{Feed, MoldUdp64, Session};
 use crate::parse::Packet;
+use hdrhistogram::Histogram;
 
 /// One feed as configured: a name and one line, or an A and a B line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,6 +112,21 @@ pub struct Events {
     pub messages: Option<Vec<u8>>,
     /// Messages not kept because the writer fell [`MAX_PENDING_MESSAGE_BYTES`] behind.
     pub messages_dropped: u64,
+    /// `--itch-utc-offset`: exchange-to-tap latency of ITCH messages.
+    pub itch: Option<ItchLatency>,
+    /// Receive time of the packet being handed on (set per packet).
+    pub rx_ns: u64,
+}
+
+/// Receive time minus each ITCH message's own timestamp.
+#[derive(Debug, Clone)]
+pub struct ItchLatency {
+    /// The exchange's offset from UTC, in ns.
+    pub utc_offset_ns: i64,
+    /// Exchange to tap, per message (ns).
+    pub histogram: Histogram<u64>,
+    /// Messages stamped later than they were received (the clocks disagree).
+    pub negative: u64,
 }
 
 /// Bytes of messages a feed holds for the `--messages` writer at most.
@@ -118,6 +135,14 @@ pub const MAX_PENDING_MESSAGE_BYTES: usize = 64 << 20;
 impl FeedOut<'_> for Events {
     #[inline]
     fn message(&mut self, _: Session, _: u64, message: &[u8], _: Origin) {
+        if let Some(itch) = &mut self.itch {
+            if let Some(stamp) = itch::timestamp(message) {
+                match itch::exchange_to_tap(self.rx_ns, itch.utc_offset_ns, stamp) {
+                    d if d >= 0 => itch.histogram.saturating_record((d as u64).max(1)),
+                    _ => itch.negative += 1,
+                }
+            }
+        }
         let Some(out) = &mut self.messages else {
             return;
         };
@@ -256,6 +281,7 @@ impl Feeds {
             ..
         } = &mut *state;
         timing.record(ts_ns, now_ns, u64::from(packet.len));
+        events.rx_ns = ts_ns;
         feed.packet::<MoldUdp64>(line, payload, ts_ns, events);
         true
     }
@@ -267,6 +293,19 @@ impl Feeds {
             let mut state = self.lock(i);
             let FeedState { feed, events, .. } = &mut *state;
             feed.tick(now_ns, events);
+        }
+    }
+
+    /// Measures every feed's ITCH exchange-to-tap latency from now on, the
+    /// exchange being `utc_offset_ns` from UTC.
+    pub fn measure_itch(&self, utc_offset_ns: i64) {
+        for i in 0..self.len() {
+            self.lock(i).events.itch = Some(ItchLatency {
+                utc_offset_ns,
+                histogram: Histogram::new_with_bounds(1, 60_000_000_000, 3)
+                    .expect("valid histogram bounds"),
+                negative: 0,
+            });
         }
     }
 
