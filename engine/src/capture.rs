@@ -637,14 +637,7 @@ impl Capture {
             warnings.extend(busy_poll_warning(&cfg.iface));
         }
 
-        let feeds = (!cfg.feeds.is_empty())
-            .then(|| Feeds::new(cfg.feeds.clone(), cfg.ab_window_ns))
-            .transpose()
-            .map_err(Error::Config)?
-            .map(Arc::new);
-        if let (Some(feeds), Some(offset)) = (&feeds, cfg.itch_utc_offset_ns) {
-            feeds.measure_itch(offset);
-        }
+        let feeds = Feeds::of_config(cfg).map_err(Error::Config)?.map(Arc::new);
         let (program, timestamps, hw) = load_program(cfg, ifindex, stamps::choose(cfg)?)?;
         if let Some(feeds) = &feeds {
             program.set_feeds(&feeds.lines())?;

@@ -25,6 +25,7 @@
 
 #![deny(missing_docs)]
 
+mod background;
 pub mod capture;
 mod files;
 mod messages;
@@ -37,7 +38,6 @@ mod writer;
 
 pub use capture::{Capture, Finish, Output, Summary};
 pub use files::{FileReport, FileRotation, FilesReport, Notices};
-pub use messages::message_files;
 pub use replay::{replay, Replay};
 pub use stamps::Timestamps;
 pub use writer::WriterReport;

@@ -11,38 +11,21 @@
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use xsktap_core::feed::Feeds;
-use xsktap_sys::error::syscall_error;
 
+use crate::background::{nap, stopping, Background};
 use crate::files::Notices;
 use crate::{Error, Result};
 
 const EVERY: Duration = Duration::from_millis(10);
 
-/// The files, one per feed: FILE for a single feed, FILE.1, FILE.2, … in
-/// the order the feeds were given otherwise.
-pub fn message_files(path: &Path, feeds: usize) -> Vec<PathBuf> {
-    if feeds == 1 {
-        return vec![path.to_path_buf()];
-    }
-    (1..=feeds)
-        .map(|i| {
-            let mut name = path.as_os_str().to_owned();
-            name.push(format!(".{i}"));
-            PathBuf::from(name)
-        })
-        .collect()
-}
-
 /// The running writer; dropping it writes what is left and stops.
 pub(crate) struct MessageWriter {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    _thread: Background,
 }
 
 impl MessageWriter {
@@ -55,7 +38,7 @@ impl MessageWriter {
         notices: &Arc<Notices>,
     ) -> Result<MessageWriter> {
         let mut files = Vec::new();
-        for p in message_files(path, feeds.len()) {
+        for p in xsktap_core::feed::message_files(path, feeds.len()) {
             let (file, _) = xsktap_sys::output::open_output(&p)?;
             file.set_len(0).map_err(|error| Error::Output {
                 path: p.clone(),
@@ -64,34 +47,20 @@ impl MessageWriter {
             files.push((p, file));
         }
         feeds.keep_messages();
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = {
-            let (stop, cpus, notices) = (stop.clone(), cpus.to_vec(), notices.clone());
-            std::thread::Builder::new()
-                .name("xsktap-messages".into())
-                .spawn(move || run(&feeds, files, &stop, &cpus, &notices))
-                .map_err(|e| syscall_error("spawn(messages thread)", e))?
-        };
-        Ok(MessageWriter {
-            stop,
-            thread: Some(thread),
-        })
+        let notices = notices.clone();
+        let thread = Background::spawn("xsktap-messages", cpus, move |stop| {
+            run(&feeds, files, stop, &notices)
+        })?;
+        Ok(MessageWriter { _thread: thread })
     }
 }
 
-fn run(
-    feeds: &Feeds,
-    mut files: Vec<(PathBuf, File)>,
-    stop: &AtomicBool,
-    cpus: &[usize],
-    notices: &Notices,
-) {
-    let _ = xsktap_sys::cpu::pin_current_thread(cpus);
+fn run(feeds: &Feeds, mut files: Vec<(PathBuf, File)>, stop: &AtomicBool, notices: &Notices) {
     let mut buf = Vec::new();
     let mut failed = vec![false; files.len()];
     loop {
         // Read before the last round, so that nothing taken after it is left.
-        let last = stop.load(Ordering::Relaxed);
+        let last = stopping(stop);
         for (i, (path, file)) in files.iter_mut().enumerate() {
             feeds.take_messages(i, &mut buf);
             if buf.is_empty() || failed[i] {
@@ -108,15 +77,6 @@ fn run(
         if last {
             break;
         }
-        std::thread::sleep(EVERY);
-    }
-}
-
-impl Drop for MessageWriter {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        nap(EVERY);
     }
 }

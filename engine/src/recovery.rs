@@ -8,9 +8,8 @@
 //! the socket as any other datagram.
 
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use xsktap_core::feed::mold;
@@ -18,6 +17,7 @@ use xsktap_core::feed::recovery::Policy;
 use xsktap_core::feed::Feeds;
 use xsktap_sys::error::syscall_error;
 
+use crate::background::{nap, stopping, Background};
 use crate::files::Notices;
 use crate::Result;
 
@@ -26,8 +26,7 @@ const TICK: Duration = Duration::from_millis(2);
 
 /// The running requester; dropping it stops the thread.
 pub(crate) struct Rerequester {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    _thread: Background,
 }
 
 impl Rerequester {
@@ -53,18 +52,11 @@ impl Rerequester {
             .collect::<std::io::Result<Vec<_>>>()
             .map_err(|e| syscall_error("opening the --rerequest sockets", e))?;
         feeds.recover(Policy::default());
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = {
-            let (stop, cpus, notices) = (stop.clone(), cpus.to_vec(), notices.clone());
-            std::thread::Builder::new()
-                .name("xsktap-rerequest".into())
-                .spawn(move || run(&feeds, &sockets, server, &stop, &cpus, &notices))
-                .map_err(|e| syscall_error("spawn(rerequest thread)", e))?
-        };
-        Ok(Rerequester {
-            stop,
-            thread: Some(thread),
-        })
+        let notices = notices.clone();
+        let thread = Background::spawn("xsktap-rerequest", cpus, move |stop| {
+            run(&feeds, &sockets, server, stop, &notices)
+        })?;
+        Ok(Rerequester { _thread: thread })
     }
 }
 
@@ -77,15 +69,13 @@ fn run(
     sockets: &[UdpSocket],
     server: SocketAddr,
     stop: &AtomicBool,
-    cpus: &[usize],
     notices: &Notices,
 ) {
-    let _ = xsktap_sys::cpu::pin_current_thread(cpus);
     let mut buf = vec![0u8; 65_536];
     // Each kind of trouble is said once per feed; the summary counts the rest.
     let mut failed = vec![false; sockets.len()];
     let mut unanswered = vec![false; sockets.len()];
-    while !stop.load(Ordering::Relaxed) {
+    while !stopping(stop) {
         for (i, socket) in sockets.iter().enumerate() {
             let mut fail = |e: std::io::Error| {
                 if !std::mem::replace(&mut failed[i], true) {
@@ -127,15 +117,6 @@ fn run(
                 }
             }
         }
-        std::thread::sleep(TICK);
-    }
-}
-
-impl Drop for Rerequester {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        nap(TICK);
     }
 }

@@ -222,14 +222,7 @@ pub fn replay(cfg: &CaptureConfig, input: &Path, output: Output) -> Result<Repla
         None
     };
     let traffic = Arc::new(CachePadded::new(TrafficCounters::default()));
-    let feeds = (!cfg.feeds.is_empty())
-        .then(|| Feeds::new(cfg.feeds.clone(), cfg.ab_window_ns))
-        .transpose()
-        .map_err(Error::Config)?
-        .map(Arc::new);
-    if let (Some(feeds), Some(offset)) = (&feeds, cfg.itch_utc_offset_ns) {
-        feeds.measure_itch(offset);
-    }
+    let feeds = Feeds::of_config(cfg).map_err(Error::Config)?.map(Arc::new);
     let mut step = FrameStep {
         queue: 0,
         sink: writers

@@ -2,17 +2,16 @@
 //! the thread that keeps its offset to CLOCK_MONOTONIC measured for the XDP
 //! program (see `xsktap_core::timestamps` for the method).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use xsktap_core::timestamps::{self, StampSource};
 use xsktap_core::CaptureConfig;
-use xsktap_sys::error::syscall_error;
 use xsktap_sys::loader::{HwClock, Stamps, XdpProgram};
 use xsktap_sys::phc::{self, Phc, RxStamping};
 
+use crate::background::{nap, stopping, Background};
 use crate::files::Notices;
 use crate::{Error, Result};
 
@@ -94,9 +93,9 @@ pub(crate) fn variant(hw: Option<&Hardware>, ifindex: u32) -> Stamps {
 
 /// Keeps the hardware program's clock offset measured while the capture runs.
 pub(crate) struct ClockKeeper {
+    // Dropped first: the thread stops before receive stamping is put back.
+    _thread: Background,
     _rx: RxStamping,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
 }
 
 impl ClockKeeper {
@@ -112,36 +111,22 @@ impl ClockKeeper {
         let clock = program.hw_clock()?;
         let (offset, _) = hw.phc.offset_to_monotonic()?;
         clock.set(offset)?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = {
-            let (stop, cpus, notices) = (stop.clone(), cpus.to_vec(), notices.clone());
-            let (phc, index) = (hw.phc, hw.phc_index);
-            std::thread::Builder::new()
-                .name("xsktap-phc".into())
-                .spawn(move || keep(&phc, index, &clock, &stop, &cpus, &notices))
-                .map_err(|e| syscall_error("spawn(clock thread)", e))?
-        };
+        let (phc, index, notices) = (hw.phc, hw.phc_index, notices.clone());
+        let thread = Background::spawn("xsktap-phc", cpus, move |stop| {
+            keep(&phc, index, &clock, stop, &notices)
+        })?;
         Ok(ClockKeeper {
+            _thread: thread,
             _rx: hw.rx,
-            stop,
-            thread: Some(thread),
         })
     }
 }
 
-fn keep(
-    phc: &Phc,
-    index: u32,
-    clock: &HwClock,
-    stop: &AtomicBool,
-    cpus: &[usize],
-    notices: &Notices,
-) {
-    let _ = xsktap_sys::cpu::pin_current_thread(cpus);
+fn keep(phc: &Phc, index: u32, clock: &HwClock, stop: &AtomicBool, notices: &Notices) {
     let mut failing = false;
-    while !stop.load(Ordering::Relaxed) {
-        std::thread::park_timeout(MEASURE_EVERY);
-        if stop.load(Ordering::Relaxed) {
+    while !stopping(stop) {
+        nap(MEASURE_EVERY);
+        if stopping(stop) {
             break;
         }
         let measured = phc
@@ -157,16 +142,6 @@ fn keep(
             }
             Err(_) => {}
             Ok(()) => failing = false,
-        }
-    }
-}
-
-impl Drop for ClockKeeper {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            thread.thread().unpark();
-            let _ = thread.join();
         }
     }
 }

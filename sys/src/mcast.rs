@@ -6,11 +6,11 @@
 //! answers the network's queriers afterwards, which is how IGMP and MLD keep
 //! a membership alive; closing the sockets leaves the groups.
 
-use std::io;
 use std::net::IpAddr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 
-use crate::error::{syscall_error, Result};
+use crate::error::Result;
+use crate::syscall::{dgram_socket, setsockopt_at};
 
 /// IPv4 groups one socket may hold (the kernel's default
 /// `net.ipv4.igmp_max_memberships`).
@@ -28,33 +28,6 @@ impl Membership {
     pub fn groups(&self) -> &[IpAddr] {
         &self.groups
     }
-}
-
-fn socket(family: libc::c_int) -> io::Result<OwnedFd> {
-    // SAFETY: plain socket(2); the fd is owned by the OwnedFd on success.
-    let fd = unsafe { libc::socket(family, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `fd` is a fresh descriptor owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-fn set<T>(fd: &OwnedFd, level: libc::c_int, name: libc::c_int, value: &T) -> io::Result<()> {
-    // SAFETY: `value` points at a T of the size passed, alive for the call.
-    let ret = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            level,
-            name,
-            (value as *const T).cast(),
-            std::mem::size_of::<T>() as libc::socklen_t,
-        )
-    };
-    if ret < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
 }
 
 /// Joins every group of `groups` on interface `ifindex` (duplicates once).
@@ -81,7 +54,7 @@ pub fn join(ifindex: u32, groups: &[IpAddr]) -> Result<Membership> {
         .collect();
     let mut sockets = Vec::new();
     for chunk in v4.chunks(V4_PER_SOCKET) {
-        let fd = socket(libc::AF_INET).map_err(|e| syscall_error("socket(AF_INET)", e))?;
+        let fd = dgram_socket(libc::AF_INET, "socket(AF_INET)")?;
         for group in chunk {
             let req = libc::ip_mreqn {
                 imr_multiaddr: libc::in_addr {
@@ -90,13 +63,18 @@ pub fn join(ifindex: u32, groups: &[IpAddr]) -> Result<Membership> {
                 imr_address: libc::in_addr { s_addr: 0 },
                 imr_ifindex: ifindex as libc::c_int,
             };
-            set(&fd, libc::IPPROTO_IP, libc::IP_ADD_MEMBERSHIP, &req)
-                .map_err(|e| syscall_error("setsockopt(IP_ADD_MEMBERSHIP)", e))?;
+            setsockopt_at(
+                &fd,
+                libc::IPPROTO_IP,
+                libc::IP_ADD_MEMBERSHIP,
+                &req,
+                "setsockopt(IP_ADD_MEMBERSHIP)",
+            )?;
         }
         sockets.push(fd);
     }
     if !v6.is_empty() {
-        let fd = socket(libc::AF_INET6).map_err(|e| syscall_error("socket(AF_INET6)", e))?;
+        let fd = dgram_socket(libc::AF_INET6, "socket(AF_INET6)")?;
         for group in &v6 {
             let req = libc::ipv6_mreq {
                 ipv6mr_multiaddr: libc::in6_addr {
@@ -104,8 +82,13 @@ pub fn join(ifindex: u32, groups: &[IpAddr]) -> Result<Membership> {
                 },
                 ipv6mr_interface: ifindex,
             };
-            set(&fd, libc::IPPROTO_IPV6, libc::IPV6_ADD_MEMBERSHIP, &req)
-                .map_err(|e| syscall_error("setsockopt(IPV6_ADD_MEMBERSHIP)", e))?;
+            setsockopt_at(
+                &fd,
+                libc::IPPROTO_IPV6,
+                libc::IPV6_ADD_MEMBERSHIP,
+                &req,
+                "setsockopt(IPV6_ADD_MEMBERSHIP)",
+            )?;
         }
         sockets.push(fd);
     }

@@ -4,11 +4,12 @@
 
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 
 use xsktap_core::timestamps::{best_offset, Capability, Sample};
 
 use crate::error::{syscall_error, Result};
+use crate::syscall::dgram_socket;
 
 /// `ETHTOOL_GET_TS_INFO` (linux/ethtool.h); libc does not define it.
 const ETHTOOL_GET_TS_INFO: u32 = 0x41;
@@ -25,17 +26,6 @@ struct EthtoolTsInfo {
     tx_reserved: [u32; 3],
     rx_filters: u32,
     rx_reserved: [u32; 3],
-}
-
-/// A datagram socket for interface ioctls, in the caller's namespace.
-fn ioctl_socket() -> io::Result<OwnedFd> {
-    // SAFETY: plain socket(2); the fd is owned by the OwnedFd on success.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `fd` is a fresh descriptor owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// An `ifreq` naming `iface` whose data pointer is `data`.
@@ -55,7 +45,9 @@ fn ifreq(iface: &str, data: *mut libc::c_char) -> io::Result<libc::ifreq> {
 
 /// Runs interface ioctl `request` on `iface` with `data` as its argument.
 fn if_ioctl<T>(iface: &str, request: libc::c_ulong, data: &mut T) -> io::Result<()> {
-    let socket = ioctl_socket()?;
+    // In the caller's namespace.
+    let socket = dgram_socket(libc::AF_INET, "socket(AF_INET)")
+        .map_err(|e| io::Error::other(e.to_string()))?;
     let mut req = ifreq(iface, (data as *mut T).cast())?;
     // SAFETY: `req` names the interface and points at `data`, which is the
     // structure `request` reads and writes and outlives the call.
@@ -155,7 +147,8 @@ impl Phc {
 
     /// `PHC - CLOCK_MONOTONIC` in ns and its error bound: the driver's
     /// bracketed reads (`PTP_SYS_OFFSET_EXTENDED` against CLOCK_MONOTONIC,
-    /// kernel 6.13+), or else reads of the PHC between two of
+    /// where the kernel takes a clock id in it; older ones refuse a non-zero
+    /// id), or else reads of the PHC between two of
     /// CLOCK_MONOTONIC through clock_gettime; the tightest of 9 either way.
     ///
     /// # Errors

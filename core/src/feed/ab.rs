@@ -166,7 +166,9 @@ impl Feed {
         self.merged.tick(now_ns, out);
     }
 
-    fn refuse(&mut self, line: u8, why: Malformed) {
+    /// Counts a packet of `line` that was not decoded (the line's, or for a
+    /// single line the feed's).
+    pub fn refuse(&mut self, line: u8, why: Malformed) {
         match self.lines.get_mut(usize::from(line & 1)) {
             Some(l) => l.sequencer.refuse(why),
             None => self.merged.refuse(why),

@@ -24,7 +24,7 @@ use std::fmt;
 pub use ab::{Feed, LineStats};
 pub use mold::MoldUdp64;
 pub use sequence::{Event, FeedOut, Gap, Origin, Sequencer, SessionStats};
-pub use tap::{FeedSpec, Feeds};
+pub use tap::{message_files, FeedSpec, Feeds};
 
 /// A feed protocol built as MoldUDP64 is: packets name a session and the
 /// sequence number of their first message and carry length-prefixed message
@@ -54,17 +54,21 @@ pub enum Malformed {
     TrailingBytes,
     /// The sequence numbers of its messages would pass 2^64.
     SequenceOverflow,
+    /// The frame does not hold the whole UDP datagram (a fragment, a frame
+    /// cut short): not decoded.
+    TruncatedDatagram,
 }
 
 impl Malformed {
     /// Every reason, in the order of [`Malformed::index`].
-    pub const ALL: [Malformed; 6] = [
+    pub const ALL: [Malformed; 7] = [
         Malformed::TooShort,
         Malformed::NonAsciiSession,
         Malformed::CountBeyondPayload,
         Malformed::TruncatedBlock,
         Malformed::TrailingBytes,
         Malformed::SequenceOverflow,
+        Malformed::TruncatedDatagram,
     ];
 
     /// Position in [`Malformed::ALL`], for per-reason counters.
@@ -81,6 +85,7 @@ impl Malformed {
             Malformed::TruncatedBlock => "truncated_block",
             Malformed::TrailingBytes => "trailing_bytes",
             Malformed::SequenceOverflow => "sequence_overflow",
+            Malformed::TruncatedDatagram => "truncated_datagram",
         }
     }
 }
@@ -237,7 +242,7 @@ mod tests {
         assert_eq!(Session::new(b"ABC       ").unwrap().as_str(), "ABC");
         assert!(Session::new(b"ABC").is_none());
         assert!(Session::new(b"ABC\0\0\0\0\0\0\0").is_none());
-        assert_eq!(Malformed::ALL.len(), 6);
+        assert_eq!(Malformed::ALL.len(), 7);
         for (i, m) in Malformed::ALL.iter().enumerate() {
             assert_eq!(m.index(), i);
         }

@@ -269,7 +269,9 @@ pub struct FeedJson {
     pub lines: Vec<LineJson>,
 }
 
-fn malformed_of<'a>(sequencers: impl Iterator<Item = &'a Sequencer>) -> [u64; 6] {
+fn malformed_of<'a>(
+    sequencers: impl Iterator<Item = &'a Sequencer>,
+) -> [u64; Malformed::ALL.len()] {
     let mut sum = [0u64; Malformed::ALL.len()];
     for s in sequencers {
         for (t, v) in sum.iter_mut().zip(s.malformed) {
@@ -327,34 +329,27 @@ pub fn summary(feeds: &Feeds) -> Vec<FeedJson> {
             sessions
         };
         for st in sessions {
-            let line_sum = |f: fn(&SessionStats) -> u64| -> u64 {
+            let ab = feed.is_ab();
+            // Packets, heartbeats and duplicates are the lines' own for A/B
+            // (a copy on the other line is not a duplicate).
+            let per_line = |f: fn(&SessionStats) -> u64| -> u64 {
+                if !ab {
+                    return f(st);
+                }
                 feed.lines
                     .iter()
                     .filter_map(|l| l.sequencer.sessions().find(|s| s.session == st.session))
                     .map(f)
                     .sum()
             };
-            let ab = feed.is_ab();
             out.push(FeedJson {
                 feed: feed.name.clone(),
                 session: st.session.to_string(),
-                packets: if ab {
-                    line_sum(|s| s.packets)
-                } else {
-                    st.packets
-                },
+                packets: per_line(|s| s.packets),
                 messages: st.messages,
                 bytes: st.bytes,
-                heartbeats: if ab {
-                    line_sum(|s| s.heartbeats)
-                } else {
-                    st.heartbeats
-                },
-                duplicates: if ab {
-                    line_sum(|s| s.duplicates)
-                } else {
-                    st.duplicates
-                },
+                heartbeats: per_line(|s| s.heartbeats),
+                duplicates: per_line(|s| s.duplicates),
                 gaps: st.gaps,
                 missing: st.missing,
                 recovered: st.recovered,

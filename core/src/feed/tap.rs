@@ -10,14 +10,14 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use super::itch;
 use super::recovery::{Policy, Recovery, Request};
 use super::sequence::{Event, FeedOut, Origin};
 use super::timing::Timing;
-use super::{Feed, MoldUdp64, Session};
+use super::{Feed, Malformed, MoldUdp64, Session};
+use crate::config::CaptureConfig;
 use crate::parse::Packet;
 use hdrhistogram::Histogram;
 
@@ -70,6 +70,21 @@ impl FeedSpec {
             lines: vec![a, b],
         })
     }
+}
+
+/// The `--messages` files, one per feed: `path` for a single feed, `path.1`,
+/// `path.2`, … in the order the feeds were given otherwise.
+pub fn message_files(path: &std::path::Path, feeds: usize) -> Vec<std::path::PathBuf> {
+    if feeds == 1 {
+        return vec![path.to_path_buf()];
+    }
+    (1..=feeds)
+        .map(|i| {
+            let mut name = path.as_os_str().to_owned();
+            name.push(format!(".{i}"));
+            std::path::PathBuf::from(name)
+        })
+        .collect()
 }
 
 /// `ADDR:PORT` or `[V6ADDR]:PORT`.
@@ -170,9 +185,6 @@ pub struct Feeds {
     /// (address, port) → (feed, line).
     index: HashMap<(IpAddr, u16), (usize, u8)>,
     states: Vec<Mutex<FeedState>>,
-    /// Frames to a feed line that are not whole UDP datagrams (fragments,
-    /// truncated by the snap length or the wire).
-    pub not_udp_payload: AtomicU64,
 }
 
 impl Feeds {
@@ -214,8 +226,23 @@ impl Feeds {
             specs,
             index,
             states,
-            not_udp_payload: AtomicU64::new(0),
         })
+    }
+
+    /// The feeds `cfg` asks for (`None` without any), with its A/B window and
+    /// ITCH latency setting: one place for a live capture and a file read back.
+    ///
+    /// # Errors
+    /// As [`Feeds::new`].
+    pub fn of_config(cfg: &CaptureConfig) -> Result<Option<Feeds>, String> {
+        if cfg.feeds.is_empty() {
+            return Ok(None);
+        }
+        let feeds = Feeds::new(cfg.feeds.clone(), cfg.ab_window_ns)?;
+        if let Some(offset) = cfg.itch_utc_offset_ns {
+            feeds.measure_itch(offset);
+        }
+        Ok(Some(feeds))
     }
 
     /// The feeds as configured.
@@ -252,9 +279,15 @@ impl Feeds {
 
     /// Whether `packet` goes to one of the feed lines (UDP to its address and port).
     pub fn is_line(&self, packet: &Packet) -> bool {
+        self.line_of(packet).is_some()
+    }
+
+    /// The feed and line `packet` goes to, if any.
+    #[inline]
+    fn line_of(&self, packet: &Packet) -> Option<(usize, u8)> {
         match (packet.dst, packet.dport, packet.ip_proto) {
-            (Some(dst), Some(port), Some(17)) => self.index.contains_key(&(dst, port)),
-            _ => false,
+            (Some(dst), Some(port), Some(17)) => self.index.get(&(dst, port)).copied(),
+            _ => None,
         }
     }
 
@@ -263,17 +296,16 @@ impl Feeds {
     /// returns whether it was.
     #[inline]
     pub fn frame(&self, ts_ns: u64, now_ns: u64, frame: &[u8], packet: &Packet) -> bool {
-        let (Some(dst), Some(port)) = (packet.dst, packet.dport) else {
+        let Some((feed, line)) = self.line_of(packet) else {
             return false;
-        };
-        let Some(&(feed, line)) = self.index.get(&(dst, port)) else {
-            return false;
-        };
-        let Some(payload) = udp_payload(frame, packet) else {
-            self.not_udp_payload.fetch_add(1, Ordering::Relaxed);
-            return true;
         };
         let mut state = self.lock(feed);
+        // A datagram the frame does not hold whole (a fragment, a cut frame)
+        // is never decoded: counted with the feed's malformed packets.
+        let Some(payload) = udp_payload(frame, packet) else {
+            state.feed.refuse(line, Malformed::TruncatedDatagram);
+            return true;
+        };
         let FeedState {
             feed,
             events,
@@ -456,6 +488,41 @@ mod tests {
             let err = bad.unwrap_err();
             assert!(err.contains(needle), "{err}");
         }
+    }
+
+    #[test]
+    fn a_datagram_the_frame_cuts_is_counted_malformed_and_tcp_is_not_a_feed() {
+        let feeds = Feeds::new(vec![spec("f", &[([198, 19, 0, 1], 26400)])], 0).unwrap();
+        let session = Session::new(b"SESSION001").unwrap();
+        let f = frame(
+            [198, 19, 0, 1],
+            26400,
+            &mold::encode(&session, 1, &[b"abc"]),
+        );
+        let cut = &f[..f.len() - 2];
+        assert!(feeds.frame(1, 1, cut, &parse(cut)));
+        let mut tcp = f.clone();
+        tcp[23] = 6;
+        assert!(!feeds.frame(2, 2, &tcp, &parse(&tcp)));
+        let state = feeds.lock(0);
+        assert_eq!(
+            state.feed.merged.malformed[Malformed::TruncatedDatagram.index()],
+            1
+        );
+        assert!(state.feed.merged.current().is_none());
+    }
+
+    #[test]
+    fn message_files_are_numbered_for_more_than_one_feed() {
+        let p = std::path::Path::new("/cap/m.bin");
+        assert_eq!(message_files(p, 1), [p]);
+        assert_eq!(
+            message_files(p, 2),
+            [
+                std::path::PathBuf::from("/cap/m.bin.1"),
+                std::path::PathBuf::from("/cap/m.bin.2")
+            ]
+        );
     }
 
     #[test]

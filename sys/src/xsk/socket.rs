@@ -60,28 +60,10 @@ mod busy_poll {
     pub const SO_BUSY_POLL_BUDGET: libc::c_int = 70;
 }
 
+use crate::syscall::setsockopt_at;
+
 fn setsockopt<T>(fd: &OwnedFd, name: libc::c_int, value: &T, call: &'static str) -> Result<()> {
     setsockopt_at(fd, libc::SOL_XDP, name, value, call)
-}
-
-fn setsockopt_at<T>(
-    fd: &OwnedFd,
-    level: libc::c_int,
-    name: libc::c_int,
-    value: &T,
-    call: &'static str,
-) -> Result<()> {
-    // SAFETY: `value` is a live T and we pass its exact size; the kernel only reads it.
-    syscall!(call, unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            level,
-            name,
-            (value as *const T).cast(),
-            size_of::<T>() as libc::socklen_t,
-        )
-    })?;
-    Ok(())
 }
 
 fn getsockopt<T: Copy>(fd: &OwnedFd, name: libc::c_int, call: &'static str) -> Result<T> {
