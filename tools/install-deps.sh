@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(
-    clang llvm              # compile the XDP program (bpf target)
+    clang llvm              # compile the XDP program (bpf target); libclang for iceoryx2's bindgen
     libelf-dev zlib1g-dev   # libbpf (vendored by libbpf-sys) links against these
     pkg-config make         # libbpf-sys build
     iproute2                # ip netns / veth test bed
@@ -16,6 +16,14 @@ packages=(
     procps                  # sysctl
     chromium                # headless browser for the dashboard's end-to-end test
 )
+
+# The Python feed consumer (examples/feed_consumer.py) needs iceoryx2 from PyPI,
+# the same version as the Rust crate (the sample layout is checked by both).
+if ! python3 -c 'import iceoryx2' 2>/dev/null; then
+    echo "install-deps: installing iceoryx2 0.10.0 for Python from PyPI"
+    python3 -m pip install --quiet --disable-pip-version-check 'iceoryx2==0.10.0' 2>/dev/null ||
+        python3 -m pip install --quiet --disable-pip-version-check --break-system-packages 'iceoryx2==0.10.0'
+fi
 
 missing=()
 for p in "${packages[@]}"; do

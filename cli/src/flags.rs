@@ -442,6 +442,23 @@ pub struct FeedArgs {
     /// from UTC: -5 for New York in winter, -4 in summer.
     #[arg(long, value_name = "HOURS", allow_negative_numbers = true)]
     pub itch_utc_offset: Option<f64>,
+    /// Report a line silent when it brings no packet (not even a heartbeat) for this
+    /// long, and back when it does again; 0: never.
+    #[arg(long, value_name = "MS", default_value_t = 2000)]
+    pub line_silent_ms: u64,
+    /// Publish each feed's merged stream over iceoryx2 shared memory, one service per feed
+    /// (xsktap/feed/NAME): messages in the order taken, gap, recovery, session and line
+    /// notices among them. Subscribers never slow the capture: one that falls behind loses
+    /// its oldest samples, and counts them exactly (see examples/feed_consumer.rs).
+    #[arg(long)]
+    pub publish: bool,
+    /// With --publish: the largest buffer a subscriber may ask for, in samples (what a
+    /// reliable subscriber gets).
+    #[arg(long, value_name = "SAMPLES", default_value_t = 65536)]
+    pub publish_buffer: usize,
+    /// With --publish: subscribers each feed admits at once.
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub publish_subscribers: usize,
     /// Events as one JSON object per line instead of text.
     #[arg(long)]
     pub json: bool,
@@ -495,6 +512,34 @@ impl FeedArgs {
         }
         req.config.feeds = feeds;
         req.config.ab_window_ns = self.ab_window_us * 1_000;
+        req.config.line_silent_ns = self
+            .line_silent_ms
+            .checked_mul(1_000_000)
+            .filter(|_| self.line_silent_ms <= 3_600_000)
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--line-silent-ms {}: give 0 (never) to 3600000 milliseconds",
+                    self.line_silent_ms
+                )
+            })?;
+        if self.publish {
+            if !(1..=1 << 22).contains(&self.publish_buffer) {
+                anyhow::bail!(
+                    "--publish-buffer {}: give 1 to 4194304 samples",
+                    self.publish_buffer
+                );
+            }
+            if !(1..=64).contains(&self.publish_subscribers) {
+                anyhow::bail!(
+                    "--publish-subscribers {}: give 1 to 64",
+                    self.publish_subscribers
+                );
+            }
+            req.config.publish = Some(xsktap_core::config::Publish {
+                buffer: self.publish_buffer,
+                subscribers: self.publish_subscribers,
+            });
+        }
         req.config.join = self.join;
         if let Some(path) = &self.messages {
             let dir = path.parent().filter(|p| !p.as_os_str().is_empty());

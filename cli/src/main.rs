@@ -253,6 +253,12 @@ fn run(req: Request, view: View) -> anyhow::Result<ExitCode> {
             groups.join(", ")
         );
     }
+    if !capture.services().is_empty() {
+        say!(
+            "xsktap: publishing over iceoryx2 as {}",
+            capture.services().join(", ")
+        );
+    }
     if let Some(user) = &req.user {
         // Attached, sockets bound, first file open: nothing privileged is left to do.
         user.switch_to()?;

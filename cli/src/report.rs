@@ -484,6 +484,20 @@ pub fn feeds_text(feeds: &[xsktap_core::feed::report::FeedJson]) -> String {
                 l.line, l.messages, l.won, l.gaps, l.missing, l.duplicates, l.lead_p50_ns, l.lead_p99_ns, l.lead_max_ns
             );
         }
+        for c in &f.consumers {
+            let failed: u64 = c.failed.values().sum();
+            let latency = c.receive_to_delivery.as_ref().map_or(String::new(), |r| {
+                format!(
+                    "; receive to publish p50 {} ns p99 {} ns max {} ns",
+                    r.p50_ns, r.p99_ns, r.max_ns
+                )
+            });
+            let _ = writeln!(
+                out,
+                "  published to {}: {} samples, {failed} not published{latency}",
+                c.name, c.delivered
+            );
+        }
     }
     out
 }

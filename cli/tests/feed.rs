@@ -237,6 +237,22 @@ fn a_feed_reports_each_gap_recovery_heartbeat_and_end_exactly() {
     assert!(f.bursts.max_pps_1ms >= 2_000.0, "{:?}", f.bursts);
 }
 
+/// Packets 0 to 19 on lines A and B, A losing packets 3, 7 and 12, B
+/// losing 5, 7 and 15: the feed misses only packet 7 (messages 15 and 16).
+fn ab_frames() -> Vec<Vec<u8>> {
+    let (lost_a, lost_b) = ([3u64, 7, 12], [5u64, 7, 15]);
+    let mut frames = Vec::new();
+    for p in 0..20 {
+        if !lost_a.contains(&p) {
+            frames.push(udp(PORT_A, &packet(p)));
+        }
+        if !lost_b.contains(&p) {
+            frames.push(udp(PORT_B, &packet(p)));
+        }
+    }
+    frames
+}
+
 #[test]
 #[ignore = "needs root: run with --include-ignored as root (tools/test.sh)"]
 fn ab_lines_merge_and_only_a_loss_on_both_is_a_gap() {
@@ -255,17 +271,7 @@ fn ab_lines_merge_and_only_a_loss_on_both_is_a_gap() {
         ],
         &out,
     );
-    let (lost_a, lost_b) = ([3u64, 7, 12], [5u64, 7, 15]);
-    let mut frames = Vec::new();
-    for p in 0..20 {
-        if !lost_a.contains(&p) {
-            frames.push(udp(PORT_A, &packet(p)));
-        }
-        if !lost_b.contains(&p) {
-            frames.push(udp(PORT_B, &packet(p)));
-        }
-    }
-    bed.send(&frames);
+    bed.send(&ab_frames());
     let (s, stderr) = stop(feed, &json);
     let ev = events(&out);
     let gaps: Vec<(u64, u64)> = of_kind(&ev, "gap")
@@ -577,4 +583,125 @@ fn itch_exchange_to_tap_latency_is_measured_in_the_exchanges_day() {
         stderr.contains("exchange to tap (ITCH stamps) p50"),
         "{stderr}"
     );
+}
+
+/// The Rust example consumer (built by `cargo test`, or built now).
+fn rust_consumer() -> std::path::PathBuf {
+    let release = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .and_then(|deps| deps.parent())
+        .unwrap()
+        .to_path_buf();
+    let bin = release.join("examples/feed_consumer");
+    if !bin.exists() {
+        let ok = std::process::Command::new(env!("CARGO"))
+            .args([
+                "build",
+                "--release",
+                "-p",
+                "xsktap-consumer",
+                "--example",
+                "feed_consumer",
+            ])
+            .status()
+            .unwrap();
+        assert!(ok.success(), "building examples/feed_consumer.rs");
+    }
+    bin
+}
+
+/// Starts a consumer (`program` and its arguments), its summary line to a
+/// file, and waits until it has subscribed.
+fn start_consumer(program: &[&str], out: &std::path::Path) -> Running {
+    let mut cmd = std::process::Command::new(program[0]);
+    cmd.args(&program[1..])
+        .stdout(std::fs::File::create(out).unwrap())
+        .stderr(Stdio::piped());
+    let running = Running::spawn(cmd);
+    running.wait_for_stderr("feed_consumer: subscribed", Duration::from_secs(20));
+    running
+}
+
+fn consumer_summary(mut consumer: Running, out: &std::path::Path) -> serde_json::Value {
+    let status = consumer.wait(Duration::from_secs(30));
+    let stderr = consumer.stderr();
+    eprintln!("{stderr}");
+    assert!(status.success(), "{stderr}");
+    let text = std::fs::read_to_string(out).unwrap();
+    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text} {stderr}"))
+}
+
+#[test]
+#[ignore = "needs root: run with --include-ignored as root (tools/test.sh)"]
+fn published_feeds_reach_rust_and_python_consumers_in_order_with_gap_notices() {
+    let bed = Testbed::new(2);
+    let (json, out) = (temp_path("pub.json"), temp_path("pub-events.jsonl"));
+    // Service names are machine-wide: one of its own per run.
+    let name = format!("pub{}", std::process::id());
+    let ab = format!("{name}=198.18.0.2:{PORT_A},198.18.0.2:{PORT_B}");
+    let feed = start_feed(
+        &bed,
+        &[
+            "--ab",
+            &ab,
+            "--ab-window-us",
+            "200000",
+            "--publish",
+            "--summary-json",
+            json.to_str().unwrap(),
+        ],
+        &out,
+    );
+    assert!(
+        feed.stderr()
+            .contains(&format!("publishing over iceoryx2 as xsktap/feed/{name}")),
+        "{}",
+        feed.stderr()
+    );
+    let rust_bin = rust_consumer();
+    let (rust_out, py_out) = (temp_path("pub-rust.json"), temp_path("pub-py.json"));
+    let rust = start_consumer(
+        &[rust_bin.to_str().unwrap(), &name, "--reliable", "--trace"],
+        &rust_out,
+    );
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/feed_consumer.py");
+    let python = start_consumer(&["python3", script, &name, "--reliable"], &py_out);
+
+    bed.send(&ab_frames());
+    // The A/B window passes, then the end of session on both lines.
+    std::thread::sleep(Duration::from_millis(400));
+    let end = mold::encode_marker(&session(), 41, 0xFFFF);
+    bed.send(&[udp(PORT_A, &end), udp(PORT_B, &end)]);
+
+    let rust = consumer_summary(rust, &rust_out);
+    let python = consumer_summary(python, &py_out);
+    let (s, stderr) = stop(feed, &json);
+    let f = &s.feeds[0];
+    assert_eq!((f.messages, f.gaps), (2 * 19, 1), "{stderr}");
+    let published = &f.consumers[0];
+    eprintln!("published: {published:?}\n{stderr}");
+    assert_eq!(published.name, format!("xsktap/feed/{name}"));
+    assert!(published.failed.is_empty(), "{published:?}");
+    assert_eq!(
+        published.receive_to_delivery.as_ref().unwrap().count,
+        2 * 19
+    );
+    for (who, c) in [("rust", &rust), ("python", &python)] {
+        assert_eq!(c["messages"], 2 * 19, "{who}: {c}");
+        // Packet p's messages start with 'A' + p and 'a' + p: 19 packets.
+        assert_eq!(c["by_type"]["A"], 1, "{who}: {c}");
+        assert!(
+            c["by_type"].get("H").is_none(),
+            "{who}: packet 7 never came: {c}"
+        );
+        assert_eq!(c["gaps"], serde_json::json!([[15, 16]]), "{who}: {c}");
+        assert_eq!(c["unannounced_jumps"], 0, "{who}: in order: {c}");
+        assert_eq!(c["late"], 0, "{who}: {c}");
+        assert_eq!(c["missed_samples"], 0, "{who}: {c}");
+        assert_eq!(c["session_end"], true, "{who}: {c}");
+        // Session start, 38 messages, the gap, the end: every sample published.
+        assert_eq!(c["samples"], published.delivered, "{who}: {c}");
+        assert_eq!(c["samples"], 2 * 19 + 3, "{who}: {c}");
+    }
 }

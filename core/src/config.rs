@@ -124,6 +124,30 @@ pub struct CaptureConfig {
     /// Measure ITCH exchange-to-tap latency, the exchange this far from UTC
     /// (ns; `--itch-utc-offset`).
     pub itch_utc_offset_ns: Option<i64>,
+    /// A feed line with no packet (heartbeats included) for this long is
+    /// reported silent (`--line-silent-ms`).
+    pub line_silent_ns: u64,
+    /// Publish each feed's merged stream over iceoryx2 (`--publish`).
+    pub publish: Option<Publish>,
+}
+
+/// How the feeds are published over iceoryx2 (one service per feed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Publish {
+    /// The largest buffer a subscriber may ask for, in samples
+    /// (`--publish-buffer`): what a reliable subscriber gets.
+    pub buffer: usize,
+    /// Subscribers each feed's service admits at once.
+    pub subscribers: usize,
+}
+
+impl Default for Publish {
+    fn default() -> Publish {
+        Publish {
+            buffer: 65_536,
+            subscribers: 8,
+        }
+    }
 }
 
 /// Default wake-up coalescing, in microseconds. Measured on the bench's test
@@ -168,6 +192,8 @@ impl CaptureConfig {
             rerequest: None,
             messages: None,
             itch_utc_offset_ns: None,
+            line_silent_ns: crate::feed::tap::DEFAULT_LINE_SILENT_NS,
+            publish: None,
         }
     }
 

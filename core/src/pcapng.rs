@@ -214,7 +214,7 @@ pub fn with_dropcount(epb: &[u8], drops: u64) -> Option<Vec<u8>> {
 #[inline]
 pub fn first_block(data: &[u8]) -> Option<(usize, u32)> {
     let len = u32_at(data, 4)? as usize;
-    if len < 12 || len % 4 != 0 || len > data.len() {
+    if len < 12 || !len.is_multiple_of(4) || len > data.len() {
         return None;
     }
     let orig = if u32_at(data, 0)? == EPB {

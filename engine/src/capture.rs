@@ -154,6 +154,8 @@ pub struct Capture {
     _rerequester: Option<Rerequester>,
     /// `--messages`: writes the feeds' merged messages.
     message_writer: Option<MessageWriter>,
+    /// `--publish`: the iceoryx2 node of the feeds' publishers.
+    publishing: Option<crate::publish::Publishing>,
 }
 
 /// The end of a capture: final counters and how the output went.
@@ -608,6 +610,22 @@ impl Capture {
     /// # Errors
     /// Any [`Error`]: each names what is wrong and how to fix it.
     pub fn start(cfg: &CaptureConfig, output: Output) -> Result<Capture> {
+        Capture::start_consuming(cfg, output, Vec::new())
+    }
+
+    /// As [`Capture::start`], handing each feed's merged stream to the
+    /// in-process consumers given with its name (`GROUP:PORT` or the `--ab`
+    /// name), on the worker that decodes each packet: the messages borrowed
+    /// from the frame, no copy. With `cfg.publish` the iceoryx2 publisher
+    /// takes each message first.
+    ///
+    /// # Errors
+    /// As [`Capture::start`]; a consumer of a feed not in `cfg` is refused.
+    pub fn start_consuming(
+        cfg: &CaptureConfig,
+        output: Output,
+        consumers: crate::publish::Consumers,
+    ) -> Result<Capture> {
         cfg.validate()?;
         if cfg.monitor.is_some() && output == Output::Stdout {
             return Err(Error::Config(
@@ -637,7 +655,7 @@ impl Capture {
             warnings.extend(busy_poll_warning(&cfg.iface));
         }
 
-        let feeds = Feeds::of_config(cfg).map_err(Error::Config)?.map(Arc::new);
+        let (feeds, publishing) = crate::publish::feeds(cfg, consumers)?;
         let (program, timestamps, hw) = load_program(cfg, ifindex, stamps::choose(cfg)?)?;
         if let Some(feeds) = &feeds {
             program.set_feeds(&feeds.lines())?;
@@ -732,6 +750,7 @@ impl Capture {
             membership,
             _rerequester: rerequester,
             message_writer,
+            publishing,
         };
         for (mut handle, worker) in built {
             let thread = std::thread::Builder::new()
@@ -764,6 +783,11 @@ impl Capture {
     /// `--join`: the multicast groups joined on the interface.
     pub fn joined(&self) -> &[std::net::IpAddr] {
         self.membership.as_ref().map_or(&[], |m| m.groups())
+    }
+
+    /// `--publish`: the iceoryx2 services, in feed order.
+    pub fn services(&self) -> &[String] {
+        self.publishing.as_ref().map_or(&[], |p| &p.services)
     }
 
     /// `xsktap feed`: the feeds, their sequence state and queued events.

@@ -222,7 +222,7 @@ pub fn replay(cfg: &CaptureConfig, input: &Path, output: Output) -> Result<Repla
         None
     };
     let traffic = Arc::new(CachePadded::new(TrafficCounters::default()));
-    let feeds = Feeds::of_config(cfg).map_err(Error::Config)?.map(Arc::new);
+    let (feeds, _publishing) = crate::publish::feeds(cfg, Vec::new())?;
     let mut step = FrameStep {
         queue: 0,
         sink: writers

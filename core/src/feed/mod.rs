@@ -11,8 +11,10 @@
 //! ```
 
 pub mod ab;
+pub mod consumer;
 pub mod itch;
 pub mod mold;
+pub mod order;
 pub mod recovery;
 pub mod report;
 pub mod sequence;
@@ -22,6 +24,7 @@ pub mod timing;
 use std::fmt;
 
 pub use ab::{Feed, LineStats};
+pub use consumer::{Consumer, ConsumerStats, Message};
 pub use mold::MoldUdp64;
 pub use sequence::{Event, FeedOut, Gap, Origin, Sequencer, SessionStats};
 pub use tap::{message_files, FeedSpec, Feeds};

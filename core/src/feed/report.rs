@@ -57,6 +57,22 @@ pub fn event_json(feed: &str, ab: bool, event: &Event) -> String {
         } => format!(
             r#"{{"event":"session_end","feed":{feed},"session":"{session}","next":{next},"ts_ns":{ts_ns}}}"#
         ),
+        Event::LineSilent {
+            line,
+            since_ns,
+            ts_ns,
+        } => format!(
+            r#"{{"event":"line_silent","feed":{feed},"line":"{}","since_ns":{since_ns},"ts_ns":{ts_ns}}}"#,
+            line_name(Origin::Line(line), ab)
+        ),
+        Event::LineBack {
+            line,
+            silent_ns,
+            ts_ns,
+        } => format!(
+            r#"{{"event":"line_back","feed":{feed},"line":"{}","silent_ns":{silent_ns},"ts_ns":{ts_ns}}}"#,
+            line_name(Origin::Line(line), ab)
+        ),
     }
 }
 
@@ -93,6 +109,24 @@ pub fn event_text(feed: &str, ab: bool, event: &Event) -> String {
         Event::SessionEnd { session, next, .. } => {
             write!(s, "session end {feed} session {session} at {next}")
         }
+        Event::LineSilent {
+            line,
+            since_ns,
+            ts_ns,
+        } => write!(
+            s,
+            "line silent {feed} {}: no packet for {:.3} s",
+            line_name(Origin::Line(line), ab),
+            ts_ns.saturating_sub(since_ns) as f64 / 1e9
+        ),
+        Event::LineBack {
+            line, silent_ns, ..
+        } => write!(
+            s,
+            "line back {feed} {} after {:.3} s",
+            line_name(Origin::Line(line), ab),
+            silent_ns as f64 / 1e9
+        ),
     };
     s
 }
@@ -267,6 +301,24 @@ pub struct FeedJson {
     /// The A and B lines, for an A/B feed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub lines: Vec<LineJson>,
+    /// Where the merged stream is handed on (`--publish`: the iceoryx2
+    /// service), every session.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub consumers: Vec<ConsumerJson>,
+}
+
+/// A consumer of a feed, in the summary.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ConsumerJson {
+    /// Where it hands the stream on (`xsktap/feed/NAME`).
+    pub name: String,
+    /// Samples (messages and notices) handed on.
+    pub delivered: u64,
+    /// Samples it could not hand on, by reason (non-zero ones).
+    pub failed: std::collections::BTreeMap<String, u64>,
+    /// Receive stamp to hand-on, per message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receive_to_delivery: Option<LatencyQuantiles>,
 }
 
 fn malformed_of<'a>(
@@ -360,7 +412,7 @@ pub fn summary(feeds: &Feeds) -> Vec<FeedJson> {
                 end_of_session: st.end_of_session,
                 malformed: malformed.iter().sum(),
                 malformed_reasons: reasons.clone(),
-                messages_not_written: state.events.messages_dropped,
+                messages_not_written: state.events.stream.messages_dropped,
                 events_dropped: state.events.dropped,
                 receive_to_decode: LatencyQuantiles::of(&state.timing.receive_to_decode),
                 exchange_to_tap: state
@@ -394,6 +446,27 @@ pub fn summary(feeds: &Feeds) -> Vec<FeedJson> {
                     .iter()
                     .zip(["A", "B"])
                     .map(|(l, name)| line_json(name, l, st.session))
+                    .collect(),
+                consumers: state
+                    .events
+                    .stream
+                    .consumers
+                    .iter()
+                    .filter_map(|c| c.stats())
+                    .map(|c| ConsumerJson {
+                        name: c.name,
+                        delivered: c.delivered,
+                        failed: c
+                            .failed
+                            .into_iter()
+                            .filter(|(_, n)| *n > 0)
+                            .map(|(r, n)| (r.to_string(), n))
+                            .collect(),
+                        receive_to_delivery: c
+                            .receive_to_delivery
+                            .as_ref()
+                            .map(LatencyQuantiles::of),
+                    })
                     .collect(),
             });
         }

@@ -85,6 +85,24 @@ pub enum Event {
         /// When.
         ts_ns: u64,
     },
+    /// A line brought no packet (not even a heartbeat) for the configured time.
+    LineSilent {
+        /// The line (0 = A or a single line, 1 = B).
+        line: u8,
+        /// Its last packet (or the start, if it never brought one).
+        since_ns: u64,
+        /// When the silence was noticed.
+        ts_ns: u64,
+    },
+    /// A silent line brought a packet again.
+    LineBack {
+        /// The line.
+        line: u8,
+        /// How long it was quiet.
+        silent_ns: u64,
+        /// When its packet arrived.
+        ts_ns: u64,
+    },
 }
 
 /// What a sequencer hands on: the new messages, in the order they arrive,
@@ -265,8 +283,9 @@ impl Sequencer {
                     stats.next_expected = d.seq;
                     self.open_range(from, d.seq - 1, ts_ns, out);
                 }
-                if d.kind == Kind::EndOfSession {
-                    let stats = self.current.as_mut().expect("entered");
+                let stats = self.current.as_mut().expect("entered");
+                // Said once, however many lines (or repeats) bring it.
+                if d.kind == Kind::EndOfSession && !stats.end_of_session {
                     stats.end_of_session = true;
                     out.event(Event::SessionEnd {
                         session,

@@ -12,7 +12,9 @@ use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::{Mutex, MutexGuard};
 
+use super::consumer::{Consumer, ConsumerStats, Message};
 use super::itch;
+use super::order::{Deliver, Orderer};
 use super::recovery::{Policy, Recovery, Request};
 use super::sequence::{Event, FeedOut, Origin};
 use super::timing::Timing;
@@ -98,6 +100,19 @@ fn parse_line(s: &str) -> Result<(IpAddr, u16), String> {
     Ok((addr.ip(), addr.port()))
 }
 
+/// A line quiet this long is reported silent, by default: MoldUDP64
+/// servers send a heartbeat each second when idle, so two missed ones.
+pub const DEFAULT_LINE_SILENT_NS: u64 = 2_000_000_000;
+
+/// When a line last brought a packet, and whether it was reported silent.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LineWatch {
+    /// Its last packet's receive time (or the first check's time before any).
+    pub last_ns: Option<u64>,
+    /// Reported silent and not back yet.
+    pub silent: bool,
+}
+
 /// Events queued per feed for the reporter before the oldest are dropped.
 const MAX_QUEUED_EVENTS: usize = 4096;
 
@@ -112,25 +127,68 @@ pub struct FeedState {
     pub recovery: Option<Recovery>,
     /// Receive-to-decode latency and microbursts.
     pub timing: Timing,
+    /// Per line: when it last brought a packet.
+    pub watch: Vec<LineWatch>,
 }
 
-/// A feed's events waiting for the reporter, and its messages waiting for
-/// the `--messages` writer.
+/// A feed's events waiting for the reporter, and its merged stream on its
+/// way to the consumers and the `--messages` writer.
 #[derive(Debug, Default)]
 pub struct Events {
     /// Oldest first.
     pub queue: VecDeque<Event>,
     /// Events dropped because the reporter did not take them in time.
     pub dropped: u64,
-    /// `--messages`: the merged stream's messages in the BinaryFILE layout
-    /// (u16 big-endian length, then the message), in order.
-    pub messages: Option<Vec<u8>>,
-    /// Messages not kept because the writer fell [`MAX_PENDING_MESSAGE_BYTES`] behind.
-    pub messages_dropped: u64,
     /// `--itch-utc-offset`: exchange-to-tap latency of ITCH messages.
     pub itch: Option<ItchLatency>,
     /// Receive time of the packet being handed on (set per packet).
     pub rx_ns: u64,
+    /// Puts the stream in sequence for `stream`.
+    pub order: Orderer,
+    /// Where the stream goes, in sequence.
+    pub stream: Stream,
+}
+
+/// Where a feed's merged stream goes, in sequence.
+#[derive(Debug, Default)]
+pub struct Stream {
+    /// Consumers (the iceoryx2 publisher, in-process ones).
+    pub consumers: Vec<Box<dyn Consumer>>,
+    /// `--messages`: the messages in the BinaryFILE layout (u16 big-endian
+    /// length, then the message), in order.
+    pub messages: Option<Vec<u8>>,
+    /// Messages not kept because the writer fell [`MAX_PENDING_MESSAGE_BYTES`] behind.
+    pub messages_dropped: u64,
+}
+
+impl Stream {
+    fn active(&self) -> bool {
+        !self.consumers.is_empty() || self.messages.is_some()
+    }
+}
+
+impl Deliver for Stream {
+    #[inline]
+    fn message(&mut self, m: &Message<'_>) {
+        for c in &mut self.consumers {
+            c.message(m);
+        }
+        let Some(out) = &mut self.messages else {
+            return;
+        };
+        if out.len() + 2 + m.bytes.len() > MAX_PENDING_MESSAGE_BYTES {
+            self.messages_dropped += 1;
+            return;
+        }
+        out.extend_from_slice(&(m.bytes.len() as u16).to_be_bytes());
+        out.extend_from_slice(m.bytes);
+    }
+
+    fn event(&mut self, event: &Event) {
+        for c in &mut self.consumers {
+            c.event(event);
+        }
+    }
 }
 
 /// Receive time minus each ITCH message's own timestamp.
@@ -149,7 +207,7 @@ pub const MAX_PENDING_MESSAGE_BYTES: usize = 64 << 20;
 
 impl FeedOut<'_> for Events {
     #[inline]
-    fn message(&mut self, _: Session, _: u64, message: &[u8], _: Origin) {
+    fn message(&mut self, session: Session, seq: u64, message: &[u8], origin: Origin) {
         if let Some(itch) = &mut self.itch {
             if let Some(stamp) = itch::timestamp(message) {
                 match itch::exchange_to_tap(self.rx_ns, itch.utc_offset_ns, stamp) {
@@ -158,18 +216,22 @@ impl FeedOut<'_> for Events {
                 }
             }
         }
-        let Some(out) = &mut self.messages else {
-            return;
-        };
-        if out.len() + 2 + message.len() > MAX_PENDING_MESSAGE_BYTES {
-            self.messages_dropped += 1;
-            return;
+        if self.stream.active() {
+            let m = Message {
+                session,
+                seq,
+                rx_ns: self.rx_ns,
+                origin,
+                bytes: message,
+            };
+            self.order.message(&m, &mut self.stream);
         }
-        out.extend_from_slice(&(message.len() as u16).to_be_bytes());
-        out.extend_from_slice(message);
     }
 
     fn event(&mut self, event: Event) {
+        if self.stream.active() {
+            self.order.event(&event, &mut self.stream);
+        }
         if self.queue.len() == MAX_QUEUED_EVENTS {
             self.queue.pop_front();
             self.dropped += 1;
@@ -185,6 +247,8 @@ pub struct Feeds {
     /// (address, port) → (feed, line).
     index: HashMap<(IpAddr, u16), (usize, u8)>,
     states: Vec<Mutex<FeedState>>,
+    /// A line quiet this long is silent (0: never).
+    silent_ns: u64,
 }
 
 impl Feeds {
@@ -220,12 +284,14 @@ impl Feeds {
                 events: Events::default(),
                 recovery: None,
                 timing: Timing::default(),
+                watch: vec![LineWatch::default(); spec.lines.len()],
             }));
         }
         Ok(Feeds {
             specs,
             index,
             states,
+            silent_ns: DEFAULT_LINE_SILENT_NS,
         })
     }
 
@@ -238,7 +304,8 @@ impl Feeds {
         if cfg.feeds.is_empty() {
             return Ok(None);
         }
-        let feeds = Feeds::new(cfg.feeds.clone(), cfg.ab_window_ns)?;
+        let mut feeds = Feeds::new(cfg.feeds.clone(), cfg.ab_window_ns)?;
+        feeds.silent_ns = cfg.line_silent_ns;
         if let Some(offset) = cfg.itch_utc_offset_ns {
             feeds.measure_itch(offset);
         }
@@ -310,21 +377,52 @@ impl Feeds {
             feed,
             events,
             timing,
+            watch,
             ..
         } = &mut *state;
+        let w = &mut watch[usize::from(line)];
+        if std::mem::take(&mut w.silent) {
+            events.event(Event::LineBack {
+                line,
+                silent_ns: ts_ns.saturating_sub(w.last_ns.unwrap_or(ts_ns)),
+                ts_ns,
+            });
+        }
+        w.last_ns = Some(ts_ns);
         timing.record(ts_ns, now_ns, u64::from(packet.len));
         events.rx_ns = ts_ns;
         feed.packet::<MoldUdp64>(line, payload, ts_ns, events);
         true
     }
 
-    /// Declares the A/B gaps that outlived the window (the reporter calls
-    /// this often while feeds are quiet).
+    /// Declares the A/B gaps that outlived the window and the lines silent
+    /// for too long (the reporter calls this often; `u64::MAX` at the end of
+    /// a capture declares the last gaps, and no silence).
     pub fn tick(&self, now_ns: u64) {
         for i in 0..self.len() {
             let mut state = self.lock(i);
-            let FeedState { feed, events, .. } = &mut *state;
+            let FeedState {
+                feed,
+                events,
+                watch,
+                ..
+            } = &mut *state;
             feed.tick(now_ns, events);
+            if now_ns == u64::MAX || self.silent_ns == 0 {
+                continue;
+            }
+            for (line, w) in watch.iter_mut().enumerate() {
+                // A line never heard is timed from the first check.
+                let last = *w.last_ns.get_or_insert(now_ns);
+                if !w.silent && now_ns.saturating_sub(last) >= self.silent_ns {
+                    w.silent = true;
+                    events.event(Event::LineSilent {
+                        line: line as u8,
+                        since_ns: last,
+                        ts_ns: now_ns,
+                    });
+                }
+            }
         }
     }
 
@@ -344,7 +442,7 @@ impl Feeds {
     /// Keeps every feed's messages for the `--messages` writer from now on.
     pub fn keep_messages(&self) {
         for i in 0..self.len() {
-            self.lock(i).events.messages = Some(Vec::new());
+            self.lock(i).events.stream.messages = Some(Vec::new());
         }
     }
 
@@ -352,9 +450,31 @@ impl Feeds {
     /// writer takes them without holding the lock while it writes.
     pub fn take_messages(&self, i: usize, into: &mut Vec<u8>) {
         into.clear();
-        if let Some(pending) = &mut self.lock(i).events.messages {
+        if let Some(pending) = &mut self.lock(i).events.stream.messages {
             std::mem::swap(pending, into);
         }
+    }
+
+    /// Hands feed `i`'s merged stream to `consumer` from now on, after the
+    /// consumers it has.
+    pub fn consume(&self, i: usize, consumer: Box<dyn Consumer>) {
+        self.lock(i).events.stream.consumers.push(consumer);
+    }
+
+    /// The index of the feed named `name` (`GROUP:PORT` or the `--ab` name).
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.specs.iter().position(|s| s.name == name)
+    }
+
+    /// What feed `i`'s consumers say about themselves.
+    pub fn consumer_stats(&self, i: usize) -> Vec<ConsumerStats> {
+        self.lock(i)
+            .events
+            .stream
+            .consumers
+            .iter()
+            .filter_map(|c| c.stats())
+            .collect()
     }
 
     /// Asks every feed's retransmission server for its gaps from now on.
@@ -404,7 +524,7 @@ fn udp_payload<'a>(frame: &'a [u8], packet: &Packet) -> Option<&'a [u8]> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::feed::mold;
+    use crate::feed::{mold, report};
     use crate::parse::parse;
     use etherparse::PacketBuilder;
 
@@ -510,6 +630,136 @@ mod tests {
             1
         );
         assert!(state.feed.merged.current().is_none());
+    }
+
+    /// Records what it is handed, as an in-process consumer would.
+    #[derive(Debug, Default)]
+    struct Seen(std::sync::Arc<Mutex<Vec<String>>>);
+
+    impl Consumer for Seen {
+        fn message(&mut self, m: &Message<'_>) {
+            let text = format!("{} {} {:?}", m.seq, m.rx_ns, m.bytes);
+            self.0.lock().unwrap().push(text);
+        }
+        fn event(&mut self, e: &Event) {
+            self.0
+                .lock()
+                .unwrap()
+                .push(report::event_text("f", true, e));
+        }
+    }
+
+    #[test]
+    fn consumers_get_messages_and_events_in_one_order() {
+        let feeds = Feeds::new(
+            vec![spec(
+                "itch",
+                &[([198, 19, 0, 2], 26400), ([198, 19, 0, 3], 26400)],
+            )],
+            0,
+        )
+        .unwrap();
+        let seen = Seen::default();
+        let log = seen.0.clone();
+        feeds.consume(feeds.index_of("itch").unwrap(), Box::new(seen));
+        assert_eq!(feeds.index_of("nope"), None);
+        let session = Session::new(b"SESSION001").unwrap();
+        for (ts, dst, p) in [
+            (10, [198, 19, 0, 2], mold::encode(&session, 1, &[b"a"])),
+            (
+                20,
+                [198, 19, 0, 3],
+                mold::encode(&session, 1, &[b"a", b"b"]),
+            ),
+            (30, [198, 19, 0, 2], mold::encode(&session, 4, &[b"d"])),
+        ] {
+            let f = frame(dst, 26400, &p);
+            feeds.frame(ts, ts, &f, &parse(&f));
+        }
+        feeds.tick(31);
+        assert_eq!(
+            *log.lock().unwrap(),
+            [
+                "session start f session SESSION001 at 1",
+                "1 10 [97]",
+                "2 20 [98]",
+                // With no A/B window the gap is declared as message 4
+                // arrives: its notice comes before it.
+                "gap f session SESSION001: 1 missing, 3 to 3",
+                "4 30 [100]",
+            ]
+        );
+    }
+
+    #[test]
+    fn ab_messages_in_sequence_are_handed_on_at_once() {
+        let feeds = Feeds::new(
+            vec![spec("f", &[([198, 19, 0, 2], 1), ([198, 19, 0, 3], 1)])],
+            1_000_000,
+        )
+        .unwrap();
+        let seen = Seen::default();
+        let log = seen.0.clone();
+        feeds.consume(0, Box::new(seen));
+        let session = Session::new(b"SESSION001").unwrap();
+        for (ts, dst, seq) in [
+            (10, [198, 19, 0, 2], 1),
+            (20, [198, 19, 0, 3], 1),
+            (30, [198, 19, 0, 2], 2),
+        ] {
+            let f = frame(dst, 1, &mold::encode(&session, seq, &[&[seq as u8]]));
+            feeds.frame(ts, ts, &f, &parse(&f));
+        }
+        assert_eq!(
+            *log.lock().unwrap(),
+            [
+                "session start f session SESSION001 at 1",
+                "1 10 [1]",
+                "2 30 [2]"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_quiet_line_is_silent_once_and_back_once() {
+        let mut feeds = Feeds::new(
+            vec![spec("f", &[([198, 19, 0, 2], 1), ([198, 19, 0, 3], 1)])],
+            0,
+        )
+        .unwrap();
+        feeds.silent_ns = 100;
+        let session = Session::new(b"SESSION001").unwrap();
+        let hb = mold::encode(&session, 1, &[]);
+        let a = frame([198, 19, 0, 2], 1, &hb);
+        feeds.tick(1_000);
+        feeds.frame(1_050, 1_050, &a, &parse(&a));
+        for t in [1_099, 1_100, 1_140, 1_160, 5_000] {
+            feeds.tick(t);
+        }
+        feeds.frame(5_010, 5_010, &a, &parse(&a));
+        feeds.tick(u64::MAX);
+        let texts: Vec<String> = feeds
+            .take_events()
+            .iter()
+            .map(|(_, e)| report::event_text("f", true, e))
+            .collect();
+        assert_eq!(
+            texts,
+            [
+                "session start f session SESSION001 at 1",
+                "line silent f B: no packet for 0.000 s",
+                "line silent f A: no packet for 0.000 s",
+                "line back f A after 0.000 s",
+            ]
+        );
+        let silent: Vec<(u8, u64, u64)> = feeds
+            .lock(0)
+            .watch
+            .iter()
+            .enumerate()
+            .map(|(l, w)| (l as u8, w.last_ns.unwrap(), u64::from(w.silent)))
+            .collect();
+        assert_eq!(silent, [(0, 5_010, 0), (1, 1_000, 1)]);
     }
 
     #[test]

@@ -193,7 +193,7 @@ impl HeapQueue {
                 options: 0,
             };
             done += 1;
-            if done % 64 == 0 {
+            if done.is_multiple_of(64) {
                 self.kernel_rx.produce(&descs);
             }
         }
