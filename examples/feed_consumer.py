@@ -103,6 +103,7 @@ def main():
             if last and last[0] == origin and h.publish_seq > last[1]:
                 missed += h.publish_seq - last[1]
                 markers += 1
+                expected = None  # the messages lost with them are no jump of the stream's
                 if not o.quiet:
                     print(f"feed_consumer: missed {h.publish_seq - last[1]} samples here",
                           file=sys.stderr)

@@ -148,6 +148,8 @@ fn main() {
         let sample = match item {
             Item::Missed(n) => {
                 markers += 1;
+                // The messages lost with them are no jump of the stream's.
+                next = None;
                 if !o.quiet {
                     eprintln!("feed_consumer: missed {n} samples here (fell behind)");
                 }

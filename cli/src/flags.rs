@@ -454,8 +454,12 @@ pub struct FeedArgs {
     pub publish: bool,
     /// With --publish: the largest buffer a subscriber may ask for, in samples (what a
     /// reliable subscriber gets).
-    #[arg(long, value_name = "SAMPLES", default_value_t = 65536)]
+    #[arg(long, value_name = "SAMPLES", default_value_t = 16384)]
     pub publish_buffer: usize,
+    /// With --publish: the longest message a sample holds, in bytes (the shared memory is
+    /// sized for it); longer messages are counted in the summary and not published.
+    #[arg(long, value_name = "BYTES", default_value_t = 512)]
+    pub publish_max_message: usize,
     /// With --publish: subscribers each feed admits at once.
     #[arg(long, value_name = "N", default_value_t = 8)]
     pub publish_subscribers: usize,
@@ -535,9 +539,16 @@ impl FeedArgs {
                     self.publish_subscribers
                 );
             }
+            if !(1..=65_535).contains(&self.publish_max_message) {
+                anyhow::bail!(
+                    "--publish-max-message {}: give 1 to 65535 bytes",
+                    self.publish_max_message
+                );
+            }
             req.config.publish = Some(xsktap_core::config::Publish {
                 buffer: self.publish_buffer,
                 subscribers: self.publish_subscribers,
+                max_message: self.publish_max_message,
             });
         }
         req.config.join = self.join;

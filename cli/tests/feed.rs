@@ -705,3 +705,103 @@ fn published_feeds_reach_rust_and_python_consumers_in_order_with_gap_notices() {
         assert_eq!(c["samples"], 2 * 19 + 3, "{who}: {c}");
     }
 }
+
+/// Seconds the stalled subscriber of the four sleeps (`XSKTAP_STALL_SECS`,
+/// default 3; the committed run used 10, and 0 for the baseline).
+fn stall_secs() -> u64 {
+    std::env::var("XSKTAP_STALL_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3)
+}
+
+#[test]
+#[ignore = "needs root: run with --include-ignored as root (tools/test.sh)"]
+fn a_stalled_subscriber_loses_only_its_own_samples_and_counts_them_exactly() {
+    let bed = Testbed::new(1);
+    let (json, out) = (temp_path("stall.json"), temp_path("stall-events.jsonl"));
+    let name = format!("stall{}", std::process::id());
+    let line = format!("198.18.0.2:{PORT_A}");
+    let feed = start_feed(
+        &bed,
+        &[
+            "--moldudp64",
+            &line,
+            "--publish",
+            "--summary-json",
+            json.to_str().unwrap(),
+        ],
+        &out,
+    );
+    // The feed is named GROUP:PORT: its service too.
+    let rust_bin = rust_consumer();
+    let stall = stall_secs();
+    let mut consumers = Vec::new();
+    for i in 0..4 {
+        let out = temp_path(&format!("stall-consumer-{i}.json"));
+        let mut args = vec![
+            rust_bin.to_str().unwrap().to_string(),
+            line.clone(),
+            "--quiet".into(),
+        ];
+        if i == 0 && stall > 0 {
+            // Stalls after 1,000 samples, its buffer the lossy 4,096.
+            args.extend([
+                "--stall-after".into(),
+                "1000".into(),
+                "--stall-ms".into(),
+                (stall * 1000).to_string(),
+            ]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        consumers.push((start_consumer(&args, &out), out));
+    }
+    // 20 kpps of three-message packets for the stall and 3 s more.
+    let seconds = stall + 3;
+    let started = std::time::Instant::now();
+    let mut p = 0u64;
+    while started.elapsed() < Duration::from_secs(seconds) {
+        let frames: Vec<Vec<u8>> = (p..p + 200)
+            .map(|p| {
+                let m = [b'A' + (p % 26) as u8; 24];
+                udp(PORT_A, &mold::encode(&session(), 1 + 3 * p, &[&m, &m, &m]))
+            })
+            .collect();
+        bed.send(&frames);
+        p += 200;
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let end = mold::encode_marker(&session(), 1 + 3 * p, 0xFFFF);
+    bed.send(&[udp(PORT_A, &end)]);
+    let results: Vec<serde_json::Value> = consumers
+        .into_iter()
+        .map(|(c, out)| consumer_summary(c, &out))
+        .collect();
+    let (s, stderr) = stop(feed, &json);
+    eprintln!("{stderr}");
+    for r in &results {
+        eprintln!("{r}");
+    }
+    let f = &s.feeds[0];
+    assert_eq!(
+        (f.messages, f.gaps),
+        (3 * p, 0),
+        "no capture loss: {stderr}"
+    );
+    assert_eq!(s.lost, 0, "{stderr}");
+    let published = f.consumers[0].delivered;
+    assert!(f.consumers[0].failed.is_empty(), "{:?}", f.consumers[0]);
+    for (i, r) in results.iter().enumerate() {
+        let samples = r["samples"].as_u64().unwrap();
+        let missed = r["missed_samples"].as_u64().unwrap();
+        assert_eq!(samples + missed, published, "consumer {i}: exact: {r}");
+        assert_eq!(r["session_end"], true, "{r}");
+        assert_eq!(r["unannounced_jumps"], 0, "{r}");
+        if i > 0 || stall == 0 {
+            assert_eq!(missed, 0, "consumer {i} did not stall: {r}");
+        } else {
+            assert!(missed > 0, "the stalled one fell behind: {r}");
+            assert!(r["missed_markers"].as_u64().unwrap() >= 1, "{r}");
+        }
+    }
+}

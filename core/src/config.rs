@@ -139,13 +139,17 @@ pub struct Publish {
     pub buffer: usize,
     /// Subscribers each feed's service admits at once.
     pub subscribers: usize,
+    /// The longest message a sample holds (`--publish-max-message`): the
+    /// data segment is sized for it; longer ones are counted, not published.
+    pub max_message: usize,
 }
 
 impl Default for Publish {
     fn default() -> Publish {
         Publish {
-            buffer: 65_536,
+            buffer: 16_384,
             subscribers: 8,
+            max_message: 512,
         }
     }
 }

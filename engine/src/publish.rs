@@ -19,10 +19,6 @@ use crate::{Error, Result};
 
 type Service = ipc_threadsafe::Service;
 
-/// Bytes of message a sample holds before the publisher grows its data
-/// segment (ITCH 5.0 messages are at most 50).
-const INITIAL_MESSAGE_BYTES: usize = 64;
-
 /// The iceoryx2 node the feeds' publishers live on: kept for the capture's life.
 pub(crate) struct Publishing {
     _node: Node<Service>,
@@ -78,8 +74,11 @@ pub(crate) fn start(feeds: &Feeds, settings: Publish) -> Result<Publishing> {
             .map_err(|e| fail("cannot create the service", &e))?;
         let publisher = service
             .publisher_builder()
-            .initial_max_slice_len(INITIAL_MESSAGE_BYTES)
-            .allocation_strategy(AllocationStrategy::PowerOfTwo)
+            // A fixed data segment: a growing one makes iceoryx2 size every
+            // subscriber's connection for 256 segments (134 MB each at a
+            // 65,536-sample buffer, measured in /dev/shm).
+            .initial_max_slice_len(settings.max_message)
+            .allocation_strategy(AllocationStrategy::Static)
             .max_loaned_samples(1)
             .create()
             .map_err(|e| fail("cannot create the publisher of", &e))?;
@@ -87,6 +86,8 @@ pub(crate) fn start(feeds: &Feeds, settings: Publish) -> Result<Publishing> {
             name: name.clone(),
             publisher,
             next: 0,
+            max_message: settings.max_message,
+            too_long: 0,
             delivered: 0,
             loan_failed: 0,
             send_failed: 0,
@@ -143,6 +144,10 @@ struct FeedPublisher {
     publisher: Publisher<Service, [u8], FeedHeader>,
     /// The next sample's `publish_seq`.
     next: u64,
+    /// The longest message a sample holds.
+    max_message: usize,
+    /// Messages longer than that, not published.
+    too_long: u64,
     delivered: u64,
     /// Samples the data segment had no room for (subscribers holding them all).
     loan_failed: u64,
@@ -168,6 +173,10 @@ impl FeedPublisher {
     fn publish(&mut self, mut header: FeedHeader, bytes: &[u8]) -> u64 {
         header.publish_seq = self.next;
         self.next += 1;
+        if bytes.len() > self.max_message {
+            self.too_long += 1;
+            return 0;
+        }
         let mut sample = match self.publisher.loan_slice_uninit(bytes.len()) {
             Ok(s) => s,
             Err(_) => {
@@ -286,7 +295,11 @@ impl Consumer for FeedPublisher {
         Some(ConsumerStats {
             name: self.name.clone(),
             delivered: self.delivered,
-            failed: vec![("loan", self.loan_failed), ("send", self.send_failed)],
+            failed: vec![
+                ("too_long", self.too_long),
+                ("loan", self.loan_failed),
+                ("send", self.send_failed),
+            ],
             receive_to_delivery: Some(self.latency.clone()),
         })
     }
