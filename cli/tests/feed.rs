@@ -720,7 +720,6 @@ fn stall_secs() -> u64 {
 fn a_stalled_subscriber_loses_only_its_own_samples_and_counts_them_exactly() {
     let bed = Testbed::new(1);
     let (json, out) = (temp_path("stall.json"), temp_path("stall-events.jsonl"));
-    let name = format!("stall{}", std::process::id());
     let line = format!("198.18.0.2:{PORT_A}");
     let feed = start_feed(
         &bed,
