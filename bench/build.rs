@@ -5,9 +5,10 @@ use std::path::PathBuf;
 
 use libbpf_cargo::SkeletonBuilder;
 
-const SOURCES: [(&str, &str); 2] = [
+const SOURCES: [(&str, &str); 3] = [
     ("bpf/gen.bpf.c", "gen.skel.rs"),
     ("bpf/drop.bpf.c", "drop.skel.rs"),
+    ("bpf/feedgen.bpf.c", "feedgen.skel.rs"),
 ];
 
 fn main() {

@@ -122,31 +122,13 @@ impl Generator {
 
     /// Runs the program `n` times in live-frames mode on the calling CPU.
     fn run(&self, n: u32) -> io::Result<()> {
-        // SAFETY: xdp_md is plain data; all-zero is valid.
-        let mut ctx: libbpf_sys::xdp_md = unsafe { std::mem::zeroed() };
-        ctx.data_end = self.frame.len() as u32;
-        ctx.ingress_ifindex = self.ifindex;
-        // SAFETY: an all-zero bpf_test_run_opts is valid; `sz` is set right after.
-        let mut opts: libbpf_sys::bpf_test_run_opts = unsafe { std::mem::zeroed() };
-        opts.sz = std::mem::size_of::<libbpf_sys::bpf_test_run_opts>() as _;
-        opts.data_in = self.frame.as_ptr().cast();
-        opts.data_size_in = self.frame.len() as u32;
-        opts.ctx_in = (&ctx as *const libbpf_sys::xdp_md).cast();
-        opts.ctx_size_in = std::mem::size_of::<libbpf_sys::xdp_md>() as u32;
-        opts.repeat = n as i32;
-        opts.flags = libbpf_sys::BPF_F_TEST_XDP_LIVE_FRAMES;
         // Frames leave in bursts of one batch: when paced, a burst spans at
         // most about 16 us, so that latency measures the receiver, not the burst.
-        opts.batch_size = match self.rate {
+        let batch = match self.rate {
             Some(rate) => ((rate / 62_500.0) as u32).clamp(1, 64),
             None => 64,
         };
-        // SAFETY: opts points at the frame and context, which outlive the call.
-        let ret = unsafe { libbpf_sys::bpf_prog_test_run_opts(self.prog.as_raw_fd(), &mut opts) };
-        if ret < 0 {
-            return Err(io::Error::from_raw_os_error(-ret));
-        }
-        Ok(())
+        live_frames(&self.prog, &self.frame, self.ifindex, n, batch)
     }
 
     /// Sends `cfg.count` frames from the calling thread, paced frame by frame
@@ -169,4 +151,35 @@ impl Generator {
             elapsed: start.elapsed(),
         })
     }
+}
+
+/// Runs XDP program `prog` `n` times on `frame` in live-frames mode on the
+/// calling CPU, as received on `ifindex`, `batch` frames at a time.
+pub(crate) fn live_frames(
+    prog: &OwnedFd,
+    frame: &[u8],
+    ifindex: u32,
+    n: u32,
+    batch: u32,
+) -> io::Result<()> {
+    // SAFETY: xdp_md is plain data; all-zero is valid.
+    let mut ctx: libbpf_sys::xdp_md = unsafe { std::mem::zeroed() };
+    ctx.data_end = frame.len() as u32;
+    ctx.ingress_ifindex = ifindex;
+    // SAFETY: an all-zero bpf_test_run_opts is valid; `sz` is set right after.
+    let mut opts: libbpf_sys::bpf_test_run_opts = unsafe { std::mem::zeroed() };
+    opts.sz = std::mem::size_of::<libbpf_sys::bpf_test_run_opts>() as _;
+    opts.data_in = frame.as_ptr().cast();
+    opts.data_size_in = frame.len() as u32;
+    opts.ctx_in = (&ctx as *const libbpf_sys::xdp_md).cast();
+    opts.ctx_size_in = std::mem::size_of::<libbpf_sys::xdp_md>() as u32;
+    opts.repeat = n as i32;
+    opts.flags = libbpf_sys::BPF_F_TEST_XDP_LIVE_FRAMES;
+    opts.batch_size = batch;
+    // SAFETY: opts points at the frame and context, which outlive the call.
+    let ret = unsafe { libbpf_sys::bpf_prog_test_run_opts(prog.as_raw_fd(), &mut opts) };
+    if ret < 0 {
+        return Err(io::Error::from_raw_os_error(-ret));
+    }
+    Ok(())
 }

@@ -5,6 +5,7 @@
 
 pub mod chart;
 pub mod cpu;
+pub mod feedgen;
 pub mod frames;
 pub mod gen;
 pub mod harness;

@@ -4,6 +4,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use xsktap_bench::feedgen::{FeedGen, FeedGenConfig};
 use xsktap_bench::gen::{GenConfig, Generator};
 use xsktap_bench::harness::{self, AbConfig, AbSide, Receiver, RunConfig};
 use xsktap_bench::receivers::{udp_receive, DropReceiver};
@@ -133,6 +134,62 @@ enum Command {
         cpus: String,
         /// Give up after this many seconds.
         #[arg(long, default_value_t = 60)]
+        max_secs: u64,
+    },
+    /// Send a MoldUDP64 session of ITCH-sized messages on an A and a B line (UDP ports), with
+    /// loss, duplication and reordering injected per line, at up to line rate (BPF_PROG_RUN
+    /// live frames), then a heartbeat and the end of session; write what went out exactly
+    /// (--truth) and answer retransmission requests (--retransmit). Run it inside the sending
+    /// namespace of a test bed.
+    Feed {
+        /// Interface to transmit on.
+        #[arg(short = 'i', long = "interface")]
+        iface: String,
+        /// Packets of the session (at most 1,000,000,000).
+        #[arg(long, default_value_t = 1_000_000)]
+        packets: u64,
+        /// Messages per packet (1 to 32).
+        #[arg(long, default_value_t = 4)]
+        messages: u64,
+        /// One line only (A).
+        #[arg(long)]
+        single: bool,
+        /// UDP port of line A (to 198.18.0.2).
+        #[arg(long, default_value_t = 26_400)]
+        port_a: u16,
+        /// UDP port of line B.
+        #[arg(long, default_value_t = 26_401)]
+        port_b: u16,
+        /// Chance that a line loses a packet (0 to 1).
+        #[arg(long, default_value_t = 0.0)]
+        loss: f64,
+        /// Chance that a line sends a packet twice.
+        #[arg(long, default_value_t = 0.0)]
+        dup: f64,
+        /// Chance that a line swaps an aligned pair of packets.
+        #[arg(long, default_value_t = 0.0)]
+        reorder: f64,
+        /// Seed of the faults.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Frames per second (both lines together); omit for as fast as possible.
+        #[arg(long)]
+        rate: Option<f64>,
+        /// CPU to send from.
+        #[arg(long, default_value_t = 0)]
+        cpu: usize,
+        /// Write the ground truth here (JSON).
+        #[arg(long)]
+        truth: Option<std::path::PathBuf>,
+        /// Answer MoldUDP64 retransmission requests on this UDP address until the end,
+        /// and for --linger-secs after it.
+        #[arg(long, value_name = "ADDR:PORT")]
+        retransmit: Option<std::net::SocketAddr>,
+        /// Seconds to go on answering requests after the end of session.
+        #[arg(long, default_value_t = 2.0)]
+        linger_secs: f64,
+        /// Give up sending after this many seconds.
+        #[arg(long, default_value_t = 120)]
         max_secs: u64,
     },
     /// Send a reproducible mix of UDP frames (60..1514 bytes) out of an interface, via AF_PACKET.
@@ -280,6 +337,106 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::FeedMap { rounds } => feed_map(rounds),
+        Command::Feed {
+            iface,
+            packets,
+            messages,
+            single,
+            port_a,
+            port_b,
+            loss,
+            dup,
+            reorder,
+            seed,
+            rate,
+            cpu,
+            truth,
+            retransmit,
+            linger_secs,
+            max_secs,
+        } => {
+            anyhow::ensure!(
+                packets <= 1_000_000_000,
+                "--packets {packets} is above the limit"
+            );
+            anyhow::ensure!(max_secs <= 3600, "--max-secs {max_secs} is above one hour");
+            anyhow::ensure!(
+                (0.0..=60.0).contains(&linger_secs),
+                "--linger-secs is 0 to 60"
+            );
+            let cfg = FeedGenConfig {
+                iface: iface.clone(),
+                packets,
+                messages,
+                ab: !single,
+                port_a,
+                port_b,
+                loss,
+                dup,
+                reorder,
+                seed,
+                rate,
+                max_duration: Duration::from_secs(max_secs),
+            };
+            let generator = FeedGen::new(&cfg)?;
+            let t = xsktap_bench::feedgen::truth(&cfg);
+            if let Some(path) = &truth {
+                std::fs::write(
+                    path,
+                    serde_json::to_string(&serde_json::json!({
+                        "config": cfg, "truth": t,
+                    }))? + "\n",
+                )?;
+            }
+            let stop = std::sync::atomic::AtomicBool::new(false);
+            let answered = std::thread::scope(|s| -> anyhow::Result<u64> {
+                let server = match retransmit {
+                    Some(addr) => {
+                        let socket = std::net::UdpSocket::bind(addr)
+                            .map_err(|e| anyhow::anyhow!("--retransmit {addr}: {e}"))?;
+                        let stop = &stop;
+                        Some(s.spawn(move || {
+                            xsktap_bench::feedgen::serve_retransmissions(&socket, messages, stop)
+                        }))
+                    }
+                    None => None,
+                };
+                let sent = (|| -> anyhow::Result<(u64, Duration)> {
+                    anyhow::ensure!(
+                        core_affinity::set_for_current(core_affinity::CoreId { id: cpu }),
+                        "cannot pin the generator to CPU {cpu}"
+                    );
+                    let r = generator.send()?;
+                    // The window closes, then a heartbeat and the end on each line.
+                    std::thread::sleep(Duration::from_millis(20));
+                    let sender = xsktap_bench::send::FrameSender::open(&iface)?;
+                    for f in generator.end_of_session() {
+                        sender.send(&f)?;
+                    }
+                    Ok(r)
+                })();
+                if sent.is_ok() && server.is_some() {
+                    std::thread::sleep(Duration::from_secs_f64(linger_secs));
+                }
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                let answered = server.map_or(0, |h| h.join().unwrap_or(0));
+                let (runs, took) = sent?;
+                eprintln!(
+                    "xsktap-bench feed: {runs} slots in {:.3} s ({:.0} frames/s sent: A {}, B {}); {} messages both lines lost in {} gaps",
+                    took.as_secs_f64(),
+                    (t.sent[0] + t.sent[1]) as f64 / took.as_secs_f64().max(1e-9),
+                    t.sent[0],
+                    t.sent[1],
+                    t.next - 1 - t.delivered_messages,
+                    t.gaps.len()
+                );
+                Ok(answered)
+            })?;
+            if retransmit.is_some() {
+                eprintln!("xsktap-bench feed: answered {answered} retransmission requests");
+            }
+            Ok(())
+        }
         Command::UdpRecv { port, seconds, cpu } => {
             anyhow::ensure!(
                 seconds > 0.0 && seconds <= 3600.0,

@@ -804,3 +804,101 @@ fn a_stalled_subscriber_loses_only_its_own_samples_and_counts_them_exactly() {
         }
     }
 }
+
+#[test]
+#[ignore = "needs root: run with --include-ignored as root (tools/test.sh)"]
+fn a_generated_ab_feed_with_faults_matches_its_ground_truth() {
+    use xsktap_bench::feedgen::{truth, FeedGen, FeedGenConfig};
+    let bed = Testbed::new(2);
+    let (json, out) = (temp_path("gen.json"), temp_path("gen-events.jsonl"));
+    let name = format!("gen{}", std::process::id());
+    let ab = format!("{name}=198.18.0.2:{PORT_A},198.18.0.2:{PORT_B}");
+    let feed = start_feed(
+        &bed,
+        &[
+            "--ab",
+            &ab,
+            "--publish",
+            "--summary-json",
+            json.to_str().unwrap(),
+        ],
+        &out,
+    );
+    let rust_bin = rust_consumer();
+    let consumer_out = temp_path("gen-consumer.json");
+    let consumer = start_consumer(
+        &[rust_bin.to_str().unwrap(), &name, "--reliable", "--quiet"],
+        &consumer_out,
+    );
+    let cfg = FeedGenConfig {
+        iface: bed.ns_a(),
+        packets: 40_000,
+        messages: 4,
+        ab: true,
+        port_a: PORT_A,
+        port_b: PORT_B,
+        loss: 0.01,
+        dup: 0.01,
+        reorder: 0.01,
+        seed: u64::from(std::process::id()),
+        rate: Some(200_000.0),
+        max_duration: Duration::from_secs(30),
+    };
+    let t = truth(&cfg);
+    let ns = bed.ns_a();
+    let generator_cfg = cfg.clone();
+    std::thread::spawn(move || {
+        xsktap_bench::netns::enter(&ns).unwrap();
+        let generator = FeedGen::new(&generator_cfg).unwrap();
+        generator.send().unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        let sender = xsktap_bench::send::FrameSender::open(&ns).unwrap();
+        for f in generator.end_of_session() {
+            sender.send(&f).unwrap();
+        }
+    })
+    .join()
+    .unwrap();
+    let c = consumer_summary(consumer, &consumer_out);
+    let (s, stderr) = stop(feed, &json);
+    assert_eq!(s.lost, 0, "{stderr}");
+    let f = &s.feeds[0];
+    let ev = events(&out);
+    let gaps: Vec<(u64, u64)> = of_kind(&ev, "gap")
+        .iter()
+        .map(|g| (g["from"].as_u64().unwrap(), g["to"].as_u64().unwrap()))
+        .collect();
+    assert!(!t.gaps.is_empty(), "the seed gives losses on both lines");
+    assert_eq!(gaps, t.gaps, "every gap exactly, none invented");
+    assert_eq!(f.messages, t.delivered_messages, "{stderr}");
+    assert_eq!(f.gaps, t.gaps.len() as u64);
+    assert_eq!(
+        f.duplicates,
+        (t.duplicated[0] + t.duplicated[1]) * 4,
+        "duplicates classified: {stderr}"
+    );
+    assert!(f.end_of_session && f.next_expected == t.next, "{stderr}");
+    let (a, b) = (&f.lines[0], &f.lines[1]);
+    assert_eq!(
+        (a.messages, b.messages),
+        (
+            (40_000 - t.lost[0].len() as u64) * 4,
+            (40_000 - t.lost[1].len() as u64) * 4
+        ),
+        "each line's own messages"
+    );
+    assert_eq!(c["messages"].as_u64(), Some(t.delivered_messages), "{c}");
+    let consumer_gaps: Vec<(u64, u64)> = serde_json::from_value(c["gaps"].clone()).unwrap();
+    assert_eq!(consumer_gaps, t.gaps, "{c}");
+    assert_eq!(
+        (c["unannounced_jumps"].as_u64(), c["late"].as_u64()),
+        (Some(0), Some(0)),
+        "in sequence: {c}"
+    );
+    assert_eq!(c["missed_samples"], 0, "{c}");
+    assert_eq!(
+        c["by_type"]["A"].as_u64(),
+        Some(t.delivered_messages / 2),
+        "{c}"
+    );
+}
