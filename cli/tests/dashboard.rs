@@ -392,6 +392,159 @@ const READ_DOM: &str = r##"!document.getElementById("status") ? JSON.stringify({
   rx_ring_full: Number(document.querySelector('#drops [data-cause="rx_ring_full"] .v')?.dataset.value),
 })"##;
 
+/// Headless chromium in the bed's namespace b on `url`, debugging port 9222;
+/// its whole process group killed and reaped on drop.
+struct Browser(std::process::Child);
+
+impl Browser {
+    fn open(chromium: &std::path::Path, bed: &Testbed, url: &str, profile: &str) -> Browser {
+        let profile = temp_path(profile);
+        let mut browser = Command::new("ip");
+        browser
+            .args(["netns", "exec", &bed.ns_b()])
+            .arg(chromium)
+            .args([
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--no-first-run",
+                "--remote-debugging-port=9222",
+                "--window-size=1400,1700",
+            ])
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .arg(url)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0);
+        Browser(browser.spawn().expect("starting chromium"))
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on the process group made for the browser.
+        unsafe { libc::kill(-(self.0.id() as libc::pid_t), libc::SIGKILL) };
+        let _ = self.0.wait();
+    }
+}
+
+/// The feed panel's first row, as the page shows it.
+const READ_FEED: &str = r##"JSON.stringify({
+  status: document.getElementById("status")?.textContent,
+  shown: !document.getElementById("feeds-panel")?.hidden,
+  feed: document.querySelector('#feeds tbody tr')?.dataset.feed,
+  messages: Number(document.querySelector('#feeds tbody tr .messages')?.dataset.value),
+  gaps: Number(document.querySelector('#feeds tbody tr .gaps')?.dataset.value),
+  missing: Number(document.querySelector('#feeds tbody tr .missing')?.dataset.value),
+  published: Number(document.querySelector('#feeds tbody tr .published')?.dataset.value),
+  lead: document.querySelector('#feeds tbody tr .lead')?.textContent,
+})"##;
+
+#[test]
+#[ignore = "needs root: run with --include-ignored as root (tools/test.sh)"]
+fn the_page_shows_each_feed_with_its_gaps_and_what_was_published() {
+    use xsktap_bench::feedgen::{truth, FeedGen, FeedGenConfig};
+    require_root();
+    let Some(chromium) = chromium() else { return };
+    let bed = Testbed::new(1);
+    let json = temp_path("dash-feed.json");
+    let name = format!("page{}", std::process::id());
+    let ab = format!("{name}=198.18.0.2:26400,198.18.0.2:26401");
+    let port = PORT.to_string();
+    let iface = bed.ns_b();
+    let feed = Running::spawn({
+        let mut cmd = bed.xsktap(&[
+            "feed",
+            "-i",
+            &iface,
+            "--ab",
+            &ab,
+            "--publish",
+            "--serve",
+            &port,
+            "--summary-json",
+            json.to_str().unwrap(),
+        ]);
+        cmd.stdout(Stdio::null()).stderr(Stdio::piped());
+        cmd
+    });
+    feed.wait_for_stderr(
+        &format!("dashboard on http://127.0.0.1:{PORT}/"),
+        Duration::from_secs(20),
+    );
+    let url = format!("http://127.0.0.1:{PORT}/");
+    let _browser = Browser::open(&chromium, &bed, &url, "chromium-feed-profile");
+    let cfg = FeedGenConfig {
+        iface: bed.ns_a(),
+        packets: 20_000,
+        messages: 4,
+        ab: true,
+        port_a: 26_400,
+        port_b: 26_401,
+        loss: 0.02,
+        dup: 0.0,
+        reorder: 0.0,
+        seed: 3,
+        rate: Some(100_000.0),
+        max_duration: Duration::from_secs(30),
+    };
+    let t = truth(&cfg);
+    let row = in_ns(&bed.ns_b(), || {
+        let mut devtools = Devtools::attach(9222, &url);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while devtools.eval(READ_FEED)["status"] != "live" {
+            assert!(Instant::now() < deadline, "the page never connected");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let ns = bed.ns_a();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                xsktap_bench::netns::enter(&ns).unwrap();
+                let generator = FeedGen::new(&cfg).unwrap();
+                generator.send().unwrap();
+                std::thread::sleep(Duration::from_millis(20));
+                let sender = xsktap_bench::send::FrameSender::open(&ns).unwrap();
+                for f in generator.end_of_session() {
+                    sender.send(&f).unwrap();
+                }
+            });
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let row = devtools.eval(READ_FEED);
+            if row["messages"].as_u64() == Some(t.delivered_messages) {
+                break row;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the page never showed every message: {row}"
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    });
+    let mut feed = feed;
+    feed.signal(libc::SIGINT);
+    assert!(
+        feed.wait(Duration::from_secs(20)).success(),
+        "{}",
+        feed.stderr()
+    );
+    let s = typed_summary(&json);
+    let f = &s.feeds[0];
+    assert_eq!(row["shown"], true, "{row}");
+    assert_eq!(row["feed"].as_str(), Some(name.as_str()));
+    assert_eq!(row["gaps"].as_u64(), Some(t.gaps.len() as u64), "{row}");
+    assert!(!t.gaps.is_empty());
+    assert_eq!(row["gaps"].as_u64(), Some(f.gaps));
+    assert_eq!(row["missing"].as_u64(), Some(f.missing));
+    assert!(
+        row["published"].as_u64() >= Some(t.delivered_messages),
+        "{row}"
+    );
+    assert!(row["lead"].as_str().unwrap().starts_with("A "), "{row}");
+}
+
 #[test]
 #[ignore = "needs root: run with --include-ignored as root (tools/test.sh)"]
 fn the_page_in_chromium_shows_the_capture_counters() {
@@ -400,36 +553,8 @@ fn the_page_in_chromium_shows_the_capture_counters() {
     let bed = Testbed::new(1);
     let (capture, json) = start_serving(&bed, "dash-page.json");
 
-    let profile = temp_path("chromium-profile");
     let url = format!("http://127.0.0.1:{PORT}/");
-    let mut browser = Command::new("ip");
-    browser
-        .args(["netns", "exec", &bed.ns_b()])
-        .arg(&chromium)
-        .args([
-            "--headless=new",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--no-first-run",
-            "--remote-debugging-port=9222",
-            "--window-size=1400,1700",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg(&url)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .process_group(0);
-    /// Kills the browser's whole process group (its helpers too) and reaps it.
-    struct Browser(std::process::Child);
-    impl Drop for Browser {
-        fn drop(&mut self) {
-            // SAFETY: kill(2) on the process group made for the browser.
-            unsafe { libc::kill(-(self.0.id() as libc::pid_t), libc::SIGKILL) };
-            let _ = self.0.wait();
-        }
-    }
-    let _browser = Browser(browser.spawn().expect("starting chromium"));
+    let _browser = Browser::open(&chromium, &bed, &url, "chromium-profile");
 
     let frames = plain_frames();
     let n = frames.len() as u64;
