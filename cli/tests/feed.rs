@@ -902,3 +902,97 @@ fn a_generated_ab_feed_with_faults_matches_its_ground_truth() {
         "{c}"
     );
 }
+
+#[test]
+#[ignore = "needs root: run with --include-ignored as root (tools/test.sh)"]
+fn with_recovery_consumers_get_the_whole_session_in_sequence() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use xsktap_bench::feedgen::{serve_retransmissions, truth, FeedGen, FeedGenConfig};
+    let bed = Testbed::new(1);
+    let (json, out) = (temp_path("rec.json"), temp_path("rec-events.jsonl"));
+    let line = format!("198.18.0.2:{PORT_A}");
+    let feed = start_feed(
+        &bed,
+        &[
+            "--moldudp64",
+            &line,
+            "--rerequest",
+            "198.18.0.1:26500",
+            "--publish",
+            "--summary-json",
+            json.to_str().unwrap(),
+        ],
+        &out,
+    );
+    let rust_bin = rust_consumer();
+    let consumer_out = temp_path("rec-consumer.json");
+    let consumer = start_consumer(
+        &[rust_bin.to_str().unwrap(), &line, "--reliable", "--quiet"],
+        &consumer_out,
+    );
+    let cfg = FeedGenConfig {
+        iface: bed.ns_a(),
+        packets: 10_000,
+        messages: 3,
+        ab: false,
+        port_a: PORT_A,
+        port_b: PORT_B,
+        loss: 0.002,
+        dup: 0.0,
+        reorder: 0.0,
+        seed: 11,
+        rate: Some(20_000.0),
+        max_duration: Duration::from_secs(30),
+    };
+    let t = truth(&cfg);
+    assert!(!t.gaps.is_empty(), "the seed loses packets");
+    let ns = bed.ns_a();
+    let done = AtomicBool::new(false);
+    let answered = std::thread::scope(|s| {
+        let server = s.spawn(|| {
+            xsktap_bench::netns::enter(&ns).unwrap();
+            let socket = std::net::UdpSocket::bind("198.18.0.1:26500").unwrap();
+            serve_retransmissions(&socket, 3, &done)
+        });
+        s.spawn(|| {
+            xsktap_bench::netns::enter(&ns).unwrap();
+            let generator = FeedGen::new(&cfg).unwrap();
+            generator.send().unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+            let sender = xsktap_bench::send::FrameSender::open(&ns).unwrap();
+            for f in generator.end_of_session() {
+                sender.send(&f).unwrap();
+            }
+        })
+        .join()
+        .unwrap();
+        // The consumer ends at the end of session, which comes after every
+        // recovered message.
+        let c = consumer_summary(consumer, &consumer_out);
+        done.store(true, Ordering::Relaxed);
+        (server.join().unwrap(), c)
+    });
+    let (answered, c) = answered;
+    let (s, stderr) = stop(feed, &json);
+    let f = &s.feeds[0];
+    let missing: u64 = t.gaps.iter().map(|g| g.1 - g.0 + 1).sum();
+    assert!(answered > 0, "{stderr}");
+    assert_eq!(
+        (f.gaps, f.recovered, f.missing),
+        (t.gaps.len() as u64, missing, 0),
+        "{stderr}"
+    );
+    assert_eq!(f.messages, cfg.packets * 3, "{stderr}");
+    assert_eq!(c["messages"].as_u64(), Some(cfg.packets * 3), "{c}");
+    assert_eq!(
+        c["gaps"],
+        serde_json::json!([]),
+        "every gap filled before it was passed: {c}"
+    );
+    assert_eq!(
+        (c["unannounced_jumps"].as_u64(), c["late"].as_u64()),
+        (Some(0), Some(0)),
+        "in sequence: {c}"
+    );
+    assert_eq!(c["missed_samples"], 0, "{c}");
+}

@@ -53,6 +53,11 @@ pub struct Orderer {
     /// Messages handed on before their hole was filled or declared,
     /// because the hold reached its bound.
     pub released_early: u64,
+    /// With recovery (`--rerequest`): how long after it opened a declared
+    /// gap is waited for (0: declared gaps are passed at once).
+    pub hold_for_ns: u64,
+    /// Declared gaps waited for, by first message.
+    awaiting: BTreeMap<u64, Gap>,
 }
 
 impl Orderer {
@@ -106,11 +111,75 @@ impl Orderer {
                 out.event(event);
             }
             Event::Gap(g) if self.session == Some(g.session) && self.next.is_some() => {
-                self.skipped.insert(g.from, g);
-                self.release(out);
+                if self.hold_for_ns > 0 {
+                    // Its messages may still come from the retransmission
+                    // server: they will go on in their place.
+                    self.awaiting.insert(g.from, g);
+                } else {
+                    self.skipped.insert(g.from, g);
+                    self.release(out);
+                }
             }
             _ if self.held.is_empty() => out.event(event),
             _ => self.trailing.push(*event),
+        }
+    }
+
+    /// Gives up waiting for the awaited gaps opened `hold_for_ns` before
+    /// `now_ns` (what did not come is a gap, said in its place).
+    pub fn expire(&mut self, now_ns: u64, out: &mut impl Deliver) {
+        let due: Vec<u64> = self
+            .awaiting
+            .iter()
+            .filter(|(_, g)| now_ns.saturating_sub(g.opened_ns) >= self.hold_for_ns)
+            .map(|(&from, _)| from)
+            .collect();
+        for from in due {
+            self.stop_waiting(from);
+        }
+        self.release(out);
+    }
+
+    /// Gives up waiting for messages `from..=to` of `session` (the
+    /// retransmission server did not bring them).
+    pub fn give_up(&mut self, session: Session, from: u64, to: u64, out: &mut impl Deliver) {
+        if self.session != Some(session) {
+            return;
+        }
+        let due: Vec<u64> = self
+            .awaiting
+            .iter()
+            .filter(|(&f, g)| f <= to && g.to >= from)
+            .map(|(&f, _)| f)
+            .collect();
+        for f in due {
+            self.stop_waiting(f);
+        }
+        self.release(out);
+    }
+
+    /// Moves an awaited gap, less what already came, to the passed ones.
+    fn stop_waiting(&mut self, from: u64) {
+        let Some(g) = self.awaiting.remove(&from) else {
+            return;
+        };
+        let mut cursor = g.from.max(self.next.unwrap_or(0));
+        let came: Vec<u64> = self.held.range(cursor..=g.to).map(|(&k, _)| k).collect();
+        for k in came {
+            if k > cursor {
+                self.skipped.insert(
+                    cursor,
+                    Gap {
+                        from: cursor,
+                        to: k - 1,
+                        ..g
+                    },
+                );
+            }
+            cursor = k + 1;
+        }
+        if cursor <= g.to {
+            self.skipped.insert(cursor, Gap { from: cursor, ..g });
         }
     }
 
@@ -133,6 +202,10 @@ impl Orderer {
             self.next = Some(next + 1);
             self.hand_on(next, &h, out);
         }
+        // Awaited gaps the stream has passed: recovered.
+        if let Some(next) = self.next {
+            self.awaiting.retain(|_, g| g.to >= next);
+        }
         if self.held.is_empty() {
             for e in std::mem::take(&mut self.trailing) {
                 out.event(&e);
@@ -142,6 +215,10 @@ impl Orderer {
 
     /// Hands on everything held, in order, holes or not.
     fn release_all(&mut self, out: &mut impl Deliver) {
+        let awaited: Vec<u64> = self.awaiting.keys().copied().collect();
+        for from in awaited {
+            self.stop_waiting(from);
+        }
         let held = std::mem::take(&mut self.held);
         self.held_bytes = 0;
         for (seq, h) in &held {
@@ -273,6 +350,67 @@ mod tests {
         use In::*;
         let (log, _) = run(&[M(1), Gap(2, 4), M(5), M(6), M(3)]);
         assert_eq!(log, ["m1", "gap 2-4", "m5", "m6", "m3"]);
+    }
+
+    #[test]
+    fn with_recovery_a_declared_gap_is_waited_for_and_only_what_never_came_is_a_gap() {
+        let mut o = Orderer {
+            hold_for_ns: 1_000,
+            ..Orderer::default()
+        };
+        let mut log = Log::default();
+        let s = session();
+        o.event(
+            &Event::SessionStart {
+                session: s,
+                seq: 1,
+                ts_ns: 0,
+            },
+            &mut log,
+        );
+        let msg = |o: &mut Orderer, log: &mut Log, seq: u64| {
+            let bytes = seq.to_be_bytes();
+            let m = Message {
+                session: s,
+                seq,
+                rx_ns: 0,
+                origin: Origin::Retransmission,
+                bytes: &bytes,
+            };
+            o.message(&m, log);
+        };
+        let gap = |from, to| {
+            Event::Gap(Gap {
+                session: s,
+                from,
+                to,
+                opened_ns: 100,
+            })
+        };
+        msg(&mut o, &mut log, 1);
+        msg(&mut o, &mut log, 7);
+        o.event(&gap(2, 6), &mut log);
+        o.event(&gap(9, 9), &mut log);
+        msg(&mut o, &mut log, 8);
+        msg(&mut o, &mut log, 10);
+        // The server brings 2, 3 and 5.
+        for seq in [3, 2, 5] {
+            msg(&mut o, &mut log, seq);
+        }
+        o.expire(1_099, &mut log);
+        assert_eq!(log.0[1..], ["m1", "m2", "m3"]);
+        // 4 and 6 never come; neither does 9: gaps in their place, then on.
+        o.expire(1_100, &mut log);
+        assert_eq!(
+            log.0[1..],
+            ["m1", "m2", "m3", "gap 4-4", "m5", "gap 6-6", "m7", "m8", "gap 9-9", "m10"]
+        );
+        assert!(o.held.is_empty() && o.awaiting.is_empty() && o.skipped.is_empty());
+        // A given-up request passes its range at once.
+        o.event(&gap(11, 12), &mut log);
+        msg(&mut o, &mut log, 13);
+        o.give_up(s, 11, 12, &mut log);
+        assert_eq!(log.0[11..], ["gap 11-12", "m13"]);
     }
 
     #[test]

@@ -32,6 +32,15 @@ pub struct Policy {
     pub typical_len: usize,
 }
 
+impl Policy {
+    /// How long a gap can take to be filled by its requests: the delay, then
+    /// every try's timeout, and a tenth more for the answer's way back.
+    pub fn wait_ns(&self) -> u64 {
+        let w = self.delay_ns + u64::from(self.tries) * self.timeout_ns;
+        w + w / 10
+    }
+}
+
 impl Default for Policy {
     fn default() -> Policy {
         Policy {

@@ -408,6 +408,10 @@ impl Feeds {
                 ..
             } = &mut *state;
             feed.tick(now_ns, events);
+            if events.order.hold_for_ns > 0 {
+                let Events { order, stream, .. } = events;
+                order.expire(now_ns, stream);
+            }
             if now_ns == u64::MAX || self.silent_ns == 0 {
                 continue;
             }
@@ -480,18 +484,32 @@ impl Feeds {
     /// Asks every feed's retransmission server for its gaps from now on.
     pub fn recover(&self, policy: Policy) {
         for i in 0..self.len() {
-            self.lock(i).recovery = Some(Recovery::new(policy));
+            let mut state = self.lock(i);
+            state.recovery = Some(Recovery::new(policy));
+            // Consumers get the recovered messages in their place: a gap is
+            // waited for as long as its requests may be answered.
+            state.events.order.hold_for_ns = policy.wait_ns();
         }
     }
 
     /// Feed `i`'s requests to send now, and those given up just now.
     pub fn requests(&self, i: usize, now_ns: u64) -> (Vec<Request>, Vec<Request>) {
         let mut state = self.lock(i);
-        let FeedState { feed, recovery, .. } = &mut *state;
-        match recovery {
-            Some(r) => r.poll(&feed.merged, now_ns),
-            None => (Vec::new(), Vec::new()),
+        let FeedState {
+            feed,
+            recovery,
+            events,
+            ..
+        } = &mut *state;
+        let Some(r) = recovery else {
+            return (Vec::new(), Vec::new());
+        };
+        let (send, given_up) = r.poll(&feed.merged, now_ns);
+        let Events { order, stream, .. } = events;
+        for g in &given_up {
+            order.give_up(g.session, g.seq, g.seq + u64::from(g.count) - 1, stream);
         }
+        (send, given_up)
     }
 
     /// An answer of feed `i`'s retransmission server, received at `ts_ns`.
