@@ -7,6 +7,7 @@
 # (the tap's, from each frame's XDP receive stamp), what the subscriber got.
 #
 #   sudo bench/feed-bench.sh [SECONDS] [RATE ...]   (default 3 s at 250000 500000 1000000 max)
+#   XSKTAP_FLAGS="--busy-poll" sudo bench/feed-bench.sh …   (more `xsktap feed` flags)
 #
 # Needs root and a release build with the example:
 #   cargo build --release && cargo build --release -p xsktap-consumer --example feed_consumer
@@ -38,7 +39,8 @@ printf '%-8s %9s %9s %9s %6s %8s %19s %19s %9s %7s\n' rate sent/s packets messag
     "rx->decode p50/p99" "rx->publish p50/p99" sub_msgs missed
 for rate in "${rates[@]}"; do
     name=bench$RANDOM
-    ip netns exec "$bed-b" "$xsktap" feed -i "$bed-b" --cores 1 --json \
+    # shellcheck disable=SC2086 # XSKTAP_FLAGS is a list of words
+    ip netns exec "$bed-b" "$xsktap" feed -i "$bed-b" --cores 1 --json ${XSKTAP_FLAGS:-} \
         --ab "$name=198.18.0.2:26400,198.18.0.2:26401" --publish \
         --summary-json "$dir/s.json" >"$dir/events" 2>"$dir/tap.err" &
     tap=$!

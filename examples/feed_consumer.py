@@ -9,7 +9,8 @@ JSON summary line when the session ends (or on Ctrl-C, or after --seconds).
 
 The sample layout is xsktap-consumer's FeedHeader (consumer/src/lib.rs): the
 same fields in the same order, and the same type name, or iceoryx2 refuses
-to connect the two.
+to connect the two. A message sample carries messages seq..to as MoldUDP64
+message blocks.
 """
 
 import argparse
@@ -64,7 +65,7 @@ def main():
     ap.add_argument("--quiet", action="store_true", help="no notice lines")
     o = ap.parse_args()
 
-    iox2.set_log_level_from_env_or(iox2.LogLevel.Warn)
+    iox2.set_log_level_from_env_or(iox2.LogLevel.Error)
     node = iox2.NodeBuilder.new().create(iox2.ServiceType.Ipc)
     name = "xsktap/feed/" + o.feed
     try:
@@ -111,17 +112,25 @@ def main():
             samples += 1
             kind = KINDS[h.kind] if h.kind < len(KINDS) else str(h.kind)
             if kind == "message":
-                messages += 1
-                payload = sample.payload()
-                first = chr(payload[0]) if payload.len() else "?"
-                by_type[first] = by_type.get(first, 0) + 1
-                rx_to_here.append(now - h.rx_ns)
-                publish_to_here.append(now - h.publish_ns)
-                if expected is not None and h.seq < expected:
-                    late += 1
-                elif expected is not None and h.seq > expected:
-                    unannounced += 1
-                expected = h.seq + 1 if expected is None else max(expected, h.seq + 1)
+                # Messages seq..to as MoldUDP64 blocks: u16 big-endian length, then the message.
+                blocks = bytes(sample.payload().as_memory_view())
+                at, seq = 0, h.seq
+                while at + 2 <= len(blocks):
+                    size = int.from_bytes(blocks[at:at + 2], "big")
+                    message = blocks[at + 2:at + 2 + size]
+                    at += 2 + size
+                    messages += 1
+                    first = chr(message[0]) if message else "?"
+                    by_type[first] = by_type.get(first, 0) + 1
+                    if expected is not None and seq < expected:
+                        late += 1
+                    elif expected is not None and seq > expected:
+                        unannounced += 1
+                    expected = seq + 1 if expected is None else max(expected, seq + 1)
+                    seq += 1
+                count = h.to - h.seq + 1
+                rx_to_here.extend([now - h.rx_ns] * count)
+                publish_to_here.extend([now - h.publish_ns] * count)
             elif kind == "gap":
                 gaps.append([h.seq, h.to])
                 expected = h.to + 1 if expected is None else max(expected, h.to + 1)

@@ -97,6 +97,9 @@ fn main() {
             std::process::exit(2);
         }
     };
+    // iceoryx2's own notes (such as "no config file was loaded") only when
+    // IOX2_LOG_LEVEL asks for them.
+    iceoryx2::prelude::set_log_level_from_env_or(iceoryx2::prelude::LogLevel::Error);
     let mut feed = match FeedSubscriber::open(&o.feed, o.delivery) {
         Ok(f) => f,
         Err(e) => {
@@ -174,19 +177,21 @@ fn main() {
         }
         match h.kind() {
             Some(Kind::Message) => {
-                messages += 1;
-                let bytes: &[u8] = sample.payload();
-                *by_type
-                    .entry(bytes.first().map_or('?', |&b| b as char))
-                    .or_default() += 1;
-                rx_to_here.saturating_record(now.saturating_sub(h.rx_ns).max(1));
-                publish_to_here.saturating_record(now.saturating_sub(h.publish_ns).max(1));
-                match next {
-                    Some(n) if h.seq < n => late += 1,
-                    Some(n) if h.seq > n => unannounced += 1,
-                    _ => {}
+                for (seq, bytes) in (h.seq..).zip(xsktap_consumer::messages(sample.payload())) {
+                    messages += 1;
+                    *by_type
+                        .entry(bytes.first().map_or('?', |&b| b as char))
+                        .or_default() += 1;
+                    match next {
+                        Some(n) if seq < n => late += 1,
+                        Some(n) if seq > n => unannounced += 1,
+                        _ => {}
+                    }
+                    next = Some(next.map_or(seq + 1, |n| n.max(seq + 1)));
                 }
-                next = Some(next.map_or(h.seq + 1, |n| n.max(h.seq + 1)));
+                let n = h.to - h.seq + 1;
+                let _ = rx_to_here.record_n(now.saturating_sub(h.rx_ns).max(1), n);
+                let _ = publish_to_here.record_n(now.saturating_sub(h.publish_ns).max(1), n);
             }
             Some(Kind::Gap) => {
                 gaps.push((h.seq, h.to));

@@ -10,6 +10,7 @@ pub mod frames;
 pub mod gen;
 pub mod harness;
 pub mod netns;
+pub mod publish;
 pub mod receivers;
 pub mod report;
 pub mod send;

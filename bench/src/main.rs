@@ -192,6 +192,31 @@ enum Command {
         #[arg(long, default_value_t = 120)]
         max_secs: u64,
     },
+    /// What publishing a feed over iceoryx2 costs, without a NIC: frames handed to a feed set
+    /// as a worker does (decode, sequence, publish) on --cpu, a spinning subscriber on
+    /// --subscriber-cpu; prints one JSON line per case: decode and sequence only, publish
+    /// with no subscriber, publish with one (messages/s, ns per message, publish-to-subscriber
+    /// latency), and the same paced at --rate messages/s.
+    Publish {
+        /// Messages per case.
+        #[arg(long, default_value_t = 5_000_000)]
+        messages: u64,
+        /// Messages per packet.
+        #[arg(long, default_value_t = 4)]
+        per_packet: u64,
+        /// Paced rate of the last case, messages per second.
+        #[arg(long, default_value_t = 1_000_000.0)]
+        rate: f64,
+        /// CPU of the publishing thread.
+        #[arg(long, default_value_t = 1)]
+        cpu: usize,
+        /// CPU of the subscriber.
+        #[arg(long, default_value_t = 0)]
+        subscriber_cpu: usize,
+        /// Run only this case (1 to 4), to profile it.
+        #[arg(long)]
+        case: Option<usize>,
+    },
     /// Send a reproducible mix of UDP frames (60..1514 bytes) out of an interface, via AF_PACKET.
     Send {
         /// Interface to send on (run inside the test bed's namespace).
@@ -337,6 +362,55 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::FeedMap { rounds } => feed_map(rounds),
+        Command::Publish {
+            messages,
+            per_packet,
+            rate,
+            cpu,
+            subscriber_cpu,
+            case,
+        } => {
+            anyhow::ensure!(
+                messages <= 1_000_000_000,
+                "--messages {messages} is above the limit"
+            );
+            let base = xsktap_bench::publish::PublishBench {
+                messages,
+                per_packet,
+                rate: None,
+                publish: false,
+                subscribe: false,
+                cpu,
+                subscriber_cpu,
+            };
+            for case in [
+                base,
+                xsktap_bench::publish::PublishBench {
+                    publish: true,
+                    ..base
+                },
+                xsktap_bench::publish::PublishBench {
+                    publish: true,
+                    subscribe: true,
+                    ..base
+                },
+                xsktap_bench::publish::PublishBench {
+                    publish: true,
+                    subscribe: true,
+                    rate: Some(rate),
+                    ..base
+                },
+            ]
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| case.is_none_or(|c| c == i + 1))
+            .map(|(_, c)| c)
+            {
+                let r = xsktap_bench::publish::run(case)?;
+                println!("{}", serde_json::to_string(&r)?);
+            }
+            Ok(())
+        }
         Command::Feed {
             iface,
             packets,

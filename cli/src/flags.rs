@@ -149,9 +149,10 @@ pub struct CommonArgs {
     pub busy_poll: bool,
     /// While frames flow, a worker that finds its ring empty naps USECS microseconds
     /// instead of waiting to be woken: far fewer wake-ups and less CPU per packet, at
-    /// most USECS more latency. 0 wakes on every frame. Ignored with --busy-poll.
-    #[arg(long, value_name = "USECS", default_value_t = DEFAULT_COALESCE_USECS)]
-    pub coalesce_usecs: u32,
+    /// most USECS more latency. 0 wakes on every frame. Ignored with --busy-poll. Default
+    /// 50, and 0 for `feed` (market data wants the latency, not the CPU).
+    #[arg(long, value_name = "USECS")]
+    pub coalesce_usecs: Option<u32>,
     /// Write a JSON summary to PATH at exit.
     #[arg(long, value_name = "PATH")]
     pub summary_json: Option<PathBuf>,
@@ -456,10 +457,11 @@ pub struct FeedArgs {
     /// reliable subscriber gets).
     #[arg(long, value_name = "SAMPLES", default_value_t = 16384)]
     pub publish_buffer: usize,
-    /// With --publish: the longest message a sample holds, in bytes (the shared memory is
-    /// sized for it); longer messages are counted in the summary and not published.
+    /// With --publish: the most message bytes one sample holds, with their 2-byte lengths (the
+    /// shared memory is sized for it): a frame's messages that follow one another go out as one
+    /// sample up to this; a longer message is counted in the summary and not published.
     #[arg(long, value_name = "BYTES", default_value_t = 512)]
-    pub publish_max_message: usize,
+    pub publish_sample_bytes: usize,
     /// With --publish: subscribers each feed admits at once.
     #[arg(long, value_name = "N", default_value_t = 8)]
     pub publish_subscribers: usize,
@@ -508,6 +510,7 @@ impl FeedArgs {
                 );
             }
         }
+        let coalesce_given = self.common.coalesce_usecs.is_some();
         let mut req = self.output.request(self.common, &self.filter)?;
         if req.output == Output::Stdout {
             anyhow::bail!(
@@ -515,6 +518,11 @@ impl FeedArgs {
             );
         }
         req.config.feeds = feeds;
+        // A feed handler is judged by its latency: wake on every frame
+        // unless asked otherwise.
+        if !coalesce_given {
+            req.config.coalesce_usecs = 0;
+        }
         req.config.ab_window_ns = self.ab_window_us * 1_000;
         req.config.line_silent_ns = self
             .line_silent_ms
@@ -539,16 +547,16 @@ impl FeedArgs {
                     self.publish_subscribers
                 );
             }
-            if !(1..=65_535).contains(&self.publish_max_message) {
+            if !(1..=65_535).contains(&self.publish_sample_bytes) {
                 anyhow::bail!(
-                    "--publish-max-message {}: give 1 to 65535 bytes",
-                    self.publish_max_message
+                    "--publish-sample-bytes {}: give 1 to 65535 bytes",
+                    self.publish_sample_bytes
                 );
             }
             req.config.publish = Some(xsktap_core::config::Publish {
                 buffer: self.publish_buffer,
                 subscribers: self.publish_subscribers,
-                max_message: self.publish_max_message,
+                sample_bytes: self.publish_sample_bytes,
             });
         }
         req.config.join = self.join;
@@ -677,7 +685,7 @@ fn request(
     };
     config.count = common.count;
     config.busy_poll = common.busy_poll;
-    config.coalesce_usecs = common.coalesce_usecs;
+    config.coalesce_usecs = common.coalesce_usecs.unwrap_or(DEFAULT_COALESCE_USECS);
     let (expr, filter_text) = filter.filter()?;
     config.filter = expr;
     config.filter_text = filter_text.clone();

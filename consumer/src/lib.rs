@@ -1,8 +1,8 @@
 //! Subscribe to the market-data feeds `xsktap feed --publish` hands on over
 //! iceoryx2 shared memory: one publish-subscribe service per feed, named
 //! `xsktap/feed/NAME` (NAME as the feed is named: `GROUP:PORT`, or the `--ab`
-//! name), each sample a [`FeedHeader`] and the message bytes (no bytes for
-//! a notice). Readers in any language iceoryx2 serves use the same layout:
+//! name), each sample a [`FeedHeader`] and the messages it carries, as
+//! MoldUDP64 message blocks (no bytes for a notice). Readers in any language iceoryx2 serves use the same layout:
 //! `examples/feed_consumer.py` reads it from Python.
 //!
 //! A subscriber never slows the tap: the services overflow, so a reader that
@@ -14,13 +14,14 @@
 //! behind, and then the loss is counted the same way.
 //!
 //! ```no_run
-//! use xsktap_consumer::{Delivery, FeedSubscriber, Item, Kind};
+//! use xsktap_consumer::{messages, Delivery, FeedSubscriber, Item, Kind};
 //! let mut feed = FeedSubscriber::open("itch", Delivery::Lossy)?;
 //! loop {
 //!     match feed.receive()? {
 //!         Some(Item::Sample(s)) if s.user_header().kind() == Some(Kind::Message) => {
-//!             let message: &[u8] = s.payload();
-//!             # let _ = message;
+//!             for (seq, message) in (s.user_header().seq..).zip(messages(s.payload())) {
+//!                 # let _ = (seq, message);
+//!             }
 //!         }
 //!         Some(Item::Missed(n)) => eprintln!("missed {n} samples"),
 //!         Some(Item::Sample(_)) => {}
@@ -52,8 +53,11 @@ pub const LOSSY_BUFFER: usize = 4096;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub enum Kind {
-    /// A message of the merged stream (the payload), each once, in the order
-    /// taken: `seq` is its sequence number.
+    /// Messages `seq..=to` of the merged stream, in sequence, each once: the
+    /// payload holds them as MoldUDP64 message blocks (u16 big-endian
+    /// length, then the message; read them with [`messages`]). One sample
+    /// holds the messages of one frame that follow one another, up to the
+    /// tap's `--publish-sample-bytes`.
     Message = 0,
     /// Messages `seq..=to` are missing (no line brought them in time).
     Gap = 1,
@@ -128,6 +132,30 @@ impl FeedHeader {
     /// The session as text.
     pub fn session(&self) -> &str {
         std::str::from_utf8(&self.session).unwrap_or("")
+    }
+}
+
+/// The messages of a [`Kind::Message`] sample's payload, in order. Blocks
+/// that run past the end (never written by xsktap) end the iteration.
+pub fn messages(payload: &[u8]) -> Messages<'_> {
+    Messages { rest: payload }
+}
+
+/// Iterator over a sample's message blocks (see [`messages`]).
+#[derive(Debug, Clone)]
+pub struct Messages<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Iterator for Messages<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let (len, rest) = self.rest.split_first_chunk::<2>()?;
+        let len = usize::from(u16::from_be_bytes(*len));
+        let message = rest.get(..len)?;
+        self.rest = &rest[len..];
+        Some(message)
     }
 }
 
@@ -278,6 +306,14 @@ pub fn now_ns() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sample_s_blocks_read_back_and_a_cut_one_ends_them() {
+        let payload = [0, 2, b'a', b'b', 0, 1, b'c', 0, 5, b'd'];
+        let got: Vec<&[u8]> = messages(&payload).collect();
+        assert_eq!(got, [&b"ab"[..], &b"c"[..]]);
+        assert_eq!(messages(&[]).count(), 0);
+    }
 
     #[test]
     fn the_header_keeps_its_c_layout() {

@@ -139,9 +139,10 @@ pub struct Publish {
     pub buffer: usize,
     /// Subscribers each feed's service admits at once.
     pub subscribers: usize,
-    /// The longest message a sample holds (`--publish-max-message`): the
-    /// data segment is sized for it; longer ones are counted, not published.
-    pub max_message: usize,
+    /// The most message bytes one sample holds, with their 2-byte lengths
+    /// (`--publish-sample-bytes`): the data segment is sized for it; a longer
+    /// message is counted, not published.
+    pub sample_bytes: usize,
 }
 
 impl Default for Publish {
@@ -149,7 +150,7 @@ impl Default for Publish {
         Publish {
             buffer: 16_384,
             subscribers: 8,
-            max_message: 512,
+            sample_bytes: 512,
         }
     }
 }

@@ -30,7 +30,7 @@ pub mod capture;
 mod files;
 mod messages;
 mod pcapng;
-mod publish;
+pub mod publish;
 mod recovery;
 pub mod replay;
 mod stamps;

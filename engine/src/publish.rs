@@ -19,11 +19,12 @@ use crate::{Error, Result};
 
 type Service = ipc_threadsafe::Service;
 
-/// The iceoryx2 node the feeds' publishers live on: kept for the capture's life.
-pub(crate) struct Publishing {
+/// The iceoryx2 node the feeds' publishers live on: keep it for as long as
+/// the feeds are published.
+pub struct Publishing {
     _node: Node<Service>,
     /// The services, in feed order.
-    pub(crate) services: Vec<String>,
+    pub services: Vec<String>,
 }
 
 impl std::fmt::Debug for Publishing {
@@ -40,7 +41,10 @@ impl std::fmt::Debug for Publishing {
 /// # Errors
 /// [`Error::Config`] naming the service when iceoryx2 refuses (another tap
 /// publishing the feed, a service left with other settings).
-pub(crate) fn start(feeds: &Feeds, settings: Publish) -> Result<Publishing> {
+pub fn start(feeds: &Feeds, settings: Publish) -> Result<Publishing> {
+    // xsktap says what goes wrong in its own lines; iceoryx2's warnings
+    // ("no config file was loaded") only with IOX2_LOG_LEVEL set.
+    set_log_level_from_env_or(LogLevel::Error);
     let node = NodeBuilder::new()
         .name(&NodeName::new("xsktap").map_err(|e| Error::Config(format!("{e:?}")))?)
         // xsktap handles its own signals.
@@ -77,7 +81,7 @@ pub(crate) fn start(feeds: &Feeds, settings: Publish) -> Result<Publishing> {
             // A fixed data segment: a growing one makes iceoryx2 size every
             // subscriber's connection for 256 segments (134 MB each at a
             // 65,536-sample buffer, measured in /dev/shm).
-            .initial_max_slice_len(settings.max_message)
+            .initial_max_slice_len(settings.sample_bytes)
             .allocation_strategy(AllocationStrategy::Static)
             .max_loaned_samples(1)
             .create()
@@ -86,7 +90,9 @@ pub(crate) fn start(feeds: &Feeds, settings: Publish) -> Result<Publishing> {
             name: name.clone(),
             publisher,
             next: 0,
-            max_message: settings.max_message,
+            max_bytes: settings.sample_bytes,
+            run: None,
+            blocks: Vec::with_capacity(settings.sample_bytes),
             too_long: 0,
             delivered: 0,
             loan_failed: 0,
@@ -144,10 +150,15 @@ struct FeedPublisher {
     publisher: Publisher<Service, [u8], FeedHeader>,
     /// The next sample's `publish_seq`.
     next: u64,
-    /// The longest message a sample holds.
-    max_message: usize,
-    /// Messages longer than that, not published.
+    /// The most message bytes (with their lengths) one sample holds.
+    max_bytes: usize,
+    /// The run of messages gathered for the next sample: its header (seq
+    /// of the first, `to` of the last) and its blocks.
+    run: Option<FeedHeader>,
+    blocks: Vec<u8>,
+    /// Messages longer than a sample holds, not published.
     too_long: u64,
+    /// Samples published.
     delivered: u64,
     /// Samples the data segment had no room for (subscribers holding them all).
     loan_failed: u64,
@@ -173,10 +184,6 @@ impl FeedPublisher {
     fn publish(&mut self, mut header: FeedHeader, bytes: &[u8]) -> u64 {
         header.publish_seq = self.next;
         self.next += 1;
-        if bytes.len() > self.max_message {
-            self.too_long += 1;
-            return 0;
-        }
         let mut sample = match self.publisher.loan_slice_uninit(bytes.len()) {
             Ok(s) => s,
             Err(_) => {
@@ -193,25 +200,67 @@ impl FeedPublisher {
         }
         now
     }
+
+    /// Publishes the gathered run of messages, if any.
+    fn publish_run(&mut self) {
+        let Some(header) = self.run.take() else {
+            return;
+        };
+        let blocks = std::mem::take(&mut self.blocks);
+        let published = self.publish(header, &blocks);
+        if published != 0 {
+            self.latency.saturating_record_n(
+                published.saturating_sub(header.rx_ns).max(1),
+                header.to - header.seq + 1,
+            );
+        }
+        self.blocks = blocks;
+        self.blocks.clear();
+    }
 }
 
 impl Consumer for FeedPublisher {
+    /// Gathers the message into the run for the next sample: messages that
+    /// follow one another, came in one frame and fit go out as one sample.
     #[inline]
     fn message(&mut self, m: &Message<'_>) {
-        let header = FeedHeader {
-            seq: m.seq,
-            to: m.seq,
-            rx_ns: m.rx_ns,
-            session: *m.session.as_bytes(),
-            kind: Kind::Message as u8,
-            line: line_byte(m.origin),
-            ..FeedHeader::default()
-        };
-        let published = self.publish(header, m.bytes);
-        if published != 0 {
-            self.latency
-                .saturating_record(published.saturating_sub(m.rx_ns).max(1));
+        let len = 2 + m.bytes.len();
+        if len > self.max_bytes {
+            self.publish_run();
+            self.too_long += 1;
+            // Its place in the stream stays visible: a sample lost to all.
+            self.next += 1;
+            return;
         }
+        let joins = self.run.as_ref().is_some_and(|r| {
+            r.to + 1 == m.seq
+                && r.rx_ns == m.rx_ns
+                && r.line == line_byte(m.origin)
+                && r.session == *m.session.as_bytes()
+                && self.blocks.len() + len <= self.max_bytes
+        });
+        if !joins {
+            self.publish_run();
+            self.run = Some(FeedHeader {
+                seq: m.seq,
+                to: m.seq,
+                rx_ns: m.rx_ns,
+                session: *m.session.as_bytes(),
+                kind: Kind::Message as u8,
+                line: line_byte(m.origin),
+                ..FeedHeader::default()
+            });
+        }
+        if let Some(r) = &mut self.run {
+            r.to = m.seq;
+        }
+        self.blocks
+            .extend_from_slice(&(m.bytes.len() as u16).to_be_bytes());
+        self.blocks.extend_from_slice(m.bytes);
+    }
+
+    fn flush(&mut self) {
+        self.publish_run();
     }
 
     fn event(&mut self, event: &Event) {
@@ -288,6 +337,7 @@ impl Consumer for FeedPublisher {
                 ..FeedHeader::default()
             },
         };
+        self.publish_run();
         self.publish(header, &[]);
     }
 

@@ -47,6 +47,9 @@ pub trait Consumer: Send + std::fmt::Debug {
     fn event(&mut self, event: &Event) {
         let _ = event;
     }
+    /// The end of a packet (or of a burst of messages released in order):
+    /// hand on what was gathered.
+    fn flush(&mut self) {}
     /// For the summary (`None`: nothing to say).
     fn stats(&self) -> Option<ConsumerStats> {
         None

@@ -161,12 +161,6 @@ pub struct Stream {
     pub messages_dropped: u64,
 }
 
-impl Stream {
-    fn active(&self) -> bool {
-        !self.consumers.is_empty() || self.messages.is_some()
-    }
-}
-
 impl Deliver for Stream {
     #[inline]
     fn message(&mut self, m: &Message<'_>) {
@@ -187,6 +181,19 @@ impl Deliver for Stream {
     fn event(&mut self, event: &Event) {
         for c in &mut self.consumers {
             c.event(event);
+        }
+    }
+}
+
+impl Stream {
+    fn active(&self) -> bool {
+        !self.consumers.is_empty() || self.messages.is_some()
+    }
+
+    /// The end of a packet: consumers hand on what they gathered.
+    fn flush(&mut self) {
+        for c in &mut self.consumers {
+            c.flush();
         }
     }
 }
@@ -392,6 +399,7 @@ impl Feeds {
         timing.record(ts_ns, now_ns, u64::from(packet.len));
         events.rx_ns = ts_ns;
         feed.packet::<MoldUdp64>(line, payload, ts_ns, events);
+        events.stream.flush();
         true
     }
 
@@ -412,6 +420,7 @@ impl Feeds {
                 let Events { order, stream, .. } = events;
                 order.expire(now_ns, stream);
             }
+            events.stream.flush();
             if now_ns == u64::MAX || self.silent_ns == 0 {
                 continue;
             }
@@ -509,6 +518,7 @@ impl Feeds {
         for g in &given_up {
             order.give_up(g.session, g.seq, g.seq + u64::from(g.count) - 1, stream);
         }
+        stream.flush();
         (send, given_up)
     }
 
@@ -517,6 +527,7 @@ impl Feeds {
         let mut state = self.lock(i);
         let FeedState { feed, events, .. } = &mut *state;
         feed.retransmission::<MoldUdp64>(payload, ts_ns, events);
+        events.stream.flush();
     }
 
     /// Takes the queued events of every feed, with their feed's index.
