@@ -538,8 +538,9 @@ fn the_page_shows_each_feed_with_its_gaps_and_what_was_published() {
     assert!(!t.gaps.is_empty());
     assert_eq!(row["gaps"].as_u64(), Some(f.gaps));
     assert_eq!(row["missing"].as_u64(), Some(f.missing));
+    // A sample per frame's run of messages: at least one per packet delivered.
     assert!(
-        row["published"].as_u64() >= Some(t.delivered_messages),
+        row["published"].as_u64() >= Some(t.delivered_messages / 4),
         "{row}"
     );
     assert!(row["lead"].as_str().unwrap().starts_with("A "), "{row}");
