@@ -12,7 +12,7 @@
 # Needs root and a release build with the example:
 #   cargo build --release && cargo build --release -p xsktap-consumer --example feed_consumer
 # The generator runs on CPU 0 (with the veth's receive softirq, as in the harness), the
-# worker on CPU 1 (--cores 1); the subscriber polls every 50 us wherever it lands.
+# worker on CPU 1 (--cores 1); the subscriber, polling every 50 us, on CPU 0.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 secs=${1:-3}
@@ -45,7 +45,8 @@ for rate in "${rates[@]}"; do
         --summary-json "$dir/s.json" >"$dir/events" 2>"$dir/tap.err" &
     tap=$!
     for _ in $(seq 100); do grep -q "xsktap: capturing" "$dir/tap.err" 2>/dev/null && break; sleep 0.1; done
-    "$consumer" "$name" --reliable --quiet >"$dir/sub.json" 2>"$dir/sub.err" &
+    # The subscriber shares CPU 0 with the generator, away from the worker.
+    taskset -c 0 "$consumer" "$name" --reliable --quiet >"$dir/sub.json" 2>"$dir/sub.err" &
     sub=$!
     for _ in $(seq 100); do grep -q subscribed "$dir/sub.err" 2>/dev/null && break; sleep 0.1; done
     if [[ $rate == max ]]; then

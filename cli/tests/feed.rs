@@ -756,8 +756,12 @@ fn a_stalled_subscriber_loses_only_its_own_samples_and_counts_them_exactly() {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         consumers.push((start_consumer(&args, &out), out));
     }
-    // 20 kpps of three-message packets for the stall and 3 s more.
-    let seconds = stall + 3;
+    // 20 kpps of three-message packets for the stall and 3 s more (or
+    // XSKTAP_STALL_RUN_SECS, to compare runs of one length).
+    let seconds = std::env::var("XSKTAP_STALL_RUN_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(stall + 3);
     let started = std::time::Instant::now();
     let mut p = 0u64;
     while started.elapsed() < Duration::from_secs(seconds) {
