@@ -30,12 +30,14 @@ pub trait Deliver {
     fn event(&mut self, event: &Event);
 }
 
-/// A message held past a hole (copied: its frame goes back to the NIC).
-#[derive(Debug, Clone)]
+/// A message held past a hole, its bytes copied into the arena (its frame
+/// goes back to the NIC).
+#[derive(Debug, Clone, Copy)]
 struct Held {
     rx_ns: u64,
     origin: Origin,
-    bytes: Vec<u8>,
+    at: usize,
+    len: usize,
 }
 
 /// Puts one feed's merged stream in sequence.
@@ -45,6 +47,10 @@ pub struct Orderer {
     /// The next message to hand on (`None` until the session's start).
     next: Option<u64>,
     held: BTreeMap<u64, Held>,
+    /// Bytes of the held messages, appended; emptied when nothing is held
+    /// (one allocation reused, not one per message).
+    arena: Vec<u8>,
+    /// Bytes of messages held now.
     held_bytes: usize,
     /// Declared gaps not handed on yet, by first message.
     skipped: BTreeMap<u64, Gap>,
@@ -86,16 +92,21 @@ impl Orderer {
             return;
         }
         self.held_bytes += m.bytes.len();
+        let at = self.arena.len();
+        self.arena.extend_from_slice(m.bytes);
         self.held.insert(
             m.seq,
             Held {
                 rx_ns: m.rx_ns,
                 origin: m.origin,
-                bytes: m.bytes.to_vec(),
+                at,
+                len: m.bytes.len(),
             },
         );
         self.release(out);
-        if self.held.len() > MAX_HELD || self.held_bytes > MAX_HELD_BYTES {
+        // The arena holds the bytes of messages handed on too until the hold
+        // empties: bounding it bounds both.
+        if self.held.len() > MAX_HELD || self.arena.len() > MAX_HELD_BYTES {
             self.released_early += self.held.len() as u64;
             self.release_all(out);
         }
@@ -198,7 +209,7 @@ impl Orderer {
             let Some(h) = self.held.remove(&next) else {
                 break;
             };
-            self.held_bytes -= h.bytes.len();
+            self.held_bytes -= h.len;
             self.next = Some(next + 1);
             self.hand_on(next, &h, out);
         }
@@ -207,6 +218,7 @@ impl Orderer {
             self.awaiting.retain(|_, g| g.to >= next);
         }
         if self.held.is_empty() {
+            self.arena.clear();
             for e in std::mem::take(&mut self.trailing) {
                 out.event(&e);
             }
@@ -231,6 +243,7 @@ impl Orderer {
             self.hand_on(*seq, h, out);
             self.next = Some(self.next.map_or(seq + 1, |n| n.max(seq + 1)));
         }
+        self.arena.clear();
         self.release(out);
         for g in std::mem::take(&mut self.skipped).into_values() {
             out.event(&Event::Gap(g));
@@ -241,12 +254,13 @@ impl Orderer {
     }
 
     fn hand_on(&self, seq: u64, h: &Held, out: &mut impl Deliver) {
+        let bytes = &self.arena[h.at..h.at + h.len];
         out.message(&Message {
             session: self.session.unwrap_or_default(),
             seq,
             rx_ns: h.rx_ns,
             origin: h.origin,
-            bytes: &h.bytes,
+            bytes,
         });
     }
 }

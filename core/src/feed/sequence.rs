@@ -14,7 +14,7 @@
 //! gap is first pending: if another line fills it within that time it was
 //! never a gap of the feed; otherwise it is declared then ([`Sequencer::tick`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Downstream, Kind, Malformed, Session};
 
@@ -195,8 +195,9 @@ pub struct Sequencer {
     earlier: Vec<SessionStats>,
     /// Open ranges of the current session, by first missing message.
     open: BTreeMap<u64, Open>,
-    /// Pending (undeclared) ranges among them, and the earliest's deadline.
-    pending: usize,
+    /// The pending (undeclared) ones among them by when they opened, so that
+    /// declaring them costs nothing per packet however many are open.
+    pending: BTreeSet<(u64, u64)>,
     /// Packets refused, by [`Malformed::index`].
     pub malformed: [u64; Malformed::ALL.len()],
     /// Times the session name changed.
@@ -221,7 +222,7 @@ impl Sequencer {
             current: None,
             earlier: Vec::new(),
             open: BTreeMap::new(),
-            pending: 0,
+            pending: BTreeSet::new(),
             malformed: [0; Malformed::ALL.len()],
             session_changes: 0,
             stale_packets: 0,
@@ -300,26 +301,27 @@ impl Sequencer {
 
     /// Declares the pending gaps that stayed open `confirm_after_ns`.
     pub fn tick<'x>(&mut self, now_ns: u64, out: &mut impl FeedOut<'x>) {
-        if self.pending == 0 {
-            return;
-        }
         let Some(stats) = self.current.as_mut() else {
             return;
         };
-        for (&from, o) in self.open.iter_mut() {
-            if !o.declared && now_ns.saturating_sub(o.opened_ns) >= self.confirm_after_ns {
-                o.declared = true;
-                self.pending -= 1;
-                let gap = Gap {
-                    session: stats.session,
-                    from,
-                    to: o.to,
-                    opened_ns: o.opened_ns,
-                };
-                stats.gaps += 1;
-                stats.missing += gap.missing();
-                out.event(Event::Gap(gap));
+        while let Some(&(opened_ns, from)) = self.pending.first() {
+            if now_ns.saturating_sub(opened_ns) < self.confirm_after_ns {
+                break;
             }
+            self.pending.pop_first();
+            let Some(o) = self.open.get_mut(&from) else {
+                continue;
+            };
+            o.declared = true;
+            let gap = Gap {
+                session: stats.session,
+                from,
+                to: o.to,
+                opened_ns: o.opened_ns,
+            };
+            stats.gaps += 1;
+            stats.missing += gap.missing();
+            out.event(Event::Gap(gap));
         }
     }
 
@@ -343,7 +345,7 @@ impl Sequencer {
             self.earlier.push(old);
         }
         self.open.clear();
-        self.pending = 0;
+        self.pending.clear();
         self.current = Some(SessionStats::new(d.session, d.seq));
         out.event(Event::SessionStart {
             session: d.session,
@@ -375,8 +377,9 @@ impl Sequencer {
             stats.duplicates += u64::from(d.blocks.len());
             return;
         }
-        if d.seq == next && self.open.is_empty() {
-            // In order with nothing missing, the usual case: all new.
+        if d.seq == next {
+            // In order, the usual case: all new (every open range is below
+            // the next expected, so none can be filled here).
             let mut bytes = 0;
             for (i, msg) in d.blocks.iter().enumerate() {
                 bytes += msg.len() as u64;
@@ -401,8 +404,11 @@ impl Sequencer {
                 stats.next_expected = seq + 1;
             } else if let Some(filled) = fill(&mut self.open, seq) {
                 if !filled.declared {
-                    // One pending range became `pieces` of them.
-                    self.pending = self.pending + filled.pieces - 1;
+                    // The pending range's pieces stay pending, as old as it.
+                    self.pending.remove(&(filled.opened_ns, filled.from));
+                    for piece in filled.pieces.into_iter().flatten() {
+                        self.pending.insert((filled.opened_ns, piece));
+                    }
                 } else {
                     let stats = self.current.as_mut().expect("entered");
                     stats.recovered += 1;
@@ -455,7 +461,7 @@ impl Sequencer {
             stats.missing += gap.missing();
             out.event(Event::Gap(gap));
         } else {
-            self.pending += 1;
+            self.pending.insert((ts_ns, from));
         }
         while self.open.len() > self.max_open_gaps {
             let (from, o) = self.open.pop_first().expect("not empty");
@@ -464,7 +470,7 @@ impl Sequencer {
                 stats.missing -= len;
                 stats.abandoned += len;
             } else {
-                self.pending -= 1;
+                self.pending.remove(&(o.opened_ns, from));
             }
         }
     }
@@ -498,10 +504,12 @@ fn flush<'x>(
 
 /// What filling one message of an open range found.
 struct Filled {
+    /// The range's first message.
+    from: u64,
     declared: bool,
     opened_ns: u64,
-    /// Ranges left of it: 0 (filled), 1 (shorter) or 2 (split).
-    pieces: usize,
+    /// The first messages of the ranges left of it (before and after it).
+    pieces: [Option<u64>; 2],
 }
 
 /// Removes `seq` from the open range holding it, if one does.
@@ -518,9 +526,10 @@ fn fill(open: &mut BTreeMap<u64, Open>, seq: u64) -> Option<Filled> {
         open.insert(seq + 1, o);
     }
     Some(Filled {
+        from,
         declared: o.declared,
         opened_ns: o.opened_ns,
-        pieces: usize::from(from < seq) + usize::from(seq < o.to),
+        pieces: [(from < seq).then_some(from), (seq < o.to).then_some(seq + 1)],
     })
 }
 
