@@ -24,7 +24,7 @@ use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use serde::Serialize;
 use xsktap_core::feed::{mold, Session};
 
-use crate::frames::{checksum, IP_A, IP_B, MAC_A, MAC_B};
+use crate::frames::udp_to_b;
 
 /// The generated session's name.
 pub const SESSION: &[u8; 10] = b"XSKTAPGEN1";
@@ -99,28 +99,7 @@ fn template(cfg: &FeedGenConfig) -> (Vec<u8>, usize, usize) {
         .map(|s| message(s, cfg.messages))
         .collect();
     let refs: Vec<&[u8]> = msgs.iter().map(Vec::as_slice).collect();
-    let payload = mold::encode(&session, 1, &refs);
-    let mut f = Vec::with_capacity(42 + payload.len());
-    f.extend_from_slice(&MAC_B);
-    f.extend_from_slice(&MAC_A);
-    f.extend_from_slice(&0x0800u16.to_be_bytes());
-    let ip_len = (20 + 8 + payload.len()) as u16;
-    let mut ip = [0u8; 20];
-    ip[0] = 0x45;
-    ip[2..4].copy_from_slice(&ip_len.to_be_bytes());
-    ip[6] = 0x40;
-    ip[8] = 64;
-    ip[9] = 17;
-    ip[12..16].copy_from_slice(&IP_A);
-    ip[16..20].copy_from_slice(&IP_B);
-    let c = checksum(&ip);
-    ip[10..12].copy_from_slice(&c.to_be_bytes());
-    f.extend_from_slice(&ip);
-    f.extend_from_slice(&40_000u16.to_be_bytes());
-    f.extend_from_slice(&cfg.port_a.to_be_bytes());
-    f.extend_from_slice(&(ip_len - 20).to_be_bytes());
-    f.extend_from_slice(&[0, 0]); // no UDP checksum: valid for IPv4
-    f.extend_from_slice(&payload);
+    let f = udp_to_b(cfg.port_a, &mold::encode(&session, 1, &refs));
     (f, 42 + 10, 36)
 }
 
@@ -296,31 +275,40 @@ impl FeedGen {
         Ok((done, start.elapsed()))
     }
 
-    /// The end-of-session packet of each line (send them after a heartbeat).
+    /// A heartbeat and the end-of-session packet of each line, naming the
+    /// message after the last.
     pub fn end_of_session(&self) -> Vec<Vec<u8>> {
         let session = Session::new(SESSION).expect("printable");
         let next = 1 + self.cfg.packets * self.cfg.messages;
+        let lines = if self.cfg.ab { 2 } else { 1 };
         let mut out = Vec::new();
-        for (i, port) in [self.cfg.port_a, self.cfg.port_b].into_iter().enumerate() {
-            if i == 1 && !self.cfg.ab {
-                break;
-            }
+        for port in [self.cfg.port_a, self.cfg.port_b].into_iter().take(lines) {
             for count in [0, 0xFFFF] {
-                let payload = mold::encode_marker(&session, next, count);
-                let mut f = self.frame[..42].to_vec();
-                f[36..38].copy_from_slice(&port.to_be_bytes());
-                let ip_len = (28 + payload.len()) as u16;
-                f[16..18].copy_from_slice(&ip_len.to_be_bytes());
-                f[24..26].copy_from_slice(&[0, 0]);
-                let c = checksum(&f[14..34]);
-                f[24..26].copy_from_slice(&c.to_be_bytes());
-                f[38..40].copy_from_slice(&(ip_len - 20).to_be_bytes());
-                f.extend_from_slice(&payload);
-                out.push(f);
+                out.push(udp_to_b(port, &mold::encode_marker(&session, next, count)));
             }
         }
         out
     }
+
+    /// Sends the session, then (the A/B window closed) a heartbeat and the
+    /// end of session on each line; returns the runs made and how long the
+    /// session took.
+    pub fn send_session(&self) -> anyhow::Result<(u64, Duration)> {
+        let sent = self.send()?;
+        std::thread::sleep(Duration::from_millis(20));
+        let sender = crate::send::FrameSender::open(&self.cfg.iface)?;
+        for f in self.end_of_session() {
+            sender.send(&f)?;
+        }
+        Ok(sent)
+    }
+}
+
+/// Enters namespace `ns` (the calling thread), loads the generator for
+/// `cfg` and sends its session (see [`FeedGen::send_session`]).
+pub fn send_session_in(ns: &str, cfg: &FeedGenConfig) -> anyhow::Result<(u64, Duration)> {
+    crate::netns::enter(ns)?;
+    FeedGen::new(cfg)?.send_session()
 }
 
 /// Answers MoldUDP64 requests on `socket` with the session's messages

@@ -27,6 +27,33 @@ pub fn checksum(data: &[u8]) -> u16 {
     !(sum as u16)
 }
 
+/// A UDP frame from side a (198.18.0.1:40000) to side b (198.18.0.2:`port`)
+/// carrying `payload`, no UDP checksum (valid for IPv4).
+pub fn udp_to_b(port: u16, payload: &[u8]) -> Vec<u8> {
+    let mut f = Vec::with_capacity(HEADERS + payload.len());
+    f.extend_from_slice(&MAC_B);
+    f.extend_from_slice(&MAC_A);
+    f.extend_from_slice(&0x0800u16.to_be_bytes());
+    let ip_len = (20 + 8 + payload.len()) as u16;
+    let mut ip = [0u8; 20];
+    ip[0] = 0x45;
+    ip[2..4].copy_from_slice(&ip_len.to_be_bytes());
+    ip[6] = 0x40; // don't fragment
+    ip[8] = 64;
+    ip[9] = 17;
+    ip[12..16].copy_from_slice(&IP_A);
+    ip[16..20].copy_from_slice(&IP_B);
+    let c = checksum(&ip);
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    f.extend_from_slice(&ip);
+    f.extend_from_slice(&40_000u16.to_be_bytes());
+    f.extend_from_slice(&port.to_be_bytes());
+    f.extend_from_slice(&(ip_len - 20).to_be_bytes());
+    f.extend_from_slice(&[0, 0]);
+    f.extend_from_slice(payload);
+    f
+}
+
 /// Builds a UDP frame from side a to side b of `size` bytes (60..=1514), in
 /// flow `flow` (which sets the source port and the last byte of the source
 /// address), carrying `seq` in its payload.

@@ -480,14 +480,7 @@ fn main() -> anyhow::Result<()> {
                         core_affinity::set_for_current(core_affinity::CoreId { id: cpu }),
                         "cannot pin the generator to CPU {cpu}"
                     );
-                    let r = generator.send()?;
-                    // The window closes, then a heartbeat and the end on each line.
-                    std::thread::sleep(Duration::from_millis(20));
-                    let sender = xsktap_bench::send::FrameSender::open(&iface)?;
-                    for f in generator.end_of_session() {
-                        sender.send(&f)?;
-                    }
-                    Ok(r)
+                    generator.send_session()
                 })();
                 if sent.is_ok() && server.is_some() {
                     std::thread::sleep(Duration::from_secs_f64(linger_secs));

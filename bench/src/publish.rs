@@ -17,7 +17,7 @@ use xsktap_core::feed::{mold, FeedSpec, Feeds, Session};
 use xsktap_core::parse::parse;
 
 use crate::feedgen::message;
-use crate::frames::{checksum, IP_A, IP_B, MAC_A, MAC_B};
+use crate::frames::{udp_to_b, IP_B};
 
 /// What to run.
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -57,30 +57,6 @@ pub struct PublishResult {
     pub handover_to_publish: [u64; 3],
 }
 
-fn frame(payload: &[u8]) -> Vec<u8> {
-    let mut f = Vec::with_capacity(42 + payload.len());
-    f.extend_from_slice(&MAC_B);
-    f.extend_from_slice(&MAC_A);
-    f.extend_from_slice(&0x0800u16.to_be_bytes());
-    let ip_len = (28 + payload.len()) as u16;
-    let mut ip = [0u8; 20];
-    ip[0] = 0x45;
-    ip[2..4].copy_from_slice(&ip_len.to_be_bytes());
-    ip[8] = 64;
-    ip[9] = 17;
-    ip[12..16].copy_from_slice(&IP_A);
-    ip[16..20].copy_from_slice(&IP_B);
-    let c = checksum(&ip);
-    ip[10..12].copy_from_slice(&c.to_be_bytes());
-    f.extend_from_slice(&ip);
-    f.extend_from_slice(&40_000u16.to_be_bytes());
-    f.extend_from_slice(&26_400u16.to_be_bytes());
-    f.extend_from_slice(&(ip_len - 20).to_be_bytes());
-    f.extend_from_slice(&[0, 0]);
-    f.extend_from_slice(payload);
-    f
-}
-
 fn pin(cpu: usize) -> anyhow::Result<()> {
     anyhow::ensure!(
         core_affinity::set_for_current(core_affinity::CoreId { id: cpu }),
@@ -114,7 +90,7 @@ pub fn run(b: PublishBench) -> anyhow::Result<PublishResult> {
         .map(|s| message(s, b.per_packet))
         .collect();
     let refs: Vec<&[u8]> = msgs.iter().map(Vec::as_slice).collect();
-    let mut template = frame(&mold::encode(&session, 1, &refs));
+    let mut template = udp_to_b(26_400, &mold::encode(&session, 1, &refs));
     let packet = parse(&template);
     let packets = b.messages.div_ceil(b.per_packet);
     let ready = AtomicBool::new(!b.subscribe);

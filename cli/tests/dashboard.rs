@@ -444,7 +444,7 @@ const READ_FEED: &str = r##"JSON.stringify({
 #[test]
 #[ignore = "needs root: run with --include-ignored as root (tools/test.sh)"]
 fn the_page_shows_each_feed_with_its_gaps_and_what_was_published() {
-    use xsktap_bench::feedgen::{truth, FeedGen, FeedGenConfig};
+    use xsktap_bench::feedgen::{send_session_in, truth, FeedGenConfig};
     require_root();
     let Some(chromium) = chromium() else { return };
     let bed = Testbed::new(1);
@@ -498,18 +498,9 @@ fn the_page_shows_each_feed_with_its_gaps_and_what_was_published() {
             std::thread::sleep(Duration::from_millis(100));
         }
         let ns = bed.ns_a();
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                xsktap_bench::netns::enter(&ns).unwrap();
-                let generator = FeedGen::new(&cfg).unwrap();
-                generator.send().unwrap();
-                std::thread::sleep(Duration::from_millis(20));
-                let sender = xsktap_bench::send::FrameSender::open(&ns).unwrap();
-                for f in generator.end_of_session() {
-                    sender.send(&f).unwrap();
-                }
-            });
-        });
+        std::thread::scope(|s| s.spawn(|| send_session_in(&ns, &cfg)).join())
+            .unwrap()
+            .unwrap();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let row = devtools.eval(READ_FEED);

@@ -813,7 +813,7 @@ fn a_stalled_subscriber_loses_only_its_own_samples_and_counts_them_exactly() {
 #[test]
 #[ignore = "needs root: run with --include-ignored as root (tools/test.sh)"]
 fn a_generated_ab_feed_with_faults_matches_its_ground_truth() {
-    use xsktap_bench::feedgen::{truth, FeedGen, FeedGenConfig};
+    use xsktap_bench::feedgen::{send_session_in, truth, FeedGenConfig};
     let bed = Testbed::new(2);
     let (json, out) = (temp_path("gen.json"), temp_path("gen-events.jsonl"));
     let name = format!("gen{}", std::process::id());
@@ -852,18 +852,10 @@ fn a_generated_ab_feed_with_faults_matches_its_ground_truth() {
     let t = truth(&cfg);
     let ns = bed.ns_a();
     let generator_cfg = cfg.clone();
-    std::thread::spawn(move || {
-        xsktap_bench::netns::enter(&ns).unwrap();
-        let generator = FeedGen::new(&generator_cfg).unwrap();
-        generator.send().unwrap();
-        std::thread::sleep(Duration::from_millis(20));
-        let sender = xsktap_bench::send::FrameSender::open(&ns).unwrap();
-        for f in generator.end_of_session() {
-            sender.send(&f).unwrap();
-        }
-    })
-    .join()
-    .unwrap();
+    std::thread::spawn(move || send_session_in(&ns, &generator_cfg))
+        .join()
+        .unwrap()
+        .unwrap();
     let c = consumer_summary(consumer, &consumer_out);
     let (s, stderr) = stop(feed, &json);
     assert_eq!(s.lost, 0, "{stderr}");
@@ -912,7 +904,7 @@ fn a_generated_ab_feed_with_faults_matches_its_ground_truth() {
 #[ignore = "needs root: run with --include-ignored as root (tools/test.sh)"]
 fn with_recovery_consumers_get_the_whole_session_in_sequence() {
     use std::sync::atomic::{AtomicBool, Ordering};
-    use xsktap_bench::feedgen::{serve_retransmissions, truth, FeedGen, FeedGenConfig};
+    use xsktap_bench::feedgen::{send_session_in, serve_retransmissions, truth, FeedGenConfig};
     let bed = Testbed::new(1);
     let (json, out) = (temp_path("rec.json"), temp_path("rec-events.jsonl"));
     let line = format!("198.18.0.2:{PORT_A}");
@@ -959,18 +951,10 @@ fn with_recovery_consumers_get_the_whole_session_in_sequence() {
             let socket = std::net::UdpSocket::bind("198.18.0.1:26500").unwrap();
             serve_retransmissions(&socket, 3, &done)
         });
-        s.spawn(|| {
-            xsktap_bench::netns::enter(&ns).unwrap();
-            let generator = FeedGen::new(&cfg).unwrap();
-            generator.send().unwrap();
-            std::thread::sleep(Duration::from_millis(20));
-            let sender = xsktap_bench::send::FrameSender::open(&ns).unwrap();
-            for f in generator.end_of_session() {
-                sender.send(&f).unwrap();
-            }
-        })
-        .join()
-        .unwrap();
+        s.spawn(|| send_session_in(&ns, &cfg))
+            .join()
+            .unwrap()
+            .unwrap();
         // The consumer ends at the end of session, which comes after every
         // recovered message.
         let c = consumer_summary(consumer, &consumer_out);

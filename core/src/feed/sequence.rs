@@ -529,7 +529,10 @@ fn fill(open: &mut BTreeMap<u64, Open>, seq: u64) -> Option<Filled> {
         from,
         declared: o.declared,
         opened_ns: o.opened_ns,
-        pieces: [(from < seq).then_some(from), (seq < o.to).then_some(seq + 1)],
+        pieces: [
+            (from < seq).then_some(from),
+            (seq < o.to).then_some(seq + 1),
+        ],
     })
 }
 
