@@ -648,6 +648,8 @@ fn published_feeds_reach_rust_and_python_consumers_in_order_with_gap_notices() {
             "--ab-window-us",
             "200000",
             "--publish",
+            "--serve",
+            "19612",
             "--summary-json",
             json.to_str().unwrap(),
         ],
@@ -676,7 +678,16 @@ fn published_feeds_reach_rust_and_python_consumers_in_order_with_gap_notices() {
 
     let rust = consumer_summary(rust, &rust_out);
     let python = consumer_summary(python, &py_out);
+    let published_metric = format!(
+        "xsktap_feed_published_samples_total{{feed=\"{name}\",session=\"SESSION001\",service=\"xsktap/feed/{name}\"}} 22"
+    );
+    let metrics = metrics_until(&bed, 19612, &published_metric);
     let (s, stderr) = stop(feed, &json);
+    assert!(metrics.contains(&published_metric), "{metrics}");
+    assert!(
+        metrics.contains("xsktap_feed_receive_to_publish_ns{"),
+        "{metrics}"
+    );
     let f = &s.feeds[0];
     assert_eq!((f.messages, f.gaps), (2 * 19, 1), "{stderr}");
     let published = &f.consumers[0];

@@ -222,6 +222,58 @@ fn feed_families(
             Gauge,
         )?;
     }
+    // --publish: what went to iceoryx2 (every session; the first consumer
+    // is the publisher when there is one).
+    let published: Vec<&xsktap_core::feed::report::FeedJson> =
+        feeds.iter().filter(|j| !j.consumers.is_empty()).collect();
+    if !published.is_empty() {
+        let series =
+            |f: fn(&xsktap_core::feed::report::ConsumerJson) -> u64| -> Vec<(Labels, u64)> {
+                published
+                    .iter()
+                    .map(|j| {
+                        let c = &j.consumers[0];
+                        let labels = vec![
+                            ("feed", j.feed.clone()),
+                            ("session", j.session.clone()),
+                            ("service", c.name.clone()),
+                        ];
+                        (labels, f(c))
+                    })
+                    .collect()
+            };
+        family(
+            e,
+            "xsktap_feed_published_samples",
+            "Samples (runs of messages, notices) published over iceoryx2 (every session).",
+            &series(|c| c.delivered),
+            Counter,
+        )?;
+        family(
+            e,
+            "xsktap_feed_publish_failed_samples",
+            "Samples that could not be published: every subscriber counts them missed.",
+            &series(|c| c.failed.values().sum()),
+            Counter,
+        )?;
+        let latency: Vec<(Labels, u64)> = published
+            .iter()
+            .filter_map(|j| {
+                Some(quantile_series(
+                    j,
+                    j.consumers[0].receive_to_delivery.as_ref()?,
+                ))
+            })
+            .flatten()
+            .collect();
+        family(
+            e,
+            "xsktap_feed_receive_to_publish_ns",
+            "Receive stamp to iceoryx2 publish per message, by quantile (ns).",
+            &latency,
+            Gauge,
+        )?;
+    }
     family(
         e,
         "xsktap_feed_malformed_packets",
