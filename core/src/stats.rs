@@ -77,10 +77,19 @@ pub const SIZE_LABELS: [&str; 8] = [
     ">1518",
 ];
 
-/// The bucket of a frame of `len` bytes.
+/// Bytes of the Ethernet FCS: NICs strip it before XDP sees the frame, but
+/// RMON's size buckets count it.
+pub const FCS_LEN: u32 = 4;
+
+/// The bucket of a frame of `len` bytes as captured (without its FCS): RMON
+/// counts the octets on the wire, so a minimum-size 60-byte frame is `64`.
 #[inline(always)]
 pub fn size_bucket(len: u32) -> usize {
-    SIZE_BUCKETS.iter().position(|&max| len <= max).unwrap_or(7)
+    let octets = len.saturating_add(FCS_LEN);
+    SIZE_BUCKETS
+        .iter()
+        .position(|&max| octets <= max)
+        .unwrap_or(7)
 }
 
 /// Number of VLAN ids.
@@ -384,13 +393,25 @@ mod tests {
     }
 
     #[test]
-    fn size_buckets_follow_rmon() {
-        assert_eq!(size_bucket(60), 0);
-        assert_eq!(size_bucket(64), 1);
-        assert_eq!(size_bucket(65), 2);
-        assert_eq!(size_bucket(1518), 6);
-        assert_eq!(size_bucket(1519), 7);
-        assert_eq!(size_bucket(9000), 7);
+    fn size_buckets_follow_rmon_counting_the_fcs() {
+        // Captured lengths, without the 4-byte FCS the wire carries.
+        assert_eq!(SIZE_LABELS[size_bucket(59)], "<64", "a runt");
+        assert_eq!(SIZE_LABELS[size_bucket(60)], "64", "the minimum frame");
+        assert_eq!(SIZE_LABELS[size_bucket(61)], "65-127");
+        assert_eq!(SIZE_LABELS[size_bucket(123)], "65-127");
+        assert_eq!(SIZE_LABELS[size_bucket(124)], "128-255");
+        assert_eq!(
+            SIZE_LABELS[size_bucket(1514)],
+            "1024-1518",
+            "the largest untagged frame"
+        );
+        assert_eq!(
+            SIZE_LABELS[size_bucket(1518)],
+            ">1518",
+            "VLAN-tagged: oversize to RMON"
+        );
+        assert_eq!(SIZE_LABELS[size_bucket(9000)], ">1518");
+        assert_eq!(size_bucket(u32::MAX), 7);
     }
 
     #[test]
@@ -408,7 +429,7 @@ mod tests {
         let a = TrafficCounters::default();
         let b = TrafficCounters::default();
         a.record(&frame(Some(10), 100));
-        a.record(&frame(None, 64));
+        a.record(&frame(None, 60));
         b.record(&frame(Some(10), 200));
         b.record(&frame(Some(5), 1600));
         let mut s = a.snapshot();
@@ -416,7 +437,8 @@ mod tests {
         assert_eq!(s.vlans, vec![(5, 1, 1600), (10, 2, 300)]);
         // All malformed (zeroed IPv4 headers): counted in that class.
         assert_eq!(s.packets(Proto::Malformed), 4);
-        assert_eq!(s.bytes(Proto::Malformed), 100 + 64 + 200 + 1600);
+        assert_eq!(s.bytes(Proto::Malformed), 100 + 60 + 200 + 1600);
+        // 60 bytes captured are 64 on the wire.
         assert_eq!(s.sizes, [0, 1, 1, 1, 0, 0, 0, 1]);
     }
 }

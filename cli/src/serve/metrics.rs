@@ -397,12 +397,14 @@ impl Collector for Metrics {
         )?;
         {
             let count: u64 = t.proto_packets.iter().sum();
-            let sum: u64 = t.proto_bytes.iter().sum();
+            // On the buckets' scale: octets on the wire, FCS included.
+            let sum: u64 =
+                t.proto_bytes.iter().sum::<u64>() + count * u64::from(xsktap_core::stats::FCS_LEN);
             let buckets: Vec<(f64, u64)> = SIZE_BOUNDS.iter().copied().zip(t.sizes).collect();
             debug_assert_eq!(buckets.len(), SIZE_LABELS.len());
             let mut metric = e.encode_descriptor(
                 "xsktap_packet_size_bytes",
-                "Frame sizes (RMON buckets).",
+                "Frame sizes on the wire, FCS included (RMON buckets: a 60-byte frame is 64).",
                 None,
                 MetricType::Histogram,
             )?;
