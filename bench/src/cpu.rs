@@ -72,6 +72,15 @@ fn children_cpu_secs() -> f64 {
     tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
+/// Pins the calling thread to `cpu`; `who` names it in the error.
+pub fn pin_to(cpu: usize, who: &str) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        core_affinity::set_for_current(core_affinity::CoreId { id: cpu }),
+        "cannot pin {who} to CPU {cpu}"
+    );
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

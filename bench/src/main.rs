@@ -476,10 +476,7 @@ fn main() -> anyhow::Result<()> {
                     None => None,
                 };
                 let sent = (|| -> anyhow::Result<(u64, Duration)> {
-                    anyhow::ensure!(
-                        core_affinity::set_for_current(core_affinity::CoreId { id: cpu }),
-                        "cannot pin the generator to CPU {cpu}"
-                    );
+                    xsktap_bench::cpu::pin_to(cpu, "the generator")?;
                     generator.send_session()
                 })();
                 if sent.is_ok() && server.is_some() {

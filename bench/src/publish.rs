@@ -57,14 +57,6 @@ pub struct PublishResult {
     pub handover_to_publish: [u64; 3],
 }
 
-fn pin(cpu: usize) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        core_affinity::set_for_current(core_affinity::CoreId { id: cpu }),
-        "cannot pin to CPU {cpu}"
-    );
-    Ok(())
-}
-
 /// Runs one configuration.
 pub fn run(b: PublishBench) -> anyhow::Result<PublishResult> {
     anyhow::ensure!(
@@ -99,7 +91,7 @@ pub fn run(b: PublishBench) -> anyhow::Result<PublishResult> {
         let subscriber = b.subscribe.then(|| {
             let (name, ready, done) = (&name, &ready, &done);
             s.spawn(move || -> anyhow::Result<(u64, u64, Histogram<u64>)> {
-                pin(b.subscriber_cpu)?;
+                crate::cpu::pin_to(b.subscriber_cpu, "the subscriber")?;
                 let mut sub = FeedSubscriber::open(name, Delivery::Reliable)?;
                 let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)?;
                 let (mut received, mut idle_since) = (0u64, None::<Instant>);
@@ -134,7 +126,7 @@ pub fn run(b: PublishBench) -> anyhow::Result<PublishResult> {
         }
         // The publisher connects to the subscriber on its first send.
         std::thread::sleep(Duration::from_millis(20));
-        pin(b.cpu)?;
+        crate::cpu::pin_to(b.cpu, "the publisher")?;
         let interval = b
             .rate
             .map(|r| Duration::from_secs_f64(b.per_packet as f64 / r));

@@ -78,10 +78,7 @@ pub struct UdpReport {
 /// xsktap's workers do).
 pub fn udp_receive(port: u16, duration: Duration, cpu: Option<usize>) -> anyhow::Result<UdpReport> {
     if let Some(cpu) = cpu {
-        anyhow::ensure!(
-            core_affinity::set_for_current(core_affinity::CoreId { id: cpu }),
-            "cannot pin the UDP receiver to CPU {cpu}"
-        );
+        crate::cpu::pin_to(cpu, "the UDP receiver")?;
     }
     let socket = UdpSocket::bind(("0.0.0.0", port))?;
     socket.set_read_timeout(Some(Duration::from_millis(100)))?;

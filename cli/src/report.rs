@@ -461,6 +461,13 @@ pub fn feeds_text(feeds: &[xsktap_core::feed::report::FeedJson]) -> String {
                 x.p50_ns, x.p99_ns, x.max_ns, x.count, f.exchange_to_tap_negative
             );
         }
+        if f.released_out_of_sequence > 0 {
+            let _ = writeln!(
+                out,
+                "  {} messages went to consumers out of sequence: more than 65536 (or 16 MiB) waited behind a hole",
+                f.released_out_of_sequence
+            );
+        }
         if f.events_dropped > 0 {
             let _ = writeln!(
                 out,

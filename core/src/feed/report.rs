@@ -295,6 +295,11 @@ pub struct FeedJson {
     /// `--messages`: messages not written because the writer fell behind.
     #[serde(default)]
     pub messages_not_written: u64,
+    /// Messages handed to consumers and `--messages` before the hole before
+    /// them was filled or declared, because holding them reached its bound
+    /// (every session).
+    #[serde(default)]
+    pub released_out_of_sequence: u64,
     /// `--rerequest`: requests sent, answered, given up (every session).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requests: Option<RequestsJson>,
@@ -413,6 +418,7 @@ pub fn summary(feeds: &Feeds) -> Vec<FeedJson> {
                 malformed: malformed.iter().sum(),
                 malformed_reasons: reasons.clone(),
                 messages_not_written: state.events.stream.messages_dropped,
+                released_out_of_sequence: state.events.order.released_early,
                 events_dropped: state.events.dropped,
                 receive_to_decode: LatencyQuantiles::of(&state.timing.receive_to_decode),
                 exchange_to_tap: state
