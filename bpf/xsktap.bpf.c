@@ -7,7 +7,7 @@
  *   3. redirect a match into the queue's AF_XDP socket.
  * Everything else goes on to the host stack (XDP_PASS), counted.
  *
- * The parse follows the same rules as engine/src/parse.rs, so that the
+ * The parse follows the same rules as core/src/parse.rs, so that the
  * userspace evaluator of the same filter selects the same frames.
  */
 #include <linux/bpf.h>
@@ -133,8 +133,15 @@ static __always_inline void parse_ipv4(struct key *k, void *ip, void *data_end)
 		return;
 	ihl = (h[0] & 0x0f) * 4;
 	total = ((__u32)h[2] << 8) | h[3];
-	if (ihl < 20 || total < ihl)
+	if (ihl < 20)
 		return;
+	/* 0: a segmentation offload's datagram, running to the frame's end. */
+	if (total == 0)
+		end = data_end;
+	else if (total < ihl)
+		return;
+	else
+		end = (void *)(h + total);
 	if ((void *)(h + ihl) > data_end)
 		return;
 	k->family = 4;
@@ -142,22 +149,32 @@ static __always_inline void parse_ipv4(struct key *k, void *ip, void *data_end)
 	__builtin_memcpy(&k->dst[0], h + 16, 4);
 	frag = ((__u16)h[6] << 8) | h[7];
 	/* Ethernet padding after the datagram is not L4 data. */
-	end = (void *)(h + total);
 	parse_l4(k, h + ihl, data_end, end, h[9], (frag & 0x1fff) != 0);
 }
 
+/*
+ * ARP and RARP: IPv4 protocol addresses (type 0x0800, size 4) are read where
+ * the declared hardware address size puts them, and only when all four
+ * addresses fit in the frame (as core/src/parse.rs).
+ */
 static __always_inline void parse_arp(struct key *k, void *arp, void *data_end)
 {
 	__u8 *h = arp;
+	__u8 *sender, *target;
+	__u32 hw;
 
-	if ((void *)(h + 28) > data_end)
+	if ((void *)(h + 8) > data_end)
 		return;
-	/* Ethernet hardware, IPv4 protocol addresses */
-	if (h[0] != 0 || h[1] != 1 || h[2] != 0x08 || h[3] != 0 || h[4] != 6 || h[5] != 4)
+	if (h[2] != 0x08 || h[3] != 0 || h[5] != 4)
+		return;
+	hw = h[4];
+	sender = h + 8 + hw;
+	target = sender + 4 + hw;
+	if ((void *)(sender + 4) > data_end || (void *)(target + 4) > data_end)
 		return;
 	k->family = 4;
-	__builtin_memcpy(&k->src[0], h + 14, 4);
-	__builtin_memcpy(&k->dst[0], h + 24, 4);
+	__builtin_memcpy(&k->src[0], sender, 4);
+	__builtin_memcpy(&k->dst[0], target, 4);
 }
 
 static __always_inline void parse_ipv6(struct key *k, void *ip, void *data_end)
@@ -243,7 +260,7 @@ static __always_inline void parse(struct key *k, void *data, void *data_end)
 		parse_ipv4(k, cur, data_end);
 	else if (type == ETH_P_IPV6)
 		parse_ipv6(k, cur, data_end);
-	else if (type == ETH_P_ARP)
+	else if (type == ETH_P_ARP || type == ETH_P_RARP)
 		parse_arp(k, cur, data_end);
 }
 

@@ -377,6 +377,34 @@ fn bad_values_are_refused_without_root() {
         let line = one_usage_line(&out);
         assert!(line.contains(needle), "{args:?}: {line}");
     }
+    // A filter xsktap cannot take is a usage error on every command, live
+    // or reading a file, and for the flags that build a filter.
+    let pcap = temp_path("bad-filter.pcap");
+    write_pcap(&pcap, &[]);
+    let pcap = pcap.to_str().unwrap();
+    for source in [["-i", "x"], ["-r", pcap]] {
+        for (command, extra) in [
+            ("capture", &[][..]),
+            ("monitor", &[][..]),
+            ("top", &[][..]),
+            ("feed", &["--moldudp64", "198.19.0.1:1"][..]),
+        ] {
+            for filter in [&["tcp", "and"][..], &["rarp", "host"], &["--port", "http"]] {
+                let out = Command::new(XSKTAP)
+                    .arg(command)
+                    .args(source)
+                    .args(extra)
+                    .args(filter)
+                    .output()
+                    .unwrap();
+                let line = one_usage_line(&out);
+                assert!(
+                    line.contains("filter") || line.contains("--port"),
+                    "{command} {source:?} {filter:?}: {line}"
+                );
+            }
+        }
+    }
     let out = Command::new(XSKTAP)
         .args(["monitor", "-i", "x", "-w", "-"])
         .stdout(std::process::Stdio::piped())

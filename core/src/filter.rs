@@ -8,7 +8,7 @@
 //! expr      := and ( ("or" | "||") and )*
 //! and       := unary ( ("and" | "&&") unary )*
 //! unary     := ("not" | "!") unary | "(" expr ")" | primitive
-//! primitive := "ip" | "ip6" | "arp" | "icmp" | "icmp6"
+//! primitive := "ip" | "ip6" | "arp" | "rarp" | "icmp" | "icmp6"
 //!            | ("tcp" | "udp") [ [dir] ("port" N | "portrange" A-B) ]
 //!            | "vlan" [N]
 //!            | [dir] "host" ADDR | [dir] "net" CIDR
@@ -289,7 +289,7 @@ pub const MAX_DEPTH: usize = 64;
 pub const MAX_WORDS: usize = 1024;
 
 const PRIMITIVES: &str =
-    "ip, ip6, arp, icmp, icmp6, tcp, udp, vlan [N], [src|dst] host ADDR, [src|dst] net CIDR, [src|dst] port N, [src|dst] portrange A-B, and, or, not, ( )";
+    "ip, ip6, arp, rarp, icmp, icmp6, tcp, udp, vlan [N], [src|dst] host ADDR, [src|dst] net CIDR, [src|dst] port N, [src|dst] portrange A-B, and, or, not, ( )";
 
 impl<'a> Parser<'a> {
     fn peek(&self) -> Option<&Token<'a>> {
@@ -437,6 +437,7 @@ impl<'a> Parser<'a> {
             "ip" => Expr::Test(Test::EtherType(ethertype::IPV4)),
             "ip6" => Expr::Test(Test::EtherType(ethertype::IPV6)),
             "arp" => Expr::Test(Test::EtherType(ethertype::ARP)),
+            "rarp" => Expr::Test(Test::EtherType(ethertype::RARP)),
             "icmp" => proto(4, ipproto::ICMP),
             "icmp6" => proto(6, ipproto::ICMPV6),
             "tcp" | "udp" => {
@@ -718,8 +719,10 @@ fn gen(e: &Expr, t: Target, f: Target, out: &mut Vec<(Test, Target, Target)>) ->
     }
 }
 
-/// The addresses a net test looks at: the IP header's, or ARP's sender and
-/// target (as tcpdump's `host` and `net` do).
+/// The addresses a net test looks at: the IP header's, or ARP's and RARP's
+/// sender and target (as tcpdump's `host` and `net` do; xsktap reads them
+/// where the header's sizes put them, tcpdump at the offsets of 6-byte
+/// hardware addresses).
 fn addresses(p: &Packet) -> Option<(IpAddr, IpAddr)> {
     match (p.src, p.dst, p.arp) {
         (Some(s), Some(d), _) => Some((s, d)),

@@ -282,6 +282,7 @@ mod tests {
         f[14] = 0x45;
         f[16..18].copy_from_slice(&46u16.to_be_bytes());
         f[23] = 17;
+        f[38..40].copy_from_slice(&26u16.to_be_bytes());
         f[42..44].copy_from_slice(b"XT");
         f[44..46].copy_from_slice(&3u16.to_ne_bytes());
         f[46..50].copy_from_slice(&77u32.to_ne_bytes());

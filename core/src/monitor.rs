@@ -162,6 +162,7 @@ mod tests {
         ip[16..20].copy_from_slice(&[198, 18, 0, 2]);
         ip[20..22].copy_from_slice(&5353u16.to_be_bytes());
         ip[22..24].copy_from_slice(&53u16.to_be_bytes());
+        ip[24..26].copy_from_slice(&8u16.to_be_bytes());
         f
     }
 

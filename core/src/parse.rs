@@ -1,8 +1,12 @@
 //! Header parsing on `&[u8]`: pure, bounds-checked, no allocation, no unsafe.
 //!
-//! Every read goes through [`Cursor`], which checks the length first; a frame
-//! too short for a header it announces is classified [`Proto::Malformed`] with
-//! the reason, never trusted and never a panic.
+//! Every read goes through [`Cursor`], which checks the length first. A frame
+//! is classified [`Proto::Malformed`], with the reason for the first fault,
+//! when a header it announces is cut short, or a length or offset field of a
+//! header it parses contradicts the frame (Wireshark's protocol errors for the
+//! same headers). A header cut short gives no field; a whole header whose
+//! length field is wrong still gives its fields (addresses, ports), so that a
+//! broken sender can be named and matched.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -12,6 +16,8 @@ pub mod ethertype {
     pub const IPV4: u16 = 0x0800;
     /// ARP.
     pub const ARP: u16 = 0x0806;
+    /// Reverse ARP (the ARP header, classed as ARP).
+    pub const RARP: u16 = 0x8035;
     /// 802.1Q VLAN tag.
     pub const VLAN: u16 = 0x8100;
     /// 802.1ad service tag (QinQ outer).
@@ -63,7 +69,7 @@ pub enum Proto {
     Icmp,
     /// ICMPv6.
     Icmpv6,
-    /// ARP.
+    /// ARP and reverse ARP.
     Arp,
     /// Anything else that parsed cleanly.
     Other,
@@ -128,7 +134,9 @@ pub struct Packet {
     pub src: Option<IpAddr>,
     /// Destination address of the IP header.
     pub dst: Option<IpAddr>,
-    /// ARP sender and target protocol addresses (IPv4 over Ethernet only).
+    /// ARP (or RARP) sender and target protocol addresses, where the header
+    /// declares IPv4 ones (protocol type 0x0800, size 4), read at the offsets
+    /// its hardware address size gives.
     pub arp: Option<(Ipv4Addr, Ipv4Addr)>,
     /// Upper-layer protocol number (IPv4 protocol, or the IPv6 header after extensions).
     pub ip_proto: Option<u8>,
@@ -142,7 +150,8 @@ pub struct Packet {
     pub tcp_flags: Option<u8>,
     /// The class.
     pub proto: Proto,
-    /// Why the frame is malformed, when it is.
+    /// Why the frame is malformed, when it is: the header cut short, or else
+    /// the outermost length field that disagrees with the frame.
     pub malformed: Option<&'static str>,
     /// Offset of the UDP payload in the frame (0: not a UDP frame with a whole header).
     pub udp_payload: u16,
@@ -174,10 +183,20 @@ impl Packet {
         }
     }
 
+    /// Marks the frame malformed because a header is cut short (where
+    /// parsing stops): this is the reason named, the most precise one (a cut
+    /// frame's IP length field disagrees with it too).
     fn malformed(mut self, why: &'static str) -> Packet {
         self.proto = Proto::Malformed;
         self.malformed = Some(why);
         self
+    }
+
+    /// Marks the frame malformed because a length field disagrees with the
+    /// frame, and parsing goes on; the first such fault is the one named.
+    fn flag(&mut self, why: &'static str) {
+        self.proto = Proto::Malformed;
+        self.malformed.get_or_insert(why);
     }
 }
 
@@ -260,25 +279,36 @@ pub fn parse(frame: &[u8]) -> Packet {
         ethertype = be16(&tag[2..4]);
     }
     p.ethertype = ethertype;
-    match ethertype {
+    let p = match ethertype {
         ethertype::IPV4 => ipv4(p, c),
         ethertype::IPV6 => ipv6(p, c),
-        ethertype::ARP => arp(p, c),
+        ethertype::ARP | ethertype::RARP => arp(p, c),
         _ => p,
+    };
+    // A class set after a fault (the transport of a datagram whose length
+    // is wrong) does not hide it.
+    if p.malformed.is_some() {
+        return Packet {
+            proto: Proto::Malformed,
+            ..p
+        };
     }
+    p
 }
 
+/// ARP and RARP: the sizes the header declares are followed (any hardware
+/// type), and the four addresses must fit in the frame.
 fn arp(mut p: Packet, mut c: Cursor<'_>) -> Packet {
     p.proto = Proto::Arp;
     let Some(h) = c.take(8) else {
         return p.malformed("truncated ARP header");
     };
-    // Ethernet hardware addresses, IPv4 protocol addresses.
-    if be16(&h[0..2]) == 1 && be16(&h[2..4]) == ethertype::IPV4 && h[4] == 6 && h[5] == 4 {
-        let Some(a) = c.take(20) else {
-            return p.malformed("truncated ARP addresses");
-        };
-        p.arp = Some((v4(&a[6..10]), v4(&a[16..20])));
+    let (hw, proto) = (usize::from(h[4]), usize::from(h[5]));
+    let Some(a) = c.take(2 * (hw + proto)) else {
+        return p.malformed("ARP addresses past the end of the frame");
+    };
+    if be16(&h[2..4]) == ethertype::IPV4 && proto == 4 {
+        p.arp = Some((v4(&a[hw..]), v4(&a[2 * hw + 4..])));
     }
     p
 }
@@ -291,9 +321,17 @@ fn ipv4(mut p: Packet, mut c: Cursor<'_>) -> Packet {
         return p.malformed("IPv4 ethertype without version 4");
     }
     let header_len = usize::from(h[0] & 0x0f) * 4;
-    let total_len = usize::from(be16(&h[2..4]));
-    if header_len < 20 || total_len < header_len {
-        return p.malformed("IPv4 header length fields inconsistent");
+    // A total length of 0 is a segmentation offload's (TSO, BIG TCP): the
+    // datagram runs to the frame's end, as Wireshark takes it.
+    let total_len = match usize::from(be16(&h[2..4])) {
+        0 => c.remaining().max(header_len),
+        n => n,
+    };
+    if header_len < 20 {
+        return p.malformed("IPv4 header length below 20");
+    }
+    if total_len < header_len {
+        return p.malformed("IPv4 total length below its header length");
     }
     let Some(h) = c.take(header_len) else {
         return p.malformed("truncated IPv4 options");
@@ -310,8 +348,12 @@ fn ipv4(mut p: Packet, mut c: Cursor<'_>) -> Packet {
         (0, true) => Fragment::First,
         _ => Fragment::Later,
     };
-    // The payload ends at the total length, not at the frame's end (padding),
-    // but a frame cut short is still parsed as far as it goes.
+    // The payload ends at the total length, not at the frame's end (padding);
+    // a frame shorter than its total length is malformed, and parsed as far
+    // as it goes.
+    if c.remaining() < total_len - header_len {
+        p.flag("IPv4 total length past the end of the frame");
+    }
     let payload = c.limit(total_len - header_len);
     l4(p, payload, proto)
 }
@@ -326,6 +368,9 @@ fn ipv6(mut p: Packet, mut c: Cursor<'_>) -> Packet {
     p.src = Some(IpAddr::V6(v6(&h[8..24])));
     p.dst = Some(IpAddr::V6(v6(&h[24..40])));
     let payload_len = usize::from(be16(&h[4..6]));
+    if c.remaining() < payload_len {
+        p.flag("IPv6 payload length past the end of the frame");
+    }
     let mut c = c.limit(payload_len);
     let mut next = h[6];
     for seen in 0..=MAX_EXT_HEADERS {
@@ -397,27 +442,46 @@ fn l4(mut p: Packet, mut c: Cursor<'_>, proto: u8) -> Packet {
     }
     match proto {
         ipproto::TCP => {
+            let segment = c.remaining();
             let Some(t) = c.take(20) else {
                 return p.malformed("truncated TCP header");
             };
             p.sport = Some(be16(&t[0..2]));
             p.dport = Some(be16(&t[2..4]));
+            let data_offset = usize::from(t[12] >> 4) * 4;
+            if data_offset < 20 {
+                // Not a TCP header past its ports: no flags (as Wireshark).
+                p.flag("TCP data offset below 5");
+                return p;
+            }
             p.tcp_flags = Some(t[13]);
+            if data_offset > segment {
+                p.flag("TCP header past the end of the IP payload");
+            }
         }
-        ipproto::UDP | ipproto::SCTP => {
-            let need = if proto == ipproto::UDP { 8 } else { 12 };
-            let Some(u) = c.take(need) else {
-                return p.malformed(if proto == ipproto::UDP {
-                    "truncated UDP header"
-                } else {
-                    "truncated SCTP header"
-                });
+        ipproto::UDP => {
+            let datagram = c.remaining();
+            let Some(u) = c.take(8) else {
+                return p.malformed("truncated UDP header");
             };
             p.sport = Some(be16(&u[0..2]));
             p.dport = Some(be16(&u[2..4]));
-            if proto == ipproto::UDP {
-                p.udp_payload = c.pos as u16;
+            p.udp_payload = c.pos as u16;
+            let len = usize::from(be16(&u[4..6]));
+            if len < 8 {
+                p.flag("UDP length below 8");
+            } else if len > datagram && p.fragment == Fragment::None {
+                // A first fragment holds part of its datagram: its length
+                // is checked once reassembled, which xsktap does not do.
+                p.flag("UDP length past the end of the IP payload");
             }
+        }
+        ipproto::SCTP => {
+            let Some(u) = c.take(12) else {
+                return p.malformed("truncated SCTP header");
+            };
+            p.sport = Some(be16(&u[0..2]));
+            p.dport = Some(be16(&u[2..4]));
         }
         ipproto::ICMP | ipproto::ICMPV6 if c.remaining() < 4 => {
             return p.malformed("truncated ICMP header");

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod damaged;
 pub mod protocols;
 
 use std::path::{Path, PathBuf};

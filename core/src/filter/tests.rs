@@ -192,3 +192,43 @@ fn deep_nesting_is_refused_in_one_line_not_a_stack_overflow() {
     let long = vec!["udp"; 5000].join(" and ");
     assert!(parse_expr(&long).unwrap_err().to_string().contains("words"));
 }
+
+/// An ARP (or RARP) request with `hw`-byte hardware addresses, from
+/// 198.18.0.1 for 198.18.0.2, cut to `len` bytes when given.
+fn arp(ethertype: u16, hw: u8, len: Option<usize>) -> Vec<u8> {
+    let mut f = vec![0xff; 6];
+    f.extend_from_slice(&[2, 0, 0, 0, 0, 1]);
+    f.extend_from_slice(&ethertype.to_be_bytes());
+    f.extend_from_slice(&[0, 1, 8, 0, hw, 4, 0, 1]);
+    for ip in [[198, 18, 0, 1], [198, 18, 0, 2]] {
+        f.extend(std::iter::repeat_n(0xaa, usize::from(hw)));
+        f.extend_from_slice(&ip);
+    }
+    f.truncate(len.unwrap_or(f.len()));
+    f
+}
+
+#[test]
+fn arp_and_rarp_addresses_match_where_the_header_puts_them() {
+    for ethertype in [ethertype::ARP, ethertype::RARP] {
+        for hw in [6, 8] {
+            let f = arp(ethertype, hw, None);
+            assert!(matches("src host 198.18.0.1", &f), "hw {hw}");
+            assert!(matches("dst host 198.18.0.2", &f), "hw {hw}");
+            assert!(!matches("dst host 198.18.0.1", &f), "hw {hw}");
+            assert!(matches("net 198.18.0.0/16", &f), "hw {hw}");
+        }
+        assert_eq!(
+            matches("arp", &arp(ethertype, 6, None)),
+            ethertype == ethertype::ARP
+        );
+        assert_eq!(
+            matches("rarp", &arp(ethertype, 6, None)),
+            ethertype == ethertype::RARP
+        );
+        // Addresses cut short are not matched (the frame is malformed).
+        let cut = arp(ethertype, 6, Some(14 + 8 + 16));
+        assert!(!matches("host 198.18.0.1", &cut));
+        assert!(matches("not host 198.18.0.1", &cut));
+    }
+}

@@ -180,10 +180,156 @@ fn truncated_frames_are_malformed_with_a_reason() {
     }
     let mut bad = f.clone();
     bad[18] = 0x42; // IHL 2
+    assert_eq!(parse(&bad).malformed, Some("IPv4 header length below 20"));
+}
+
+/// An IPv4/TCP or UDP frame from etherparse, without Ethernet padding.
+fn ipv4_frame(tcp: bool, payload: &[u8]) -> Vec<u8> {
+    let mut f = Vec::new();
+    let ip = PacketBuilder::ethernet2(MAC_A, MAC_B).ipv4([198, 18, 0, 1], [198, 18, 0, 2], 64);
+    if tcp {
+        ip.tcp(40000, 80, 1, 1000).write(&mut f, payload).unwrap();
+    } else {
+        ip.udp(5000, 6000).write(&mut f, payload).unwrap();
+    }
+    f
+}
+
+/// Each length or offset field that contradicts the frame, with the reason
+/// and with the fields of the (whole) headers still read.
+#[test]
+fn length_fields_that_contradict_the_frame_are_malformed() {
+    let set = |f: &[u8], at: usize, v: u16| {
+        let mut f = f.to_vec();
+        f[at..at + 2].copy_from_slice(&v.to_be_bytes());
+        f
+    };
+    let tcp = ipv4_frame(true, &[0; 8]);
+    let udp = ipv4_frame(false, &[0; 10]);
+    let offset = |f: &[u8], words: u8| {
+        let mut f = f.to_vec();
+        f[14 + 20 + 12] = words << 4;
+        f
+    };
+    let cases = [
+        (offset(&tcp, 4), "TCP data offset below 5"),
+        (offset(&tcp, 0), "TCP data offset below 5"),
+        // 28 bytes of segment: a 32-byte header does not fit.
+        (offset(&tcp, 8), "TCP header past the end of the IP payload"),
+        (set(&udp, 14 + 24, 7), "UDP length below 8"),
+        (set(&udp, 14 + 24, 0), "UDP length below 8"),
+        (
+            set(&udp, 14 + 24, 19),
+            "UDP length past the end of the IP payload",
+        ),
+        (
+            set(&udp, 14 + 2, 20 + 18 + 1),
+            "IPv4 total length past the end of the frame",
+        ),
+        (
+            set(&udp, 14 + 2, 19),
+            "IPv4 total length below its header length",
+        ),
+    ];
+    for (frame, why) in cases {
+        let p = parse(&frame);
+        assert_eq!(p.malformed, Some(why), "{frame:02x?}");
+        assert_eq!(p.proto, Proto::Malformed);
+        if why.starts_with("IPv4 total length below") {
+            assert_eq!(p.src, None, "the header's own lengths disagree");
+        } else {
+            // The headers are whole: the sender and its ports are named.
+            assert_eq!(p.src, Some("198.18.0.1".parse().unwrap()), "{why}");
+            assert!(p.sport.is_some() && p.dport.is_some(), "{why}");
+        }
+    }
+    // Shorter than the frame is padding, not an error; a TCP header that
+    // fits with its options is whole.
+    let mut padded = set(&udp, 14 + 2, 20 + 8);
+    padded[14 + 24..14 + 26].copy_from_slice(&8u16.to_be_bytes());
+    assert_eq!(parse(&padded).proto, Proto::Udp);
+    assert_eq!(parse(&offset(&tcp, 7)).proto, Proto::Tcp);
+    // A total length of 0 is an offload's: the datagram runs to the frame's end.
+    let tso = set(&tcp, 14 + 2, 0);
     assert_eq!(
-        parse(&bad).malformed,
-        Some("IPv4 header length fields inconsistent")
+        (parse(&tso).proto, parse(&tso).dport),
+        (Proto::Tcp, Some(80))
     );
+    // A cut frame names the cut header, not the IP length it contradicts.
+    assert_eq!(parse(&tcp[..40]).malformed, Some("truncated TCP header"));
+    // A first fragment holds part of its datagram: its UDP length may pass
+    // the fragment's end.
+    let mut first = set(&udp, 14 + 24, 500);
+    first[14 + 6] = 0x20;
+    assert_eq!(parse(&first).proto, Proto::Udp);
+
+    // IPv6: the payload length past the frame.
+    let mut f = Vec::new();
+    PacketBuilder::ethernet2(MAC_A, MAC_B)
+        .ipv6([0x20; 16], [0x21; 16], 64)
+        .udp(1, 2)
+        .write(&mut f, &[0; 4])
+        .unwrap();
+    let long = set(&f, 14 + 4, 13);
+    let p = parse(&long);
+    assert_eq!(
+        p.malformed,
+        Some("IPv6 payload length past the end of the frame")
+    );
+    assert_eq!((p.sport, p.dport), (Some(1), Some(2)));
+    assert_eq!(parse(&set(&f, 14 + 4, 12)).proto, Proto::Udp);
+    assert_eq!(
+        parse(&set(&f, 14 + 40 + 4, 0)).malformed,
+        Some("UDP length below 8")
+    );
+}
+
+/// An ARP header with the sizes given, its addresses filled in.
+fn arp_frame(ethertype: u16, hw: u8, proto_type: u16, proto: u8) -> Vec<u8> {
+    let mut f = eth(ethertype);
+    f.extend_from_slice(&[0, 1]);
+    f.extend_from_slice(&proto_type.to_be_bytes());
+    f.extend_from_slice(&[hw, proto, 0, 1]);
+    for ip in [[198, 18, 0, 1], [198, 18, 0, 2]] {
+        f.extend(std::iter::repeat_n(0xaa, usize::from(hw)));
+        f.extend_from_slice(&ip);
+        f.extend(std::iter::repeat_n(0, usize::from(proto).saturating_sub(4)));
+    }
+    f
+}
+
+#[test]
+fn arp_sizes_are_followed_and_must_fit() {
+    let sender_target = Some(("198.18.0.1".parse().unwrap(), "198.18.0.2".parse().unwrap()));
+    for ethertype in [ethertype::ARP, ethertype::RARP] {
+        // The usual sizes, and an 8-byte hardware address: addresses where declared.
+        for hw in [6, 8, 0] {
+            let p = parse(&arp_frame(ethertype, hw, ethertype::IPV4, 4));
+            assert_eq!((p.proto, p.malformed), (Proto::Arp, None));
+            assert_eq!(p.arp, sender_target, "hardware size {hw}");
+        }
+        // Not IPv4 addresses: ARP, no addresses, not malformed.
+        let p = parse(&arp_frame(ethertype, 6, ethertype::IPV4, 16));
+        assert_eq!((p.proto, p.arp, p.malformed), (Proto::Arp, None, None));
+        let p = parse(&arp_frame(ethertype, 6, ethertype::IPV6, 4));
+        assert_eq!((p.proto, p.arp), (Proto::Arp, None));
+        // Cut anywhere in the addresses: malformed, no addresses.
+        let f = arp_frame(ethertype, 6, ethertype::IPV4, 4);
+        for len in 14 + 8..f.len() {
+            let p = parse(&f[..len]);
+            assert_eq!(
+                p.malformed,
+                Some("ARP addresses past the end of the frame"),
+                "cut at {len}"
+            );
+            assert_eq!(p.arp, None);
+        }
+        assert_eq!(parse(&f[..14 + 7]).malformed, Some("truncated ARP header"));
+        // Sizes larger than the frame holds.
+        let mut big = f.clone();
+        big[14 + 4] = 0xff;
+        assert_eq!(parse(&big).proto, Proto::Malformed);
+    }
 }
 
 #[test]
@@ -384,8 +530,45 @@ proptest! {
         frame.truncate(cut);
         let p = parse(&frame);
         prop_assert!(p.vlan_count as usize <= MAX_VLANS);
+        prop_assert_eq!(p.proto == Proto::Malformed, p.malformed.is_some());
+        prop_assert!(usize::from(p.udp_payload) <= frame.len());
         if p.fragment == Fragment::Later {
             prop_assert_eq!(p.sport, None);
+        }
+    }
+
+    /// Nothing is read past the frame: every field a cut frame reports is
+    /// the whole frame's (it came from bytes both hold), and a frame cut
+    /// inside its headers is malformed.
+    #[test]
+    fn a_cut_frame_reports_only_what_its_bytes_hold(s in spec(), cut in 0usize..400, at in 0usize..400, byte in any::<u8>()) {
+        let mut frame = build(&s);
+        let i = at % frame.len();
+        frame[i] = byte;
+        let whole = parse(&frame);
+        let cut = cut.min(frame.len());
+        let part = parse(&frame[..cut]);
+        prop_assert_eq!(part.len as usize, cut);
+        prop_assert!(whole.vlan_ids().starts_with(part.vlan_ids()));
+        fn same<T: PartialEq + std::fmt::Debug>(part: Option<T>, whole: Option<T>) -> Result<(), TestCaseError> {
+            if part.is_some() {
+                prop_assert_eq!(part, whole);
+            }
+            Ok(())
+        }
+        same(part.src, whole.src)?;
+        same(part.dst, whole.dst)?;
+        same(part.arp, whole.arp)?;
+        same(part.ip_proto, whole.ip_proto)?;
+        same(part.sport, whole.sport)?;
+        same(part.dport, whole.dport)?;
+        same(part.tcp_flags, whole.tcp_flags)?;
+        if cut < 14 {
+            prop_assert_eq!(part.malformed, Some("truncated Ethernet header"));
+        }
+        // A cut that removes a field whole frames report is never clean.
+        if whole.malformed.is_none() && (part.sport.is_none() && whole.sport.is_some()) {
+            prop_assert_eq!(part.proto, Proto::Malformed);
         }
     }
 }
