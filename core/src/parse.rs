@@ -52,6 +52,12 @@ pub mod ipproto {
     pub const SCTP: u8 = 132;
 }
 
+/// The largest value of the Ethernet length/type field that is an IEEE 802.3
+/// length (of what follows the field) rather than an ethertype.
+const ETHER_MAX_LENGTH: u16 = 1500;
+/// The smallest value of the field that is an ethertype.
+const ETHER_MIN_TYPE: u16 = 0x0600;
+
 /// Most IPv6 extension headers followed; a frame with more is classified
 /// malformed ("too many IPv6 extension headers").
 pub const MAX_EXT_HEADERS: usize = 8;
@@ -264,7 +270,14 @@ pub fn parse(frame: &[u8]) -> Packet {
     let Some(eth) = c.take(14) else {
         return p.malformed("truncated Ethernet header");
     };
+    if eth[6] & 1 != 0 {
+        // IEEE 802.3 3.2.3: a source address is an individual address.
+        p.flag("Ethernet source address is a group address");
+    }
     let mut ethertype = be16(&eth[12..14]);
+    if (ETHER_MAX_LENGTH + 1..ETHER_MIN_TYPE).contains(&ethertype) {
+        p.flag("Ethernet length/type field neither a length nor a type");
+    }
     while ethertype == ethertype::VLAN || ethertype == ethertype::QINQ {
         if usize::from(p.vlan_count) == MAX_VLANS {
             // A third tag: classified, not followed.
@@ -279,6 +292,10 @@ pub fn parse(frame: &[u8]) -> Packet {
         ethertype = be16(&tag[2..4]);
     }
     p.ethertype = ethertype;
+    if (1..=ETHER_MAX_LENGTH).contains(&ethertype) && usize::from(ethertype) > c.remaining() {
+        // An IEEE 802.3 frame: the field is the length of what follows.
+        p.flag("802.3 length past the end of the frame");
+    }
     let p = match ethertype {
         ethertype::IPV4 => ipv4(p, c),
         ethertype::IPV6 => ipv6(p, c),

@@ -284,6 +284,36 @@ fn length_fields_that_contradict_the_frame_are_malformed() {
     );
 }
 
+#[test]
+fn ethernet_addresses_and_lengths_are_checked() {
+    let mut f = eth(0x88b5);
+    f.resize(60, 0);
+    assert_eq!(parse(&f).proto, Proto::Other);
+    let mut group = f.clone();
+    group[6] |= 1;
+    assert_eq!(
+        parse(&group).malformed,
+        Some("Ethernet source address is a group address")
+    );
+    // An 802.3 length: what follows may be longer (padding), not shorter.
+    let with_type = |t: u16| {
+        let mut f = f.clone();
+        f[12..14].copy_from_slice(&t.to_be_bytes());
+        parse(&f)
+    };
+    assert_eq!(with_type(46).proto, Proto::Other);
+    assert_eq!(with_type(10).proto, Proto::Other);
+    assert_eq!(
+        with_type(47).malformed,
+        Some("802.3 length past the end of the frame")
+    );
+    assert_eq!(
+        with_type(1501).malformed,
+        Some("Ethernet length/type field neither a length nor a type")
+    );
+    assert_eq!(with_type(0).proto, Proto::Other);
+}
+
 /// An ARP header with the sizes given, its addresses filled in.
 fn arp_frame(ethertype: u16, hw: u8, proto_type: u16, proto: u8) -> Vec<u8> {
     let mut f = eth(ethertype);
