@@ -192,6 +192,7 @@ impl Packet {
     /// Marks the frame malformed because a header is cut short (where
     /// parsing stops): this is the reason named, the most precise one (a cut
     /// frame's IP length field disagrees with it too).
+    #[cold]
     fn malformed(mut self, why: &'static str) -> Packet {
         self.proto = Proto::Malformed;
         self.malformed = Some(why);
@@ -200,6 +201,16 @@ impl Packet {
 
     /// Marks the frame malformed because a length field disagrees with the
     /// frame, and parsing goes on; the first such fault is the one named.
+    /// Sets the class, unless a fault already made it `Malformed` (the
+    /// transport of a datagram whose length is wrong does not hide it).
+    #[inline(always)]
+    fn class(&mut self, proto: Proto) {
+        if self.malformed.is_none() {
+            self.proto = proto;
+        }
+    }
+
+    #[cold]
     fn flag(&mut self, why: &'static str) {
         self.proto = Proto::Malformed;
         self.malformed.get_or_insert(why);
@@ -296,27 +307,18 @@ pub fn parse(frame: &[u8]) -> Packet {
         // An IEEE 802.3 frame: the field is the length of what follows.
         p.flag("802.3 length past the end of the frame");
     }
-    let p = match ethertype {
+    match ethertype {
         ethertype::IPV4 => ipv4(p, c),
         ethertype::IPV6 => ipv6(p, c),
         ethertype::ARP | ethertype::RARP => arp(p, c),
         _ => p,
-    };
-    // A class set after a fault (the transport of a datagram whose length
-    // is wrong) does not hide it.
-    if p.malformed.is_some() {
-        return Packet {
-            proto: Proto::Malformed,
-            ..p
-        };
     }
-    p
 }
 
 /// ARP and RARP: the sizes the header declares are followed (any hardware
 /// type), and the four addresses must fit in the frame.
 fn arp(mut p: Packet, mut c: Cursor<'_>) -> Packet {
-    p.proto = Proto::Arp;
+    p.class(Proto::Arp);
     let Some(h) = c.take(8) else {
         return p.malformed("truncated ARP header");
     };
@@ -330,6 +332,7 @@ fn arp(mut p: Packet, mut c: Cursor<'_>) -> Packet {
     p
 }
 
+#[inline(always)]
 fn ipv4(mut p: Packet, mut c: Cursor<'_>) -> Packet {
     let Some(h) = c.peek(20) else {
         return p.malformed("truncated IPv4 header");
@@ -446,14 +449,15 @@ fn ipv6(mut p: Packet, mut c: Cursor<'_>) -> Packet {
     p.malformed("too many IPv6 extension headers")
 }
 
+#[inline(always)]
 fn l4(mut p: Packet, mut c: Cursor<'_>, proto: u8) -> Packet {
-    p.proto = match proto {
+    p.class(match proto {
         ipproto::TCP => Proto::Tcp,
         ipproto::UDP => Proto::Udp,
         ipproto::ICMP => Proto::Icmp,
         ipproto::ICMPV6 => Proto::Icmpv6,
         _ => Proto::Other,
-    };
+    });
     if p.fragment == Fragment::Later {
         return p;
     }
