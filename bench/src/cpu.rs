@@ -1,20 +1,20 @@
 //! What a receiver costs the machine: the one definition of "CPU per packet"
 //! that the harness table and the A/B command both report.
 //!
-//! A receiver's CPU time over a trial is the busy time of every CPU of the
-//! machine (user, nice, system, irq and softirq from `/proc/stat`; idle,
-//! iowait and steal left out, guest time already inside user) minus the CPU
-//! time of the generator process. It therefore includes the receive softirq
-//! that the kernel runs on the generator's CPU on the receiver's behalf, and
-//! whatever else the receiver causes anywhere. The machine must otherwise be
-//! quiet; the generator must be a child of this process, waited for before
-//! [`CpuMeter::stop`].
+//! A trial's machine time is the busy time of every CPU (user, nice, system,
+//! irq and softirq from `/proc/stat`; idle, iowait and steal left out, guest
+//! time already inside user) while the generator offers a fixed rate. What a
+//! receiver costs per packet is its trial's machine time per frame offered
+//! minus the same for the count-and-drop receiver (an XDP program that counts
+//! and drops) at the same rate: the generator, the veth and the XDP hook cost
+//! every receiver alike and are taken out; the receive softirq a receiver
+//! causes on the generator's CPU, its threads, its wake-ups and its writes
+//! stay in, wherever they run. The machine must otherwise be quiet.
 
 /// A running measurement of the machine's busy time.
 #[derive(Debug, Clone, Copy)]
 pub struct CpuMeter {
     busy: f64,
-    children: f64,
 }
 
 impl CpuMeter {
@@ -22,21 +22,25 @@ impl CpuMeter {
     pub fn start() -> CpuMeter {
         CpuMeter {
             busy: machine_busy_secs(),
-            children: children_cpu_secs(),
         }
     }
 
-    /// CPU seconds the receiver cost the machine since [`CpuMeter::start`]:
-    /// the machine's busy time minus the CPU time of the children this
-    /// process waited for meanwhile (the generator).
+    /// Busy seconds of all the machine's CPUs since [`CpuMeter::start`].
     pub fn stop(&self) -> f64 {
-        (machine_busy_secs() - self.busy) - (children_cpu_secs() - self.children)
+        machine_busy_secs() - self.busy
     }
 }
 
-/// CPU nanoseconds per packet recorded, `None` when nothing was recorded.
-pub fn ns_per_packet(cpu_secs: f64, packets: u64) -> Option<f64> {
-    (packets > 0).then(|| cpu_secs * 1e9 / packets as f64)
+/// Machine nanoseconds per frame offered in a trial (`None` without frames).
+pub fn machine_ns_per_frame(busy_secs: f64, offered: u64) -> Option<f64> {
+    (offered > 0).then(|| busy_secs * 1e9 / offered as f64)
+}
+
+/// CPU nanoseconds per packet a receiver costs the machine: its trial's
+/// machine time per frame offered minus the count-and-drop receiver's at the
+/// same rate (`baseline_ns`, from [`machine_ns_per_frame`]).
+pub fn ns_per_packet(busy_secs: f64, offered: u64, baseline_ns: f64) -> Option<f64> {
+    machine_ns_per_frame(busy_secs, offered).map(|ns| ns - baseline_ns)
 }
 
 /// Busy clock ticks in `/proc/stat`'s first (`cpu `) line, all CPUs.
@@ -60,16 +64,6 @@ fn clock_ticks_per_sec() -> f64 {
 fn machine_busy_secs() -> f64 {
     let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
     busy_ticks(&stat).unwrap_or(0) as f64 / clock_ticks_per_sec()
-}
-
-/// CPU seconds used by this process's children that have been waited for.
-fn children_cpu_secs() -> f64 {
-    // SAFETY: rusage is plain data; all-zero is a valid value.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: a valid rusage for getrusage to fill.
-    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) };
-    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
 /// Pins the calling thread to `cpu`; `who` names it in the error.
@@ -101,8 +95,9 @@ mod tests {
     }
 
     #[test]
-    fn per_packet_is_unknown_without_packets() {
-        assert_eq!(ns_per_packet(1.0, 0), None);
-        assert_eq!(ns_per_packet(0.5, 1_000_000), Some(500.0));
+    fn per_packet_is_over_the_count_and_drop_baseline() {
+        assert_eq!(ns_per_packet(1.0, 0, 100.0), None);
+        assert_eq!(machine_ns_per_frame(0.5, 1_000_000), Some(500.0));
+        assert_eq!(ns_per_packet(0.5, 1_000_000, 300.0), Some(200.0));
     }
 }

@@ -41,6 +41,10 @@ enum Command {
         /// (default: softirq on the generator's CPU, as the kernel does).
         #[arg(long)]
         napi_thread: bool,
+        /// Rounds, each taking every receiver in turn; the table shows medians
+        /// (default 3, or 2 with --short).
+        #[arg(long)]
+        rounds: Option<u32>,
     },
     /// Two xsktap captures side by side on the same traffic, alternating A and B, measured as
     /// `run` measures (CPU per packet over the whole machine, one-way latency); prints each
@@ -285,6 +289,7 @@ fn main() -> anyhow::Result<()> {
             size,
             fixed_rate,
             napi_thread,
+            rounds,
         } => {
             let (exe, xsktap) = harness_binaries()?;
             let cfg = RunConfig {
@@ -299,6 +304,7 @@ fn main() -> anyhow::Result<()> {
                 out_dir: out.clone(),
                 receivers: Receiver::ALL.to_vec(),
                 napi_thread,
+                rounds: rounds.unwrap_or(if short { 2 } else { 3 }),
             };
             let result = harness::run(&cfg, &xsktap, &exe)?;
             let table = report::table(&cfg, &result);

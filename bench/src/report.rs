@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use crate::harness::{LatencyNs, ReceiverSummary, RunConfig, RunResult};
+use crate::harness::{LatencyNs, ReceiverSummary, RunConfig, RunResult, Spread};
 
 fn rate(v: f64) -> String {
     if v >= 1e6 {
@@ -10,6 +10,11 @@ fn rate(v: f64) -> String {
     } else {
         format!("{:.0} kpps", v / 1e3)
     }
+}
+
+/// A rate over the rounds: the median, then the smallest and largest.
+fn rates(v: &Spread) -> String {
+    format!("{} ({}–{})", rate(v.median), rate(v.min), rate(v.max))
 }
 
 fn find<'a>(summary: &'a [ReceiverSummary], name: &str) -> Option<&'a ReceiverSummary> {
@@ -26,32 +31,65 @@ pub fn table(cfg: &RunConfig, r: &RunResult) -> String {
     };
     let _ = writeln!(
         s,
-        "{}-byte frames, one RX queue; generator on CPU 0; receiver on CPU 1; {napi}; {} s trials\n",
-        cfg.frame_size, cfg.trial_secs
+        "{}-byte frames, one RX queue; generator on CPU 0; receiver on CPU 1; {napi}; {} s trials; \
+         each figure the median of {} rounds taking the receivers in turn (smallest–largest)\n",
+        cfg.frame_size, cfg.trial_secs, cfg.rounds
     );
-    let _ = writeln!(s, "| receiver | max offered | recorded at max | zero-loss rate | CPU ns/packet at {} (all CPUs, softirq included, generator excluded) |", rate(cfg.fixed_rate));
-    let _ = writeln!(s, "|---|---|---|---|---|");
+    let _ = writeln!(s, "| receiver | max offered | recorded at max | share recorded | zero-loss rate | CPU ns/packet at {} (all CPUs, over count-and-drop) |", rate(cfg.fixed_rate));
+    let _ = writeln!(s, "|---|---|---|---|---|---|");
     for v in &r.summary {
+        let share = &v.recorded_share_at_max;
         let _ = writeln!(
             s,
-            "| {} | {} | {:.1} % | {} | {} |",
+            "| {} | {} | {} | {:.1} % ({:.1}–{:.1}) | {} | {} |",
             v.receiver,
-            rate(v.max_offered_rate),
-            100.0 * v.recorded_share_at_max,
-            rate(v.zero_loss_rate),
+            rates(&v.max_offered_rate),
+            rates(&v.recorded_rate_at_max),
+            100.0 * share.median,
+            100.0 * share.min,
+            100.0 * share.max,
+            rates(&v.zero_loss_rate),
             v.cpu_ns_per_packet
-                .map_or("unknown".to_string(), |ns| format!("{ns:.0}")),
+                .map_or("unknown".to_string(), |c| format!(
+                    "{:.0} ({:.0}–{:.0})",
+                    c.median, c.min, c.max
+                )),
         );
     }
     for (receiver, why) in &r.skipped {
-        let _ = writeln!(s, "| {} | skipped: {why} | | | |", receiver.name());
+        let _ = writeln!(s, "| {} | skipped: {why} | | | | |", receiver.name());
     }
-    let zl = |name: &str| find(&r.summary, name).map(|v| v.zero_loss_rate);
     let _ = writeln!(s);
+    // Ratios of medians, recorded rate at the generator's maximum.
+    let recorded = |name: &str| find(&r.summary, name).map(|v| v.recorded_rate_at_max.median);
+    for name in ["xsktap -w tmpfs", "xsktap -w tmpfs --busy-poll"] {
+        let Some(x) = recorded(name) else { continue };
+        for (peer, label) in [
+            ("dpdk-testpmd af_xdp rxonly", "x dpdk-testpmd's"),
+            ("tcpdump -w tmpfs", "x tcpdump's"),
+        ] {
+            if let Some(p) = recorded(peer).filter(|p| *p > 0.0) {
+                let _ = writeln!(s, "{name} recorded rate at max: {:.2} {label}", x / p);
+            }
+        }
+    }
+    let cpu =
+        |name: &str| find(&r.summary, name).and_then(|v| v.cpu_ns_per_packet.map(|c| c.median));
+    if let (Some(x), Some(t)) = (cpu("xsktap -w tmpfs"), cpu("tcpdump -w tmpfs")) {
+        if t > 0.0 {
+            let _ = writeln!(
+                s,
+                "xsktap -w tmpfs CPU per packet: {:.2} x tcpdump's",
+                x / t
+            );
+        }
+    }
+    let zl = |name: &str| find(&r.summary, name).map(|v| v.zero_loss_rate.median);
     for name in ["xsktap -w tmpfs", "xsktap -w tmpfs --busy-poll"] {
         let Some(x) = zl(name) else { continue };
         for (peer, label) in [
             ("xdp-count-drop", "of the count-and-drop limit"),
+            ("dpdk-testpmd af_xdp rxonly", "x dpdk-testpmd's"),
             ("tcpdump -w tmpfs", "x tcpdump's"),
             ("netsniff-ng -o tmpfs", "x netsniff-ng's"),
         ] {

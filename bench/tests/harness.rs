@@ -46,12 +46,19 @@ fn short_run_accounts_for_every_frame() {
             "{expected} ran: {receivers:?}"
         );
     }
+    // dpdk-testpmd: Debian's package, or its private unpacking by
+    // tools/install-deps.sh.
+    let testpmd = format!(
+        "command -v dpdk-testpmd || test -x {}",
+        xsktap_bench::harness::PRIVATE_DPDK
+    );
     for installed in [
-        ("tcpdump", "tcpdump -w tmpfs"),
-        ("netsniff-ng", "netsniff-ng -o tmpfs"),
+        ("command -v tcpdump", "tcpdump -w tmpfs"),
+        ("command -v netsniff-ng", "netsniff-ng -o tmpfs"),
+        (testpmd.as_str(), "dpdk-testpmd af_xdp rxonly"),
     ] {
         let present = Command::new("sh")
-            .args(["-c", &format!("command -v {}", installed.0)])
+            .args(["-c", installed.0])
             .output()
             .unwrap()
             .status

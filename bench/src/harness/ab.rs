@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::receiver::Launch;
+use super::receiver::{Launch, Receiver};
 use super::trial::{Harness, Trial};
 
 /// One side of the comparison.
@@ -52,9 +52,9 @@ pub fn spread(values: &[f64]) -> Option<(f64, f64, f64)> {
     Some((median, v[0], v[v.len() - 1]))
 }
 
-fn line(label: &str, t: &Trial) -> String {
+fn line(label: &str, t: &Trial, base: &Trial) -> String {
     let cpu = t
-        .cpu_ns_per_packet()
+        .cpu_ns_per_packet(base)
         .map_or("unknown".to_string(), |ns| format!("{ns:.0} ns/packet"));
     let lat = t.latency.map_or(String::new(), |l| {
         format!(
@@ -93,18 +93,24 @@ pub fn run_ab(cfg: &AbConfig, bench: &Path) -> anyhow::Result<Vec<Trial>> {
             Launch::xsktap(&side.label, &side.binary, &flags, cfg.write, &at)
         })
         .collect();
+    // Each pair has its CPU baseline: the count-and-drop receiver at the same
+    // rate (see crate::cpu).
+    let baseline = Receiver::XdpDrop.launch(&at)?;
     let mut trials = Vec::new();
+    let mut cpu: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
     for _ in 0..cfg.pairs {
-        for launch in &launches {
+        let base = h.trial(&baseline, Some(cfg.rate), false)?;
+        for (i, launch) in launches.iter().enumerate() {
             let t = h.trial(launch, Some(cfg.rate), true)?;
-            println!("{}", line(&launch.name, &t));
+            println!("{}", line(&launch.name, &t, &base));
+            cpu[i].extend(t.cpu_ns_per_packet(&base));
             trials.push(t);
         }
     }
     println!("medians of {} trials each (min..max):", cfg.pairs);
     for (i, side) in cfg.sides.iter().enumerate() {
         let mine: Vec<&Trial> = trials.iter().skip(i).step_by(2).collect();
-        let cpu: Vec<f64> = mine.iter().filter_map(|t| t.cpu_ns_per_packet()).collect();
+        let cpu = &cpu[i];
         let p99: Vec<f64> = mine
             .iter()
             .filter_map(|t| t.latency.map(|l| l.p99 as f64 / 1e3))
@@ -118,7 +124,7 @@ pub fn run_ab(cfg: &AbConfig, bench: &Path) -> anyhow::Result<Vec<Trial>> {
         println!(
             "{}: CPU {}  p99 {}  lost {lost} in all",
             side.label,
-            show(&cpu, "ns/packet"),
+            show(cpu, "ns/packet"),
             show(&p99, "us")
         );
     }

@@ -5,8 +5,10 @@
 //! For each receiver: the share recorded at the generator's maximum rate, a
 //! binary search (RFC 2544 style) for the highest rate recorded with zero
 //! loss, the CPU time per packet at a fixed rate (one definition, in
-//! [`crate::cpu`]), and for xsktap and a kernel UDP socket the one-way
-//! latency. Every frame offered is either recorded or attributed to a counted
+//! [`crate::cpu`], over the count-and-drop receiver's at the same rate), and
+//! for xsktap and a kernel UDP socket the one-way latency. Every figure is
+//! the median of `rounds` rounds that take the receivers in turn (so that a
+//! drift of the machine hits all alike), with the smallest and largest. Every frame offered is either recorded or attributed to a counted
 //! drop (veth ring, AF_XDP socket, receiver's own); what is left over is
 //! reported as unattributed.
 
@@ -21,8 +23,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-pub use ab::{run_ab, AbConfig, AbSide};
-pub use receiver::Receiver;
+pub use ab::{run_ab, spread, AbConfig, AbSide};
+pub use receiver::{Receiver, PRIVATE_DPDK};
 pub use search::{Outcome, Search};
 pub use trial::{LatencyNs, Trial};
 
@@ -49,23 +51,52 @@ pub struct RunConfig {
     /// Run the receiving veth's NAPI as a SCHED_FIFO thread on the receivers'
     /// CPU instead of in softirq on the generator's CPU (the kernel default).
     pub napi_thread: bool,
+    /// Rounds; each takes every receiver in turn.
+    pub rounds: u32,
 }
 
-/// One receiver's line of the table.
+/// A figure over the rounds: median, smallest, largest.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Spread {
+    /// The median.
+    pub median: f64,
+    /// The smallest.
+    pub min: f64,
+    /// The largest.
+    pub max: f64,
+}
+
+impl Spread {
+    fn of(values: &[f64]) -> Option<Spread> {
+        spread(values).map(|(median, min, max)| Spread { median, min, max })
+    }
+}
+
+/// One receiver's line of the table: each figure over the rounds.
 #[derive(Debug, Clone, Serialize)]
 pub struct ReceiverSummary {
     /// The receiver's name.
     pub receiver: String,
-    /// The generator's maximum rate in this receiver's first trial.
-    pub max_offered_rate: f64,
+    /// The generator's maximum rate in this receiver's trials at maximum.
+    pub max_offered_rate: Spread,
+    /// Frames recorded per second at that rate.
+    pub recorded_rate_at_max: Spread,
     /// Share of the frames recorded at that rate.
-    pub recorded_share_at_max: f64,
+    pub recorded_share_at_max: Spread,
     /// The highest rate recorded with zero loss (0 when none was).
-    pub zero_loss_rate: f64,
+    pub zero_loss_rate: Spread,
     /// CPU nanoseconds per packet at the fixed rate (see [`crate::cpu`]).
-    pub cpu_ns_per_packet: Option<f64>,
-    /// Latency at the fixed rate, when measured.
+    pub cpu_ns_per_packet: Option<Spread>,
+    /// Latency at the fixed rate, when measured: the round with the median p99.
     pub latency_ns: Option<LatencyNs>,
+}
+
+/// One receiver's figures in one round.
+struct Round {
+    max: Trial,
+    zero_loss: f64,
+    cpu_ns: Option<f64>,
+    latency: Option<LatencyNs>,
 }
 
 /// Results of a whole run.
@@ -100,41 +131,73 @@ pub fn run(cfg: &RunConfig, xsktap: &Path, bench: &Path) -> anyhow::Result<RunRe
         steps: cfg.search_steps,
         min_rate: MIN_RATE,
     };
+    let mut runnable = Vec::new();
     for &kind in &cfg.receivers {
-        if let Some(why) = kind.missing() {
-            eprintln!("xsktap-bench: skipping {}: {why}", kind.name());
-            result.skipped.push((kind, why));
-            continue;
+        match kind.missing() {
+            Some(why) => {
+                eprintln!("xsktap-bench: skipping {}: {why}", kind.name());
+                result.skipped.push((kind, why));
+            }
+            None => runnable.push((kind, kind.launch(&h.paths())?)),
         }
-        eprintln!("xsktap-bench: {}", kind.name());
-        let launch = kind.launch(&h.paths())?;
-        let max = h.trial(&launch, None, false)?;
-        let first = Outcome {
-            offered_rate: max.offered_rate,
-            lossless: max.lost() == 0,
-        };
-        result.trials.push(max.clone());
-        let zero_loss = search.run(first, |rate| {
-            let t = h.trial(&launch, Some(rate), false)?;
-            let outcome = Outcome {
-                offered_rate: t.offered_rate,
-                lossless: t.lost() == 0,
+    }
+    let baseline = Receiver::XdpDrop.launch(&h.paths())?;
+    let mut rounds: Vec<Vec<Round>> = runnable.iter().map(|_| Vec::new()).collect();
+    for round in 1..=cfg.rounds.max(1) {
+        // What the machine costs with the count-and-drop receiver at the
+        // fixed rate: the CPU baseline of this round.
+        let base = h.trial(&baseline, Some(cfg.fixed_rate), false)?;
+        result.trials.push(base.clone());
+        for ((kind, launch), mine) in runnable.iter().zip(&mut rounds) {
+            eprintln!("xsktap-bench: round {round}: {}", kind.name());
+            let max = h.trial(launch, None, false)?;
+            let first = Outcome {
+                offered_rate: max.offered_rate,
+                lossless: max.lost() == 0,
             };
-            result.trials.push(t);
-            Ok(outcome)
-        })?;
-        // CPU cost (and xsktap's latency) at a fixed rate.
-        let latency = matches!(kind, Receiver::XsktapNoSink | Receiver::XsktapBusyPoll);
-        let fixed = h.trial(&launch, Some(cfg.fixed_rate), latency)?;
+            result.trials.push(max.clone());
+            let zero_loss = search.run(first, |rate| {
+                let t = h.trial(launch, Some(rate), false)?;
+                let outcome = Outcome {
+                    offered_rate: t.offered_rate,
+                    lossless: t.lost() == 0,
+                };
+                result.trials.push(t);
+                Ok(outcome)
+            })?;
+            // CPU cost (and xsktap's latency) at the fixed rate.
+            let latency = matches!(kind, Receiver::XsktapNoSink | Receiver::XsktapBusyPoll);
+            let fixed = h.trial(launch, Some(cfg.fixed_rate), latency)?;
+            mine.push(Round {
+                max,
+                zero_loss: zero_loss.unwrap_or(0.0),
+                cpu_ns: fixed.cpu_ns_per_packet(&base),
+                latency: fixed.latency,
+            });
+            result.trials.push(fixed);
+        }
+    }
+    for ((kind, _), mine) in runnable.iter().zip(&rounds) {
+        let of = |f: &dyn Fn(&Round) -> Option<f64>| {
+            Spread::of(&mine.iter().filter_map(f).collect::<Vec<_>>())
+        };
+        let zero = Spread {
+            median: 0.0,
+            min: 0.0,
+            max: 0.0,
+        };
+        let mut by_p99: Vec<LatencyNs> = mine.iter().filter_map(|r| r.latency).collect();
+        by_p99.sort_by_key(|l| l.p99);
         result.summary.push(ReceiverSummary {
             receiver: kind.name().to_string(),
-            max_offered_rate: max.offered_rate,
-            recorded_share_at_max: max.recorded as f64 / max.sent.max(1) as f64,
-            zero_loss_rate: zero_loss.unwrap_or(0.0),
-            cpu_ns_per_packet: fixed.cpu_ns_per_packet(),
-            latency_ns: fixed.latency,
+            max_offered_rate: of(&|r| Some(r.max.offered_rate)).unwrap_or(zero),
+            recorded_rate_at_max: of(&|r| Some(r.max.recorded_rate())).unwrap_or(zero),
+            recorded_share_at_max: of(&|r| Some(r.max.recorded as f64 / r.max.sent.max(1) as f64))
+                .unwrap_or(zero),
+            zero_loss_rate: of(&|r| Some(r.zero_loss)).unwrap_or(zero),
+            cpu_ns_per_packet: of(&|r| r.cpu_ns),
+            latency_ns: by_p99.get(by_p99.len() / 2).copied(),
         });
-        result.trials.push(fixed);
     }
     if cfg.receivers.contains(&Receiver::XsktapNoSink) {
         eprintln!("xsktap-bench: kernel UDP socket (latency)");

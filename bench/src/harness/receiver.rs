@@ -64,10 +64,9 @@ impl Receiver {
             Receiver::DpdkTestpmd => "dpdk-testpmd",
             _ => return None,
         };
-        let found = std::env::var_os("PATH")
-            .map(|paths| std::env::split_paths(&paths).any(|d| d.join(program).is_file()))
-            .unwrap_or(false);
-        (!found).then(|| format!("{program} is not installed"))
+        find_program(program)
+            .is_none()
+            .then(|| format!("{program} is not installed (tools/install-deps.sh installs it)"))
     }
 
     /// How to start it for one trial.
@@ -137,9 +136,16 @@ impl Receiver {
                 "Running!",
                 Readout::NetsniffNg,
             ),
-            Receiver::DpdkTestpmd | Receiver::UdpSocket => {
-                anyhow::bail!("{} is not started this way", self.name())
+            Receiver::DpdkTestpmd => {
+                let program =
+                    find_program("dpdk-testpmd").context("dpdk-testpmd is not installed")?;
+                (
+                    testpmd_args(&program, &at.iface),
+                    TESTPMD_READY,
+                    Readout::Testpmd,
+                )
             }
+            Receiver::UdpSocket => anyhow::bail!("{} is not started this way", self.name()),
         };
         Ok(Launch {
             name: self.name().to_string(),
@@ -149,6 +155,75 @@ impl Receiver {
             busy_poll: false,
         })
     }
+}
+
+/// Where tools/install-deps.sh unpacks DPDK's testpmd when Debian's
+/// package is not installed (see there why).
+pub const PRIVATE_DPDK: &str = "/opt/xsktap-peers/dpdk/bin/dpdk-testpmd";
+
+/// `program` on `PATH`, or (dpdk-testpmd) in its private prefix.
+fn find_program(program: &str) -> Option<PathBuf> {
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(program))
+            .find(|p| p.is_file())
+    });
+    on_path.or_else(|| {
+        let private = PathBuf::from(PRIVATE_DPDK);
+        (program == "dpdk-testpmd" && private.is_file()).then_some(private)
+    })
+}
+
+/// What testpmd prints once it forwards (receives) packets.
+const TESTPMD_READY: &str = "packet forwarding - ports=";
+
+/// testpmd receiving from `iface` through DPDK's AF_XDP driver: queue 0,
+/// rxonly (count and drop), its forwarding lcore on the receivers' CPU and
+/// its main lcore (which only waits for the signal) on the generator's,
+/// without hugepages or PCI, statistics printed every second until SIGINT.
+fn testpmd_args(program: &Path, iface: &str) -> Vec<String> {
+    let generator = if RECEIVER_CPU == 0 { 1 } else { 0 };
+    let lcores = format!("{generator},{RECEIVER_CPU}");
+    let vdev = format!("net_af_xdp0,iface={iface},start_queue=0,queue_count=1");
+    let prefix = format!("xsktap-bench-{}", std::process::id());
+    [
+        program.to_string_lossy().as_ref(),
+        "--no-huge",
+        "--no-pci",
+        "-m",
+        "512",
+        "--file-prefix",
+        &prefix,
+        "-l",
+        &lcores,
+        "--main-lcore",
+        &generator.to_string(),
+        "--vdev",
+        &vdev,
+        "--",
+        "--forward-mode=rxonly",
+        "--nb-cores=1",
+        // 32768 mbufs (71 MB) fit in the 512 MB given without hugepages.
+        "--total-num-mbufs=32768",
+        "--stats-period",
+        "1",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// The last value after `label` in testpmd's output (its accumulated
+/// forward statistics at exit come last).
+fn testpmd_count(output: &str, label: &str) -> Option<u64> {
+    output
+        .rsplit(label)
+        .next()
+        .filter(|_| output.contains(label))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Where a trial's receiver runs and writes.
@@ -217,6 +292,8 @@ pub enum Readout {
     Tcpdump,
     /// The pcap file and netsniff-ng's exit statistics.
     NetsniffNg,
+    /// testpmd's forward statistics at exit (it records nothing).
+    Testpmd,
 }
 
 /// What a receiver recorded and dropped in one trial.
@@ -267,6 +344,13 @@ impl Readout {
                 recorded: count_pcap(&at.pcap)?,
                 receiver_drops: leading_number(output, "dropped by kernel")
                     + leading_number(output, "dropped by interface"),
+                ..Recorded::default()
+            },
+            // RX-dropped is the AF_XDP socket's rx_dropped (DPDK's imissed).
+            Readout::Testpmd => Recorded {
+                recorded: testpmd_count(output, "RX-packets:")
+                    .context("testpmd printed no forward statistics")?,
+                socket_drops: testpmd_count(output, "RX-dropped:").unwrap_or(0),
                 ..Recorded::default()
             },
             // "N packets incoming (M unread on exit)" and "N packets dropped".
@@ -320,6 +404,25 @@ mod tests {
             "1000 packets captured\n1200 packets received by filter\n7 packets dropped by kernel\n";
         assert_eq!(leading_number(tcpdump, "dropped by kernel"), 7);
         assert_eq!(leading_number(tcpdump, "dropped by interface"), 0);
+    }
+
+    #[test]
+    fn testpmd_statistics_are_read_from_the_last_summary() {
+        let out = "Port statistics ====\n  RX-packets: 5 RX-missed: 0\n\n  \
+            ---- Forward statistics for port 0 ----\n  RX-packets: 999  RX-dropped: 3  RX-total: 1002\n\
+            +++ Accumulated forward statistics for all ports +++\n  RX-packets: 1000  RX-dropped: 4  RX-total: 1004\n";
+        assert_eq!(testpmd_count(out, "RX-packets:"), Some(1000));
+        assert_eq!(testpmd_count(out, "RX-dropped:"), Some(4));
+        assert_eq!(testpmd_count("nothing", "RX-packets:"), None);
+        let args = testpmd_args(Path::new("/x/dpdk-testpmd"), "bed-b").join(" ");
+        assert!(
+            args.contains("--vdev net_af_xdp0,iface=bed-b,start_queue=0,queue_count=1"),
+            "{args}"
+        );
+        assert!(
+            args.ends_with("-- --forward-mode=rxonly --nb-cores=1 --stats-period 1"),
+            "{args}"
+        );
     }
 
     #[test]

@@ -64,8 +64,9 @@ pub struct Trial {
     pub receiver_drops: u64,
     /// Frames neither recorded nor attributed to a counted drop.
     pub unattributed: i64,
-    /// What the receiver cost the machine (see [`crate::cpu`]), seconds.
-    pub cpu_secs: f64,
+    /// Busy time of all the machine's CPUs during the trial, seconds (see
+    /// [`crate::cpu`]).
+    pub machine_busy_secs: f64,
     /// Latency percentiles, when measured.
     #[serde(rename = "latency_ns")]
     pub latency: Option<LatencyNs>,
@@ -77,9 +78,24 @@ impl Trial {
         self.sent.saturating_sub(self.recorded)
     }
 
-    /// CPU nanoseconds per frame recorded (see [`crate::cpu`]).
-    pub fn cpu_ns_per_packet(&self) -> Option<f64> {
-        crate::cpu::ns_per_packet(self.cpu_secs, self.recorded)
+    /// Frames recorded per second of offered traffic.
+    pub fn recorded_rate(&self) -> f64 {
+        self.recorded as f64 * self.offered_rate / self.sent.max(1) as f64
+    }
+
+    /// Machine nanoseconds per frame offered (see [`crate::cpu`]).
+    pub fn machine_ns_per_frame(&self) -> Option<f64> {
+        crate::cpu::machine_ns_per_frame(self.machine_busy_secs, self.sent)
+    }
+
+    /// CPU nanoseconds per packet over the count-and-drop receiver's
+    /// `baseline` trial at the same rate (see [`crate::cpu`]).
+    pub fn cpu_ns_per_packet(&self, baseline: &Trial) -> Option<f64> {
+        crate::cpu::ns_per_packet(
+            self.machine_busy_secs,
+            self.sent,
+            baseline.machine_ns_per_frame()?,
+        )
     }
 }
 
@@ -288,7 +304,7 @@ impl Harness {
         // Let the receiver drain its rings (tcpdump hands over a partly
         // filled buffer block only after its 1 s timeout) before it stops.
         std::thread::sleep(Duration::from_millis(1500));
-        let cpu_secs = cpu.stop();
+        let machine_busy_secs = cpu.stop();
         let veth_drops = self.bed.veth_drops()? - veth_before;
         rx.interrupt();
         rx.wait(Duration::from_secs(30))?;
@@ -311,7 +327,7 @@ impl Harness {
             receiver_drops: got.receiver_drops,
             unattributed: sent as i64
                 - (got.recorded + veth_drops + got.socket_drops + got.receiver_drops) as i64,
-            cpu_secs,
+            machine_busy_secs,
             latency: got.latency.filter(|_| latency).map(LatencyNs::from_array),
         })
     }
@@ -369,7 +385,7 @@ impl Harness {
             socket_drops: 0,
             receiver_drops,
             unattributed: sent as i64 - (recorded + veth_drops + receiver_drops) as i64,
-            cpu_secs: 0.0,
+            machine_busy_secs: 0.0,
             latency: lat
                 .iter()
                 .all(Option::is_some)
