@@ -420,7 +420,9 @@ mod tests {
             "{args}"
         );
         assert!(
-            args.ends_with("-- --forward-mode=rxonly --nb-cores=1 --stats-period 1"),
+            args.ends_with(
+                "-- --forward-mode=rxonly --nb-cores=1 --total-num-mbufs=32768 --stats-period 1"
+            ),
             "{args}"
         );
     }
