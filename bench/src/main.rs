@@ -45,6 +45,11 @@ enum Command {
         /// (default 3, or 2 with --short).
         #[arg(long)]
         rounds: Option<u32>,
+        /// Only these receivers, by short name, comma-separated (drop, xsktap,
+        /// xsktap-placed, xsktap-busy-poll, xsktap-no-sink, tcpdump, netsniff-ng, testpmd;
+        /// default: all).
+        #[arg(long, value_name = "NAMES")]
+        receivers: Option<String>,
     },
     /// Two xsktap captures side by side on the same traffic, alternating A and B, measured as
     /// `run` measures (CPU per packet over the whole machine, one-way latency); prints each
@@ -65,9 +70,16 @@ enum Command {
         /// Alternating pairs of trials.
         #[arg(long, default_value_t = 3)]
         pairs: u32,
-        /// Offered rate, frames per second.
+        /// Offered rate, frames per second; 0: as fast as the generator goes (compare the
+        /// recorded rates).
         #[arg(long, default_value_t = 500_000.0)]
         rate: f64,
+        /// Side A runs where xsktap's own placement puts it (no taskset, no --cores).
+        #[arg(long)]
+        a_unpinned: bool,
+        /// Side B runs where xsktap's own placement puts it (no taskset, no --cores).
+        #[arg(long)]
+        b_unpinned: bool,
         /// Frames per trial (at most 100,000,000).
         #[arg(short = 'c', long, default_value_t = 2_000_000)]
         count: u64,
@@ -290,6 +302,7 @@ fn main() -> anyhow::Result<()> {
             fixed_rate,
             napi_thread,
             rounds,
+            receivers,
         } => {
             let (exe, xsktap) = harness_binaries()?;
             let cfg = RunConfig {
@@ -302,7 +315,10 @@ fn main() -> anyhow::Result<()> {
                     fixed_rate
                 },
                 out_dir: out.clone(),
-                receivers: Receiver::ALL.to_vec(),
+                receivers: match receivers {
+                    Some(list) => Receiver::parse_list(&list)?,
+                    None => Receiver::ALL.to_vec(),
+                },
                 napi_thread,
                 rounds: rounds.unwrap_or(if short { 2 } else { 3 }),
             };
@@ -319,6 +335,8 @@ fn main() -> anyhow::Result<()> {
             b_flags,
             pairs,
             rate,
+            a_unpinned,
+            b_unpinned,
             count,
             size,
             no_write,
@@ -328,20 +346,31 @@ fn main() -> anyhow::Result<()> {
                 "--count {count} is above the 100,000,000 limit"
             );
             let (exe, xsktap) = harness_binaries()?;
-            let side = |label: &str, binary: Option<std::path::PathBuf>, flags: &str| {
-                let binary = binary.unwrap_or_else(|| xsktap.clone());
-                anyhow::ensure!(binary.is_file(), "{} is not a file", binary.display());
-                let flags: Vec<String> = flags.split_whitespace().map(String::from).collect();
-                Ok(AbSide {
-                    label: format!("{label} {}", flags.join(" "))
-                        .trim_end()
-                        .to_string(),
-                    binary,
-                    flags,
-                })
-            };
+            let side =
+                |label: &str, binary: Option<std::path::PathBuf>, flags: &str, unpinned: bool| {
+                    let binary = binary.unwrap_or_else(|| xsktap.clone());
+                    anyhow::ensure!(binary.is_file(), "{} is not a file", binary.display());
+                    let flags: Vec<String> = flags.split_whitespace().map(String::from).collect();
+                    let placed = if unpinned {
+                        " (xsktap's placement)"
+                    } else {
+                        ""
+                    };
+                    Ok(AbSide {
+                        label: format!("{label} {}", flags.join(" "))
+                            .trim_end()
+                            .to_string()
+                            + placed,
+                        binary,
+                        flags,
+                        pinned: !unpinned,
+                    })
+                };
             let cfg = AbConfig {
-                sides: [side("A", a, &a_flags)?, side("B", b, &b_flags)?],
+                sides: [
+                    side("A", a, &a_flags, a_unpinned)?,
+                    side("B", b, &b_flags, b_unpinned)?,
+                ],
                 pairs,
                 rate,
                 count,

@@ -62,7 +62,11 @@ pub fn table(cfg: &RunConfig, r: &RunResult) -> String {
     let _ = writeln!(s);
     // Ratios of medians, recorded rate at the generator's maximum.
     let recorded = |name: &str| find(&r.summary, name).map(|v| v.recorded_rate_at_max.median);
-    for name in ["xsktap -w tmpfs", "xsktap -w tmpfs --busy-poll"] {
+    for name in [
+        "xsktap -w tmpfs",
+        "xsktap -w tmpfs, own placement",
+        "xsktap -w tmpfs --busy-poll",
+    ] {
         let Some(x) = recorded(name) else { continue };
         for (peer, label) in [
             ("dpdk-testpmd af_xdp rxonly", "x dpdk-testpmd's"),
@@ -72,6 +76,16 @@ pub fn table(cfg: &RunConfig, r: &RunResult) -> String {
                 let _ = writeln!(s, "{name} recorded rate at max: {:.2} {label}", x / p);
             }
         }
+    }
+    if let (Some(x), Some(p)) = (
+        recorded("xsktap -w tmpfs, own placement"),
+        recorded("xsktap -w tmpfs").filter(|p| *p > 0.0),
+    ) {
+        let _ = writeln!(
+            s,
+            "xsktap -w tmpfs, own placement, recorded rate at max: {:.2} x pinned to CPU 1's",
+            x / p
+        );
     }
     let cpu =
         |name: &str| find(&r.summary, name).and_then(|v| v.cpu_ns_per_packet.map(|c| c.median));

@@ -40,7 +40,12 @@ fn short_run_accounts_for_every_frame() {
         .iter()
         .map(|t| t["receiver"].as_str().unwrap())
         .collect();
-    for expected in ["xdp-count-drop", "xsktap -w tmpfs", "xsktap (no sink)"] {
+    for expected in [
+        "xdp-count-drop",
+        "xsktap -w tmpfs",
+        "xsktap -w tmpfs, own placement",
+        "xsktap (no sink)",
+    ] {
         assert!(
             receivers.contains(expected),
             "{expected} ran: {receivers:?}"

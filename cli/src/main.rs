@@ -246,6 +246,9 @@ fn run(req: Request, view: View) -> anyhow::Result<ExitCode> {
         say!("xsktap: warning: {warning}");
     }
     say!("{}", report::start_line(&capture, &iface, &req.filter_text));
+    if let Some(reason) = capture.placement_reason() {
+        say!("xsktap: placement: {reason} (--cores chooses instead)");
+    }
     if !capture.joined().is_empty() {
         let groups: Vec<String> = capture.joined().iter().map(|g| g.to_string()).collect();
         say!(

@@ -475,3 +475,67 @@ fn program_is_detached_after_exit_sigterm_sigint_and_sigkill() {
     }
     assert!(!bed.xdp_attached(), "detached after SIGKILL");
 }
+
+#[test]
+#[ignore = "needs root: run with --include-ignored as root (tools/test.sh)"]
+fn without_cores_the_worker_leaves_the_cpu_that_receives_its_frames() {
+    let allowed: Vec<usize> = core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    assert!(
+        allowed.len() >= 2,
+        "this test needs two CPUs (the project's test machines have them): {allowed:?}"
+    );
+    let (low, high) = (allowed[0], allowed[allowed.len() - 1]);
+    // The worker starts on the highest CPU; frames sent from there make it
+    // move. Frames sent from the lowest leave it, and the writer and
+    // reporter, which started there, leave that CPU when no third is free.
+    for sender in [high, low] {
+        let bed = Testbed::new(1);
+        let pcap = temp_path("placed.pcap");
+        let json = temp_path("placed.json");
+        let mut cap = bed.start_capture(&[
+            "-w",
+            pcap.to_str().unwrap(),
+            "-c",
+            "1000000",
+            "--summary-json",
+            json.to_str().unwrap(),
+        ]);
+        assert!(
+            cap.stderr().contains(&format!("0@cpu{high} ")),
+            "the worker starts on CPU {high}: {}",
+            cap.stderr()
+        );
+        let sent = generate_on(&bed, Some(sender), 1_000_000, 60, Some(500_000.0));
+        assert_eq!(sent, 1_000_000);
+        let (s, stderr) = finished(&mut cap, &json);
+        assert_accounted(&s);
+        assert_eq!(s.packets, 1_000_000, "{stderr}");
+        let worker = s.queues[0].core;
+        if sender == high {
+            assert_ne!(worker, high, "{stderr}");
+            assert!(
+                stderr.contains(&format!(
+                    "queue 0's frames are received on CPU {high}, where its worker ran: worker moved from CPU {high} to CPU {worker}"
+                )),
+                "{stderr}"
+            );
+        } else {
+            assert_eq!(worker, high, "{stderr}");
+            assert!(!stderr.contains("worker moved"), "{stderr}");
+            if allowed.len() == 2 {
+                assert!(
+                    stderr.contains(&format!(
+                        "receive work on CPU {low}: writers and reporter moved to CPU {high}"
+                    )),
+                    "{stderr}"
+                );
+            }
+        }
+        let _ = std::fs::remove_file(&pcap);
+        let _ = std::fs::remove_file(&json);
+    }
+}

@@ -3,8 +3,8 @@
 use std::fs::File;
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -16,6 +16,8 @@ use xsktap_core::flows::{FlowTable, Top};
 use xsktap_core::latency::LatencyStats;
 use xsktap_core::pcapng::Interface;
 use xsktap_core::placement::Placement;
+
+use crate::placer::{Current, Placer};
 use xsktap_core::stats::{
     OutputCounters, QueueSnapshot, Snapshot, TrafficCounters, TrafficSnapshot, WorkerCounters,
 };
@@ -68,7 +70,8 @@ pub enum Finish {
 
 struct QueueHandle {
     queue: u32,
-    core: usize,
+    /// The worker's CPU, moved by the placer.
+    core: Arc<AtomicUsize>,
     mode: BindMode,
     counters: Arc<CachePadded<WorkerCounters>>,
     traffic: Arc<CachePadded<TrafficCounters>>,
@@ -135,7 +138,10 @@ pub struct Capture {
     xdp_mode: AttachedMode,
     started: Instant,
     warnings: Vec<String>,
-    housekeeping: Vec<usize>,
+    /// Where the workers and housekeeping are now (the placer moves them).
+    current: Arc<Current>,
+    _placer: Option<Placer>,
+    placement_reason: Option<String>,
     iface: String,
     ifindex: u32,
     notices: Arc<Notices>,
@@ -542,7 +548,7 @@ fn build_workers(
         let published = Arc::new(Published::default());
         let handle = QueueHandle {
             queue,
-            core,
+            core: Arc::new(AtomicUsize::new(core)),
             mode: socket.mode(),
             counters: counters.clone(),
             traffic: traffic.clone(),
@@ -634,12 +640,14 @@ impl Capture {
         }
         xsktap_sys::caps::check_capabilities()?;
         let ifindex = netdev::ifindex(&cfg.iface)?;
+        let allowed = xsktap_sys::cpu::allowed_cores();
         let placement = Placement::plan(
             &cfg.iface,
             cfg.queues.as_deref(),
             netdev::rx_queue_count(&cfg.iface),
             cfg.cores.as_deref(),
-            &xsktap_sys::cpu::allowed_cores(),
+            &allowed,
+            &xsktap_sys::cpu::queue_irqs(&cfg.iface),
         )?;
         // Refuse early, before binding sockets, if someone else's XDP program
         // (or another capture) holds the interface.
@@ -738,7 +746,12 @@ impl Capture {
             xdp_mode,
             started: Instant::now(),
             warnings,
-            housekeeping: placement.housekeeping,
+            current: Arc::new(Current {
+                cores: Vec::new(),
+                housekeeping: Mutex::new(placement.housekeeping.clone()),
+            }),
+            _placer: None,
+            placement_reason: placement.reason.clone(),
             iface: cfg.iface.clone(),
             ifindex,
             notices,
@@ -759,6 +772,23 @@ impl Capture {
                 .map_err(|e| syscall_error("spawn(worker thread)", e))?;
             handle.thread = Some(thread);
             capture.queues.push(handle);
+        }
+        // Where xsktap chose the CPUs, it follows the frames: a worker whose
+        // CPU turns out to receive its queue's frames is moved. Not with
+        // busy polling, whose worker runs the receive work on purpose.
+        if placement.reason.is_some() && !cfg.busy_poll && allowed.len() > 1 {
+            let current = Arc::new(Current {
+                cores: capture.queues.iter().map(|q| q.core.clone()).collect(),
+                housekeeping: Mutex::new(placement.housekeeping.clone()),
+            });
+            capture.current = current.clone();
+            capture._placer = Some(Placer::start(
+                &placement,
+                &allowed,
+                capture.program.placement_reader()?,
+                current,
+                &capture.notices,
+            )?);
         }
         Ok(capture)
     }
@@ -816,7 +846,7 @@ impl Capture {
                 let (written, written_bytes, output_drops) = q.output_counts();
                 QueueSnapshot {
                     queue: q.queue,
-                    core: q.core,
+                    core: q.core.load(Ordering::Relaxed),
                     bind_mode: Some(q.mode),
                     timestamps: Some(self.timestamps.source),
                     received: c.received.load(Ordering::Relaxed),
@@ -915,7 +945,17 @@ impl Capture {
     /// The CPUs this process may use that run no worker: where reporting,
     /// serving and other housekeeping belong. Empty when every CPU runs one.
     pub fn housekeeping_cpus(&self) -> Vec<usize> {
-        self.housekeeping.clone()
+        self.current
+            .housekeeping
+            .lock()
+            .map(|h| h.clone())
+            .unwrap_or_default()
+    }
+
+    /// Why the workers run where they do, when xsktap chose (no `--cores`):
+    /// for the start line.
+    pub fn placement_reason(&self) -> Option<&str> {
+        self.placement_reason.as_deref()
     }
 
     /// Whether `--busy-poll` found a queue with no NAPI to run (the kernel

@@ -30,6 +30,7 @@ pub mod capture;
 mod files;
 mod messages;
 mod pcapng;
+mod placer;
 pub mod publish;
 mod recovery;
 pub mod replay;

@@ -27,6 +27,15 @@ pub fn pin_to(cpu: usize) -> std::io::Result<()> {
 /// # Errors
 /// EINVAL for a CPU beyond CPU_SETSIZE, or sched_setaffinity's error.
 pub fn pin_current_thread(cpus: &[usize]) -> std::io::Result<()> {
+    pin_thread(0, cpus)
+}
+
+/// Restricts thread `tid` of this process (0: the calling thread) to `cpus`.
+///
+/// # Errors
+/// EINVAL for a CPU beyond CPU_SETSIZE, or sched_setaffinity's error (ESRCH
+/// for a thread that has ended).
+pub fn pin_thread(tid: i32, cpus: &[usize]) -> std::io::Result<()> {
     // SAFETY: cpu_set_t is plain data; all-zero is the empty set.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
     for &cpu in cpus {
@@ -37,10 +46,47 @@ pub fn pin_current_thread(cpus: &[usize]) -> std::io::Result<()> {
         unsafe { libc::CPU_SET(cpu, &mut set) };
     }
     // SAFETY: a valid, initialised cpu_set_t of the size passed.
-    let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+    let rc = unsafe { libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set) };
     if rc == 0 {
         Ok(())
     } else {
         Err(std::io::Error::last_os_error())
     }
+}
+
+/// This process's threads whose name starts with `prefix`: (thread id, name).
+/// Threads that end while the list is read are left out.
+pub fn threads_named(prefix: &str) -> Vec<(i32, String)> {
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| {
+        let e = e.ok()?;
+        let tid: i32 = e.file_name().to_str()?.parse().ok()?;
+        let name = std::fs::read_to_string(e.path().join("comm")).ok()?;
+        let name = name.trim_end().to_string();
+        name.starts_with(prefix).then_some((tid, name))
+    })
+    .collect()
+}
+
+/// The interrupts of `iface`'s RX queues and the CPUs each is delivered
+/// to, from `/proc/interrupts` and `/proc/irq/N/effective_affinity_list`
+/// (empty where the interface has none, as veth).
+pub fn queue_irqs(iface: &str) -> Vec<xsktap_core::placement::QueueIrq> {
+    let Ok(text) = std::fs::read_to_string("/proc/interrupts") else {
+        return Vec::new();
+    };
+    let device = std::fs::read_link(format!("/sys/class/net/{iface}/device"))
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()));
+    xsktap_core::placement::queue_interrupts(&text, iface, device.as_deref())
+        .into_iter()
+        .filter_map(|(irq, queue)| {
+            let read = |f: &str| std::fs::read_to_string(format!("/proc/irq/{irq}/{f}")).ok();
+            let list = read("effective_affinity_list").or_else(|| read("smp_affinity_list"))?;
+            let cpus = xsktap_core::placement::parse_cpu_list(list.trim())?;
+            Some(xsktap_core::placement::QueueIrq { queue, irq, cpus })
+        })
+        .collect()
 }

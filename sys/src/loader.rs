@@ -96,6 +96,29 @@ impl XdpLink {
     }
 }
 
+/// Reads the frames the program redirected into a queue's socket on each
+/// CPU: where that queue's receive work runs.
+pub struct CpuCounts {
+    counters: MapHandle,
+}
+
+impl CpuCounts {
+    /// Frames redirected into `queue`'s socket so far, by CPU (indexed by
+    /// the CPU's number).
+    ///
+    /// # Errors
+    /// [`Error::Bpf`] when the map cannot be read.
+    pub fn redirected(&self, queue: u32) -> Result<Vec<u64>> {
+        Ok(self
+            .counters
+            .lookup_percpu(&queue.to_ne_bytes(), MapFlags::ANY)?
+            .unwrap_or_default()
+            .iter()
+            .map(|bytes| counters_from_bytes(bytes).redirected)
+            .collect())
+    }
+}
+
 /// Which timestamps the program writes in front of each frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stamps {
@@ -220,6 +243,17 @@ impl XdpProgram {
             sum.hw_stamp_missing += c.hw_stamp_missing;
         }
         Ok(sum)
+    }
+
+    /// A reader of where the program ran for each queue's frames, for a
+    /// thread of its own.
+    ///
+    /// # Errors
+    /// [`Error::Bpf`] when the map's descriptor cannot be duplicated.
+    pub fn placement_reader(&self) -> Result<CpuCounts> {
+        Ok(CpuCounts {
+            counters: MapHandle::try_from(&self.counters)?,
+        })
     }
 
     /// Takes only UDP frames to these feed lines (destination address and

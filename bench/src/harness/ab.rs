@@ -17,6 +17,8 @@ pub struct AbSide {
     pub binary: PathBuf,
     /// Extra `capture` flags.
     pub flags: Vec<String>,
+    /// On the receivers' CPU (`taskset`, `--cores`), or placed by xsktap.
+    pub pinned: bool,
 }
 
 /// What to compare and how.
@@ -26,7 +28,8 @@ pub struct AbConfig {
     pub sides: [AbSide; 2],
     /// Alternating pairs of trials.
     pub pairs: u32,
-    /// Offered rate, frames per second.
+    /// Offered rate, frames per second; 0: as fast as the generator goes
+    /// (then the recorded rate is compared, not CPU).
     pub rate: f64,
     /// Frames per trial.
     pub count: u64,
@@ -64,10 +67,11 @@ fn line(label: &str, t: &Trial, base: &Trial) -> String {
         )
     });
     format!(
-        "{label}: offered {:.0} kpps  sent {}  recorded {}  lost {}  CPU {cpu}{lat}",
+        "{label}: offered {:.0} kpps  sent {}  recorded {} ({:.0} kpps)  lost {}  CPU {cpu}{lat}",
         t.offered_rate / 1e3,
         t.sent,
         t.recorded,
+        t.recorded_rate() / 1e3,
         t.lost()
     )
 }
@@ -75,8 +79,13 @@ fn line(label: &str, t: &Trial, base: &Trial) -> String {
 /// Runs the pairs, printing one line per trial and the medians at the end;
 /// returns every trial (A, B, A, B, ...).
 pub fn run_ab(cfg: &AbConfig, bench: &Path) -> anyhow::Result<Vec<Trial>> {
-    anyhow::ensure!(cfg.rate > 0.0, "--rate must be above 0");
-    let trial_secs = cfg.count as f64 / cfg.rate;
+    anyhow::ensure!(
+        cfg.rate >= 0.0,
+        "--rate must be 0 (as fast as it goes) or above"
+    );
+    let rate = (cfg.rate > 0.0).then_some(cfg.rate);
+    // At full speed the generator sends about 3 Mpps here.
+    let trial_secs = cfg.count as f64 / rate.unwrap_or(3e6);
     let h = Harness::new(
         false,
         trial_secs,
@@ -90,7 +99,14 @@ pub fn run_ab(cfg: &AbConfig, bench: &Path) -> anyhow::Result<Vec<Trial>> {
         .iter()
         .map(|side| {
             let flags: Vec<&str> = side.flags.iter().map(String::as_str).collect();
-            Launch::xsktap(&side.label, &side.binary, &flags, cfg.write, &at)
+            Launch::xsktap(
+                &side.label,
+                &side.binary,
+                &flags,
+                cfg.write,
+                side.pinned,
+                &at,
+            )
         })
         .collect();
     // Each pair has its CPU baseline: the count-and-drop receiver at the same
@@ -99,9 +115,9 @@ pub fn run_ab(cfg: &AbConfig, bench: &Path) -> anyhow::Result<Vec<Trial>> {
     let mut trials = Vec::new();
     let mut cpu: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
     for _ in 0..cfg.pairs {
-        let base = h.trial(&baseline, Some(cfg.rate), false)?;
+        let base = h.trial(&baseline, rate, false)?;
         for (i, launch) in launches.iter().enumerate() {
-            let t = h.trial(launch, Some(cfg.rate), true)?;
+            let t = h.trial(launch, rate, true)?;
             println!("{}", line(&launch.name, &t, &base));
             cpu[i].extend(t.cpu_ns_per_packet(&base));
             trials.push(t);
@@ -121,9 +137,11 @@ pub fn run_ab(cfg: &AbConfig, bench: &Path) -> anyhow::Result<Vec<Trial>> {
                 format!("{m:.0} {unit} ({lo:.0}..{hi:.0})")
             })
         };
+        let kpps: Vec<f64> = mine.iter().map(|t| t.recorded_rate() / 1e3).collect();
         println!(
-            "{}: CPU {}  p99 {}  lost {lost} in all",
+            "{}: recorded {}  CPU {}  p99 {}  lost {lost} in all",
             side.label,
+            show(&kpps, "kpps"),
             show(cpu, "ns/packet"),
             show(&p99, "us")
         );

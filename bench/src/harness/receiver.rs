@@ -14,8 +14,10 @@ use super::bed::RECEIVER_CPU;
 pub enum Receiver {
     /// An XDP program that counts and drops: the machine's limit.
     XdpDrop,
-    /// xsktap writing pcap to tmpfs.
+    /// xsktap writing pcap to tmpfs, pinned to the receivers' CPU.
     XsktapPcap,
+    /// xsktap writing pcap to tmpfs where its own placement puts it.
+    XsktapPlaced,
     /// xsktap writing pcap to tmpfs with preferred busy polling.
     XsktapBusyPoll,
     /// xsktap counting only.
@@ -32,9 +34,10 @@ pub enum Receiver {
 
 impl Receiver {
     /// Every receiver, in table order.
-    pub const ALL: [Receiver; 7] = [
+    pub const ALL: [Receiver; 8] = [
         Receiver::XdpDrop,
         Receiver::XsktapPcap,
+        Receiver::XsktapPlaced,
         Receiver::XsktapBusyPoll,
         Receiver::XsktapNoSink,
         Receiver::Tcpdump,
@@ -47,6 +50,7 @@ impl Receiver {
         match self {
             Receiver::XdpDrop => "xdp-count-drop",
             Receiver::XsktapPcap => "xsktap -w tmpfs",
+            Receiver::XsktapPlaced => "xsktap -w tmpfs, own placement",
             Receiver::XsktapBusyPoll => "xsktap -w tmpfs --busy-poll",
             Receiver::XsktapNoSink => "xsktap (no sink)",
             Receiver::Tcpdump => "tcpdump -w tmpfs",
@@ -54,6 +58,42 @@ impl Receiver {
             Receiver::DpdkTestpmd => "dpdk-testpmd af_xdp rxonly",
             Receiver::UdpSocket => "kernel UDP socket (recvmmsg)",
         }
+    }
+
+    /// Its short name for `run --receivers`.
+    pub fn slug(self) -> &'static str {
+        match self {
+            Receiver::XdpDrop => "drop",
+            Receiver::XsktapPcap => "xsktap",
+            Receiver::XsktapPlaced => "xsktap-placed",
+            Receiver::XsktapBusyPoll => "xsktap-busy-poll",
+            Receiver::XsktapNoSink => "xsktap-no-sink",
+            Receiver::Tcpdump => "tcpdump",
+            Receiver::NetsniffNg => "netsniff-ng",
+            Receiver::DpdkTestpmd => "testpmd",
+            Receiver::UdpSocket => "udp",
+        }
+    }
+
+    /// The receivers named by a comma-separated list of [`Receiver::slug`]s.
+    ///
+    /// # Errors
+    /// A name that is none of them, with the names there are.
+    pub fn parse_list(list: &str) -> anyhow::Result<Vec<Receiver>> {
+        list.split(',')
+            .map(|name| {
+                Receiver::ALL
+                    .into_iter()
+                    .find(|r| r.slug() == name.trim())
+                    .ok_or_else(|| {
+                        let names: Vec<&str> = Receiver::ALL.iter().map(|r| r.slug()).collect();
+                        anyhow::anyhow!(
+                            "--receivers: no receiver is called {name:?} (there are: {})",
+                            names.join(", ")
+                        )
+                    })
+            })
+            .collect()
     }
 
     /// Why it cannot run here, if it cannot.
@@ -87,7 +127,17 @@ impl Receiver {
                 Readout::DropCount,
             ),
             Receiver::XsktapPcap => {
-                return Ok(Launch::xsktap(self.name(), &at.xsktap, &[], true, at))
+                return Ok(Launch::xsktap(self.name(), &at.xsktap, &[], true, true, at))
+            }
+            Receiver::XsktapPlaced => {
+                return Ok(Launch::xsktap(
+                    self.name(),
+                    &at.xsktap,
+                    &[],
+                    true,
+                    false,
+                    at,
+                ))
             }
             Receiver::XsktapBusyPoll => {
                 return Ok(Launch::xsktap(
@@ -95,11 +145,19 @@ impl Receiver {
                     &at.xsktap,
                     &["--busy-poll"],
                     true,
+                    true,
                     at,
                 ))
             }
             Receiver::XsktapNoSink => {
-                return Ok(Launch::xsktap(self.name(), &at.xsktap, &[], false, at))
+                return Ok(Launch::xsktap(
+                    self.name(),
+                    &at.xsktap,
+                    &[],
+                    false,
+                    true,
+                    at,
+                ))
             }
             Receiver::Tcpdump => (
                 owned(&[
@@ -258,11 +316,27 @@ pub struct Launch {
 impl Launch {
     /// An xsktap capture from `binary` with `flags`: the worker on the
     /// receivers' CPU, its other threads there too, `-w` to tmpfs when `write`.
-    pub fn xsktap(name: &str, binary: &Path, flags: &[&str], write: bool, at: &Paths) -> Launch {
+    /// xsktap `capture` with `flags`, on the receivers' CPU (`taskset` and
+    /// `--cores`) when `pinned`, else where xsktap's own placement puts it.
+    pub fn xsktap(
+        name: &str,
+        binary: &Path,
+        flags: &[&str],
+        write: bool,
+        pinned: bool,
+        at: &Paths,
+    ) -> Launch {
         let cpu = RECEIVER_CPU.to_string();
-        let mut args: Vec<String> = vec!["taskset".into(), "-c".into(), cpu.clone()];
+        let mut args: Vec<String> = Vec::new();
+        if pinned {
+            args.extend(["taskset".into(), "-c".into(), cpu.clone()]);
+        }
         args.push(binary.to_string_lossy().into_owned());
-        args.extend(["capture", "-i", &at.iface, "--cores", &cpu, "-q"].map(String::from));
+        args.extend(["capture", "-i", &at.iface].map(String::from));
+        if pinned {
+            args.extend(["--cores".into(), cpu.clone()]);
+        }
+        args.push("-q".into());
         args.extend(flags.iter().map(|s| s.to_string()));
         if write {
             args.extend(["-w".into(), at.pcap.to_string_lossy().into_owned()]);
@@ -453,7 +527,14 @@ mod tests {
             pcap: "/dev/shm/t.pcap".into(),
             json: "/dev/shm/t.json".into(),
         };
-        let l = Launch::xsktap("b", Path::new("/y/xsktap"), &["--busy-poll"], true, &at);
+        let l = Launch::xsktap(
+            "b",
+            Path::new("/y/xsktap"),
+            &["--busy-poll"],
+            true,
+            true,
+            &at,
+        );
         assert!(l.busy_poll);
         assert_eq!(l.args[3], "/y/xsktap");
         let line = l.args.join(" ");

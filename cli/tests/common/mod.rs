@@ -226,9 +226,28 @@ pub fn assert_accounted(s: &xsktap_core::summary::SummaryJson) {
 /// live-frames generator (at `rate` frames/s, or as fast as it goes);
 /// returns the frames sent.
 pub fn generate(bed: &Testbed, count: u64, size: usize, rate: Option<f64>) -> u64 {
+    generate_on(bed, None, count, size, rate)
+}
+
+/// As [`generate`], with the generator's thread pinned to `cpu` when given:
+/// on veth the receive work (the XDP program, the copy into the UMEM) then
+/// runs on that CPU too.
+pub fn generate_on(
+    bed: &Testbed,
+    cpu: Option<usize>,
+    count: u64,
+    size: usize,
+    rate: Option<f64>,
+) -> u64 {
     let ns = bed.ns_a();
     std::thread::scope(|s| {
         s.spawn(|| {
+            if let Some(id) = cpu {
+                assert!(
+                    core_affinity::set_for_current(core_affinity::CoreId { id }),
+                    "pinning the generator to CPU {id}"
+                );
+            }
             xsktap_bench::netns::enter(&ns).expect("entering namespace a");
             let cfg = xsktap_bench::gen::GenConfig {
                 iface: ns.clone(),
