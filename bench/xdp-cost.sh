@@ -5,7 +5,8 @@
 #
 #   bench/xdp-cost.sh [ROUNDS]     as root, after cargo build --release
 #
-# Receivers: xsktap capture -w /dev/shm, and dpdk-testpmd's AF_XDP driver
+# Receivers: xsktap capture -w /dev/shm (per-frame stamps, and -j host_lowprec),
+# and dpdk-testpmd's AF_XDP driver
 # (libxdp's default program) when installed. Everything runs on a test bed of
 # its own (tools/testbed.sh), torn down on every path; the generator sends a
 # bounded 2,000,000 frames at 500 kpps from namespace a.
@@ -44,6 +45,8 @@ print('$name: %s %.1f ns a frame (%d runs)' % (p['name'], p['run_time_ns'] / p['
 
 for _ in $(seq "$rounds"); do
     measure xsktap taskset -c 1 target/release/xsktap capture -i "$bed-b" --cores 1 -q -w "/dev/shm/$bed.pcap"
+    measure xsktap-host_lowprec taskset -c 1 target/release/xsktap capture -i "$bed-b" --cores 1 -q \
+        -j host_lowprec -w "/dev/shm/$bed.pcap"
     if [[ -x $testpmd ]]; then
         measure testpmd "$testpmd" --no-huge --no-pci -m 512 --file-prefix "$bed" -l 0,1 --main-lcore 0 \
             --vdev "net_af_xdp0,iface=$bed-b,start_queue=0,queue_count=1" -- \

@@ -67,6 +67,8 @@ pub enum ZeroCopyArg {
 pub enum TimeStampArg {
     Auto,
     Host,
+    #[value(name = "host_lowprec", alias = "host-lowprec")]
+    HostLowprec,
     Adapter,
 }
 
@@ -113,7 +115,7 @@ pub struct CommonArgs {
     /// RX queues to capture, such as `0,2-3` (default: every RX queue).
     #[arg(long, value_name = "LIST")]
     pub queues: Option<String>,
-    /// CPUs to pin the workers to, one per queue in the order of the queues (`--queues 0,1 --cores 3,1`: queue 0 on CPU 3, queue 1 on CPU 1; default: spread over the allowed CPUs).
+    /// CPUs to pin the workers to, one per queue in the order of the queues (`--queues 0,1 --cores 3,1`: queue 0 on CPU 3, queue 1 on CPU 1; default: away from the CPUs that receive the queues' frames, moved when frames show where that is; see "Placement without --cores" in the README).
     #[arg(long, value_name = "CPUS")]
     pub cores: Option<String>,
     /// How to attach the XDP program: native (driver), generic, or auto (native, else generic).
@@ -123,8 +125,10 @@ pub struct CommonArgs {
     #[arg(long, value_enum, default_value = "auto")]
     pub zero_copy: ZeroCopyArg,
     /// Timestamps, as tcpdump's -j: adapter (the NIC's own receive stamps, through its PTP
-    /// hardware clock; fails where it has none), host (when the XDP program runs), or auto
-    /// (adapter where the NIC can, else host). Start line and summary say which per queue.
+    /// hardware clock; fails where it has none), host (when the XDP program runs, per frame),
+    /// host_lowprec (when the worker takes the frame's batch: one clock read per batch, none in
+    /// the XDP program), or auto (adapter where the NIC can, else host). Start line and summary
+    /// say which per queue.
     #[arg(
         short = 'j',
         long = "time-stamp-type",
@@ -674,6 +678,7 @@ fn request(
     config.time_stamp = match common.time_stamp_type {
         TimeStampArg::Auto => TimeStampType::Auto,
         TimeStampArg::Host => TimeStampType::Host,
+        TimeStampArg::HostLowprec => TimeStampType::HostLowprec,
         TimeStampArg::Adapter => TimeStampType::Adapter,
     };
     config.frame_size = common.frame_size;

@@ -50,9 +50,13 @@ pub fn start_line(capture: &Capture, iface: &str, filter: &str) -> String {
         format!("frames matching {filter:?}")
     };
     let stamps = capture.timestamps();
+    let per = match stamps.source {
+        StampSource::Batch => "per batch, when the worker takes it (-j host_lowprec)",
+        _ => "per frame",
+    };
     let clock = match &stamps.note {
-        Some(note) => format!("{} timestamps per frame ({note})", stamps.source),
-        None => format!("{} timestamps per frame", stamps.source),
+        Some(note) => format!("{} timestamps {per} ({note})", stamps.source),
+        None => format!("{} timestamps {per}", stamps.source),
     };
     format!(
         "xsktap: capturing {what} on {iface} ({} XDP, {clock}), queues {}; they bypass the host stack until exit",

@@ -539,3 +539,55 @@ fn without_cores_the_worker_leaves_the_cpu_that_receives_its_frames() {
         let _ = std::fs::remove_file(&json);
     }
 }
+
+#[test]
+#[ignore = "needs root: run with --include-ignored as root (tools/test.sh)"]
+fn host_lowprec_stamps_each_batch_once_and_captures_every_frame() {
+    let bed = Testbed::new(1);
+    let pcap = temp_path("lowprec.pcap");
+    let json = temp_path("lowprec.json");
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let mut cap = bed.start_capture(&[
+        "-j",
+        "host_lowprec",
+        "-w",
+        pcap.to_str().unwrap(),
+        "-c",
+        "200000",
+        "--summary-json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(
+        cap.stderr()
+            .contains("batch timestamps per batch, when the worker takes it"),
+        "{}",
+        cap.stderr()
+    );
+    assert_eq!(generate(&bed, 200_000, 60, Some(500_000.0)), 200_000);
+    let (s, stderr) = finished(&mut cap, &json);
+    let after = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    assert_accounted(&s);
+    assert_eq!(s.packets, 200_000, "{stderr}");
+    assert_eq!(s.queues[0].timestamps.as_deref(), Some("batch"));
+    let (_, records) = read_pcap(&pcap);
+    assert_eq!(records.len(), 200_000);
+    // One queue: its batches come in order, each stamped once when taken.
+    assert!(records.windows(2).all(|w| w[0].ts_ns <= w[1].ts_ns));
+    assert!(records.iter().all(|r| (before..=after).contains(&r.ts_ns)));
+    let mut stamps: Vec<u64> = records.iter().map(|r| r.ts_ns).collect();
+    stamps.dedup();
+    assert!(
+        stamps.len() < records.len() / 2,
+        "{} distinct stamps for {} frames: not one per batch",
+        stamps.len(),
+        records.len()
+    );
+    let _ = std::fs::remove_file(&pcap);
+    let _ = std::fs::remove_file(&json);
+}

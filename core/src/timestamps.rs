@@ -24,6 +24,11 @@ pub enum TimeStampType {
     Auto,
     /// The host's: when the XDP program ran for the frame.
     Host,
+    /// The host's, one per batch: when the worker took the frame's batch
+    /// from the ring (tcpdump's `host_lowprec`). Frames of a batch share
+    /// it, and it is late by the time the batch waited; the XDP program
+    /// reads no clock, which is most of its cost on a VM.
+    HostLowprec,
     /// The NIC's; refused where the interface cannot stamp received frames.
     Adapter,
 }
@@ -31,6 +36,8 @@ pub enum TimeStampType {
 /// Which clock stamped a queue's frames.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StampSource {
+    /// The host's, per batch, in the worker.
+    Batch,
     /// The host's, per frame, in the XDP program.
     Software,
     /// The NIC's (frames it did not stamp get the host's, counted).
@@ -38,9 +45,10 @@ pub enum StampSource {
 }
 
 impl StampSource {
-    /// `software` or `hardware`.
+    /// `batch`, `software` or `hardware`.
     pub fn as_str(self) -> &'static str {
         match self {
+            StampSource::Batch => "batch",
             StampSource::Software => "software",
             StampSource::Hardware => "hardware",
         }
@@ -98,6 +106,7 @@ pub fn choose(
         cap.missing()
     };
     match (asked, missing) {
+        (TimeStampType::HostLowprec, _) => Ok((StampSource::Batch, None)),
         (TimeStampType::Host, _) => Ok((StampSource::Software, None)),
         (_, None) => Ok((StampSource::Hardware, None)),
         (TimeStampType::Auto, Some(why)) => Ok((
@@ -165,6 +174,10 @@ mod tests {
         assert_eq!(
             choose(TimeStampType::Host, "eth1", &NIC, XdpMode::Native),
             Ok((StampSource::Software, None))
+        );
+        assert_eq!(
+            choose(TimeStampType::HostLowprec, "eth1", &NIC, XdpMode::Native),
+            Ok((StampSource::Batch, None))
         );
     }
 

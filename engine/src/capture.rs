@@ -409,7 +409,7 @@ fn load_program(
 ) -> Result<(XdpProgram, Timestamps, Option<stamps::Hardware>)> {
     xsktap_sys::caps::raise_memlock();
     let (timestamps, hw) = stamps;
-    match XdpProgram::load(stamps::variant(hw.as_ref(), ifindex)) {
+    match XdpProgram::load(stamps::variant(timestamps.source, hw.as_ref(), ifindex)) {
         Ok(program) => Ok((program, timestamps, hw)),
         Err(e) if hw.is_some() => {
             let why = format!("the kernel refused the device-bound XDP program ({e})");

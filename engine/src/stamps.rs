@@ -84,10 +84,11 @@ pub(crate) fn fallback(cfg: &CaptureConfig, why: &str) -> Result<(Timestamps, Op
 }
 
 /// The variant of the XDP program to load.
-pub(crate) fn variant(hw: Option<&Hardware>, ifindex: u32) -> Stamps {
-    match hw {
-        Some(_) => Stamps::Hardware { ifindex },
-        None => Stamps::Software,
+pub(crate) fn variant(source: StampSource, hw: Option<&Hardware>, ifindex: u32) -> Stamps {
+    match (source, hw) {
+        (_, Some(_)) => Stamps::Hardware { ifindex },
+        (StampSource::Batch, None) => Stamps::None,
+        (_, None) => Stamps::Software,
     }
 }
 

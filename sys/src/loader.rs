@@ -122,6 +122,8 @@ impl CpuCounts {
 /// Which timestamps the program writes in front of each frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stamps {
+    /// None: the worker stamps each batch when it takes it (`-j host_lowprec`).
+    None,
     /// `bpf_ktime_get_ns()` when the program runs: any interface.
     Software,
     /// The driver's receive timestamp (`bpf_xdp_metadata_rx_timestamp`),
@@ -154,12 +156,19 @@ impl XdpProgram {
         };
         // SEC("xdp") carries no other load flag; only one variant loads.
         match stamps {
+            Stamps::None => {
+                open.progs.xsktap_xdp_hw.set_autoload(false);
+                open.progs.xsktap_xdp.set_autoload(false);
+                open.progs.xsktap_xdp_nostamp.set_flags(frags_flag);
+            }
             Stamps::Software => {
                 open.progs.xsktap_xdp_hw.set_autoload(false);
+                open.progs.xsktap_xdp_nostamp.set_autoload(false);
                 open.progs.xsktap_xdp.set_flags(frags_flag);
             }
             Stamps::Hardware { ifindex } => {
                 open.progs.xsktap_xdp.set_autoload(false);
+                open.progs.xsktap_xdp_nostamp.set_autoload(false);
                 let hw = &mut open.progs.xsktap_xdp_hw;
                 hw.set_ifindex(ifindex);
                 hw.set_flags(frags_flag | libbpf_sys::BPF_F_XDP_DEV_BOUND_ONLY);
@@ -167,6 +176,7 @@ impl XdpProgram {
         }
         let skel = open.load()?;
         let loaded = match stamps {
+            Stamps::None => skel.progs.xsktap_xdp_nostamp.as_fd(),
             Stamps::Software => skel.progs.xsktap_xdp.as_fd(),
             Stamps::Hardware { .. } => skel.progs.xsktap_xdp_hw.as_fd(),
         };

@@ -30,6 +30,9 @@ pub use trial::{LatencyNs, Trial};
 
 use trial::Harness;
 
+/// The CPU the generator sends from (and paces on, spinning).
+pub const GENERATOR_CPU: usize = 0;
+
 /// The lowest rate the zero-loss search tries.
 const MIN_RATE: f64 = 20_000.0;
 

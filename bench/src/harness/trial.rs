@@ -244,13 +244,14 @@ impl Harness {
         Ok(running)
     }
 
-    /// Sends `count` frames from CPU 0 at `rate` (or as fast as it goes);
+    /// Sends `count` frames from [`super::GENERATOR_CPU`] at `rate` (or as fast as it goes);
     /// returns the frames sent and the rate offered.
     fn generate(&self, count: u64, rate: Option<f64>) -> anyhow::Result<(u64, f64)> {
         let a = self.bed.a();
         let bench = self.bench.to_string_lossy().to_string();
         let count_s = count.to_string();
         let size = self.frame_size.to_string();
+        let cpu = super::GENERATOR_CPU.to_string();
         let mut args = vec![
             bench.as_str(),
             "gen",
@@ -261,7 +262,7 @@ impl Harness {
             "-s",
             &size,
             "--cpus",
-            "0",
+            &cpu,
             "--flows",
             "16",
         ];
