@@ -10,8 +10,9 @@ const W: f64 = 760.0;
 const H: f64 = 460.0;
 const LEFT: f64 = 70.0;
 const BOTTOM: f64 = 50.0;
-const COLORS: [&str; 8] = [
+const COLORS: [&str; 10] = [
     "#444444", "#1f77b4", "#2ca02c", "#d62728", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2",
+    "#17becf", "#bcbd22",
 ];
 
 /// The chart of `trials` as an SVG document.

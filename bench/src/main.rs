@@ -46,7 +46,7 @@ enum Command {
         #[arg(long)]
         rounds: Option<u32>,
         /// Only these receivers, by short name, comma-separated (drop, xsktap,
-        /// xsktap-placed, xsktap-busy-poll, xsktap-no-sink, tcpdump, netsniff-ng, testpmd;
+        /// xsktap-placed, xsktap-lowprec, xsktap-busy-poll, xsktap-no-sink, tcpdump, netsniff-ng, testpmd;
         /// default: all).
         #[arg(long, value_name = "NAMES")]
         receivers: Option<String>,

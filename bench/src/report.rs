@@ -65,6 +65,7 @@ pub fn table(cfg: &RunConfig, r: &RunResult) -> String {
     for name in [
         "xsktap -w tmpfs",
         "xsktap -w tmpfs, own placement",
+        "xsktap -w tmpfs -j host_lowprec",
         "xsktap -w tmpfs --busy-poll",
     ] {
         let Some(x) = recorded(name) else { continue };

@@ -18,6 +18,8 @@ pub enum Receiver {
     XsktapPcap,
     /// xsktap writing pcap to tmpfs where its own placement puts it.
     XsktapPlaced,
+    /// xsktap writing pcap to tmpfs, stamping per batch (`-j host_lowprec`).
+    XsktapLowprec,
     /// xsktap writing pcap to tmpfs with preferred busy polling.
     XsktapBusyPoll,
     /// xsktap counting only.
@@ -34,10 +36,11 @@ pub enum Receiver {
 
 impl Receiver {
     /// Every receiver, in table order.
-    pub const ALL: [Receiver; 8] = [
+    pub const ALL: [Receiver; 9] = [
         Receiver::XdpDrop,
         Receiver::XsktapPcap,
         Receiver::XsktapPlaced,
+        Receiver::XsktapLowprec,
         Receiver::XsktapBusyPoll,
         Receiver::XsktapNoSink,
         Receiver::Tcpdump,
@@ -51,6 +54,7 @@ impl Receiver {
             Receiver::XdpDrop => "xdp-count-drop",
             Receiver::XsktapPcap => "xsktap -w tmpfs",
             Receiver::XsktapPlaced => "xsktap -w tmpfs, own placement",
+            Receiver::XsktapLowprec => "xsktap -w tmpfs -j host_lowprec",
             Receiver::XsktapBusyPoll => "xsktap -w tmpfs --busy-poll",
             Receiver::XsktapNoSink => "xsktap (no sink)",
             Receiver::Tcpdump => "tcpdump -w tmpfs",
@@ -66,6 +70,7 @@ impl Receiver {
             Receiver::XdpDrop => "drop",
             Receiver::XsktapPcap => "xsktap",
             Receiver::XsktapPlaced => "xsktap-placed",
+            Receiver::XsktapLowprec => "xsktap-lowprec",
             Receiver::XsktapBusyPoll => "xsktap-busy-poll",
             Receiver::XsktapNoSink => "xsktap-no-sink",
             Receiver::Tcpdump => "tcpdump",
@@ -136,6 +141,16 @@ impl Receiver {
                     &[],
                     true,
                     false,
+                    at,
+                ))
+            }
+            Receiver::XsktapLowprec => {
+                return Ok(Launch::xsktap(
+                    self.name(),
+                    &at.xsktap,
+                    &["-j", "host_lowprec"],
+                    true,
+                    true,
                     at,
                 ))
             }
