@@ -1,23 +1,26 @@
 //! What a receiver costs the machine: the one definition of "CPU per packet"
 //! that the harness table and the A/B command both report.
 //!
-//! A trial's machine time is the busy time of every CPU (user, nice, system,
-//! irq and softirq from `/proc/stat`; idle, iowait and steal left out, guest
-//! time already inside user) while the generator offers a fixed rate. What a
-//! receiver costs per packet is its trial's machine time per frame offered
-//! minus the same for the count-and-drop receiver (an XDP program that counts
-//! and drops) at the same rate: the generator, the veth and the XDP hook cost
-//! every receiver alike and are taken out; the receive softirq a receiver
-//! causes on the generator's CPU, its threads, its wake-ups and its writes
-//! stay in, wherever they run. The machine must otherwise be quiet.
+//! It has two parts, each measured where it can be measured exactly:
+//! - **The generator's CPU.** The generator paces frame by frame inside its
+//!   BPF_PROG_RUN call, so that CPU is busy all the time whatever a receiver
+//!   costs there, and its busy time says nothing. But on veth the receive
+//!   work a receiver causes (the XDP program, the redirect and the copy
+//!   into the UMEM, tcpdump's skb) runs on that CPU, inline or in
+//!   ksoftirqd, and so sets the generator's maximum rate: that CPU spends
+//!   `1e9 / max_rate` ns on each frame at the maximum. The receiver's share
+//!   is that minus the same for the count-and-drop receiver (an XDP program
+//!   that counts and drops): the generator, the veth and the XDP hook cost
+//!   every receiver alike and are taken out.
+//! - **Every other CPU.** Their busy time (user, nice, system, irq and
+//!   softirq from `/proc/stat`; idle, iowait and steal left out, guest time
+//!   already inside user) during a trial at a fixed rate, per frame
+//!   offered, minus the same for the count-and-drop receiver at that rate:
+//!   the receiver's threads, its wake-ups and its writes, wherever they run.
 //!
-//! The generator paces frame by frame inside its BPF_PROG_RUN call, so its
-//! CPU is busy all the time whatever a receiver costs there: on that CPU
-//! only irq and softirq time counts (the veth's receive work, where the XDP
-//! program, the copy into the UMEM or tcpdump's skb run, is softirq), its
-//! system time being the generator's spinning.
+//! The machine must otherwise be quiet.
 
-/// A running measurement of the machine's busy time.
+/// A running measurement of the busy time of every CPU but the generator's.
 #[derive(Debug, Clone, Copy)]
 pub struct CpuMeter {
     busy: f64,
@@ -27,32 +30,44 @@ impl CpuMeter {
     /// Starts measuring now.
     pub fn start() -> CpuMeter {
         CpuMeter {
-            busy: machine_busy_secs(),
+            busy: busy_secs_off_generator(),
         }
     }
 
-    /// Busy seconds of all the machine's CPUs since [`CpuMeter::start`].
+    /// Busy seconds of every CPU but the generator's since [`CpuMeter::start`].
     pub fn stop(&self) -> f64 {
-        machine_busy_secs() - self.busy
+        busy_secs_off_generator() - self.busy
     }
 }
 
-/// Machine nanoseconds per frame offered in a trial (`None` without frames).
-pub fn machine_ns_per_frame(busy_secs: f64, offered: u64) -> Option<f64> {
+/// Nanoseconds per frame offered of `busy_secs` (`None` without frames).
+pub fn ns_per_frame(busy_secs: f64, offered: u64) -> Option<f64> {
     (offered > 0).then(|| busy_secs * 1e9 / offered as f64)
 }
 
-/// CPU nanoseconds per packet a receiver costs the machine: its trial's
-/// machine time per frame offered minus the count-and-drop receiver's at the
-/// same rate (`baseline_ns`, from [`machine_ns_per_frame`]).
-pub fn ns_per_packet(busy_secs: f64, offered: u64, baseline_ns: f64) -> Option<f64> {
-    machine_ns_per_frame(busy_secs, offered).map(|ns| ns - baseline_ns)
+/// What one frame costs the generator's CPU when it offers `max_rate`
+/// frames/s, its most (`None` for no rate).
+pub fn generator_cpu_ns(max_rate: f64) -> Option<f64> {
+    (max_rate > 0.0).then(|| 1e9 / max_rate)
 }
 
-/// Busy clock ticks of every CPU in `/proc/stat`'s text (user, nice,
-/// system, irq, softirq); on `spinning`, the generator's CPU, only irq and
-/// softirq.
-fn busy_ticks(stat: &str, spinning: usize) -> Option<u64> {
+/// CPU nanoseconds per packet (see the module): `fixed` and `baseline_fixed`
+/// are the busy time off the generator's CPU per frame of the receiver's and
+/// the count-and-drop receiver's trials at one fixed rate; `max_rate` and
+/// `baseline_max_rate` the generator's maximum rates with each.
+pub fn ns_per_packet(
+    fixed: f64,
+    baseline_fixed: f64,
+    max_rate: f64,
+    baseline_max_rate: f64,
+) -> Option<f64> {
+    let on_generator = generator_cpu_ns(max_rate)? - generator_cpu_ns(baseline_max_rate)?;
+    Some(fixed - baseline_fixed + on_generator)
+}
+
+/// Busy clock ticks (user, nice, system, irq, softirq) of every CPU in
+/// `/proc/stat`'s text but `skip` (the generator's).
+fn busy_ticks(stat: &str, skip: usize) -> Option<u64> {
     let mut total = 0;
     let mut cpus = 0;
     for line in stat.lines() {
@@ -70,12 +85,9 @@ fn busy_ticks(stat: &str, spinning: usize) -> Option<u64> {
         if fields.len() < 7 {
             return None;
         }
-        let irqs = fields[5] + fields[6];
-        total += if id == spinning {
-            irqs
-        } else {
-            fields[0] + fields[1] + fields[2] + irqs
-        };
+        if id != skip {
+            total += fields[0] + fields[1] + fields[2] + fields[5] + fields[6];
+        }
         cpus += 1;
     }
     (cpus > 0).then_some(total)
@@ -86,8 +98,8 @@ fn clock_ticks_per_sec() -> f64 {
     (unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64).max(1.0)
 }
 
-/// Busy seconds of the whole machine so far.
-fn machine_busy_secs() -> f64 {
+/// Busy seconds so far of every CPU but the generator's.
+fn busy_secs_off_generator() -> f64 {
     let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
     busy_ticks(&stat, crate::harness::GENERATOR_CPU).unwrap_or(0) as f64 / clock_ticks_per_sec()
 }
@@ -106,13 +118,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn busy_counts_user_nice_system_irq_softirq_and_on_the_generator_only_irqs() {
+    fn busy_counts_user_nice_system_irq_softirq_of_every_cpu_but_the_generators() {
         let stat = "cpu  100 20 30 5000 70 4 6 900 50 5\n\
                     cpu0 90 0 25 10 0 3 5 0 0 0\n\
                     cpu1 10 20 5 4990 70 1 1 900 50 5\n\
                     intr 1 2 3\n";
-        assert_eq!(busy_ticks(stat, 0), Some(3 + 5 + 10 + 20 + 5 + 1 + 1));
-        assert_eq!(busy_ticks(stat, 1), Some(90 + 25 + 3 + 5 + 1 + 1));
+        assert_eq!(busy_ticks(stat, 0), Some(10 + 20 + 5 + 1 + 1));
+        assert_eq!(busy_ticks(stat, 1), Some(90 + 25 + 3 + 5));
     }
 
     #[test]
@@ -124,9 +136,13 @@ mod tests {
     }
 
     #[test]
-    fn per_packet_is_over_the_count_and_drop_baseline() {
-        assert_eq!(ns_per_packet(1.0, 0, 100.0), None);
-        assert_eq!(machine_ns_per_frame(0.5, 1_000_000), Some(500.0));
-        assert_eq!(ns_per_packet(0.5, 1_000_000, 300.0), Some(200.0));
+    fn per_packet_adds_the_generators_cpu_from_the_maximum_rates() {
+        assert_eq!(ns_per_frame(0.5, 0), None);
+        assert_eq!(ns_per_frame(0.5, 1_000_000), Some(500.0));
+        assert_eq!(generator_cpu_ns(0.0), None);
+        // 4 Mpps with count-and-drop (250 ns a frame), 2 Mpps with the
+        // receiver (500): 250 ns of receive work on the generator's CPU.
+        assert_eq!(ns_per_packet(300.0, 100.0, 2e6, 4e6), Some(450.0));
+        assert_eq!(ns_per_packet(300.0, 100.0, 0.0, 4e6), None);
     }
 }

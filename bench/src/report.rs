@@ -35,7 +35,7 @@ pub fn table(cfg: &RunConfig, r: &RunResult) -> String {
          each figure the median of {} rounds taking the receivers in turn (smallest–largest)\n",
         cfg.frame_size, cfg.trial_secs, cfg.rounds
     );
-    let _ = writeln!(s, "| receiver | max offered | recorded at max | share recorded | zero-loss rate | CPU ns/packet at {} (all CPUs, over count-and-drop) |", rate(cfg.fixed_rate));
+    let _ = writeln!(s, "| receiver | max offered | recorded at max | share recorded | zero-loss rate | CPU ns/packet at {} (whole machine over count-and-drop: other CPUs at this rate + generator CPU from the maximum rates) |", rate(cfg.fixed_rate));
     let _ = writeln!(s, "|---|---|---|---|---|---|");
     for v in &r.summary {
         let share = &v.recorded_share_at_max;

@@ -55,10 +55,8 @@ pub fn spread(values: &[f64]) -> Option<(f64, f64, f64)> {
     Some((median, v[0], v[v.len() - 1]))
 }
 
-fn line(label: &str, t: &Trial, base: &Trial) -> String {
-    let cpu = t
-        .cpu_ns_per_packet(base)
-        .map_or("unknown".to_string(), |ns| format!("{ns:.0} ns/packet"));
+fn line(label: &str, t: &Trial, cpu: Option<f64>) -> String {
+    let cpu = cpu.map_or("unknown".to_string(), |ns| format!("{ns:.0} ns/packet"));
     let lat = t.latency.map_or(String::new(), |l| {
         format!(
             "  p50 {:.0} us  p99 {:.0} us",
@@ -115,11 +113,22 @@ pub fn run_ab(cfg: &AbConfig, bench: &Path) -> anyhow::Result<Vec<Trial>> {
     let mut trials = Vec::new();
     let mut cpu: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
     for _ in 0..cfg.pairs {
-        let base = h.trial(&baseline, rate, false)?;
+        // CPU per packet needs each receiver's maximum rate beside the
+        // fixed-rate trial (see crate::cpu); at --rate 0 the maximum is all.
+        let base_max = h.trial(&baseline, None, false)?;
+        let base = match rate {
+            Some(_) => h.trial(&baseline, rate, false)?,
+            None => base_max.clone(),
+        };
         for (i, launch) in launches.iter().enumerate() {
-            let t = h.trial(launch, rate, true)?;
-            println!("{}", line(&launch.name, &t, &base));
-            cpu[i].extend(t.cpu_ns_per_packet(&base));
+            let max = h.trial(launch, None, rate.is_none())?;
+            let t = match rate {
+                Some(_) => h.trial(launch, rate, true)?,
+                None => max.clone(),
+            };
+            let ns = t.cpu_ns_per_packet(&base, &max, &base_max);
+            println!("{}", line(&launch.name, &t, ns));
+            cpu[i].extend(ns);
             trials.push(t);
         }
     }

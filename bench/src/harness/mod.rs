@@ -151,6 +151,10 @@ pub fn run(cfg: &RunConfig, xsktap: &Path, bench: &Path) -> anyhow::Result<RunRe
         // fixed rate: the CPU baseline of this round.
         let base = h.trial(&baseline, Some(cfg.fixed_rate), false)?;
         result.trials.push(base.clone());
+        // And its maximum: what the generator's CPU can do with the least
+        // receive work (see crate::cpu).
+        let base_max = h.trial(&baseline, None, false)?;
+        result.trials.push(base_max.clone());
         for ((kind, launch), mine) in runnable.iter().zip(&mut rounds) {
             eprintln!("xsktap-bench: round {round}: {}", kind.name());
             let max = h.trial(launch, None, false)?;
@@ -171,10 +175,11 @@ pub fn run(cfg: &RunConfig, xsktap: &Path, bench: &Path) -> anyhow::Result<RunRe
             // CPU cost (and xsktap's latency) at the fixed rate.
             let latency = matches!(kind, Receiver::XsktapNoSink | Receiver::XsktapBusyPoll);
             let fixed = h.trial(launch, Some(cfg.fixed_rate), latency)?;
+            let cpu_ns = fixed.cpu_ns_per_packet(&base, &max, &base_max);
             mine.push(Round {
                 max,
                 zero_loss: zero_loss.unwrap_or(0.0),
-                cpu_ns: fixed.cpu_ns_per_packet(&base),
+                cpu_ns,
                 latency: fixed.latency,
             });
             result.trials.push(fixed);

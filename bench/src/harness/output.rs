@@ -22,7 +22,7 @@ pub fn write(cfg: &RunConfig, r: &RunResult) -> anyhow::Result<()> {
         cfg.out_dir.join("results.json"),
         serde_json::to_string_pretty(&doc)? + "\n",
     )?;
-    let mut csv = String::from("receiver,target_rate,offered_rate,sent,recorded,veth_drops,socket_drops,receiver_drops,unattributed,machine_busy_secs\n");
+    let mut csv = String::from("receiver,target_rate,offered_rate,sent,recorded,veth_drops,socket_drops,receiver_drops,unattributed,busy_secs_off_generator\n");
     for t in &r.trials {
         csv.push_str(&format!(
             "{},{},{:.0},{},{},{},{},{},{},{:.4}\n",
@@ -36,7 +36,7 @@ pub fn write(cfg: &RunConfig, r: &RunResult) -> anyhow::Result<()> {
             t.socket_drops,
             t.receiver_drops,
             t.unattributed,
-            t.machine_busy_secs
+            t.busy_secs_off_generator
         ));
     }
     std::fs::write(cfg.out_dir.join("results.csv"), csv)?;

@@ -64,9 +64,9 @@ pub struct Trial {
     pub receiver_drops: u64,
     /// Frames neither recorded nor attributed to a counted drop.
     pub unattributed: i64,
-    /// Busy time of all the machine's CPUs during the trial, seconds (see
-    /// [`crate::cpu`]).
-    pub machine_busy_secs: f64,
+    /// Busy time of every CPU but the generator's during the trial, seconds
+    /// (see [`crate::cpu`]).
+    pub busy_secs_off_generator: f64,
     /// Latency percentiles, when measured.
     #[serde(rename = "latency_ns")]
     pub latency: Option<LatencyNs>,
@@ -83,18 +83,28 @@ impl Trial {
         self.recorded as f64 * self.offered_rate / self.sent.max(1) as f64
     }
 
-    /// Machine nanoseconds per frame offered (see [`crate::cpu`]).
-    pub fn machine_ns_per_frame(&self) -> Option<f64> {
-        crate::cpu::machine_ns_per_frame(self.machine_busy_secs, self.sent)
+    /// Nanoseconds per frame offered that the CPUs other than the
+    /// generator's were busy (see [`crate::cpu`]).
+    pub fn ns_per_frame_off_generator(&self) -> Option<f64> {
+        crate::cpu::ns_per_frame(self.busy_secs_off_generator, self.sent)
     }
 
-    /// CPU nanoseconds per packet over the count-and-drop receiver's
-    /// `baseline` trial at the same rate (see [`crate::cpu`]).
-    pub fn cpu_ns_per_packet(&self, baseline: &Trial) -> Option<f64> {
+    /// CPU nanoseconds per packet of this fixed-rate trial (see
+    /// [`crate::cpu`]): over the count-and-drop receiver's trial at the same
+    /// rate (`baseline`), plus what the receiver adds to the generator's CPU
+    /// as the maximum rates show (`max`: this receiver's trial at the
+    /// generator's maximum; `baseline_max`: count-and-drop's).
+    pub fn cpu_ns_per_packet(
+        &self,
+        baseline: &Trial,
+        max: &Trial,
+        baseline_max: &Trial,
+    ) -> Option<f64> {
         crate::cpu::ns_per_packet(
-            self.machine_busy_secs,
-            self.sent,
-            baseline.machine_ns_per_frame()?,
+            self.ns_per_frame_off_generator()?,
+            baseline.ns_per_frame_off_generator()?,
+            max.offered_rate,
+            baseline_max.offered_rate,
         )
     }
 }
@@ -305,7 +315,7 @@ impl Harness {
         // Let the receiver drain its rings (tcpdump hands over a partly
         // filled buffer block only after its 1 s timeout) before it stops.
         std::thread::sleep(Duration::from_millis(1500));
-        let machine_busy_secs = cpu.stop();
+        let busy_secs_off_generator = cpu.stop();
         let veth_drops = self.bed.veth_drops()? - veth_before;
         rx.interrupt();
         rx.wait(Duration::from_secs(30))?;
@@ -328,7 +338,7 @@ impl Harness {
             receiver_drops: got.receiver_drops,
             unattributed: sent as i64
                 - (got.recorded + veth_drops + got.socket_drops + got.receiver_drops) as i64,
-            machine_busy_secs,
+            busy_secs_off_generator,
             latency: got.latency.filter(|_| latency).map(LatencyNs::from_array),
         })
     }
@@ -386,7 +396,7 @@ impl Harness {
             socket_drops: 0,
             receiver_drops,
             unattributed: sent as i64 - (recorded + veth_drops + receiver_drops) as i64,
-            machine_busy_secs: 0.0,
+            busy_secs_off_generator: 0.0,
             latency: lat
                 .iter()
                 .all(Option::is_some)
