@@ -93,6 +93,11 @@ fn short_run_accounts_for_every_frame() {
         .find(|s| s["receiver"] == "xsktap (no sink)")
         .unwrap();
     assert!(xsktap["latency_ns"]["p99"].as_u64().unwrap() > 0);
+    // CPU per packet is known for every receiver that ran (it needs the
+    // fixed-rate and the maximum-rate trials of it and of count-and-drop).
+    for s in results["summary"].as_array().unwrap() {
+        assert!(s["cpu_ns_per_packet"]["median"].is_f64(), "{s}");
+    }
     assert!(results["udp_socket"]["latency_ns"]["p99"].as_u64().unwrap() > 0);
     assert_eq!(results["udp_socket"]["unattributed"], 0);
     let chart = std::fs::read_to_string(out.join("chart.svg")).unwrap();
