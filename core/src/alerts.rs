@@ -1,0 +1,793 @@
+//! Anomaly detectors, fed once a second with what the workers counted: a
+//! rate far above its moving baseline, traffic stopping after a steady
+//! period, a SYN flood on a destination, a source scanning ports or hosts.
+//! Pure: the runtime hands in counts and time and prints the events.
+//!
+//! Every alert has a start and an end. Both need their condition to hold
+//! for [`Hysteresis::hold`] consecutive seconds, so a rate wavering around
+//! a threshold raises one alert, not one a second.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::hash::Hash;
+use std::net::IpAddr;
+
+/// What an alert is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    /// Packets or bits per second far above their moving baseline.
+    RateSpike,
+    /// Traffic that was steady fell to (almost) nothing.
+    TrafficStopped,
+    /// TCP SYNs to one destination, few of them answered.
+    SynFlood,
+    /// One source reaching many destination ports or hosts.
+    Scan,
+    /// A source in the top N by bytes that was not in it during the baseline.
+    NewTalker,
+}
+
+impl Kind {
+    /// Its name in lines, JSON and metrics: `rate-spike`, `traffic-stopped`,
+    /// `syn-flood`, `scan`, `new-talker`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::RateSpike => "rate-spike",
+            Kind::TrafficStopped => "traffic-stopped",
+            Kind::SynFlood => "syn-flood",
+            Kind::Scan => "scan",
+            Kind::NewTalker => "new-talker",
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An alert starting or ending.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// What it is about.
+    pub kind: Kind,
+    /// Who: `total`, `queue 3`, `src 198.18.0.1`, `dst 198.18.0.2`.
+    pub subject: String,
+    /// Start (true) or end (false).
+    pub start: bool,
+    /// What was measured, for the line (`48 kSYN/s, SYN:ACK 310:1`).
+    pub detail: String,
+}
+
+/// Start after the condition held `hold` seconds in a row, end after it
+/// failed `hold` seconds in a row.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Hysteresis {
+    /// Seconds in a row a condition must hold (or fail) to change state.
+    pub hold: u32,
+    active: bool,
+    streak: u32,
+}
+
+impl Hysteresis {
+    /// Inactive, changing state after `hold` seconds (at least 1).
+    pub fn new(hold: u32) -> Hysteresis {
+        Hysteresis {
+            hold: hold.max(1),
+            active: false,
+            streak: 0,
+        }
+    }
+
+    /// Whether the alert is on.
+    pub fn active(&self) -> bool {
+        self.active
+    }
+
+    /// One second's verdict; `Some(true)` when the alert starts,
+    /// `Some(false)` when it ends.
+    pub fn step(&mut self, condition: bool) -> Option<bool> {
+        if condition == self.active {
+            self.streak = 0;
+            return None;
+        }
+        self.streak += 1;
+        if self.streak < self.hold {
+            return None;
+        }
+        self.streak = 0;
+        self.active = condition;
+        Some(condition)
+    }
+}
+
+/// Thresholds of the rate detectors.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateConfig {
+    /// A spike is this many times the baseline…
+    pub factor: f64,
+    /// …and at least this much (per second), so that a quiet link going
+    /// from 10 to 50 packets/s is not an incident.
+    pub floor: f64,
+    /// Weight of each new second in the baseline (EWMA).
+    pub alpha: f64,
+    /// Seconds of traffic above `floor` before a stop counts.
+    pub steady: u32,
+    /// Traffic has stopped below this share of the baseline.
+    pub stopped_share: f64,
+    /// Seconds a condition holds before an alert starts or ends.
+    pub hold: u32,
+}
+
+impl Default for RateConfig {
+    fn default() -> RateConfig {
+        RateConfig {
+            factor: 4.0,
+            floor: 10_000.0,
+            alpha: 0.05,
+            steady: 10,
+            stopped_share: 0.01,
+            hold: 3,
+        }
+    }
+}
+
+/// One rate (a subject's packets or bits per second): its baseline, a spike
+/// alert and a stopped alert.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rate {
+    baseline: Option<f64>,
+    steady_secs: u32,
+    spike: Hysteresis,
+    stopped: Hysteresis,
+}
+
+impl Rate {
+    /// No baseline yet.
+    pub fn new(cfg: &RateConfig) -> Rate {
+        Rate {
+            baseline: None,
+            steady_secs: 0,
+            spike: Hysteresis::new(cfg.hold),
+            stopped: Hysteresis::new(cfg.hold),
+        }
+    }
+
+    /// The moving baseline, once there is one.
+    pub fn baseline(&self) -> Option<f64> {
+        self.baseline
+    }
+
+    /// One second's `value`; the spike and stopped alerts that start or end.
+    /// The baseline learns only from seconds that are neither a spike nor a
+    /// silence, with no alert on: a long spike or a long silence never
+    /// becomes normal (a lasting new level stays an alert until it ends).
+    pub fn step(&mut self, value: f64, cfg: &RateConfig) -> (Option<bool>, Option<bool>) {
+        let Some(base) = self.baseline else {
+            self.baseline = Some(value);
+            self.steady_secs = u32::from(value >= cfg.floor);
+            return (None, None);
+        };
+        let spiking = value >= cfg.floor && value > cfg.factor * base;
+        let silent = value < cfg.stopped_share * base;
+        let was_steady = self.steady_secs >= cfg.steady;
+        let spike = self.spike.step(spiking);
+        let stopped = self.stopped.step(was_steady && silent);
+        if !spiking && !silent && !self.spike.active() && !self.stopped.active() {
+            self.baseline = Some(base + cfg.alpha * (value - base));
+            if value >= cfg.floor {
+                self.steady_secs = self.steady_secs.saturating_add(1);
+            }
+        } else if silent && !was_steady {
+            // Quiet before it was ever steady: no incident, start over.
+            self.steady_secs = 0;
+        }
+        (spike, stopped)
+    }
+}
+
+/// Rates of many subjects (the total, each queue, each source), each with
+/// its baseline and alerts.
+#[derive(Debug, Clone)]
+pub struct Rates<K> {
+    cfg: RateConfig,
+    unit: &'static str,
+    rates: HashMap<K, Rate>,
+}
+
+impl<K: Clone + Eq + Hash + fmt::Display> Rates<K> {
+    /// Rates measured in `unit` (`pkt/s`, `bit/s`).
+    pub fn new(cfg: RateConfig, unit: &'static str) -> Rates<K> {
+        Rates {
+            cfg,
+            unit,
+            rates: HashMap::new(),
+        }
+    }
+
+    /// One second's value of each subject in `values`; subjects not in it
+    /// had 0. The events that start or end, in subject order.
+    pub fn step(&mut self, values: &HashMap<K, f64>) -> Vec<Event> {
+        let cfg = self.cfg;
+        for k in values.keys() {
+            if !self.rates.contains_key(k) {
+                self.rates.insert(k.clone(), Rate::new(&cfg));
+            }
+        }
+        let mut events = Vec::new();
+        for (k, rate) in &mut self.rates {
+            let value = values.get(k).copied().unwrap_or(0.0);
+            let base = rate.baseline.unwrap_or(0.0);
+            let (spike, stopped) = rate.step(value, &cfg);
+            let detail = format!(
+                "{} {} against a baseline of {}",
+                si(value),
+                self.unit,
+                si(base)
+            );
+            if let Some(start) = spike {
+                events.push(Event {
+                    kind: Kind::RateSpike,
+                    subject: k.to_string(),
+                    start,
+                    detail: detail.clone(),
+                });
+            }
+            if let Some(start) = stopped {
+                events.push(Event {
+                    kind: Kind::TrafficStopped,
+                    subject: k.to_string(),
+                    start,
+                    detail,
+                });
+            }
+        }
+        events.sort_by(|a, b| (&a.subject, a.kind).cmp(&(&b.subject, b.kind)));
+        events
+    }
+}
+
+/// Thresholds of the SYN flood detector.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SynConfig {
+    /// SYNs per second to one destination.
+    pub rate: f64,
+    /// SYNs per answer (SYN-ACK or ACK seen from or to it).
+    pub ratio: f64,
+    /// Seconds the condition holds before the alert starts or ends.
+    pub hold: u32,
+}
+
+impl Default for SynConfig {
+    fn default() -> SynConfig {
+        SynConfig {
+            rate: 1000.0,
+            ratio: 10.0,
+            hold: 2,
+        }
+    }
+}
+
+/// One second of TCP handshakes to a destination.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Handshakes {
+    /// SYNs without ACK sent to it.
+    pub syn: u64,
+    /// SYN-ACKs from it and ACKs to it.
+    pub answered: u64,
+}
+
+/// SYN floods, per destination.
+#[derive(Debug, Clone, Default)]
+pub struct SynFlood {
+    cfg: SynConfig,
+    by_dst: HashMap<IpAddr, Hysteresis>,
+}
+
+impl SynFlood {
+    /// With thresholds `cfg`.
+    pub fn new(cfg: SynConfig) -> SynFlood {
+        SynFlood {
+            cfg,
+            by_dst: HashMap::new(),
+        }
+    }
+
+    /// One second's handshakes by destination.
+    pub fn step(&mut self, seconds: f64, by_dst: &HashMap<IpAddr, Handshakes>) -> Vec<Event> {
+        let cfg = self.cfg;
+        for dst in by_dst.keys() {
+            self.by_dst
+                .entry(*dst)
+                .or_insert_with(|| Hysteresis::new(cfg.hold));
+        }
+        let mut events = Vec::new();
+        self.by_dst.retain(|dst, state| {
+            let h = by_dst.get(dst).copied().unwrap_or_default();
+            let rate = h.syn as f64 / seconds.max(1e-3);
+            let flooding = rate >= cfg.rate && h.syn as f64 >= cfg.ratio * h.answered.max(1) as f64;
+            if let Some(start) = state.step(flooding) {
+                events.push(Event {
+                    kind: Kind::SynFlood,
+                    subject: format!("dst {dst}"),
+                    start,
+                    detail: format!("{}SYN/s, SYN:ACK {}:{}", si(rate), h.syn, h.answered),
+                });
+            }
+            // Forget quiet destinations with no alert on.
+            state.active() || by_dst.contains_key(dst)
+        });
+        events.sort_by(|a, b| a.subject.cmp(&b.subject));
+        events
+    }
+}
+
+/// Thresholds of the scan detector.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ScanConfig {
+    /// Distinct destination ports (or hosts) from one source…
+    pub distinct: usize,
+    /// …within this many seconds.
+    pub window: u32,
+    /// Sources followed at once; more are not followed, and counted.
+    pub max_sources: usize,
+}
+
+impl Default for ScanConfig {
+    fn default() -> ScanConfig {
+        ScanConfig {
+            distinct: 100,
+            window: 10,
+            max_sources: 10_000,
+        }
+    }
+}
+
+/// What a source reached in the current window: at most `distinct + 1` of
+/// each, so memory stays bounded by `max_sources × (distinct + 1)`.
+#[derive(Debug, Clone, Default)]
+struct Reach {
+    ports: HashSet<u16>,
+    hosts: HashSet<IpAddr>,
+    /// Its scan alert is on.
+    active: bool,
+}
+
+impl Reach {
+    fn over(&self, n: usize) -> bool {
+        self.ports.len() > n || self.hosts.len() > n
+    }
+}
+
+/// Port and host scans, per source, in fixed windows: an alert starts the
+/// second a source passes the threshold and ends after a whole window in
+/// which it stayed below.
+#[derive(Debug, Clone, Default)]
+pub struct Scans {
+    cfg: ScanConfig,
+    sources: HashMap<IpAddr, Reach>,
+    window_secs: u32,
+    untracked: u64,
+}
+
+impl Scans {
+    /// With thresholds `cfg`.
+    pub fn new(cfg: ScanConfig) -> Scans {
+        Scans {
+            cfg,
+            ..Scans::default()
+        }
+    }
+
+    /// Packets of sources not followed because `max_sources` were.
+    pub fn untracked(&self) -> u64 {
+        self.untracked
+    }
+
+    /// A packet from `src` to `dst`, destination port `dport` (0: none).
+    pub fn packet(&mut self, src: IpAddr, dst: IpAddr, dport: u16) {
+        let cap = self.cfg.distinct + 1;
+        if !self.sources.contains_key(&src) && self.sources.len() >= self.cfg.max_sources {
+            self.untracked += 1;
+            return;
+        }
+        let reach = self.sources.entry(src).or_default();
+        if dport != 0 && reach.ports.len() < cap {
+            reach.ports.insert(dport);
+        }
+        if reach.hosts.len() < cap {
+            reach.hosts.insert(dst);
+        }
+    }
+
+    /// One second has passed: the scans that start, and at a window's end
+    /// those that end.
+    pub fn tick(&mut self) -> Vec<Event> {
+        let n = self.cfg.distinct;
+        let window = self.cfg.window.max(1);
+        let mut events = Vec::new();
+        for (src, reach) in &mut self.sources {
+            if !reach.active && reach.over(n) {
+                reach.active = true;
+                let what = if reach.ports.len() > n {
+                    "ports"
+                } else {
+                    "hosts"
+                };
+                events.push(Event {
+                    kind: Kind::Scan,
+                    subject: format!("src {src}"),
+                    start: true,
+                    detail: format!("more than {n} destination {what} within {window} s"),
+                });
+            }
+        }
+        self.window_secs += 1;
+        if self.window_secs >= window {
+            self.window_secs = 0;
+            self.sources.retain(|src, reach| {
+                let keep = reach.active && reach.over(n);
+                if reach.active && !keep {
+                    events.push(Event {
+                        kind: Kind::Scan,
+                        subject: format!("src {src}"),
+                        start: false,
+                        detail: format!("{n} or fewer ports and hosts in {window} s"),
+                    });
+                }
+                reach.ports.clear();
+                reach.hosts.clear();
+                keep
+            });
+        }
+        events.sort_by(|a, b| (&a.subject, !a.start).cmp(&(&b.subject, !b.start)));
+        events
+    }
+}
+
+/// Thresholds of the new-talker detector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TalkerConfig {
+    /// How many sources the top holds.
+    pub top: usize,
+    /// Seconds during which the top's sources are learnt as the usual ones.
+    pub baseline: u32,
+    /// Seconds in (or out of) the top before an alert starts (or ends).
+    pub hold: u32,
+}
+
+impl Default for TalkerConfig {
+    fn default() -> TalkerConfig {
+        TalkerConfig {
+            top: 10,
+            baseline: 60,
+            hold: 3,
+        }
+    }
+}
+
+/// Sources entering the top N by bytes that were not in it during the
+/// baseline. Memory: the usual sources (at most `top × baseline`) and one
+/// state per newcomer in the top.
+#[derive(Debug, Clone, Default)]
+pub struct NewTalkers {
+    cfg: TalkerConfig,
+    secs: u32,
+    usual: HashSet<IpAddr>,
+    newcomers: HashMap<IpAddr, Hysteresis>,
+}
+
+impl NewTalkers {
+    /// With thresholds `cfg`.
+    pub fn new(cfg: TalkerConfig) -> NewTalkers {
+        NewTalkers {
+            cfg,
+            ..NewTalkers::default()
+        }
+    }
+
+    /// One second's top sources by bytes, largest first (`(source, bytes)`).
+    pub fn step(&mut self, top: &[(IpAddr, u64)]) -> Vec<Event> {
+        let top = &top[..top.len().min(self.cfg.top)];
+        if self.secs < self.cfg.baseline {
+            self.secs += 1;
+            self.usual.extend(top.iter().map(|(src, _)| *src));
+            return Vec::new();
+        }
+        let hold = self.cfg.hold;
+        for (src, _) in top {
+            if !self.usual.contains(src) {
+                self.newcomers
+                    .entry(*src)
+                    .or_insert_with(|| Hysteresis::new(hold));
+            }
+        }
+        let mut events = Vec::new();
+        let usual = &mut self.usual;
+        self.newcomers.retain(|src, state| {
+            let rank = top.iter().position(|(s, _)| s == src);
+            match state.step(rank.is_some()) {
+                Some(true) => {
+                    let (rank, bytes) = (rank.unwrap_or(0), top[rank.unwrap_or(0)].1);
+                    events.push(Event {
+                        kind: Kind::NewTalker,
+                        subject: format!("src {src}"),
+                        start: true,
+                        detail: format!(
+                            "number {} by bytes ({}B/s), not in the top {} before",
+                            rank + 1,
+                            si(bytes as f64),
+                            top.len()
+                        ),
+                    });
+                    true
+                }
+                Some(false) => {
+                    events.push(Event {
+                        kind: Kind::NewTalker,
+                        subject: format!("src {src}"),
+                        start: false,
+                        detail: "left the top".to_string(),
+                    });
+                    // Known from now on.
+                    usual.insert(*src);
+                    false
+                }
+                None => state.active() || rank.is_some(),
+            }
+        });
+        events.sort_by(|a, b| a.subject.cmp(&b.subject));
+        events
+    }
+}
+
+/// 1.2 k, 48 M…: a rate for a line.
+fn si(v: f64) -> String {
+    let (scaled, unit) = if v >= 1e9 {
+        (v / 1e9, "G")
+    } else if v >= 1e6 {
+        (v / 1e6, "M")
+    } else if v >= 1e3 {
+        (v / 1e3, "k")
+    } else {
+        (v, "")
+    };
+    if unit.is_empty() {
+        format!("{scaled:.0} ")
+    } else {
+        format!("{scaled:.1} {unit}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn total(v: f64) -> HashMap<&'static str, f64> {
+        HashMap::from([("total", v)])
+    }
+
+    #[test]
+    fn hysteresis_needs_the_condition_held_both_ways() {
+        let mut h = Hysteresis::new(3);
+        let seq = [
+            true, true, false, true, true, true, false, false, true, false, false, false,
+        ];
+        let out: Vec<Option<bool>> = seq.iter().map(|&c| h.step(c)).collect();
+        assert_eq!(out.iter().filter(|o| o.is_some()).count(), 2);
+        assert_eq!(out[5], Some(true));
+        assert_eq!(out[11], Some(false));
+    }
+
+    #[test]
+    fn a_spike_starts_and_ends_one_alert_and_steady_traffic_raises_none() {
+        let cfg = RateConfig::default();
+        let mut r: Rates<&str> = Rates::new(cfg, "pkt/s");
+        let mut events = Vec::new();
+        // 60 s steady at 50 kpps with ±10 % wobble: nothing.
+        for i in 0..60 {
+            let wobble = if i % 2 == 0 { 1.1 } else { 0.9 };
+            events.extend(r.step(&total(50_000.0 * wobble)));
+        }
+        assert!(events.is_empty(), "{events:?}");
+        // 10 s at 500 kpps, wavering, then back.
+        for i in 0..10 {
+            events.extend(r.step(&total(if i == 5 { 190_000.0 } else { 500_000.0 })));
+        }
+        for _ in 0..10 {
+            events.extend(r.step(&total(50_000.0)));
+        }
+        let kinds: Vec<(Kind, bool)> = events.iter().map(|e| (e.kind, e.start)).collect();
+        assert_eq!(
+            kinds,
+            vec![(Kind::RateSpike, true), (Kind::RateSpike, false)]
+        );
+        assert!(events[0].detail.contains("500.0 k"), "{}", events[0].detail);
+        // The spike did not become the baseline.
+        assert!(r.rates["total"].baseline().unwrap() < 60_000.0);
+    }
+
+    #[test]
+    fn a_small_link_growing_stays_below_the_floor() {
+        let mut r: Rates<&str> = Rates::new(RateConfig::default(), "pkt/s");
+        let mut events = Vec::new();
+        for _ in 0..20 {
+            events.extend(r.step(&total(100.0)));
+        }
+        for _ in 0..20 {
+            events.extend(r.step(&total(5_000.0)));
+        }
+        assert!(events.is_empty(), "{events:?}");
+    }
+
+    #[test]
+    fn a_feed_going_silent_after_a_steady_period_is_named_and_its_return_ends_it() {
+        let mut r: Rates<String> = Rates::new(RateConfig::default(), "pkt/s");
+        let q = |v: f64| HashMap::from([("queue 1".to_string(), v)]);
+        let mut events = Vec::new();
+        for _ in 0..30 {
+            events.extend(r.step(&q(20_000.0)));
+        }
+        for _ in 0..5 {
+            events.extend(r.step(&HashMap::new())); // absent: 0
+        }
+        for _ in 0..5 {
+            events.extend(r.step(&q(20_000.0)));
+        }
+        let kinds: Vec<(Kind, bool, &str)> = events
+            .iter()
+            .map(|e| (e.kind, e.start, e.subject.as_str()))
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                (Kind::TrafficStopped, true, "queue 1"),
+                (Kind::TrafficStopped, false, "queue 1")
+            ]
+        );
+        // Silence before any steady period is no incident.
+        let mut fresh: Rates<String> = Rates::new(RateConfig::default(), "pkt/s");
+        let mut quiet = Vec::new();
+        for _ in 0..3 {
+            quiet.extend(fresh.step(&q(20_000.0)));
+        }
+        for _ in 0..10 {
+            quiet.extend(fresh.step(&HashMap::new()));
+        }
+        assert!(quiet.is_empty(), "{quiet:?}");
+    }
+
+    #[test]
+    fn a_syn_flood_is_named_with_its_destination_and_a_busy_server_is_not() {
+        let victim: IpAddr = "198.18.0.2".parse().unwrap();
+        let server: IpAddr = "198.18.0.3".parse().unwrap();
+        let mut d = SynFlood::new(SynConfig::default());
+        let mut events = Vec::new();
+        for _ in 0..5 {
+            let second = HashMap::from([
+                (
+                    victim,
+                    Handshakes {
+                        syn: 48_000,
+                        answered: 155,
+                    },
+                ),
+                (
+                    server,
+                    Handshakes {
+                        syn: 20_000,
+                        answered: 19_900,
+                    },
+                ),
+            ]);
+            events.extend(d.step(1.0, &second));
+        }
+        for _ in 0..3 {
+            events.extend(d.step(1.0, &HashMap::new()));
+        }
+        assert_eq!(events.len(), 2, "{events:?}");
+        assert!(events[0].start && events[0].subject == "dst 198.18.0.2");
+        assert_eq!(events[0].detail, "48.0 kSYN/s, SYN:ACK 48000:155");
+        assert!(!events[1].start && events[1].subject == "dst 198.18.0.2");
+    }
+
+    #[test]
+    fn a_scan_of_500_ports_from_one_source_is_named_once_and_ends() {
+        let scanner: IpAddr = "198.18.0.9".parse().unwrap();
+        let client: IpAddr = "198.18.0.5".parse().unwrap();
+        let dst: IpAddr = "198.18.0.2".parse().unwrap();
+        let mut s = Scans::new(ScanConfig::default());
+        let mut events = Vec::new();
+        for second in 0..5u16 {
+            for p in 0..100 {
+                s.packet(scanner, dst, 1 + second * 100 + p);
+            }
+            for _ in 0..1000 {
+                s.packet(client, dst, 443);
+            }
+            events.extend(s.tick());
+        }
+        // Quiet for two windows.
+        for _ in 0..20 {
+            events.extend(s.tick());
+        }
+        let got: Vec<(bool, &str)> = events
+            .iter()
+            .map(|e| (e.start, e.subject.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![(true, "src 198.18.0.9"), (false, "src 198.18.0.9")]
+        );
+        assert!(events[0].detail.contains("more than 100 destination ports"));
+    }
+
+    #[test]
+    fn a_new_top_talker_is_named_after_the_baseline_and_a_usual_one_is_not() {
+        let ip = |n: u8| IpAddr::from([198, 18, 0, n]);
+        let cfg = TalkerConfig {
+            top: 3,
+            baseline: 10,
+            hold: 2,
+        };
+        let mut t = NewTalkers::new(cfg);
+        let usual = [(ip(1), 9000), (ip(2), 8000), (ip(3), 7000)];
+        let mut events = Vec::new();
+        for _ in 0..10 {
+            events.extend(t.step(&usual));
+        }
+        // The usual ones change places: nothing.
+        for _ in 0..5 {
+            events.extend(t.step(&[(ip(3), 9500), (ip(1), 9000), (ip(2), 8000)]));
+        }
+        assert!(events.is_empty(), "{events:?}");
+        // A newcomer at the top for 4 s, then gone.
+        for _ in 0..4 {
+            events.extend(t.step(&[(ip(9), 50_000), (ip(1), 9000), (ip(2), 8000)]));
+        }
+        for _ in 0..4 {
+            events.extend(t.step(&usual));
+        }
+        let got: Vec<(bool, &str)> = events
+            .iter()
+            .map(|e| (e.start, e.subject.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![(true, "src 198.18.0.9"), (false, "src 198.18.0.9")]
+        );
+        assert!(
+            events[0].detail.starts_with("number 1 by bytes"),
+            "{}",
+            events[0].detail
+        );
+        // Known now: back in the top, no alert.
+        let mut again = Vec::new();
+        for _ in 0..4 {
+            again.extend(t.step(&[(ip(9), 50_000), (ip(1), 9000), (ip(2), 8000)]));
+        }
+        assert!(again.is_empty(), "{again:?}");
+    }
+
+    #[test]
+    fn scan_memory_is_bounded_and_what_is_left_out_is_counted() {
+        let cfg = ScanConfig {
+            distinct: 10,
+            window: 10,
+            max_sources: 100,
+        };
+        let mut s = Scans::new(cfg);
+        let dst: IpAddr = "198.18.0.2".parse().unwrap();
+        for i in 0..300u32 {
+            let src = IpAddr::from([198, 19, (i >> 8) as u8, i as u8]);
+            for p in 0..50 {
+                s.packet(src, dst, p + 1);
+            }
+        }
+        assert_eq!(s.sources.len(), 100);
+        assert!(s.sources.values().all(|r| r.ports.len() <= 11));
+        assert_eq!(s.untracked(), 200 * 50);
+        assert_eq!(s.tick().len(), 100);
+    }
+}
