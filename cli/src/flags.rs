@@ -163,6 +163,28 @@ pub struct CommonArgs {
     /// No live statistics line on standard error.
     #[arg(short = 'q', long)]
     pub quiet: bool,
+    /// No anomaly alerts (rate spikes, traffic stopping, scans, new top talkers).
+    #[arg(long)]
+    pub no_alerts: bool,
+    /// A rate spike is this many times its moving baseline (above 1).
+    #[arg(long, value_name = "FACTOR", default_value_t = 4.0)]
+    pub alert_spike_factor: f64,
+    /// Rates below this many packets/s never spike, and traffic must have been
+    /// above it to count as stopped.
+    #[arg(long, value_name = "PPS", default_value_t = 10_000)]
+    pub alert_min_pps: u64,
+    /// Seconds a condition must hold before an alert starts, and fail before it ends.
+    #[arg(long, value_name = "SECS", default_value_t = 3,
+          value_parser = clap::value_parser!(u32).range(1..=3600))]
+    pub alert_hold: u32,
+    /// A scan: one source reaching more than N destination ports or hosts…
+    #[arg(long, value_name = "N", default_value_t = 100,
+          value_parser = clap::value_parser!(u32).range(2..=65536))]
+    pub alert_scan: u32,
+    /// …within this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..=3600))]
+    pub alert_scan_secs: u32,
     /// Serve the live dashboard, /ws, /metrics and /api/summary on ADDR:PORT (PORT alone
     /// means 127.0.0.1:PORT). A non-loopback address requires a token on every request.
     #[arg(long, value_name = "ADDR:PORT")]
@@ -623,6 +645,8 @@ pub struct TopArgs {
 /// What the user asked for, validated.
 pub struct Request {
     pub config: CaptureConfig,
+    /// The detectors' thresholds; `None` with --no-alerts.
+    pub alerts: Option<xsktap_core::alerts::WatchConfig>,
     pub output: Output,
     pub duration: Option<Duration>,
     pub summary_json: Option<std::path::PathBuf>,
@@ -742,8 +766,26 @@ fn request(
         }
         (None, _) => None,
     };
+    let alerts = if common.no_alerts {
+        None
+    } else {
+        let factor = common.alert_spike_factor;
+        anyhow::ensure!(
+            factor.is_finite() && factor > 1.0,
+            "--alert-spike-factor {factor}: a spike is a rate above its baseline; give a factor above 1 (default 4)"
+        );
+        let mut watch = xsktap_core::alerts::WatchConfig::default();
+        watch.rate.factor = factor;
+        watch.rate.floor = common.alert_min_pps as f64;
+        watch.rate.hold = common.alert_hold;
+        watch.talker.hold = common.alert_hold;
+        watch.scan.distinct = common.alert_scan as usize;
+        watch.scan.window = common.alert_scan_secs;
+        Some(watch)
+    };
     Ok(Request {
         config,
+        alerts,
         output,
         duration,
         summary_json: common.summary_json,

@@ -282,7 +282,7 @@ fn run(req: Request, view: View) -> anyhow::Result<ExitCode> {
             let bound = listener.local_addr()?;
             let mut publisher =
                 serve::publisher::Publisher::new(&capture, &iface, &output_name, &req.filter_text);
-            let first = publisher.update(&capture, None);
+            let first = publisher.update(&capture, None, None);
             let server = serve::Server::start(listener, cfg, housekeeping, first)?;
             if let Err(why) = &server.pinned {
                 say!(
@@ -310,6 +310,13 @@ fn run(req: Request, view: View) -> anyhow::Result<ExitCode> {
         View::Live | View::Feed { .. } => Duration::from_secs(1),
     };
     let mut next_report = started + tick;
+    // The anomaly detectors, fed once a second from the workers' counters
+    // and flow tables (see xsktap_core::alerts); not for a file read back.
+    let mut watch = req
+        .alerts
+        .filter(|_| req.read.is_none())
+        .map(xsktap_core::alerts::Watch::new);
+    let mut next_watch = started + Duration::from_secs(1);
     let mut next_gone_check = started;
     let tty = io::stdout().is_terminal();
     let mut stdout_closed = false;
@@ -355,7 +362,39 @@ fn run(req: Request, view: View) -> anyhow::Result<ExitCode> {
         if let Some((server, publisher)) = &mut serving {
             if Instant::now() >= next_publish {
                 next_publish += Duration::from_secs(1);
-                server.publish(publisher.update(&capture, Some(server.stats())));
+                server.publish(publisher.update(&capture, Some(server.stats()), watch.as_ref()));
+            }
+        }
+        if let Some(w) = watch.as_mut().filter(|_| Instant::now() >= next_watch) {
+            next_watch += Duration::from_secs(1);
+            let snap = capture.snapshot();
+            let queues: Vec<(u32, u64)> =
+                snap.queues.iter().map(|q| (q.queue, q.received)).collect();
+            let flows = capture.flows();
+            let second = xsktap_core::alerts::Second {
+                packets: snap.received(),
+                queues: &queues,
+                flows: &flows,
+            };
+            let mut json = String::new();
+            for event in w.step(&second) {
+                say!("{}", report::alert_line(&event));
+                if let View::Top { json: true, .. } = &view {
+                    json += &serde_json::to_string(&report::alert_json(&event, wall_ns()))
+                        .expect("an alert serialises");
+                    json.push('\n');
+                }
+            }
+            if !json.is_empty() {
+                let mut out = io::stdout().lock();
+                if out
+                    .write_all(json.as_bytes())
+                    .and_then(|_| out.flush())
+                    .is_err()
+                {
+                    stdout_closed = true;
+                    break None;
+                }
             }
         }
         if Instant::now() < next_report {

@@ -512,3 +512,25 @@ pub fn feeds_text(feeds: &[xsktap_core::feed::report::FeedJson]) -> String {
     }
     out
 }
+
+/// The stderr line of an alert starting or ending:
+/// `xsktap: alert scan src 198.18.0.9: more than 100 destination ports within 10 s`.
+pub fn alert_line(e: &xsktap_core::alerts::Event) -> String {
+    let state = if e.start { "" } else { " ended" };
+    format!(
+        "xsktap: alert {} {}{state}: {}",
+        e.kind, e.subject, e.detail
+    )
+}
+
+/// An alert as a JSON event (`top --json`): `{"event":"alert",...}`.
+pub fn alert_json(e: &xsktap_core::alerts::Event, wall_ns: u64) -> serde_json::Value {
+    serde_json::json!({
+        "event": "alert",
+        "kind": e.kind.as_str(),
+        "subject": e.subject,
+        "state": if e.start { "start" } else { "end" },
+        "detail": e.detail,
+        "time_ns": wall_ns,
+    })
+}

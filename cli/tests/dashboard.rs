@@ -1054,3 +1054,53 @@ fn served_on_the_captured_interface_it_stays_reachable_and_idle_clients_cannot_b
     let passed: u64 = s.queues.iter().filter_map(|q| q.xdp_filtered_out).sum();
     assert!(passed > 0, "the server's own frames were left to the stack");
 }
+
+#[test]
+#[ignore = "needs root: run with --include-ignored as root (tools/test.sh)"]
+fn a_scan_shows_in_metrics_as_an_alert_started_and_on() {
+    let bed = Testbed::new(1);
+    let (capture, json) = start_serving(&bed, "dash-alerts.json");
+    // 500 SYNs to as many ports from one source.
+    let frames: Vec<Vec<u8>> = (1..=500)
+        .map(|port| common::protocols::tcp4(40000, port, 0x02))
+        .collect();
+    bed.send(&frames);
+    let host = format!("127.0.0.1:{PORT}");
+    let samples = in_ns(&bed.ns_b(), || {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let samples = parse_metrics(&http(&host, "GET", "/metrics", &[]).body);
+            let on = samples.iter().any(|(name, labels, v)| {
+                name == "xsktap_alert_active"
+                    && labels.get("kind").map(String::as_str) == Some("scan")
+                    && *v == 1.0
+            });
+            if on {
+                return samples;
+            }
+            assert!(Instant::now() < deadline, "no scan alert in /metrics");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    });
+    let value = |kind: &str| {
+        samples
+            .iter()
+            .find(|(name, labels, _)| {
+                name == "xsktap_alerts_total"
+                    && labels.get("kind").map(String::as_str) == Some(kind)
+            })
+            .map(|s| s.2)
+    };
+    assert_eq!(value("scan"), Some(1.0));
+    for kind in ["rate-spike", "traffic-stopped", "syn-flood", "new-talker"] {
+        assert_eq!(value(kind), Some(0.0), "{kind}");
+    }
+    let active: Vec<&BTreeMap<String, String>> = samples
+        .iter()
+        .filter(|(name, _, _)| name == "xsktap_alert_active")
+        .map(|(_, labels, _)| labels)
+        .collect();
+    assert_eq!(active.len(), 1, "{active:?}");
+    assert_eq!(active[0]["subject"], "src 198.18.0.1");
+    stop_and_summarise(capture, &json);
+}

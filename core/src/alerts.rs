@@ -28,6 +28,15 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Every kind, in a fixed order.
+    pub const ALL: [Kind; 5] = [
+        Kind::RateSpike,
+        Kind::TrafficStopped,
+        Kind::SynFlood,
+        Kind::Scan,
+        Kind::NewTalker,
+    ];
+
     /// Its name in lines, JSON and metrics: `rate-spike`, `traffic-stopped`,
     /// `syn-flood`, `scan`, `new-talker`.
     pub fn as_str(self) -> &'static str {
@@ -112,7 +121,8 @@ pub struct RateConfig {
     pub floor: f64,
     /// Weight of each new second in the baseline (EWMA).
     pub alpha: f64,
-    /// Seconds of traffic above `floor` before a stop counts.
+    /// Seconds of learning before any alert, and of traffic above `floor`
+    /// before a stop counts.
     pub steady: u32,
     /// Traffic has stopped below this share of the baseline.
     pub stopped_share: f64,
@@ -138,6 +148,7 @@ impl Default for RateConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rate {
     baseline: Option<f64>,
+    learnt: u32,
     steady_secs: u32,
     spike: Hysteresis,
     stopped: Hysteresis,
@@ -148,6 +159,7 @@ impl Rate {
     pub fn new(cfg: &RateConfig) -> Rate {
         Rate {
             baseline: None,
+            learnt: 0,
             steady_secs: 0,
             spike: Hysteresis::new(cfg.hold),
             stopped: Hysteresis::new(cfg.hold),
@@ -164,11 +176,17 @@ impl Rate {
     /// silence, with no alert on: a long spike or a long silence never
     /// becomes normal (a lasting new level stays an alert until it ends).
     pub fn step(&mut self, value: f64, cfg: &RateConfig) -> (Option<bool>, Option<bool>) {
-        let Some(base) = self.baseline else {
-            self.baseline = Some(value);
-            self.steady_secs = u32::from(value >= cfg.floor);
+        let base = self.baseline.unwrap_or(0.0);
+        if self.learnt < cfg.steady {
+            // Warming up: the baseline is the mean of the first seconds
+            // (a capture usually starts before its traffic), no alert yet.
+            self.learnt += 1;
+            self.baseline = Some(base + (value - base) / f64::from(self.learnt));
+            if value >= cfg.floor {
+                self.steady_secs += 1;
+            }
             return (None, None);
-        };
+        }
         let spiking = value >= cfg.floor && value > cfg.factor * base;
         let silent = value < cfg.stopped_share * base;
         let was_steady = self.steady_secs >= cfg.steady;
@@ -542,6 +560,135 @@ impl NewTalkers {
     }
 }
 
+/// Every threshold of [`Watch`].
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct WatchConfig {
+    /// Packets per second of the total and of each queue.
+    pub rate: RateConfig,
+    /// Port and host scans.
+    pub scan: ScanConfig,
+    /// New top talkers.
+    pub talker: TalkerConfig,
+}
+
+/// One second of a capture, as the workers counted it.
+#[derive(Debug, Clone, Copy)]
+pub struct Second<'a> {
+    /// Packets received so far, all queues.
+    pub packets: u64,
+    /// Packets received so far by queue.
+    pub queues: &'a [(u32, u64)],
+    /// The flow tables' contents now (cumulative counts per flow).
+    pub flows: &'a [crate::flows::FlowStats],
+}
+
+/// The detectors of a capture, fed once a second from the workers'
+/// counters and flow tables (never from the workers' hot path).
+#[derive(Debug, Clone)]
+pub struct Watch {
+    total: Rates<String>,
+    queues: Rates<String>,
+    scans: Scans,
+    talkers: NewTalkers,
+    top: usize,
+    last_packets: Option<u64>,
+    last_queues: HashMap<u32, u64>,
+    last_flows: HashMap<crate::flows::FlowKey, (u64, u64)>,
+    active: HashMap<(Kind, String), ()>,
+    started: HashMap<Kind, u64>,
+}
+
+impl Watch {
+    /// With thresholds `cfg`.
+    pub fn new(cfg: WatchConfig) -> Watch {
+        Watch {
+            total: Rates::new(cfg.rate, "pkt/s"),
+            queues: Rates::new(cfg.rate, "pkt/s"),
+            scans: Scans::new(cfg.scan),
+            talkers: NewTalkers::new(cfg.talker),
+            top: cfg.talker.top,
+            last_packets: None,
+            last_queues: HashMap::new(),
+            last_flows: HashMap::new(),
+            active: HashMap::new(),
+            started: HashMap::new(),
+        }
+    }
+
+    /// The alerts on now: (kind, subject).
+    pub fn active(&self) -> Vec<(Kind, String)> {
+        let mut v: Vec<(Kind, String)> = self.active.keys().cloned().collect();
+        v.sort();
+        v
+    }
+
+    /// Alerts started so far, for every kind (0 for those never raised).
+    pub fn started(&self) -> Vec<(Kind, u64)> {
+        Kind::ALL
+            .iter()
+            .map(|k| (*k, self.started.get(k).copied().unwrap_or(0)))
+            .collect()
+    }
+
+    /// Packets of sources the scan detector could not follow (its bound).
+    pub fn scan_untracked(&self) -> u64 {
+        self.scans.untracked()
+    }
+
+    /// One second: the alerts that start or end.
+    pub fn step(&mut self, now: &Second<'_>) -> Vec<Event> {
+        let mut events = Vec::new();
+        if let Some(last) = self.last_packets.replace(now.packets) {
+            let total =
+                HashMap::from([("total".to_string(), now.packets.saturating_sub(last) as f64)]);
+            events.extend(self.total.step(&total));
+            let queues: HashMap<String, f64> = now
+                .queues
+                .iter()
+                .map(|&(q, n)| {
+                    let before = self.last_queues.get(&q).copied().unwrap_or(n);
+                    (format!("queue {q}"), n.saturating_sub(before) as f64)
+                })
+                .collect();
+            events.extend(self.queues.step(&queues));
+        }
+        self.last_queues = now.queues.iter().copied().collect();
+        // What each flow did this second: its counts minus the last ones
+        // (a flow the table evicted and saw again counts from zero).
+        let mut by_src: HashMap<IpAddr, u64> = HashMap::new();
+        let mut flows = HashMap::with_capacity(now.flows.len());
+        for f in now.flows {
+            let (p0, b0) = self.last_flows.get(&f.key).copied().unwrap_or((0, 0));
+            let (dp, db) = if f.packets >= p0 {
+                (f.packets - p0, f.bytes.saturating_sub(b0))
+            } else {
+                (f.packets, f.bytes)
+            };
+            if dp > 0 {
+                self.scans.packet(f.key.src, f.key.dst, f.key.dport);
+                *by_src.entry(f.key.src).or_default() += db;
+            }
+            flows.insert(f.key, (f.packets, f.bytes));
+        }
+        self.last_flows = flows;
+        events.extend(self.scans.tick());
+        let mut top: Vec<(IpAddr, u64)> = by_src.into_iter().filter(|(_, b)| *b > 0).collect();
+        top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        top.truncate(self.top);
+        events.extend(self.talkers.step(&top));
+        for e in &events {
+            let key = (e.kind, e.subject.clone());
+            if e.start {
+                self.active.insert(key, ());
+                *self.started.entry(e.kind).or_default() += 1;
+            } else {
+                self.active.remove(&key);
+            }
+        }
+        events
+    }
+}
+
 /// 1.2 k, 48 M…: a rate for a line.
 fn si(v: f64) -> String {
     let (scaled, unit) = if v >= 1e9 {
@@ -768,6 +915,75 @@ mod tests {
             again.extend(t.step(&[(ip(9), 50_000), (ip(1), 9000), (ip(2), 8000)]));
         }
         assert!(again.is_empty(), "{again:?}");
+    }
+
+    #[test]
+    fn the_watch_names_a_scan_from_the_flow_tables_and_a_queue_going_silent() {
+        use crate::flows::{FlowKey, FlowStats};
+        let cfg = WatchConfig {
+            rate: RateConfig {
+                steady: 3,
+                ..RateConfig::default()
+            },
+            ..WatchConfig::default()
+        };
+        let mut w = Watch::new(cfg);
+        let src: IpAddr = "198.18.0.1".parse().unwrap();
+        let dst: IpAddr = "198.18.0.2".parse().unwrap();
+        let flow = |dport: u16, packets: u64| FlowStats {
+            key: FlowKey {
+                src,
+                dst,
+                sport: 40000,
+                dport,
+                proto: 6,
+            },
+            packets,
+            bytes: 60 * packets,
+        };
+        let mut flows = vec![flow(443, 0)];
+        let mut events = Vec::new();
+        let mut packets = 0;
+        // Steady: 50 kpps on queue 0 for 6 s.
+        for i in 1..=6u64 {
+            packets += 50_000;
+            flows[0] = flow(443, 50_000 * i);
+            events.extend(w.step(&Second {
+                packets,
+                queues: &[(0, packets)],
+                flows: &flows,
+            }));
+        }
+        assert!(events.is_empty(), "{events:?}");
+        // 500 ports probed in one second, then silence.
+        flows.extend((1..=500).map(|p| flow(p, 1)));
+        packets += 500;
+        events.extend(w.step(&Second {
+            packets,
+            queues: &[(0, packets)],
+            flows: &flows,
+        }));
+        for _ in 0..4 {
+            events.extend(w.step(&Second {
+                packets,
+                queues: &[(0, packets)],
+                flows: &flows,
+            }));
+        }
+        let got: Vec<(Kind, &str)> = events
+            .iter()
+            .filter(|e| e.start)
+            .map(|e| (e.kind, e.subject.as_str()))
+            .collect();
+        assert!(got.contains(&(Kind::Scan, "src 198.18.0.1")), "{events:?}");
+        assert!(
+            got.contains(&(Kind::TrafficStopped, "queue 0")),
+            "{events:?}"
+        );
+        assert!(got.contains(&(Kind::TrafficStopped, "total")), "{events:?}");
+        assert!(w
+            .active()
+            .contains(&(Kind::Scan, "src 198.18.0.1".to_string())));
     }
 
     #[test]

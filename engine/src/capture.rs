@@ -12,7 +12,7 @@ use crossbeam_utils::CachePadded;
 use xsktap_core::config::{DiskFullPolicy, OutputFormat};
 use xsktap_core::feed::Feeds;
 use xsktap_core::filter::Program;
-use xsktap_core::flows::{FlowTable, Top};
+use xsktap_core::flows::{FlowStats, FlowTable, Top};
 use xsktap_core::latency::LatencyStats;
 use xsktap_core::pcapng::Interface;
 use xsktap_core::placement::Placement;
@@ -915,6 +915,15 @@ impl Capture {
             }
         }
         total
+    }
+
+    /// Every flow in the workers' tables (a flow seen by several queues
+    /// once per queue), from the copies they publish a few times a second.
+    pub fn flows(&self) -> Vec<FlowStats> {
+        self.queues
+            .iter()
+            .flat_map(|q| q.published.flows.latest())
+            .collect()
     }
 
     /// The top `n` flows and talkers, from the copies the workers publish

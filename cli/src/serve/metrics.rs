@@ -364,6 +364,35 @@ impl Collector for Metrics {
             })
             .collect();
         feed_families(e, &m.feeds)?;
+        let started: Vec<(Labels, u64)> = m
+            .alerts_started
+            .iter()
+            .map(|(kind, n)| (vec![("kind", kind.to_string())], *n))
+            .collect();
+        family(
+            e,
+            "xsktap_alerts",
+            "Anomaly alerts started, by kind.",
+            &started,
+            Counter,
+        )?;
+        let active: Vec<(Labels, u64)> = m
+            .alerts_active
+            .iter()
+            .map(|(kind, subject)| {
+                (
+                    vec![("kind", kind.to_string()), ("subject", subject.clone())],
+                    1,
+                )
+            })
+            .collect();
+        family(
+            e,
+            "xsktap_alert_active",
+            "1 for each alert on now (kind, subject).",
+            &active,
+            Gauge,
+        )?;
         family(
             e,
             "xsktap_queue_info",

@@ -74,6 +74,10 @@ pub struct MetricsData {
     pub xdp_mode: &'static str,
     /// The captured interface.
     pub iface: String,
+    /// Alerts started so far by kind; empty with --no-alerts.
+    pub alerts_started: Vec<(&'static str, u64)>,
+    /// Alerts on now: (kind, subject).
+    pub alerts_active: Vec<(&'static str, String)>,
 }
 
 /// What the reporter publishes once a second.

@@ -36,6 +36,7 @@ impl Publisher {
         &mut self,
         capture: &Capture,
         server: Option<&crate::serve::ServerStats>,
+        alerts: Option<&xsktap_core::alerts::Watch>,
     ) -> crate::serve::Update {
         use std::sync::atomic::Ordering::Relaxed;
         let progress = capture.progress();
@@ -104,6 +105,18 @@ impl Publisher {
                 xdp_mode: progress.xdp_mode.as_str(),
                 iface: self.iface.clone(),
                 feeds: summary.feeds.clone(),
+                alerts_started: alerts.map_or_else(Vec::new, |w| {
+                    w.started()
+                        .into_iter()
+                        .map(|(k, n)| (k.as_str(), n))
+                        .collect()
+                }),
+                alerts_active: alerts.map_or_else(Vec::new, |w| {
+                    w.active()
+                        .into_iter()
+                        .map(|(k, s)| (k.as_str(), s))
+                        .collect()
+                }),
             },
         };
         self.seq += 1;

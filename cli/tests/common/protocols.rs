@@ -55,7 +55,7 @@ fn ipv6_ext(exts: &[u8], frag_offset: u16, more: bool) -> Vec<u8> {
     f
 }
 
-fn tcp4(sport: u16, dport: u16, flags: u8) -> Vec<u8> {
+pub fn tcp4(sport: u16, dport: u16, flags: u8) -> Vec<u8> {
     let mut f = Vec::new();
     PacketBuilder::ethernet2(MAC_A, MAC_B)
         .ipv4(IP_A, IP_B, 64)

@@ -1,0 +1,117 @@
+//! Anomaly alerts end to end, as root: a port scan sent on a test bed is
+//! named, on stderr and as a JSON event of `top --json`; `--no-alerts`
+//! silences it; bad threshold values are refused before anything attaches.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::protocols::tcp4;
+use common::*;
+
+const SYN: u8 = 0x02;
+
+/// 500 SYNs from 198.18.0.1 to ports 1..=500 of 198.18.0.2, and ordinary
+/// traffic on one port around them.
+fn scan_frames() -> Vec<Vec<u8>> {
+    let mut frames: Vec<Vec<u8>> = (1..=500).map(|port| tcp4(40000, port, SYN)).collect();
+    frames.extend((0..200).map(|_| tcp4(40001, 443, 0x18)));
+    frames
+}
+
+/// Runs `top --json` on the bed while the scan is sent; (stdout, stderr).
+fn top_during_scan(extra: &[&str]) -> (String, String) {
+    let bed = Testbed::new(1);
+    let iface = bed.ns_b();
+    let mut args = vec![
+        "top",
+        "-i",
+        iface.as_str(),
+        "--json",
+        "--duration",
+        "8",
+        "--alert-scan-secs",
+        "2",
+    ];
+    args.extend_from_slice(extra);
+    let mut cmd = bed.xsktap(&args);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let child = cmd.spawn().expect("starting xsktap top");
+    wait_attached(&bed);
+    bed.send(&scan_frames());
+    let out = wait_output(child, Duration::from_secs(60));
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    (String::from_utf8_lossy(&out.stdout).into_owned(), stderr)
+}
+
+#[test]
+#[ignore = "needs root: run with --include-ignored as root (tools/test.sh)"]
+fn a_port_scan_is_named_by_its_source_on_stderr_and_in_the_json_stream() {
+    let (stdout, stderr) = top_during_scan(&[]);
+    let alerts: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("xsktap: alert "))
+        .collect();
+    assert_eq!(
+        alerts.first().copied(),
+        Some("xsktap: alert scan src 198.18.0.1: more than 100 destination ports within 2 s"),
+        "{stderr}"
+    );
+    // It ends once a whole window passes quietly; nothing else is raised.
+    assert_eq!(alerts.len(), 2, "{stderr}");
+    assert!(
+        alerts[1].starts_with("xsktap: alert scan src 198.18.0.1 ended: "),
+        "{stderr}"
+    );
+    let events: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+        .filter(|v: &serde_json::Value| v["event"] == "alert")
+        .collect();
+    assert_eq!(events.len(), 2, "{stdout}");
+    assert_eq!(events[0]["kind"], "scan");
+    assert_eq!(events[0]["subject"], "src 198.18.0.1");
+    assert_eq!(events[0]["state"], "start");
+    assert_eq!(events[1]["state"], "end");
+    assert!(events[0]["time_ns"].as_u64().unwrap() > 1_600_000_000_000_000_000);
+}
+
+#[test]
+#[ignore = "needs root: run with --include-ignored as root (tools/test.sh)"]
+fn no_alerts_silences_the_detectors() {
+    let (stdout, stderr) = top_during_scan(&["--no-alerts"]);
+    assert!(!stderr.contains("xsktap: alert"), "{stderr}");
+    assert!(!stdout.contains("\"alert\""), "{stdout}");
+}
+
+#[test]
+#[ignore = "needs root: run with --include-ignored as root (tools/test.sh)"]
+fn bad_alert_thresholds_are_one_line_exit_2_and_nothing_attached() {
+    let bed = Testbed::new(1);
+    let iface = bed.ns_b();
+    for (flags, expected) in [
+        (
+            &["--alert-spike-factor", "0.5"][..],
+            "--alert-spike-factor 0.5",
+        ),
+        (
+            &["--alert-spike-factor", "NaN"][..],
+            "--alert-spike-factor NaN",
+        ),
+        (&["--alert-hold", "0"][..], "--alert-hold"),
+        (&["--alert-scan", "1"][..], "--alert-scan"),
+        (&["--alert-min-pps=-5"][..], "--alert-min-pps"),
+        (&["--alert-scan-secs", "lots"][..], "--alert-scan-secs"),
+    ] {
+        let mut args = vec!["capture", "-i", iface.as_str()];
+        args.extend_from_slice(flags);
+        let out = run(bed.xsktap(&args));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flags:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{flags:?}: {stderr}");
+        assert!(stderr.contains(expected), "{flags:?}: {stderr}");
+        assert!(!bed.xdp_attached(), "{flags:?} left a program attached");
+    }
+}
