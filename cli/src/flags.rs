@@ -177,6 +177,11 @@ pub struct CommonArgs {
     #[arg(long, value_name = "SECS", default_value_t = 3,
           value_parser = clap::value_parser!(u32).range(1..=3600))]
     pub alert_hold: u32,
+    /// A SYN flood: more than this many TCP SYNs a second to one destination, ten or
+    /// more for each handshake completed.
+    #[arg(long, value_name = "PER_SEC", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub alert_syn_rate: u64,
     /// A scan: one source reaching more than N destination ports or hosts…
     #[arg(long, value_name = "N", default_value_t = 100,
           value_parser = clap::value_parser!(u32).range(2..=65536))]
@@ -779,6 +784,8 @@ fn request(
         watch.rate.floor = common.alert_min_pps as f64;
         watch.rate.hold = common.alert_hold;
         watch.talker.hold = common.alert_hold;
+        watch.syn.hold = common.alert_hold;
+        watch.syn.rate = common.alert_syn_rate as f64;
         watch.scan.distinct = common.alert_scan as usize;
         watch.scan.window = common.alert_scan_secs;
         Some(watch)

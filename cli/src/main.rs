@@ -372,6 +372,7 @@ fn run(req: Request, view: View) -> anyhow::Result<ExitCode> {
                 snap.queues.iter().map(|q| (q.queue, q.received)).collect();
             let flows = capture.flows();
             let second = xsktap_core::alerts::Second {
+                at_secs: started.elapsed().as_secs_f64(),
                 packets: snap.received(),
                 queues: &queues,
                 flows: &flows,

@@ -565,6 +565,8 @@ impl NewTalkers {
 pub struct WatchConfig {
     /// Packets per second of the total and of each queue.
     pub rate: RateConfig,
+    /// SYN floods.
+    pub syn: SynConfig,
     /// Port and host scans.
     pub scan: ScanConfig,
     /// New top talkers.
@@ -574,6 +576,8 @@ pub struct WatchConfig {
 /// One second of a capture, as the workers counted it.
 #[derive(Debug, Clone, Copy)]
 pub struct Second<'a> {
+    /// When it was taken, seconds since any fixed instant.
+    pub at_secs: f64,
     /// Packets received so far, all queues.
     pub packets: u64,
     /// Packets received so far by queue.
@@ -588,12 +592,14 @@ pub struct Second<'a> {
 pub struct Watch {
     total: Rates<String>,
     queues: Rates<String>,
+    syn: SynFlood,
     scans: Scans,
     talkers: NewTalkers,
     top: usize,
     last_packets: Option<u64>,
     last_queues: HashMap<u32, u64>,
-    last_flows: HashMap<crate::flows::FlowKey, (u64, u64)>,
+    last_flows: HashMap<crate::flows::FlowKey, crate::flows::FlowStats>,
+    last_at: Option<f64>,
     active: HashMap<(Kind, String), ()>,
     started: HashMap<Kind, u64>,
 }
@@ -604,12 +610,14 @@ impl Watch {
         Watch {
             total: Rates::new(cfg.rate, "pkt/s"),
             queues: Rates::new(cfg.rate, "pkt/s"),
+            syn: SynFlood::new(cfg.syn),
             scans: Scans::new(cfg.scan),
             talkers: NewTalkers::new(cfg.talker),
             top: cfg.talker.top,
             last_packets: None,
             last_queues: HashMap::new(),
             last_flows: HashMap::new(),
+            last_at: None,
             active: HashMap::new(),
             started: HashMap::new(),
         }
@@ -656,21 +664,36 @@ impl Watch {
         // What each flow did this second: its counts minus the last ones
         // (a flow the table evicted and saw again counts from zero).
         let mut by_src: HashMap<IpAddr, u64> = HashMap::new();
+        let mut handshakes: HashMap<IpAddr, Handshakes> = HashMap::new();
         let mut flows = HashMap::with_capacity(now.flows.len());
         for f in now.flows {
-            let (p0, b0) = self.last_flows.get(&f.key).copied().unwrap_or((0, 0));
-            let (dp, db) = if f.packets >= p0 {
-                (f.packets - p0, f.bytes.saturating_sub(b0))
-            } else {
-                (f.packets, f.bytes)
-            };
+            let before = self
+                .last_flows
+                .get(&f.key)
+                .filter(|b| b.packets <= f.packets)
+                .map_or((0, 0, 0, 0), |b| (b.packets, b.bytes, b.syns, b.acks));
+            let dp = f.packets - before.0;
             if dp > 0 {
                 self.scans.packet(f.key.src, f.key.dst, f.key.dport);
-                *by_src.entry(f.key.src).or_default() += db;
+                *by_src.entry(f.key.src).or_default() += f.bytes.saturating_sub(before.1);
+                let dsyn = f.syns.saturating_sub(before.2);
+                // A handshake completes when its flow's first ACK arrives.
+                let completed = f.syns > 0 && before.3 == 0 && f.acks > 0;
+                if dsyn > 0 || completed {
+                    let h = handshakes.entry(f.key.dst).or_default();
+                    h.syn += u64::from(dsyn);
+                    h.answered += u64::from(completed);
+                }
             }
-            flows.insert(f.key, (f.packets, f.bytes));
+            flows.insert(f.key, *f);
         }
         self.last_flows = flows;
+        let secs = now.at_secs
+            - self
+                .last_at
+                .replace(now.at_secs)
+                .unwrap_or(now.at_secs - 1.0);
+        events.extend(self.syn.step(secs, &handshakes));
         events.extend(self.scans.tick());
         let mut top: Vec<(IpAddr, u64)> = by_src.into_iter().filter(|(_, b)| *b > 0).collect();
         top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
@@ -940,6 +963,13 @@ mod tests {
             },
             packets,
             bytes: 60 * packets,
+            syns: 0,
+            acks: 0,
+        };
+        let mut clock = 0.0;
+        let mut tick = || {
+            clock += 1.0;
+            clock
         };
         let mut flows = vec![flow(443, 0)];
         let mut events = Vec::new();
@@ -949,6 +979,7 @@ mod tests {
             packets += 50_000;
             flows[0] = flow(443, 50_000 * i);
             events.extend(w.step(&Second {
+                at_secs: tick(),
                 packets,
                 queues: &[(0, packets)],
                 flows: &flows,
@@ -959,12 +990,14 @@ mod tests {
         flows.extend((1..=500).map(|p| flow(p, 1)));
         packets += 500;
         events.extend(w.step(&Second {
+            at_secs: tick(),
             packets,
             queues: &[(0, packets)],
             flows: &flows,
         }));
         for _ in 0..4 {
             events.extend(w.step(&Second {
+                at_secs: tick(),
                 packets,
                 queues: &[(0, packets)],
                 flows: &flows,
@@ -984,6 +1017,55 @@ mod tests {
         assert!(w
             .active()
             .contains(&(Kind::Scan, "src 198.18.0.1".to_string())));
+    }
+
+    #[test]
+    fn the_watch_names_a_syn_flood_from_the_flow_tables_and_not_a_busy_server() {
+        use crate::flows::{FlowKey, FlowStats};
+        let cfg = WatchConfig::default();
+        let mut w = Watch::new(cfg);
+        let victim: IpAddr = "198.18.0.2".parse().unwrap();
+        let server: IpAddr = "198.18.0.3".parse().unwrap();
+        let flow = |dst: IpAddr, sport: u16, syns: u32, acks: u32| FlowStats {
+            key: FlowKey {
+                src: "198.18.0.1".parse().unwrap(),
+                dst,
+                sport,
+                dport: 80,
+                proto: 6,
+            },
+            packets: u64::from(syns + acks),
+            bytes: 60 * u64::from(syns + acks),
+            syns,
+            acks,
+        };
+        let mut flows = Vec::new();
+        let mut events = Vec::new();
+        for second in 0..6u16 {
+            // 5,000 new half-open connections to the victim; 5,000 complete
+            // handshakes to the server.
+            for i in 0..5000u16 {
+                let sport = second * 5000 + i;
+                flows.push(flow(victim, sport, 1, 0));
+                flows.push(flow(server, sport, 1, 3));
+            }
+            events.extend(w.step(&Second {
+                at_secs: f64::from(second),
+                packets: 0,
+                queues: &[],
+                flows: &flows,
+            }));
+        }
+        let got: Vec<(Kind, bool, &str)> = events
+            .iter()
+            .map(|e| (e.kind, e.start, e.subject.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![(Kind::SynFlood, true, "dst 198.18.0.2")],
+            "{events:?}"
+        );
+        assert_eq!(events[0].detail, "5.0 kSYN/s, SYN:ACK 5000:0");
     }
 
     #[test]

@@ -77,6 +77,21 @@ pub struct FlowStats {
     pub packets: u64,
     /// Bytes seen (frame lengths).
     pub bytes: u64,
+    /// TCP packets with SYN and without ACK (connection attempts).
+    pub syns: u32,
+    /// TCP packets with ACK.
+    pub acks: u32,
+}
+
+/// (SYN without ACK, ACK) of a packet with TCP flags `flags`.
+#[inline(always)]
+fn handshake(flags: Option<u8>) -> (u32, u32) {
+    const SYN: u8 = 0x02;
+    const ACK: u8 = 0x10;
+    match flags {
+        Some(f) => (u32::from(f & (SYN | ACK) == SYN), u32::from(f & ACK != 0)),
+        None => (0, 0),
+    }
 }
 
 /// The worker's table.
@@ -98,9 +113,10 @@ impl FlowTable {
         }
     }
 
-    /// Adds one packet of `len` bytes to its flow.
+    /// Adds one packet of `len` bytes with TCP flags `tcp_flags` to its flow.
     #[inline]
-    pub fn record(&mut self, key: FlowKey, len: u64) {
+    pub fn record(&mut self, key: FlowKey, len: u64, tcp_flags: Option<u8>) {
+        let (syns, acks) = handshake(tcp_flags);
         let start = key.hash() as usize;
         let mut victim = start & self.mask;
         let mut victim_packets = u64::MAX;
@@ -110,6 +126,8 @@ impl FlowTable {
                 Some(f) if f.key == key => {
                     f.packets += 1;
                     f.bytes += len;
+                    f.syns = f.syns.saturating_add(syns);
+                    f.acks = f.acks.saturating_add(acks);
                     return;
                 }
                 Some(f) => {
@@ -123,6 +141,8 @@ impl FlowTable {
                         key,
                         packets: 1,
                         bytes: len,
+                        syns,
+                        acks,
                     });
                     return;
                 }
@@ -133,6 +153,8 @@ impl FlowTable {
             key,
             packets: 1,
             bytes: len,
+            syns,
+            acks,
         });
     }
 
@@ -222,6 +244,8 @@ impl Top {
                 .and_modify(|m| {
                     m.packets += f.packets;
                     m.bytes += f.bytes;
+                    m.syns = m.syns.saturating_add(f.syns);
+                    m.acks = m.acks.saturating_add(f.acks);
                 })
                 .or_insert(f);
         }
@@ -261,6 +285,35 @@ impl Top {
 }
 
 #[cfg(test)]
+mod handshake_tests {
+    use super::*;
+
+    #[test]
+    fn syns_count_only_connection_attempts_and_acks_every_ack() {
+        assert_eq!(handshake(Some(0x02)), (1, 0)); // SYN
+        assert_eq!(handshake(Some(0x12)), (0, 1)); // SYN-ACK
+        assert_eq!(handshake(Some(0x10)), (0, 1)); // ACK
+        assert_eq!(handshake(Some(0x18)), (0, 1)); // PSH-ACK
+        assert_eq!(handshake(Some(0x04)), (0, 0)); // RST
+        assert_eq!(handshake(None), (0, 0));
+        let mut t = FlowTable::new(16);
+        let k = FlowKey {
+            src: "198.18.0.1".parse().unwrap(),
+            dst: "198.18.0.2".parse().unwrap(),
+            sport: 40000,
+            dport: 80,
+            proto: 6,
+        };
+        for flags in [0x02, 0x10, 0x18, 0x11] {
+            t.record(k, 60, Some(flags));
+        }
+        let mut out = Vec::new();
+        t.copy_into(&mut out);
+        assert_eq!((out[0].syns, out[0].acks, out[0].packets), (1, 3, 4));
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -278,9 +331,9 @@ mod tests {
     fn counts_per_flow() {
         let mut t = FlowTable::new(64);
         for _ in 0..5 {
-            t.record(key(1, 1000), 100);
+            t.record(key(1, 1000), 100, None);
         }
-        t.record(key(2, 1000), 1500);
+        t.record(key(2, 1000), 1500, None);
         let mut out = Vec::new();
         t.copy_into(&mut out);
         out.sort_by_key(|f| f.key);
@@ -295,10 +348,10 @@ mod tests {
         let mut t = FlowTable::new(16);
         // One big flow first, then many one-packet flows.
         for _ in 0..1000 {
-            t.record(key(0, 1), 64);
+            t.record(key(0, 1), 64, None);
         }
         for i in 1..=200 {
-            t.record(key(i, 2), 64);
+            t.record(key(i, 2), 64, None);
         }
         let mut out = Vec::new();
         t.copy_into(&mut out);
@@ -323,6 +376,8 @@ mod tests {
                 key: key(i, i as u16),
                 packets: u64::from(i),
                 bytes: u64::from(i) * (1000 - u64::from(i) * 10),
+                syns: 0,
+                acks: 0,
             });
         }
         // The same flow seen by a second worker is summed.
@@ -330,6 +385,8 @@ mod tests {
             key: key(3, 3),
             packets: 100,
             bytes: 100,
+            syns: 0,
+            acks: 0,
         });
         let top = Top::build(flows, 5);
         assert_eq!(top.flows, 20);
@@ -355,6 +412,8 @@ mod tests {
             key: key(1, 1),
             packets: 1,
             bytes: 1,
+            syns: 0,
+            acks: 0,
         }];
         let guard = ex.published.lock().unwrap();
         assert!(

@@ -337,7 +337,8 @@ impl<S: RecordSink> FrameStep<S> {
         }
         self.traffic.record(&packet);
         if let Some(key) = FlowKey::of(&packet) {
-            self.flows.record(key, u64::from(packet.len));
+            self.flows
+                .record(key, u64::from(packet.len), packet.tcp_flags);
         }
         if let Some(stamp) = read_stamp(frame, &packet, mono_ns) {
             self.latency.record(stamp, mono_ns);
