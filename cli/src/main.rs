@@ -95,6 +95,14 @@ fn main() -> ExitCode {
     }
 }
 
+/// Writes `text` to standard output and flushes it; an error means the
+/// reader left.
+fn write_stdout(text: &str) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()
+}
+
 fn no_napi_warning(iface: &str) -> String {
     format!(
         "xsktap: warning: --busy-poll: the kernel gives {iface}'s AF_XDP sockets no NAPI to poll (SO_INCOMING_NAPI_ID is 0, as for veth): the workers spin on their rings without sleeping, but the receive work stays where the kernel runs it"
@@ -386,16 +394,9 @@ fn run(req: Request, view: View) -> anyhow::Result<ExitCode> {
                     json.push('\n');
                 }
             }
-            if !json.is_empty() {
-                let mut out = io::stdout().lock();
-                if out
-                    .write_all(json.as_bytes())
-                    .and_then(|_| out.flush())
-                    .is_err()
-                {
-                    stdout_closed = true;
-                    break None;
-                }
+            if !json.is_empty() && write_stdout(&json).is_err() {
+                stdout_closed = true;
+                break None;
             }
         }
         if Instant::now() < next_report {
@@ -416,12 +417,7 @@ fn run(req: Request, view: View) -> anyhow::Result<ExitCode> {
                 } else {
                     report::top_screen(&iface, &now, &rates, &top, tty)
                 };
-                let mut out = io::stdout().lock();
-                if out
-                    .write_all(text.as_bytes())
-                    .and_then(|_| out.flush())
-                    .is_err()
-                {
+                if write_stdout(&text).is_err() {
                     // `xsktap top --json | head -3`: the reader left.
                     stdout_closed = true;
                     break None;

@@ -600,7 +600,7 @@ pub struct Watch {
     last_queues: HashMap<u32, u64>,
     last_flows: HashMap<crate::flows::FlowKey, crate::flows::FlowStats>,
     last_at: Option<f64>,
-    active: HashMap<(Kind, String), ()>,
+    active: HashSet<(Kind, String)>,
     started: HashMap<Kind, u64>,
 }
 
@@ -618,14 +618,14 @@ impl Watch {
             last_queues: HashMap::new(),
             last_flows: HashMap::new(),
             last_at: None,
-            active: HashMap::new(),
+            active: HashSet::new(),
             started: HashMap::new(),
         }
     }
 
     /// The alerts on now: (kind, subject).
     pub fn active(&self) -> Vec<(Kind, String)> {
-        let mut v: Vec<(Kind, String)> = self.active.keys().cloned().collect();
+        let mut v: Vec<(Kind, String)> = self.active.iter().cloned().collect();
         v.sort();
         v
     }
@@ -702,7 +702,7 @@ impl Watch {
         for e in &events {
             let key = (e.kind, e.subject.clone());
             if e.start {
-                self.active.insert(key, ());
+                self.active.insert(key);
                 *self.started.entry(e.kind).or_default() += 1;
             } else {
                 self.active.remove(&key);

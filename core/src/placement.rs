@@ -16,7 +16,8 @@
 //!   work runs on whichever CPU sends.
 //!
 //! With no CPU known to be busy, workers take the highest-numbered CPUs
-//! first: CPU 0 is where most of the host's own unpinned work lands.
+//! first: a convention (CPU 0 often carries the host's own interrupts and
+//! unpinned work), not something measured here; the rebalancer corrects it.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -376,7 +377,9 @@ mod tests {
         let p = Placement::plan("eth1", None, 3, None, &[0, 1], &[]).unwrap();
         assert_eq!(p.queues, vec![0, 1, 2]);
         assert_eq!(p.cores, vec![1, 0, 1]);
-        assert!(p.housekeeping.is_empty() || p.housekeeping == vec![0, 1]);
+        // Every CPU runs a worker and none is known to take receive work:
+        // housekeeping shares them all.
+        assert_eq!(p.housekeeping, vec![0, 1]);
         assert!(p.reason.unwrap().contains("no interrupt of eth1"));
     }
 
