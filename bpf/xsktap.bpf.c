@@ -4,7 +4,8 @@
  *   1. parse its headers into a key (every header bounds-checked first);
  *   2. run the filter program (forward jumps only, at most
  *      XSKTAP_FILTER_MAX_INSNS steps);
- *   3. redirect a match into the queue's AF_XDP socket.
+ *   3. with a rate limit (--limit-pps), drop a match above its key's rate;
+ *   4. redirect a match into the queue's AF_XDP socket.
  * Everything else goes on to the host stack (XDP_PASS), counted.
  *
  * The parse follows the same rules as core/src/parse.rs, so that the
@@ -55,6 +56,23 @@ struct {
 	__type(key, struct xsktap_feed_key);
 	__type(value, __u32); /* the line's index, for userspace */
 } feeds SEC(".maps");
+
+/* One bucket per key; at most one entry when no limit is set (userspace). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, XSKTAP_LIMIT_KEYS);
+	__type(key, struct xsktap_limit_key);
+	__type(value, struct xsktap_limit_state);
+} limits SEC(".maps");
+
+/*
+ * The rate limit, set by userspace before the program loads (read-only to
+ * the program, so with no limit the verifier prunes the limiter away).
+ */
+const volatile __u32 limit_by = XSKTAP_LIMIT_OFF; /* enum xsktap_limit_by */
+const volatile __u32 limit_all = 0;     /* non-zero: every frame, captured or not */
+const volatile __u64 limit_interval_ns = 0;  /* between two frames of one key at the rate */
+const volatile __u64 limit_tolerance_ns = 0; /* the burst, as time */
 
 /*
  * The driver's receive timestamp (kernel 6.3+, device-bound programs only).
@@ -313,12 +331,13 @@ static __always_inline int feed_match(const struct key *k)
 /*
  * Runs the filter program; an all-zero program accepts everything, and is
  * recognised before the frame is parsed: no filter costs no parsing. With
- * `feeds_only` the frame must also go to a feed.
+ * `feeds_only` the frame must also go to a feed. Parses the frame into `k`
+ * unless `*parsed` says it is already.
  */
-static __always_inline int filter_match(void *data, void *data_end, int feeds_only)
+static __always_inline int filter_match(struct key *k, int *parsed, void *data, void *data_end,
+					int feeds_only)
 {
 	struct xsktap_filter_insn *first;
-	struct key k = {};
 	__u32 pc = 0;
 	int i;
 
@@ -327,8 +346,11 @@ static __always_inline int filter_match(void *data, void *data_end, int feeds_on
 		return 0;
 	if (first->op == XSKTAP_OP_ACCEPT && !feeds_only)
 		return 1;
-	parse(&k, data, data_end);
-	if (feeds_only && !feed_match(&k))
+	if (!*parsed) {
+		parse(k, data, data_end);
+		*parsed = 1;
+	}
+	if (feeds_only && !feed_match(k))
 		return 0;
 	if (first->op == XSKTAP_OP_ACCEPT)
 		return 1;
@@ -339,7 +361,7 @@ static __always_inline int filter_match(void *data, void *data_end, int feeds_on
 		in = bpf_map_lookup_elem(&filter, &index);
 		if (!in)
 			return 0;
-		pc = test(in, &k) ? in->jt : in->jf;
+		pc = test(in, k) ? in->jt : in->jf;
 		if (in->op == XSKTAP_OP_ACCEPT)
 			return 1;
 		if (pc == XSKTAP_FILTER_ACCEPT)
@@ -376,12 +398,79 @@ enum stamping {
 	STAMP_HARDWARE, /* the NIC's, software where it gave none */
 };
 
+/*
+ * Whether the frame parsed into `k` is over its key's rate: the GCRA of
+ * core/src/limit.rs, on a bucket every CPU shares (a source's flows reach
+ * several queues). A frame with no address is never limited.
+ */
+static __always_inline int over_limit(const struct key *k, __u64 now)
+{
+	struct xsktap_limit_key lk = {};
+	struct xsktap_limit_state *s;
+	int i;
+
+	if (k->family == 0)
+		return 0;
+	lk.family = k->family;
+	if (limit_by == XSKTAP_LIMIT_SRC || limit_by == XSKTAP_LIMIT_FLOW) {
+		lk.src[0] = k->src[0];
+		lk.src[1] = k->src[1];
+	}
+	if (limit_by == XSKTAP_LIMIT_DST || limit_by == XSKTAP_LIMIT_FLOW) {
+		lk.dst[0] = k->dst[0];
+		lk.dst[1] = k->dst[1];
+	}
+	if (limit_by == XSKTAP_LIMIT_FLOW) {
+		lk.proto = k->has_l4proto ? k->l4proto : 0;
+		lk.sport = k->has_ports ? k->sport : 0;
+		lk.dport = k->has_ports ? k->dport : 0;
+	}
+	s = bpf_map_lookup_elem(&limits, &lk);
+	if (!s) {
+		struct xsktap_limit_state fresh = { .tat = now + limit_interval_ns };
+
+		/* A key's first frame conforms; another CPU may have added it. */
+		if (bpf_map_update_elem(&limits, &lk, &fresh, BPF_NOEXIST) == 0)
+			return 0;
+		s = bpf_map_lookup_elem(&limits, &lk);
+		if (!s)
+			return 0;
+	}
+	/* A few tries: each failure means another CPU just took a slot of this key. */
+	for (i = 0; i < 4; i++) {
+		__u64 tat = *(volatile __u64 *)&s->tat;
+		__u64 base = tat > now ? tat : now;
+
+		if (base - now > limit_tolerance_ns)
+			break;
+		if (__sync_val_compare_and_swap(&s->tat, tat, base + limit_interval_ns) == tat)
+			return 0;
+	}
+	__sync_fetch_and_add(&s->dropped, 1);
+	return 1;
+}
+
+/*
+ * The limiter's clock: the precise one where the frame's stamp reads it
+ * anyway (one read serves both), the coarse one (a scheduler tick, no TSC
+ * read) in the variant that reads no clock per frame.
+ */
+static __always_inline __u64 limit_clock(enum stamping stamping)
+{
+	return stamping == STAMP_NONE ? bpf_ktime_get_coarse_ns() : bpf_ktime_get_ns();
+}
+
 static __always_inline int capture(struct xdp_md *ctx, enum stamping stamping)
 {
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
 	__u32 queue = ctx->rx_queue_index;
 	struct xsktap_queue_conf *conf;
 	struct xsktap_counters *cnt;
+	struct key k = {};
+	int parsed = 0;
 	__u64 hw_ns = 0;
+	__u64 now = 0;
 	long action;
 
 	cnt = bpf_map_lookup_elem(&counters, &queue);
@@ -389,15 +478,35 @@ static __always_inline int capture(struct xdp_md *ctx, enum stamping stamping)
 		return XDP_PASS;
 	cnt->seen++;
 
+	if (limit_by != XSKTAP_LIMIT_OFF && limit_all) {
+		parse(&k, data, data_end);
+		parsed = 1;
+		now = limit_clock(stamping);
+		if (over_limit(&k, now)) {
+			cnt->limited++;
+			return XDP_DROP;
+		}
+	}
+
 	conf = bpf_map_lookup_elem(&queue_conf, &queue);
 	if (!conf || !conf->capture) {
 		cnt->passed++;
 		return XDP_PASS;
 	}
 
-	if (!filter_match((void *)(long)ctx->data, (void *)(long)ctx->data_end, conf->feeds_only)) {
+	if (!filter_match(&k, &parsed, data, data_end, conf->feeds_only)) {
 		cnt->filtered_out++;
 		return XDP_PASS;
+	}
+
+	if (limit_by != XSKTAP_LIMIT_OFF && !limit_all) {
+		if (!parsed)
+			parse(&k, data, data_end);
+		now = limit_clock(stamping);
+		if (over_limit(&k, now)) {
+			cnt->limited++;
+			return XDP_DROP;
+		}
 	}
 
 	if (stamping == STAMP_HARDWARE) {
@@ -418,7 +527,7 @@ static __always_inline int capture(struct xdp_md *ctx, enum stamping stamping)
 		struct xsktap_meta *meta = (void *)(long)ctx->data_meta;
 
 		if ((void *)(meta + 1) <= (void *)(long)ctx->data) {
-			meta->rx_ns = hw_ns ? hw_ns : bpf_ktime_get_ns();
+			meta->rx_ns = hw_ns ? hw_ns : now ? now : bpf_ktime_get_ns();
 			meta->flags = hw_ns ? XSKTAP_META_HARDWARE : 0;
 			meta->magic = XSKTAP_META_MAGIC;
 		}

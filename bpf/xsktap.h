@@ -39,6 +39,7 @@ struct xsktap_counters {
 	__u64 redirect_failed; /* queue captured but no socket in the XSKMAP */
 	__u64 filtered_out;    /* captured queue, filter did not match: passed */
 	__u64 hw_stamp_missing; /* hardware stamps asked for, the driver gave none: software stamp */
+	__u64 limited;         /* dropped by the rate limit (--limit-pps) */
 };
 
 /* Per-queue settings written by userspace before the program is attached. */
@@ -144,6 +145,43 @@ struct xsktap_hw_clock {
 };
 
 /*
+ * The rate limit (--limit-pps): one bucket per key, kept in an LRU hash.
+ * The limit's parameters are read-only globals of the program, set before
+ * it loads; with none, the verifier removes the limiter altogether.
+ */
+enum xsktap_limit_by {
+	XSKTAP_LIMIT_OFF = 0,
+	XSKTAP_LIMIT_SRC = 1,  /* source address */
+	XSKTAP_LIMIT_DST = 2,  /* destination address */
+	XSKTAP_LIMIT_FLOW = 3, /* addresses, protocol and ports */
+};
+
+enum xsktap_limit_limits {
+	/* Keys the LRU hash holds; the least recently seen goes first. */
+	XSKTAP_LIMIT_KEYS = 65536,
+};
+
+/* Fields `by` does not use are zero; frames without an address are not limited. */
+struct xsktap_limit_key {
+	__u64 src[2]; /* network order, IPv4 in the first 4 bytes */
+	__u64 dst[2];
+	__u16 sport;  /* host order */
+	__u16 dport;
+	__u8 proto;
+	__u8 family;  /* 4 or 6 */
+	__u8 pad[2];
+};
+
+/*
+ * A GCRA bucket (see core/src/limit.rs): the time the key's next frame is
+ * due at its rate. Shared by every CPU, updated by compare-and-swap.
+ */
+struct xsktap_limit_state {
+	__u64 tat;     /* CLOCK_MONOTONIC ns */
+	__u64 dropped; /* frames of this key dropped since it entered the map */
+};
+
+/*
  * Never read: one field of each constant enum, so that the enums are part of
  * the object's BTF and of the skeleton (an object that only uses an enum's
  * values would not describe the enum).
@@ -160,6 +198,10 @@ struct xsktap_constants {
 	struct xsktap_hw_clock hw_clock;
 	struct xsktap_feed_key feed_key;
 	enum xsktap_feed_limits feed_limits;
+	enum xsktap_limit_by limit_by;
+	enum xsktap_limit_limits limit_limits;
+	struct xsktap_limit_key limit_key;
+	struct xsktap_limit_state limit_state;
 };
 
 #endif

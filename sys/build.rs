@@ -22,6 +22,8 @@ fn main() {
         .clang_args([
             format!("-I/usr/include/{multiarch}"),
             "-I../bpf".to_string(),
+            // v3 (kernel 5.1+): the rate limiter's compare-and-swap needs it.
+            "-mcpu=v3".to_string(),
             "-Wall".to_string(),
             "-Werror".to_string(),
         ])

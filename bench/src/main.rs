@@ -665,7 +665,7 @@ fn feed_map(rounds: u32) -> anyhow::Result<()> {
     // 0: no feed set, no filter (frames taken unparsed); u32::MAX: no feed
     // set, the one line as a filter expression (parsing and three tests).
     for n in [0, u32::MAX, 1, 10, 1000, 4096] {
-        let program = XdpProgram::load(Stamps::Software)?;
+        let program = XdpProgram::load(Stamps::Software, None)?;
         if n == u32::MAX {
             let expr =
                 xsktap_core::filter::parse_expr("udp and dst host 198.19.0.0 and dst port 26400")?;

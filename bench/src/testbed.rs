@@ -125,6 +125,36 @@ impl Testbed {
             .expect("sender thread");
         });
     }
+
+    /// Sends `frames` from side a at most `per_sec` frames a second, a
+    /// millisecond's worth at a time; a sender that falls behind slips its
+    /// schedule rather than catch up in a burst. Returns how long it took.
+    pub fn send_paced(&self, frames: &[Vec<u8>], per_sec: f64) -> Duration {
+        let ns = self.ns_a();
+        let per_ms = (per_sec / 1000.0).max(1.0) as usize;
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                netns::enter(&ns).expect("entering namespace a");
+                let sender = FrameSender::open(&ns).expect("opening a sender");
+                let start = Instant::now();
+                let mut due = start;
+                for batch in frames.chunks(per_ms) {
+                    let now = Instant::now();
+                    match due.checked_duration_since(now) {
+                        Some(wait) => std::thread::sleep(wait),
+                        None => due = now,
+                    }
+                    due += Duration::from_millis(1);
+                    for f in batch {
+                        sender.send(f).expect("sending a frame");
+                    }
+                }
+                start.elapsed()
+            })
+            .join()
+            .expect("sender thread")
+        })
+    }
 }
 
 impl Drop for Testbed {

@@ -33,7 +33,7 @@ fn lines(n: u16) -> Vec<(IpAddr, u16)> {
 #[ignore = "needs root: run with --include-ignored as root (tools/test.sh)"]
 fn only_frames_to_a_feed_line_are_selected() {
     require_root();
-    let program = XdpProgram::load(Stamps::Software).unwrap();
+    let program = XdpProgram::load(Stamps::Software, None).unwrap();
     let mut all = lines(1000);
     let v6: IpAddr = "2001:2::99".parse().unwrap();
     all.push((v6, 30_000));
@@ -72,7 +72,7 @@ fn only_frames_to_a_feed_line_are_selected() {
 #[ignore = "needs root: run with --include-ignored as root (tools/test.sh)"]
 fn too_many_feed_lines_are_refused() {
     require_root();
-    let program = XdpProgram::load(Stamps::Software).unwrap();
+    let program = XdpProgram::load(Stamps::Software, None).unwrap();
     let many: Vec<(IpAddr, u16)> = (0..5000u32)
         .map(|i| (IpAddr::from([198, 18, (i >> 8) as u8, i as u8]), 1))
         .collect();

@@ -22,7 +22,7 @@ fn the_device_bound_variant_runs_and_counts_frames_without_a_hardware_stamp() {
         s.spawn(|| {
             netns::enter(&ns).expect("entering namespace b");
             let ifindex = netdev::ifindex(&ns).expect("the test bed's interface");
-            let program = XdpProgram::load(Stamps::Hardware { ifindex })
+            let program = XdpProgram::load(Stamps::Hardware { ifindex }, None)
                 .expect("loading the device-bound variant");
             assert_eq!(program.stamps(), Stamps::Hardware { ifindex });
             program.capture_queue_without_socket(0).unwrap();
@@ -62,7 +62,7 @@ fn the_software_variant_never_counts_missing_hardware_stamps() {
         s.spawn(|| {
             netns::enter(&ns).expect("entering namespace b");
             let ifindex = netdev::ifindex(&ns).unwrap();
-            let program = XdpProgram::load(Stamps::Software).unwrap();
+            let program = XdpProgram::load(Stamps::Software, None).unwrap();
             program.capture_queue_without_socket(0).unwrap();
             let link = program.attach(&ns, ifindex, XdpMode::Generic).unwrap();
             bed.send(&frames);

@@ -173,7 +173,7 @@ fn corpus() -> Vec<Vec<u8>> {
 #[ignore = "needs root: run with --include-ignored as root (tools/test.sh)"]
 fn kernel_and_userspace_filters_agree() {
     require_root();
-    let program = XdpProgram::load(Stamps::Software).expect("loading the XDP program");
+    let program = XdpProgram::load(Stamps::Software, None).expect("loading the XDP program");
     program.capture_queue_without_socket(0).unwrap();
     let frames = corpus();
     let exprs = [

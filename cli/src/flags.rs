@@ -12,6 +12,7 @@ use xsktap_core::config::{
 use xsktap_core::feed::{FeedSpec, Feeds};
 use xsktap_core::filter::flags::{parse_net, FilterFlags, FlagProtocol};
 use xsktap_core::filter::{parse_expr, Expr, Program, MAX_TESTS};
+use xsktap_core::limit::{LimitBy, RateLimit};
 use xsktap_core::monitor::MonitorFormat;
 use xsktap_core::rotation::{parse_file_size, DiskLimit, Rotation};
 use xsktap_core::timestamps::TimeStampType;
@@ -70,6 +71,13 @@ pub enum TimeStampArg {
     #[value(name = "host_lowprec", alias = "host-lowprec")]
     HostLowprec,
     Adapter,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LimitByArg {
+    Src,
+    Dst,
+    Flow,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -190,6 +198,21 @@ pub struct CommonArgs {
     #[arg(long, value_name = "SECS", default_value_t = 10,
           value_parser = clap::value_parser!(u32).range(1..=3600))]
     pub alert_scan_secs: u32,
+    /// Drop frames above N packets a second from one source (--limit-by: or to one
+    /// destination, or of one flow) in the XDP program, before the capture or the host
+    /// sees them; each dropped frame is counted, per source in the summary. Off by default:
+    /// it changes the host's traffic. Only frames xsktap captures, unless --limit-all.
+    #[arg(long, value_name = "N", conflicts_with = "read",
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
+    pub limit_pps: Option<u64>,
+    /// What --limit-pps counts a rate for: src (source address), dst (destination
+    /// address) or flow (addresses, protocol and ports).
+    #[arg(long, value_enum, default_value = "src", requires = "limit_pps")]
+    pub limit_by: LimitByArg,
+    /// With --limit-pps: limit every frame the interface receives on any queue, including
+    /// those xsktap does not capture (other queues, frames the filter leaves to the host).
+    #[arg(long, requires = "limit_pps")]
+    pub limit_all: bool,
     /// Serve the live dashboard, /ws, /metrics and /api/summary on ADDR:PORT (PORT alone
     /// means 127.0.0.1:PORT). A non-loopback address requires a token on every request.
     #[arg(long, value_name = "ADDR:PORT")]
@@ -771,6 +794,14 @@ fn request(
         }
         (None, _) => None,
     };
+    config.rate_limit = common.limit_pps.map(|pps| {
+        let by = match common.limit_by {
+            LimitByArg::Src => LimitBy::Source,
+            LimitByArg::Dst => LimitBy::Destination,
+            LimitByArg::Flow => LimitBy::Flow,
+        };
+        RateLimit::new(pps, by, common.limit_all).expect("clap checked the range")
+    });
     let alerts = if common.no_alerts {
         None
     } else {

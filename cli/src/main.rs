@@ -54,10 +54,20 @@ fn main() -> ExitCode {
         }
         Err(e) => {
             // One line, as every other refusal: clap's first line, which
-            // names the flag and the value, plus where to read more.
+            // names the flag and the value, with the indented lines under it
+            // (the arguments a flag requires), plus where to read more.
             let text = e.render().to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
+            let mut lines = text.lines();
+            let first = lines.next().unwrap_or("invalid arguments");
             let first = first.strip_prefix("error: ").unwrap_or(first);
+            let listed: Vec<&str> = lines
+                .take_while(|l| l.starts_with("  "))
+                .map(str::trim)
+                .collect();
+            let first = match listed.is_empty() {
+                true => first.to_string(),
+                false => format!("{first} {}", listed.join(", ")),
+            };
             say!("xsktap: {first} (see xsktap --help)");
             return ExitCode::from(USAGE);
         }
@@ -256,6 +266,9 @@ fn run(req: Request, view: View) -> anyhow::Result<ExitCode> {
     say!("{}", report::start_line(&capture, &iface, &req.filter_text));
     if let Some(reason) = capture.placement_reason() {
         say!("xsktap: placement: {reason} (--cores chooses instead)");
+    }
+    if let Some(limit) = &req.config.rate_limit {
+        say!("xsktap: {}", report::limit_line(limit, &iface));
     }
     if !capture.joined().is_empty() {
         let groups: Vec<String> = capture.joined().iter().map(|g| g.to_string()).collect();

@@ -7,10 +7,12 @@ use std::time::Duration;
 
 use xsktap::{Capture, Summary};
 use xsktap_core::flows::{FlowStats, Top};
+use xsktap_core::limit::{LimitKey, RateLimit};
 use xsktap_core::parse::Proto;
 use xsktap_core::stats::{QueueSnapshot, Rates, Snapshot, TrafficSnapshot, SIZE_LABELS};
 use xsktap_core::summary::{
-    FileJson, FilesJson, Names, SummaryJson, SummaryParts, TopJson, TopSnapshotJson, TrafficJson,
+    FileJson, FilesJson, LimitJson, Names, SummaryJson, SummaryParts, TopJson, TopSnapshotJson,
+    TrafficJson,
 };
 use xsktap_core::timestamps::StampSource;
 
@@ -214,6 +216,35 @@ fn known(v: Option<u64>) -> String {
     v.map_or_else(|| "unknown".to_string(), |n| n.to_string())
 }
 
+/// The start line of a rate limit: what it drops, where.
+pub fn limit_line(limit: &RateLimit, iface: &str) -> String {
+    format!(
+        "dropping traffic from {} above {} pps on {iface} ({}; each dropped frame counted)",
+        limit.by.plural(),
+        limit.pps,
+        if limit.all {
+            "every frame the interface receives, captured or not"
+        } else {
+            "only frames xsktap captures; --limit-all for every frame"
+        }
+    )
+}
+
+/// What the rate limit dropped: the total and the keys that lost most.
+fn limited_text(limit: &RateLimit, total: u64, top: &[(LimitKey, u64)]) -> String {
+    let mut line = format!(
+        "{total} packets dropped by the rate limit (above {} pps per {})",
+        limit.pps,
+        limit.by.as_str()
+    );
+    if !top.is_empty() {
+        let keys: Vec<String> = top.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        line.push_str(": ");
+        line.push_str(&keys.join(", "));
+    }
+    line
+}
+
 /// The summary printed on standard error at exit.
 pub fn summary_text(s: &Summary, iface: &str, output: &str) -> String {
     let snap = &s.snapshot;
@@ -259,6 +290,9 @@ pub fn summary_text(s: &Summary, iface: &str, output: &str) -> String {
             out,
             "{filtered} packets not selected by the filter (left to the host stack)"
         );
+    }
+    if let Some(limit) = &s.limit {
+        let _ = writeln!(out, "{}", limited_text(limit, snap.limited(), &s.limited));
     }
     let _ = writeln!(out, "protocols: {}", protocol_mix(&snap.traffic));
     if let Some(l) = &s.latency {
@@ -391,6 +425,10 @@ pub fn summary_json(s: &Summary, iface: &str, output: &str, filter: &str) -> Sum
         },
     );
     json.out_of_order = s.writer.as_ref().map_or(0, |w| w.out_of_order);
+    json.limit = s
+        .limit
+        .as_ref()
+        .map(|l| LimitJson::new(l, s.snapshot.limited(), &s.limited));
     json.files = s
         .writer
         .as_ref()

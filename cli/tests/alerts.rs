@@ -94,7 +94,6 @@ fn no_alerts_silences_the_detectors() {
 #[ignore = "needs root: run with --include-ignored as root (tools/test.sh)"]
 fn bad_alert_thresholds_are_one_line_exit_2_and_nothing_attached() {
     let bed = Testbed::new(1);
-    let iface = bed.ns_b();
     for (flags, expected) in [
         (
             &["--alert-spike-factor", "0.5"][..],
@@ -109,14 +108,7 @@ fn bad_alert_thresholds_are_one_line_exit_2_and_nothing_attached() {
         (&["--alert-min-pps=-5"][..], "--alert-min-pps"),
         (&["--alert-scan-secs", "lots"][..], "--alert-scan-secs"),
     ] {
-        let mut args = vec!["capture", "-i", iface.as_str()];
-        args.extend_from_slice(flags);
-        let out = run(bed.xsktap(&args));
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{flags:?}: {stderr}");
-        assert_eq!(stderr.lines().count(), 1, "{flags:?}: {stderr}");
-        assert!(stderr.contains(expected), "{flags:?}: {stderr}");
-        assert!(!bed.xdp_attached(), "{flags:?} left a program attached");
+        assert_refused(&bed, flags, expected);
     }
 }
 

@@ -129,6 +129,8 @@ pub struct CaptureConfig {
     pub line_silent_ns: u64,
     /// Publish each feed's merged stream over iceoryx2 (`--publish`).
     pub publish: Option<Publish>,
+    /// Drop frames above this rate per key in the XDP program (`--limit-pps`).
+    pub rate_limit: Option<crate::limit::RateLimit>,
 }
 
 /// How the feeds are published over iceoryx2 (one service per feed).
@@ -199,6 +201,7 @@ impl CaptureConfig {
             itch_utc_offset_ns: None,
             line_silent_ns: crate::feed::tap::DEFAULT_LINE_SILENT_NS,
             publish: None,
+            rate_limit: None,
         }
     }
 

@@ -24,6 +24,7 @@ pub mod feed;
 pub mod filter;
 pub mod flows;
 pub mod latency;
+pub mod limit;
 pub mod monitor;
 pub mod parse;
 pub mod pcap;

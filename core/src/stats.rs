@@ -323,6 +323,12 @@ impl Snapshot {
         self.queues.iter().all(QueueSnapshot::lost_known)
     }
 
+    /// Frames the XDP program dropped for the rate limit, over all queues
+    /// (a lower bound when a queue's counters were unreadable).
+    pub fn limited(&self) -> u64 {
+        self.sum(|q| q.bpf.map_or(0, |b| b.limited))
+    }
+
     /// Failed counter reads over all queues.
     pub fn counter_read_errors(&self) -> u64 {
         self.sum(|q| q.counter_read_errors)

@@ -262,6 +262,9 @@ pub struct QueueJson {
     /// (hardware timestamps only).
     #[serde(default)]
     pub hw_stamp_missing: Option<u64>,
+    /// XDP program: frames dropped by the rate limit (`--limit-pps`).
+    #[serde(default)]
+    pub xdp_limited: Option<u64>,
     /// Worker: frames received after `-c` was reached.
     pub over_count: u64,
     /// Worker: frames the closed output refused.
@@ -309,6 +312,7 @@ impl QueueJson {
             hw_stamp_missing: b
                 .filter(|_| q.timestamps == Some(StampSource::Hardware))
                 .map(|b| b.hw_stamp_missing),
+            xdp_limited: b.map(|b| b.limited),
             over_count: q.over_count,
             output_closed_drops: q.sink_closed_drops,
             output_failed: q.output_failed,
@@ -384,6 +388,57 @@ pub struct SummaryJson {
     /// `xsktap feed`: every feed and session.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub feeds: Vec<crate::feed::report::FeedJson>,
+    /// The rate limit, when one ran (`--limit-pps`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<LimitJson>,
+}
+
+/// The rate limit in a summary: what it was and what it dropped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LimitJson {
+    /// Packets per second admitted per key.
+    pub pps: u64,
+    /// `src`, `dst` or `flow`.
+    pub by: String,
+    /// Whether frames xsktap does not capture were limited too.
+    pub all: bool,
+    /// Frames dropped, over all queues: exact.
+    pub limited: u64,
+    /// The keys that lost the most, most first (their counts start when
+    /// the key entered the program's map).
+    pub top: Vec<LimitedJson>,
+}
+
+/// One key of the rate limit and the frames it lost.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LimitedJson {
+    /// `src 198.18.0.1`, `dst 2001:2::1`, `flow udp 198.18.0.1:1000 > 198.18.0.2:9`.
+    pub key: String,
+    /// Frames dropped.
+    pub dropped: u64,
+}
+
+impl LimitJson {
+    /// The limit, the frames it dropped and its top keys.
+    pub fn new(
+        limit: &crate::limit::RateLimit,
+        limited: u64,
+        top: &[(crate::limit::LimitKey, u64)],
+    ) -> LimitJson {
+        LimitJson {
+            pps: limit.pps,
+            by: limit.by.as_str().to_string(),
+            all: limit.all,
+            limited,
+            top: top
+                .iter()
+                .map(|(key, dropped)| LimitedJson {
+                    key: key.to_string(),
+                    dropped: *dropped,
+                })
+                .collect(),
+        }
+    }
 }
 
 /// One file of a rotating capture.
@@ -456,6 +511,7 @@ impl SummaryJson {
             files: None,
             out_of_order: 0,
             feeds: Vec::new(),
+            limit: None,
         }
     }
 }

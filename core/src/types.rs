@@ -90,4 +90,6 @@ pub struct BpfCounters {
     /// Frames redirected with a software timestamp because hardware ones
     /// were asked for and the driver gave none for them.
     pub hw_stamp_missing: u64,
+    /// Frames dropped in the program by the rate limit (`--limit-pps`).
+    pub limited: u64,
 }

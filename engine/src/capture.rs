@@ -14,6 +14,7 @@ use xsktap_core::feed::Feeds;
 use xsktap_core::filter::Program;
 use xsktap_core::flows::{FlowStats, FlowTable, Top};
 use xsktap_core::latency::LatencyStats;
+use xsktap_core::limit::{top_limited, LimitKey, RateLimit};
 use xsktap_core::pcapng::Interface;
 use xsktap_core::placement::Placement;
 
@@ -24,7 +25,7 @@ use xsktap_core::stats::{
 use xsktap_core::worker::{FrameStep, Monitor, Pacer, Published, Shared, Worker};
 use xsktap_core::{AttachedMode, BindMode, CaptureConfig};
 use xsktap_sys::error::syscall_error;
-use xsktap_sys::loader::{Stamps, XdpLink, XdpProgram};
+use xsktap_sys::loader::{LimitedKeys, Stamps, XdpLink, XdpProgram};
 use xsktap_sys::netdev;
 use xsktap_sys::xsk::{XskConfig, XskSocket, XskStatsHandle};
 
@@ -162,6 +163,8 @@ pub struct Capture {
     message_writer: Option<MessageWriter>,
     /// `--publish`: the iceoryx2 node of the feeds' publishers.
     publishing: Option<crate::publish::Publishing>,
+    /// `--limit-pps`: the program's per-key drop counts.
+    limited_keys: Option<LimitedKeys>,
 }
 
 /// The end of a capture: final counters and how the output went.
@@ -185,7 +188,14 @@ pub struct Summary {
     pub worker_errors: Vec<Error>,
     /// Whether `-c` was reached.
     pub count_reached: bool,
+    /// The rate limit the XDP program ran, if any.
+    pub limit: Option<RateLimit>,
+    /// The keys the rate limit dropped the most frames of, most first.
+    pub limited: Vec<(LimitKey, u64)>,
 }
+
+/// How many of the rate limit's keys a summary names.
+pub const LIMITED_KEYS_SHOWN: usize = 10;
 
 /// How long a stop waits for the workers to drain their rings, and then
 /// again for the writers to write what they were handed.
@@ -409,12 +419,17 @@ fn load_program(
 ) -> Result<(XdpProgram, Timestamps, Option<stamps::Hardware>)> {
     xsktap_sys::caps::raise_memlock();
     let (timestamps, hw) = stamps;
-    match XdpProgram::load(stamps::variant(timestamps.source, hw.as_ref(), ifindex)) {
+    let variant = stamps::variant(timestamps.source, hw.as_ref(), ifindex);
+    match XdpProgram::load(variant, cfg.rate_limit) {
         Ok(program) => Ok((program, timestamps, hw)),
         Err(e) if hw.is_some() => {
             let why = format!("the kernel refused the device-bound XDP program ({e})");
             let (timestamps, hw) = stamps::fallback(cfg, &why)?;
-            Ok((XdpProgram::load(Stamps::Software)?, timestamps, hw))
+            Ok((
+                XdpProgram::load(Stamps::Software, cfg.rate_limit)?,
+                timestamps,
+                hw,
+            ))
         }
         Err(e) => Err(e),
     }
@@ -764,7 +779,9 @@ impl Capture {
             _rerequester: rerequester,
             message_writer,
             publishing,
+            limited_keys: None,
         };
+        capture.limited_keys = capture.program.limited_keys()?;
         for (mut handle, worker) in built {
             let thread = std::thread::Builder::new()
                 .name(format!("xsktap-q{}", handle.queue))
@@ -948,6 +965,18 @@ impl Capture {
             monitor_writer: None,
             worker_errors: Vec::new(),
             count_reached: self.shared.count_reached.load(Ordering::Relaxed),
+            limit: self.program.limit(),
+            limited: self.limited(LIMITED_KEYS_SHOWN),
+        }
+    }
+
+    /// The `n` keys the rate limit dropped the most frames of, most first;
+    /// empty without a limit (or when its map cannot be read, which the
+    /// queues' exact `limited` counters do not depend on).
+    pub fn limited(&self, n: usize) -> Vec<(LimitKey, u64)> {
+        match &self.limited_keys {
+            Some(keys) => top_limited(keys.read().unwrap_or_default(), n),
+            None => Vec::new(),
         }
     }
 

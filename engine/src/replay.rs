@@ -341,6 +341,8 @@ pub fn replay(cfg: &CaptureConfig, input: &Path, output: Output) -> Result<Repla
         latency: None,
         worker_errors: Vec::new(),
         count_reached: cfg.count.is_some_and(|c| handed >= c),
+        limit: None,
+        limited: Vec::new(),
     };
     Ok(Replay {
         summary,

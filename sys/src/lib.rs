@@ -47,12 +47,14 @@ mod layout_checks {
 
     use xsktap_core::filter::{self, FilterOp};
     use xsktap_core::latency;
+    use xsktap_core::limit::LimitBy;
     use xsktap_core::rxmeta;
 
     use crate::skel::types::{
         xsktap_filter_insn, xsktap_filter_op as op, xsktap_filter_target as target,
-        xsktap_gen as gen, xsktap_gen_stamp, xsktap_limits as limits, xsktap_meta,
-        xsktap_meta_consts as meta, xsktap_vlan as vlan,
+        xsktap_gen as gen, xsktap_gen_stamp, xsktap_limit_by as by, xsktap_limit_key,
+        xsktap_limit_state, xsktap_limits as limits, xsktap_meta, xsktap_meta_consts as meta,
+        xsktap_vlan as vlan,
     };
 
     const _: () = assert!(filter::MAX_TESTS as u32 == limits::XSKTAP_FILTER_MAX_INSNS.0);
@@ -70,6 +72,13 @@ mod layout_checks {
     const _: () = assert!(
         size_of::<xsktap_filter_insn>() == 48,
         "no padding in a filter test"
+    );
+    const _: () = assert!(LimitBy::Source.code() == by::XSKTAP_LIMIT_SRC.0);
+    const _: () = assert!(LimitBy::Destination.code() == by::XSKTAP_LIMIT_DST.0);
+    const _: () = assert!(LimitBy::Flow.code() == by::XSKTAP_LIMIT_FLOW.0);
+    const _: () = assert!(
+        size_of::<xsktap_limit_key>() == 40 && size_of::<xsktap_limit_state>() == 16,
+        "no padding in the rate limit's key and bucket"
     );
     const _: () = assert!(latency::MAGIC as u32 == gen::XSKTAP_GEN_MAGIC.0);
     const _: () = assert!(latency::STAMP_LEN as u32 == gen::XSKTAP_GEN_STAMP_LEN.0);

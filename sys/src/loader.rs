@@ -17,12 +17,13 @@ use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags, MapHandle};
 
 use xsktap_core::filter::{FilterInsn, Program};
+use xsktap_core::limit::{LimitKey, RateLimit};
 use xsktap_core::{AttachedMode, BpfCounters, XdpMode};
 
 use crate::error::{Error, Result};
 use crate::skel::types::{
     xsktap_counters, xsktap_feed_key, xsktap_filter_insn, xsktap_filter_op, xsktap_hw_clock,
-    xsktap_queue_conf,
+    xsktap_limit_key, xsktap_limit_state, xsktap_queue_conf,
 };
 use crate::skel::XsktapSkelBuilder;
 
@@ -51,6 +52,9 @@ pub struct XdpProgram {
     queue_conf: MapHandle,
     counters: MapHandle,
     filter: MapHandle,
+    /// The rate limit the program was loaded with, if any.
+    limit: Option<RateLimit>,
+    limits: MapHandle,
 }
 
 /// How the NIC's clock relates to CLOCK_MONOTONIC, as the hardware variant
@@ -135,20 +139,90 @@ pub enum Stamps {
     },
 }
 
+/// Reads the rate limit's buckets: how many frames each key lost.
+#[derive(Debug)]
+pub struct LimitedKeys {
+    limit: RateLimit,
+    map: MapHandle,
+}
+
+impl LimitedKeys {
+    /// Every key in the program's buckets with the frames it lost since it
+    /// entered them (keys pushed out of the LRU map take their counts with
+    /// them; the queues' `limited` counters hold the exact total).
+    ///
+    /// # Errors
+    /// [`Error::Bpf`] when the map cannot be read.
+    pub fn read(&self) -> Result<Vec<(LimitKey, u64)>> {
+        let mut keys = Vec::new();
+        for (key, value) in self.map.lookup_batch(4096, MapFlags::ANY, MapFlags::ANY)? {
+            if key.len() < std::mem::size_of::<xsktap_limit_key>()
+                || value.len() < std::mem::size_of::<xsktap_limit_state>()
+            {
+                continue;
+            }
+            // SAFETY: both slices hold at least one value of their repr(C)
+            // types (checked above), whose fields (u64, u16, u8 arrays) are
+            // valid for any bit pattern; read_unaligned needs no alignment.
+            let (k, v) = unsafe {
+                (
+                    key.as_ptr().cast::<xsktap_limit_key>().read_unaligned(),
+                    value.as_ptr().cast::<xsktap_limit_state>().read_unaligned(),
+                )
+            };
+            let bytes = |a: [u64; 2]| {
+                let mut b = [0u8; 16];
+                b[..8].copy_from_slice(&a[0].to_ne_bytes());
+                b[8..].copy_from_slice(&a[1].to_ne_bytes());
+                b
+            };
+            keys.push((
+                LimitKey::from_wire(
+                    self.limit.by,
+                    k.family,
+                    bytes(k.src),
+                    bytes(k.dst),
+                    k.proto,
+                    k.sport,
+                    k.dport,
+                ),
+                v.dropped,
+            ));
+        }
+        Ok(keys)
+    }
+}
+
 impl XdpProgram {
-    /// Opens and loads the program into the kernel.
+    /// Opens and loads the program into the kernel, with `limit` dropping
+    /// frames above a rate per key (none: the limiter is not in the program).
     ///
     /// # Errors
     /// [`Error::Bpf`] when libbpf or the verifier refuses the program.
-    pub fn load(stamps: Stamps) -> Result<Self> {
+    pub fn load(stamps: Stamps, limit: Option<RateLimit>) -> Result<Self> {
         // Frags-aware where the kernel knows the flag (5.18 and later); the
         // program reads only the headers, which are in the first buffer.
-        Self::load_with(stamps, true).or_else(|_| Self::load_with(stamps, false))
+        Self::load_with(stamps, limit, true).or_else(|_| Self::load_with(stamps, limit, false))
     }
 
-    fn load_with(stamps: Stamps, frags: bool) -> Result<Self> {
+    fn load_with(stamps: Stamps, limit: Option<RateLimit>, frags: bool) -> Result<Self> {
         let mut object = MaybeUninit::uninit();
         let mut open = XsktapSkelBuilder::default().open(&mut object)?;
+        let rodata = open
+            .maps
+            .rodata_data
+            .as_deref_mut()
+            .ok_or_else(|| Error::Config("the XDP object has no read-only data".into()))?;
+        match limit {
+            Some(limit) => {
+                rodata.limit_by = limit.by.code();
+                rodata.limit_all = u32::from(limit.all);
+                rodata.limit_interval_ns = limit.interval_ns();
+                rodata.limit_tolerance_ns = limit.tolerance_ns();
+            }
+            // LRU maps are allocated whole when created: keep the unused one small.
+            None => open.maps.limits.set_max_entries(1)?,
+        }
         let frags_flag = if frags {
             libbpf_sys::BPF_F_XDP_HAS_FRAGS
         } else {
@@ -196,7 +270,29 @@ impl XdpProgram {
             queue_conf: MapHandle::try_from(&skel.maps.queue_conf)?,
             counters: MapHandle::try_from(&skel.maps.counters)?,
             filter: MapHandle::try_from(&skel.maps.filter)?,
+            limit,
+            limits: MapHandle::try_from(&skel.maps.limits)?,
         })
+    }
+
+    /// The rate limit the program runs, if any.
+    pub fn limit(&self) -> Option<RateLimit> {
+        self.limit
+    }
+
+    /// A reader of the rate limit's per-key drop counts, for a thread of its
+    /// own; `None` without a limit.
+    ///
+    /// # Errors
+    /// [`Error::Bpf`] when the map's descriptor cannot be duplicated.
+    pub fn limited_keys(&self) -> Result<Option<LimitedKeys>> {
+        let Some(limit) = self.limit else {
+            return Ok(None);
+        };
+        Ok(Some(LimitedKeys {
+            limit,
+            map: MapHandle::try_from(&self.limits)?,
+        }))
     }
 
     /// Whether the program takes frames spanning several buffers.
@@ -251,6 +347,7 @@ impl XdpProgram {
             sum.redirect_failed += c.redirect_failed;
             sum.filtered_out += c.filtered_out;
             sum.hw_stamp_missing += c.hw_stamp_missing;
+            sum.limited += c.limited;
         }
         Ok(sum)
     }

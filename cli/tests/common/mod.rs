@@ -266,6 +266,20 @@ pub fn generate_on(
     })
 }
 
+/// Runs `xsktap capture -i B FLAGS` and asserts it was refused as a usage
+/// error: exit 2, one line naming `expected`, nothing attached.
+pub fn assert_refused(bed: &Testbed, flags: &[&str], expected: &str) {
+    let iface = bed.ns_b();
+    let mut args = vec!["capture", "-i", iface.as_str()];
+    args.extend_from_slice(flags);
+    let out = run(bed.xsktap(&args));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{flags:?}: {stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{flags:?}: {stderr}");
+    assert!(stderr.contains(expected), "{flags:?}: {stderr}");
+    assert!(!bed.xdp_attached(), "{flags:?} left a program attached");
+}
+
 /// A small tmpfs of its own, unmounted on every path.
 pub struct SmallDisk(pub std::path::PathBuf);
 
