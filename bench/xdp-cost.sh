@@ -5,8 +5,8 @@
 #
 #   bench/xdp-cost.sh [ROUNDS]     as root, after cargo build --release
 #
-# Receivers: xsktap capture -w /dev/shm (per-frame stamps, and -j host_lowprec),
-# and dpdk-testpmd's AF_XDP driver
+# Receivers: xsktap capture -w /dev/shm (per-frame stamps, -j host_lowprec,
+# --limit-pps by source and by flow), and dpdk-testpmd's AF_XDP driver
 # (libxdp's default program) when installed. Everything runs on a test bed of
 # its own (tools/testbed.sh), torn down on every path; the generator sends a
 # bounded 2,000,000 frames at 500 kpps from namespace a.
@@ -47,6 +47,17 @@ for _ in $(seq "$rounds"); do
     measure xsktap taskset -c 1 target/release/xsktap capture -i "$bed-b" --cores 1 -q -w "/dev/shm/$bed.pcap"
     measure xsktap-host_lowprec taskset -c 1 target/release/xsktap capture -i "$bed-b" --cores 1 -q \
         -j host_lowprec -w "/dev/shm/$bed.pcap"
+    # The rate limit, set far above the traffic: every frame pays the parse,
+    # the bucket's lookup and its compare-and-swap, and none is dropped.
+    measure xsktap-limit-src taskset -c 1 target/release/xsktap capture -i "$bed-b" --cores 1 -q \
+        --limit-pps 100000000 -w "/dev/shm/$bed.pcap"
+    measure xsktap-limit-flow taskset -c 1 target/release/xsktap capture -i "$bed-b" --cores 1 -q \
+        --limit-pps 100000000 --limit-by flow -w "/dev/shm/$bed.pcap"
+    # With a filter the frame is parsed anyway: what the bucket alone adds.
+    measure xsktap-udp taskset -c 1 target/release/xsktap capture -i "$bed-b" --cores 1 -q \
+        -w "/dev/shm/$bed.pcap" udp
+    measure xsktap-udp-limit-src taskset -c 1 target/release/xsktap capture -i "$bed-b" --cores 1 -q \
+        --limit-pps 100000000 -w "/dev/shm/$bed.pcap" udp
     if [[ -x $testpmd ]]; then
         measure testpmd "$testpmd" --no-huge --no-pci -m 512 --file-prefix "$bed" -l 0,1 --main-lcore 0 \
             --vdev "net_af_xdp0,iface=$bed-b,start_queue=0,queue_count=1" -- \

@@ -399,15 +399,113 @@ enum stamping {
 };
 
 /*
- * Whether the frame parsed into `k` is over its key's rate: the GCRA of
- * core/src/limit.rs, on a bucket every CPU shares (a source's flows reach
- * several queues). A frame with no address is never limited.
+ * The most frames of one key a CPU takes from the shared bucket at once (see
+ * limit_cache): a CPU that sees one key's frames in a row takes 1, 2, 3, ...
+ * up to this many per visit to the bucket.
+ */
+#define LIMIT_GRAB_MAX 16
+
+/* Slots of each CPU's cache of keys (a power of two). */
+#define LIMIT_CACHE_SLOTS 64
+
+/*
+ * Per CPU, a small direct-mapped cache of keys: each slot holds the last key
+ * that hashed there and the frames of it this CPU may still pass without
+ * going to the shared bucket. A flood from a few sources or flows, the case
+ * the limit exists for, then costs a multiply and a key compare per frame
+ * instead of a hash lookup and an atomic on a cache line every CPU writes.
+ * Tokens a slot holds when another key takes it go back to the bucket, so
+ * keys that collide are admitted exactly as without the cache.
+ */
+struct limit_cache {
+	struct xsktap_limit_key key;
+	__u32 tokens; /* frames of `key` this CPU may pass without the bucket */
+	__u32 streak; /* how many the next visit to the bucket asks for */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, LIMIT_CACHE_SLOTS);
+	__type(key, __u32);
+	__type(value, struct limit_cache);
+} limit_cache SEC(".maps");
+
+/* The cache slot of a key: its words folded, then a multiplicative hash. */
+static __always_inline __u32 cache_slot(const struct xsktap_limit_key *k)
+{
+	const __u64 *w = (const __u64 *)k;
+	__u64 x = w[0] ^ w[1] ^ w[2] ^ w[3] ^ w[4];
+
+	x ^= x >> 32;
+	return (__u32)((x * 0x9e3779b97f4a7c15ULL) >> 58) & (LIMIT_CACHE_SLOTS - 1);
+}
+
+static __always_inline int same_key(const struct xsktap_limit_key *a, const struct xsktap_limit_key *b)
+{
+	const __u64 *x = (const __u64 *)a, *y = (const __u64 *)b;
+
+	return x[0] == y[0] && x[1] == y[1] && x[2] == y[2] && x[3] == y[3] && x[4] == y[4];
+}
+
+/*
+ * Takes up to `want` frames' worth from the key's bucket at `now` (the GCRA
+ * of core/src/limit.rs: a frame conforms while the bucket's next due time is
+ * at most the tolerance ahead of now); returns how many it got, 0 or 1 when
+ * `want` does not fit. A key's first frame conforms. A refusal is counted
+ * against the key.
+ */
+static __always_inline __u32 take(const struct xsktap_limit_key *lk, __u64 now, __u32 want)
+{
+	struct xsktap_limit_state *s;
+	int i;
+
+	s = bpf_map_lookup_elem(&limits, lk);
+	if (!s) {
+		struct xsktap_limit_state fresh = { .tat = now + limit_interval_ns };
+
+		/* Another CPU may have added it meanwhile. */
+		if (bpf_map_update_elem(&limits, lk, &fresh, BPF_NOEXIST) == 0)
+			return 1;
+		s = bpf_map_lookup_elem(&limits, lk);
+		if (!s)
+			return 1;
+	}
+	/* A few tries: each failure means another CPU just took from this key. */
+	for (i = 0; i < 4; i++) {
+		__u64 tat = *(volatile __u64 *)&s->tat;
+		__u64 base = tat > now ? tat : now;
+		__u32 got = want;
+
+		if (base - now > limit_tolerance_ns)
+			break;
+		if (base - now + (__u64)(want - 1) * limit_interval_ns > limit_tolerance_ns)
+			got = 1;
+		if (__sync_val_compare_and_swap(&s->tat, tat, base + got * limit_interval_ns) == tat)
+			return got;
+	}
+	__sync_fetch_and_add(&s->dropped, 1);
+	return 0;
+}
+
+/* Returns `tokens` frames' worth to the key's bucket (moves its due time back). */
+static __always_inline void give_back(const struct xsktap_limit_key *lk, __u32 tokens)
+{
+	struct xsktap_limit_state *s = bpf_map_lookup_elem(&limits, lk);
+
+	if (s)
+		__sync_fetch_and_add(&s->tat, -((__u64)tokens * limit_interval_ns));
+}
+
+/*
+ * Whether the frame parsed into `k` is over its key's rate, on a bucket every
+ * CPU shares (a source's flows reach several queues) through this CPU's
+ * cache. A frame with no address is never limited.
  */
 static __always_inline int over_limit(const struct key *k, __u64 now)
 {
 	struct xsktap_limit_key lk = {};
-	struct xsktap_limit_state *s;
-	int i;
+	struct limit_cache *c;
+	__u32 slot, want = 1, got;
 
 	if (k->family == 0)
 		return 0;
@@ -425,29 +523,28 @@ static __always_inline int over_limit(const struct key *k, __u64 now)
 		lk.sport = k->has_ports ? k->sport : 0;
 		lk.dport = k->has_ports ? k->dport : 0;
 	}
-	s = bpf_map_lookup_elem(&limits, &lk);
-	if (!s) {
-		struct xsktap_limit_state fresh = { .tat = now + limit_interval_ns };
-
-		/* A key's first frame conforms; another CPU may have added it. */
-		if (bpf_map_update_elem(&limits, &lk, &fresh, BPF_NOEXIST) == 0)
+	slot = cache_slot(&lk);
+	c = bpf_map_lookup_elem(&limit_cache, &slot);
+	if (!c)
+		return take(&lk, now, 1) == 0;
+	if (same_key(&c->key, &lk)) {
+		if (c->tokens > 0) {
+			c->tokens--;
 			return 0;
-		s = bpf_map_lookup_elem(&limits, &lk);
-		if (!s)
-			return 0;
+		}
+		want = c->streak < LIMIT_GRAB_MAX ? c->streak + 1 : LIMIT_GRAB_MAX;
+	} else {
+		if (c->tokens > 0)
+			give_back(&c->key, c->tokens);
+		c->key = lk;
+		c->tokens = 0;
 	}
-	/* A few tries: each failure means another CPU just took a slot of this key. */
-	for (i = 0; i < 4; i++) {
-		__u64 tat = *(volatile __u64 *)&s->tat;
-		__u64 base = tat > now ? tat : now;
-
-		if (base - now > limit_tolerance_ns)
-			break;
-		if (__sync_val_compare_and_swap(&s->tat, tat, base + limit_interval_ns) == tat)
-			return 0;
-	}
-	__sync_fetch_and_add(&s->dropped, 1);
-	return 1;
+	got = take(&lk, now, want);
+	c->streak = got ? want : 0;
+	if (!got)
+		return 1;
+	c->tokens = got - 1;
+	return 0;
 }
 
 /*

@@ -109,6 +109,16 @@ enum Command {
         #[arg(long, default_value_t = 5)]
         rounds: u32,
     },
+    /// What the rate limit (`--limit-pps`) costs the XDP program per frame: the kernel's
+    /// mean run time (BPF_PROG_TEST_RUN) of a 60-byte UDP frame without a limit, with the
+    /// frame parsed for a filter, and with a limit by source and by flow (set far above the
+    /// rate, so nothing is dropped; and at 1 pps, so nearly everything is); medians of
+    /// ROUNDS. Needs root; nothing is attached or sent.
+    LimitCost {
+        /// Rounds of 1,000,000 runs each.
+        #[arg(long, default_value_t = 5)]
+        rounds: u32,
+    },
     /// A kernel UDP socket receiver (recvmmsg) measuring the generator's one-way latency.
     UdpRecv {
         /// UDP port to bind.
@@ -397,6 +407,7 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::FeedMap { rounds } => feed_map(rounds),
+        Command::LimitCost { rounds } => limit_cost(rounds),
         Command::Publish {
             messages,
             per_packet,
@@ -643,6 +654,55 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `xsktap-bench limit-cost`.
+fn limit_cost(rounds: u32) -> anyhow::Result<()> {
+    use xsktap_core::limit::{LimitBy, RateLimit};
+    use xsktap_sys::loader::{Stamps, XdpProgram};
+    let frame = frames::udp_frame(60, 1, 0);
+    let never = |by| RateLimit::new(xsktap_core::limit::MAX_PPS, by, false);
+    let rows: [(&str, Stamps, Option<RateLimit>, &str); 7] = [
+        ("no limit", Stamps::Software, None, ""),
+        ("no limit, filter `ip`", Stamps::Software, None, "ip"),
+        ("limit by src", Stamps::Software, never(LimitBy::Source), ""),
+        ("limit by flow", Stamps::Software, never(LimitBy::Flow), ""),
+        (
+            "limit by src, dropping",
+            Stamps::Software,
+            RateLimit::new(1, LimitBy::Source, false),
+            "",
+        ),
+        ("no limit, -j host_lowprec", Stamps::None, None, ""),
+        (
+            "limit by src, -j host_lowprec",
+            Stamps::None,
+            never(LimitBy::Source),
+            "",
+        ),
+    ];
+    println!("program | ns per frame (median of {rounds} x 1e6 runs) | min | max");
+    for (name, stamps, limit, filter) in rows {
+        let program = XdpProgram::load(stamps, limit)?;
+        if !filter.is_empty() {
+            let expr = xsktap_core::filter::parse_expr(filter)?;
+            let compiled =
+                xsktap_core::filter::Program::compile(expr.as_ref(), program.max_filter_tests())?;
+            program.set_filter(&compiled)?;
+        }
+        program.capture_queue_without_socket(0)?;
+        let mut ns: Vec<u32> = (0..rounds.max(1))
+            .map(|_| program.time_run(&frame, 1_000_000))
+            .collect::<Result<_, _>>()?;
+        ns.sort_unstable();
+        println!(
+            "{name} | {} | {} | {}",
+            ns[ns.len() / 2],
+            ns[0],
+            ns[ns.len() - 1]
+        );
+    }
+    Ok(())
 }
 
 /// `xsktap-bench feed-map`.

@@ -12,7 +12,13 @@
 //!
 //! The bucket is shared by every CPU and updated with compare-and-swap: RSS
 //! spreads one source's flows over several queues and CPUs, and a per-CPU
-//! bucket would admit `N` on each of them.
+//! bucket would admit `N` on each of them. In front of it each CPU keeps a
+//! small cache of keys with frames taken from the bucket ahead of time (up
+//! to 16, only while they fit in the tolerance, given back when another key
+//! takes the slot): a flood then costs a key compare per frame rather than
+//! a hash lookup and an atomic on a line every CPU writes. Frames taken
+//! ahead were paid for when taken, so a key's long-run rate is unchanged;
+//! its burst can grow by what the CPUs hold, at most 15 frames each.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
