@@ -213,6 +213,12 @@ pub struct CommonArgs {
     /// those xsktap does not capture (other queues, frames the filter leaves to the host).
     #[arg(long, requires = "limit_pps")]
     pub limit_all: bool,
+    /// Run CMD with `sh -c` for every alert that starts or ends, the alert as one JSON
+    /// line on its standard input (also XSKTAP_ALERT_KIND, _SUBJECT and _STATE in its
+    /// environment), its output on standard error: one at a time on a thread of its own,
+    /// killed after 30 s; alerts arriving while 64 wait are skipped and counted.
+    #[arg(long, value_name = "CMD", conflicts_with = "no_alerts")]
+    pub alert_exec: Option<String>,
     /// Serve the live dashboard, /ws, /metrics and /api/summary on ADDR:PORT (PORT alone
     /// means 127.0.0.1:PORT). A non-loopback address requires a token on every request.
     #[arg(long, value_name = "ADDR:PORT")]
@@ -675,6 +681,8 @@ pub struct Request {
     pub config: CaptureConfig,
     /// The detectors' thresholds; `None` with --no-alerts.
     pub alerts: Option<xsktap_core::alerts::WatchConfig>,
+    /// `--alert-exec`: the shell command run per alert.
+    pub alert_exec: Option<String>,
     pub output: Output,
     pub duration: Option<Duration>,
     pub summary_json: Option<std::path::PathBuf>,
@@ -821,9 +829,16 @@ fn request(
         watch.scan.window = common.alert_scan_secs;
         Some(watch)
     };
+    if let Some(cmd) = &common.alert_exec {
+        anyhow::ensure!(
+            !cmd.trim().is_empty(),
+            "--alert-exec needs a command to run, such as --alert-exec 'logger -t xsktap'"
+        );
+    }
     Ok(Request {
         config,
         alerts,
+        alert_exec: common.alert_exec,
         output,
         duration,
         summary_json: common.summary_json,

@@ -1,5 +1,6 @@
 //! The `xsktap` binary: a thin shell over the engine.
 
+mod alerting;
 mod flags;
 mod report;
 mod serve;
@@ -180,10 +181,11 @@ fn run_replay(
         top.talkers.truncate(rows);
         let span = Duration::from_nanos(replay.span_ns);
         let text = if json {
-            serde_json::to_string(&report::top_json(snap, &rates, &top, span)).expect("serialises")
+            serde_json::to_string(&report::top_json(snap, &rates, &top, None, span))
+                .expect("serialises")
                 + "\n"
         } else {
-            report::top_screen(&req.config.iface, snap, &rates, &top, false)
+            report::top_screen(&req.config.iface, snap, &rates, &top, None, false)
         };
         let _ = io::stdout().write_all(text.as_bytes());
     }
@@ -333,10 +335,17 @@ fn run(req: Request, view: View) -> anyhow::Result<ExitCode> {
     let mut next_report = started + tick;
     // The anomaly detectors, fed once a second from the workers' counters
     // and flow tables (see xsktap_core::alerts); not for a file read back.
-    let mut watch = req
+    // Made here, after this thread left the workers' CPUs: --alert-exec's
+    // thread inherits that.
+    let mut alerting = req
         .alerts
         .filter(|_| req.read.is_none())
-        .map(xsktap_core::alerts::Watch::new);
+        .map(|cfg| alerting::Alerting::new(cfg, req.alert_exec.clone()))
+        .transpose()?;
+    let monitor_json = matches!(
+        req.config.monitor,
+        Some(xsktap_core::monitor::MonitorFormat::Json)
+    );
     let mut next_watch = started + Duration::from_secs(1);
     let mut next_gone_check = started;
     let tty = io::stdout().is_terminal();
@@ -383,28 +392,27 @@ fn run(req: Request, view: View) -> anyhow::Result<ExitCode> {
         if let Some((server, publisher)) = &mut serving {
             if Instant::now() >= next_publish {
                 next_publish += Duration::from_secs(1);
-                server.publish(publisher.update(&capture, Some(server.stats()), watch.as_ref()));
+                server.publish(publisher.update(&capture, Some(server.stats()), alerting.as_ref()));
             }
         }
-        if let Some(w) = watch.as_mut().filter(|_| Instant::now() >= next_watch) {
+        if let Some(a) = alerting.as_mut().filter(|_| Instant::now() >= next_watch) {
             next_watch += Duration::from_secs(1);
-            let snap = capture.snapshot();
-            let queues: Vec<(u32, u64)> =
-                snap.queues.iter().map(|q| (q.queue, q.received)).collect();
-            let flows = capture.flows();
-            let second = xsktap_core::alerts::Second {
-                at_secs: started.elapsed().as_secs_f64(),
-                packets: snap.received(),
-                queues: &queues,
-                flows: &flows,
-            };
+            // Events go where the command's JSON goes: top's and feed's
+            // stdout (written by this thread), the monitor's stream (between
+            // its writer's lines).
             let mut json = String::new();
-            for event in w.step(&second) {
-                say!("{}", report::alert_line(&event));
-                if let View::Top { json: true, .. } = &view {
-                    json += &serde_json::to_string(&report::alert_json(&event, wall_ns()))
-                        .expect("an alert serialises");
-                    json.push('\n');
+            for raised in a.step(&capture, started.elapsed(), wall_ns()) {
+                say!("{}", report::alert_line(&raised.event));
+                let line = raised.json.to_string();
+                match &view {
+                    View::Top { json: true, .. } | View::Feed { json: true } => {
+                        json += &line;
+                        json.push('\n');
+                    }
+                    View::Live if monitor_json && !capture.monitor_note(&line) => {
+                        say!("xsktap: the monitor's output is full: the alert above is not in it");
+                    }
+                    _ => {}
                 }
             }
             if !json.is_empty() && write_stdout(&json).is_err() {
@@ -423,12 +431,14 @@ fn run(req: Request, view: View) -> anyhow::Result<ExitCode> {
             View::Live | View::Feed { .. } => {}
             View::Top { rows, json, .. } => {
                 let top = capture.top(*rows);
+                let limit = req.config.rate_limit.map(|l| {
+                    xsktap_core::summary::LimitJson::new(&l, now.limited(), &capture.limited(*rows))
+                });
                 let text = if *json {
-                    serde_json::to_string(&report::top_json(&now, &rates, &top, started.elapsed()))
-                        .expect("the snapshot serialises")
-                        + "\n"
+                    let snapshot = report::top_json(&now, &rates, &top, limit, started.elapsed());
+                    serde_json::to_string(&snapshot).expect("the snapshot serialises") + "\n"
                 } else {
-                    report::top_screen(&iface, &now, &rates, &top, tty)
+                    report::top_screen(&iface, &now, &rates, &top, limit.as_ref(), tty)
                 };
                 if write_stdout(&text).is_err() {
                     // `xsktap top --json | head -3`: the reader left.
@@ -446,6 +456,9 @@ fn run(req: Request, view: View) -> anyhow::Result<ExitCode> {
     let notices = capture.notices_handle();
     let feeds = capture.feeds().cloned();
     let summary = capture.stop();
+    if let Some(said) = alerting.and_then(|a| a.finish(Duration::from_secs(5))) {
+        say!("xsktap: {said}");
+    }
     if let (Some(feeds), View::Feed { json }) = (&feeds, &view) {
         // At the end, what no line brought is missing: every pending gap is declared.
         feeds.tick(u64::MAX);

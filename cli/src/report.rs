@@ -123,7 +123,14 @@ fn flow_line(f: &FlowStats) -> String {
 }
 
 /// The refreshing `top` screen.
-pub fn top_screen(iface: &str, now: &Snapshot, rates: &Rates, top: &Top, tty: bool) -> String {
+pub fn top_screen(
+    iface: &str,
+    now: &Snapshot,
+    rates: &Rates,
+    top: &Top,
+    limit: Option<&LimitJson>,
+    tty: bool,
+) -> String {
     let mut s = String::new();
     if tty {
         s.push_str("\x1b[H\x1b[2J");
@@ -146,6 +153,16 @@ pub fn top_screen(iface: &str, now: &Snapshot, rates: &Rates, top: &Top, tty: bo
         .map(|(l, n)| format!("{l}: {n}"))
         .collect();
     let _ = writeln!(s, "sizes: {}", sizes.join("  "));
+    if let Some(l) = limit {
+        let _ = writeln!(
+            s,
+            "rate limit {} pps per {}: {} dropped",
+            l.pps, l.by, l.limited
+        );
+        for k in &l.top {
+            let _ = writeln!(s, "  {:<62} {:>10} dropped", k.key, k.dropped);
+        }
+    }
     let _ = writeln!(
         s,
         "\n{:<42} {:>12} {:>12} {:>10}",
@@ -183,7 +200,13 @@ pub fn top_screen(iface: &str, now: &Snapshot, rates: &Rates, top: &Top, tty: bo
 }
 
 /// One `top --json` snapshot.
-pub fn top_json(now: &Snapshot, rates: &Rates, top: &Top, elapsed: Duration) -> TopSnapshotJson {
+pub fn top_json(
+    now: &Snapshot,
+    rates: &Rates,
+    top: &Top,
+    limit: Option<LimitJson>,
+    elapsed: Duration,
+) -> TopSnapshotJson {
     TopSnapshotJson {
         elapsed_s: elapsed.as_secs_f64(),
         packets: now.received(),
@@ -195,6 +218,7 @@ pub fn top_json(now: &Snapshot, rates: &Rates, top: &Top, elapsed: Duration) -> 
         lost_per_sec: rates.lost_per_sec,
         traffic: TrafficJson::new(&now.traffic),
         top: TopJson::new(top),
+        limit,
     }
 }
 

@@ -150,3 +150,92 @@ fn a_syn_flood_is_named_with_its_destination() {
         "{stdout}"
     );
 }
+
+#[test]
+#[ignore = "needs root: run with --include-ignored as root (tools/test.sh)"]
+fn monitor_json_carries_alert_events_between_packets_and_alert_exec_runs_per_event() {
+    let bed = Testbed::new(1);
+    let iface = bed.ns_b();
+    let out_file = temp_path("alert-exec.jsonl");
+    let _ = std::fs::remove_file(&out_file);
+    let exec = format!(
+        "cat >> {} && echo \"$XSKTAP_ALERT_KIND $XSKTAP_ALERT_STATE\"",
+        out_file.display()
+    );
+    let mut cmd = bed.xsktap(&[
+        "monitor",
+        "-i",
+        iface.as_str(),
+        "--json",
+        "--duration",
+        "8",
+        "--alert-scan-secs",
+        "2",
+        "--alert-exec",
+        &exec,
+    ]);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let child = cmd.spawn().expect("starting xsktap monitor");
+    wait_attached(&bed);
+    let frames = scan_frames();
+    bed.send(&frames);
+    let (stdout, stderr) = finish_top(child);
+    // Every line is one JSON object: the packets, and the alert's start and end.
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let events: Vec<&serde_json::Value> = lines.iter().filter(|v| v["event"] == "alert").collect();
+    assert_eq!(lines.len() - events.len(), frames.len(), "{stderr}");
+    let seen: Vec<(&str, &str)> = events
+        .iter()
+        .map(|e| (e["kind"].as_str().unwrap(), e["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(seen, [("scan", "start"), ("scan", "end")], "{stderr}");
+    // The command got each event as JSON on its stdin, its output went to stderr.
+    let ran: Vec<serde_json::Value> = std::fs::read_to_string(&out_file)
+        .expect("the command wrote its input")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(ran.len(), 2, "{ran:?}");
+    assert_eq!(ran[0]["subject"], "src 198.18.0.1");
+    assert_eq!(ran[0]["state"], "start");
+    assert_eq!(ran[1]["state"], "end");
+    assert!(stderr.contains("\nscan start\n"), "{stderr}");
+    assert!(
+        stderr.contains("xsktap: --alert-exec ran 2 times (0 failed, 0 skipped"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_file(&out_file);
+}
+
+#[test]
+#[ignore = "needs root: run with --include-ignored as root (tools/test.sh)"]
+fn a_failing_or_slow_alert_command_never_holds_the_capture_up() {
+    let bed = Testbed::new(1);
+    // Each run takes 2 s and fails; the scan's start and end still come on
+    // time, the capture ends on time, and the failures are counted.
+    let child = spawn_top(
+        &bed,
+        "8",
+        &["--alert-scan-secs", "2", "--alert-exec", "sleep 2; exit 3"],
+    );
+    let started = std::time::Instant::now();
+    bed.send(&scan_frames());
+    let (_, stderr) = finish_top(child);
+    assert!(
+        started.elapsed() < Duration::from_secs(16),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        stderr.contains("xsktap: alert scan src 198.18.0.1 ended"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("exit status: 3"), "{stderr}");
+    assert!(
+        stderr.contains("xsktap: --alert-exec ran 2 times (2 failed, 0 skipped"),
+        "{stderr}"
+    );
+}

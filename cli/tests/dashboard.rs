@@ -271,15 +271,22 @@ fn printed_token(stderr: &str) -> String {
 
 /// `xsktap capture --serve PORT -q --summary-json …` on the test bed, attached.
 fn start_serving(bed: &Testbed, name: &str) -> (Running, PathBuf) {
+    start_serving_with(bed, name, &[])
+}
+
+/// As [`start_serving`], with more flags.
+fn start_serving_with(bed: &Testbed, name: &str, extra: &[&str]) -> (Running, PathBuf) {
     let json = temp_path(name);
     let port = PORT.to_string();
-    let capture = bed.start_capture(&[
+    let mut args = vec![
         "--serve",
         &port,
         "-q",
         "--summary-json",
         json.to_str().unwrap(),
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    let capture = bed.start_capture(&args);
     capture.wait_for_stderr(
         &format!("dashboard on http://127.0.0.1:{PORT}/"),
         Duration::from_secs(10),
@@ -1103,4 +1110,98 @@ fn a_scan_shows_in_metrics_as_an_alert_started_and_on() {
     assert_eq!(active.len(), 1, "{active:?}");
     assert_eq!(active[0]["subject"], "src 198.18.0.1");
     stop_and_summarise(capture, &json);
+}
+
+const READ_ALERTS: &str = r##"!document.getElementById("status") ? JSON.stringify({status: "loading"}) : JSON.stringify({
+  status: document.getElementById("status").textContent,
+  scan_starts: [...document.querySelectorAll('#alerts-history tr[data-kind="scan"][data-state="start"] td')].map(td => td.textContent),
+  history: document.querySelectorAll("#alerts-history tbody tr").length,
+  limit_shown: !document.getElementById("limit-panel").hidden,
+  limited: Number(document.getElementById("limit-what").dataset.value),
+  limited_keys: [...document.querySelectorAll("#limited tbody tr")].map(tr => tr.dataset.key),
+})"##;
+
+#[test]
+#[ignore = "needs root: run with --include-ignored as root (tools/test.sh)"]
+fn the_page_shows_a_scan_in_its_alert_history_and_what_the_rate_limit_dropped() {
+    require_root();
+    let Some(chromium) = chromium() else { return };
+    let bed = Testbed::new(1);
+    // Per flow: each probe of the scan is a flow's first frame, so it passes;
+    // the one-flow flood is held to 1,000 frames a second.
+    let (capture, json) = start_serving_with(
+        &bed,
+        "dash-alert-limit.json",
+        &[
+            "--alert-scan-secs",
+            "2",
+            "--limit-pps",
+            "1000",
+            "--limit-by",
+            "flow",
+        ],
+    );
+    let url = format!("http://127.0.0.1:{PORT}/");
+    let _browser = Browser::open(&chromium, &bed, &url, "chromium-alert-profile");
+    let scan: Vec<Vec<u8>> = (1..=500)
+        .map(|port| common::protocols::tcp4(40000, port, 0x02))
+        .collect();
+    let flood: Vec<Vec<u8>> = (0..5000u32)
+        .map(|i| {
+            let mut f = Vec::new();
+            etherparse::PacketBuilder::ethernet2(
+                xsktap_bench::frames::MAC_A,
+                xsktap_bench::frames::MAC_B,
+            )
+            .ipv4(xsktap_bench::frames::IP_A, xsktap_bench::frames::IP_B, 64)
+            .udp(40000, 9)
+            .write(&mut f, &i.to_be_bytes())
+            .unwrap();
+            f
+        })
+        .collect();
+    let dom = in_ns(&bed.ns_b(), || {
+        let mut devtools = Devtools::attach(9222, &url);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while devtools.eval(READ_ALERTS)["status"] != "live" {
+            assert!(Instant::now() < deadline, "the page never connected");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        bed.send(&scan);
+        bed.send(&flood);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let dom = devtools.eval(READ_ALERTS);
+            if dom["scan_starts"].as_array().is_some_and(|a| !a.is_empty()) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no scan in the page's history: {dom}"
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        // Two updates after the last frame: the counts are final.
+        std::thread::sleep(Duration::from_millis(2500));
+        devtools.eval(READ_ALERTS)
+    });
+    let summary = stop_and_summarise(capture, &json);
+    let starts: Vec<&str> = dom["scan_starts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(starts.contains(&"src 198.18.0.1"), "{dom}");
+    let limit = summary.limit.expect("the summary has the limit");
+    assert_eq!(dom["limit_shown"], true, "{dom}");
+    assert!(limit.limited > 4000, "{limit:?}");
+    assert_eq!(dom["limited"].as_u64(), Some(limit.limited), "{dom}");
+    assert_eq!(
+        dom["limited_keys"][0].as_str(),
+        Some("flow udp 198.18.0.1:40000 > 198.18.0.2:9"),
+        "{dom}"
+    );
+    // The scan's 500 probes all arrived.
+    assert_eq!(summary.traffic.protocols["tcp"].packets, 500);
 }

@@ -212,24 +212,59 @@ pub struct Rates<K> {
     cfg: RateConfig,
     unit: &'static str,
     rates: HashMap<K, Rate>,
+    /// Whether a subject falling silent is an incident (a link, a queue) or
+    /// not (a source), in which case a silent subject is forgotten.
+    stops: bool,
+    /// The most subjects followed at once.
+    max: usize,
 }
 
+/// The most sources whose rates are followed at once.
+pub const MAX_SOURCE_RATES: usize = 10_000;
+
 impl<K: Clone + Eq + Hash + fmt::Display> Rates<K> {
-    /// Rates measured in `unit` (`pkt/s`, `bit/s`).
+    /// Rates measured in `unit` (`pkt/s`, `bit/s`), spiking and stopping.
     pub fn new(cfg: RateConfig, unit: &'static str) -> Rates<K> {
         Rates {
             cfg,
             unit,
             rates: HashMap::new(),
+            stops: true,
+            max: usize::MAX,
         }
+    }
+
+    /// Rates that only spike, of at most `max` subjects at once (those
+    /// beyond are not followed until some fall silent): a subject silent for
+    /// a second with no alert on is forgotten, its baseline with it.
+    pub fn spikes_only(cfg: RateConfig, unit: &'static str, max: usize) -> Rates<K> {
+        Rates {
+            stops: false,
+            max,
+            ..Rates::new(cfg, unit)
+        }
+    }
+
+    /// Subjects followed now.
+    pub fn len(&self) -> usize {
+        self.rates.len()
+    }
+
+    /// Whether no subject is followed.
+    pub fn is_empty(&self) -> bool {
+        self.rates.is_empty()
     }
 
     /// One second's value of each subject in `values`; subjects not in it
     /// had 0. The events that start or end, in subject order.
     pub fn step(&mut self, values: &HashMap<K, f64>) -> Vec<Event> {
         let cfg = self.cfg;
-        for k in values.keys() {
-            if !self.rates.contains_key(k) {
+        if !self.stops {
+            self.rates
+                .retain(|k, r| values.get(k).is_some_and(|v| *v > 0.0) || r.spike.active());
+        }
+        for (k, v) in values {
+            if *v > 0.0 && self.rates.len() < self.max && !self.rates.contains_key(k) {
                 self.rates.insert(k.clone(), Rate::new(&cfg));
             }
         }
@@ -252,7 +287,7 @@ impl<K: Clone + Eq + Hash + fmt::Display> Rates<K> {
                     detail: detail.clone(),
                 });
             }
-            if let Some(start) = stopped {
+            if let Some(start) = stopped.filter(|_| self.stops) {
                 events.push(Event {
                     kind: Kind::TrafficStopped,
                     subject: k.to_string(),
@@ -261,6 +296,7 @@ impl<K: Clone + Eq + Hash + fmt::Display> Rates<K> {
                 });
             }
         }
+
         events.sort_by(|a, b| (&a.subject, a.kind).cmp(&(&b.subject, b.kind)));
         events
     }
@@ -592,6 +628,7 @@ pub struct Second<'a> {
 pub struct Watch {
     total: Rates<String>,
     queues: Rates<String>,
+    sources: Rates<String>,
     syn: SynFlood,
     scans: Scans,
     talkers: NewTalkers,
@@ -610,6 +647,7 @@ impl Watch {
         Watch {
             total: Rates::new(cfg.rate, "pkt/s"),
             queues: Rates::new(cfg.rate, "pkt/s"),
+            sources: Rates::spikes_only(cfg.rate, "pkt/s", MAX_SOURCE_RATES),
             syn: SynFlood::new(cfg.syn),
             scans: Scans::new(cfg.scan),
             talkers: NewTalkers::new(cfg.talker),
@@ -664,6 +702,7 @@ impl Watch {
         // What each flow did this second: its counts minus the last ones
         // (a flow the table evicted and saw again counts from zero).
         let mut by_src: HashMap<IpAddr, u64> = HashMap::new();
+        let mut src_packets: HashMap<IpAddr, u64> = HashMap::new();
         let mut handshakes: HashMap<IpAddr, Handshakes> = HashMap::new();
         let mut flows = HashMap::with_capacity(now.flows.len());
         for f in now.flows {
@@ -676,6 +715,7 @@ impl Watch {
             if dp > 0 {
                 self.scans.packet(f.key.src, f.key.dst, f.key.dport);
                 *by_src.entry(f.key.src).or_default() += f.bytes.saturating_sub(before.1);
+                *src_packets.entry(f.key.src).or_default() += dp;
                 let dsyn = f.syns.saturating_sub(before.2);
                 // A handshake completes when its flow's first ACK arrives.
                 let completed = f.syns > 0 && before.3 == 0 && f.acks > 0;
@@ -693,6 +733,12 @@ impl Watch {
                 .last_at
                 .replace(now.at_secs)
                 .unwrap_or(now.at_secs - 1.0);
+        // Each source's packets per second: spikes only, bounded.
+        let sources: HashMap<String, f64> = src_packets
+            .into_iter()
+            .map(|(src, n)| (format!("src {src}"), n as f64 / secs.max(1e-3)))
+            .collect();
+        events.extend(self.sources.step(&sources));
         events.extend(self.syn.step(secs, &handshakes));
         events.extend(self.scans.tick());
         let mut top: Vec<(IpAddr, u64)> = by_src.into_iter().filter(|(_, b)| *b > 0).collect();
@@ -776,6 +822,77 @@ mod tests {
         assert!(events[0].detail.contains("500.0 k"), "{}", events[0].detail);
         // The spike did not become the baseline.
         assert!(r.rates["total"].baseline().unwrap() < 60_000.0);
+    }
+
+    #[test]
+    fn one_source_spiking_is_named_and_a_source_going_quiet_is_not() {
+        use crate::flows::{FlowKey, FlowStats};
+        let mut w = Watch::new(WatchConfig::default());
+        let flow = |src: &str, packets: u64| FlowStats {
+            key: FlowKey {
+                src: src.parse().unwrap(),
+                dst: "198.18.0.2".parse().unwrap(),
+                sport: 40000,
+                dport: 9,
+                proto: 17,
+            },
+            packets,
+            bytes: 60 * packets,
+            syns: 0,
+            acks: 0,
+        };
+        let (mut a, mut b, mut c) = (0u64, 0u64, 0u64);
+        let mut events = Vec::new();
+        for t in 1..=40u64 {
+            // a: 20 kpps, 200 kpps from 20 s to 26 s; b: 100 kpps; c: 15 kpps until 30 s.
+            a += if (20..26).contains(&t) {
+                200_000
+            } else {
+                20_000
+            };
+            b += 100_000;
+            if t < 30 {
+                c += 15_000;
+            }
+            let flows = [
+                flow("198.18.0.1", a),
+                flow("198.18.0.3", b),
+                flow("198.18.0.4", c),
+            ];
+            let packets = a + b + c;
+            events.extend(w.step(&Second {
+                at_secs: t as f64,
+                packets,
+                queues: &[(0, packets)],
+                flows: &flows,
+            }));
+        }
+        let got: Vec<(Kind, &str, bool)> = events
+            .iter()
+            .filter(|e| e.kind != Kind::NewTalker)
+            .map(|e| (e.kind, e.subject.as_str(), e.start))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (Kind::RateSpike, "src 198.18.0.1", true),
+                (Kind::RateSpike, "src 198.18.0.1", false)
+            ],
+            "{events:?}"
+        );
+        assert!(events[0].detail.starts_with("200.0 k"), "{events:?}");
+    }
+
+    #[test]
+    fn source_rates_are_bounded_and_silent_ones_forgotten() {
+        let mut r: Rates<&str> = Rates::spikes_only(RateConfig::default(), "pkt/s", 3);
+        let all = HashMap::from([("a", 5.0), ("b", 5.0), ("c", 5.0), ("d", 5.0), ("e", 5.0)]);
+        r.step(&all);
+        assert_eq!(r.len(), 3);
+        r.step(&HashMap::from([("a", 5.0)]));
+        assert_eq!(r.len(), 1);
+        r.step(&HashMap::new());
+        assert!(r.is_empty());
     }
 
     #[test]

@@ -540,6 +540,9 @@ pub struct TopSnapshotJson {
     pub traffic: TrafficJson,
     /// Top flows and talkers.
     pub top: TopJson,
+    /// The rate limit, when one runs (`--limit-pps`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<LimitJson>,
 }
 
 #[cfg(test)]

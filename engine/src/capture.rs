@@ -970,6 +970,18 @@ impl Capture {
         }
     }
 
+    /// Writes `line` (a newline is added) into the monitor's output between
+    /// the workers' lines, as `monitor --json` carries alert events; false
+    /// when there is no monitor output or its writer's queue is full.
+    pub fn monitor_note(&self, line: &str) -> bool {
+        self.monitor_writer.as_ref().is_some_and(|w| {
+            let mut bytes = Vec::with_capacity(line.len() + 1);
+            bytes.extend_from_slice(line.as_bytes());
+            bytes.push(b'\n');
+            w.note(bytes)
+        })
+    }
+
     /// The `n` keys the rate limit dropped the most frames of, most first;
     /// empty without a limit (or when its map cannot be read, which the
     /// queues' exact `limited` counters do not depend on).

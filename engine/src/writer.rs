@@ -359,6 +359,8 @@ impl WriterState {
             }
             Err((e, len)) => {
                 let (whole, bytes, _) = self.framing.whole(&data[..len]);
+                // A note (records 0) holds lines that are not records.
+                let whole = whole.min(records);
                 count(whole, bytes, records - whole);
                 if let Some(book) = self.output.book_mut() {
                     book.failed(queue as usize, records - whole);
@@ -571,6 +573,21 @@ impl BatchWriter {
             counters,
             snaplen: self.snaplen,
         }
+    }
+
+    /// Hands `bytes` (whole lines of its own, not records) to the writer,
+    /// between the workers' buffers; false when the writer's queue is full
+    /// or it has stopped (the caller counts it).
+    pub fn note(&self, bytes: Vec<u8>) -> bool {
+        self.full_tx
+            .try_send(Batch {
+                data: bytes,
+                records: 0,
+                frame_bytes: 0,
+                counters: None,
+                queue: 0,
+            })
+            .is_ok()
     }
 
     /// Whether a write failed (the output is full, broken or gone).

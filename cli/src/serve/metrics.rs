@@ -57,7 +57,7 @@ fn family(
 type QueueValue = fn(&QueueSnapshot) -> Option<u64>;
 
 /// Counters with one series per queue: name (without `_total`), help, value.
-const QUEUE_COUNTERS: [(&str, &str, QueueValue); 15] = [
+const QUEUE_COUNTERS: [(&str, &str, QueueValue); 16] = [
     ("xsktap_packets", "Frames taken from the RX ring.", |q| {
         Some(q.received)
     }),
@@ -96,6 +96,11 @@ const QUEUE_COUNTERS: [(&str, &str, QueueValue); 15] = [
         "xsktap_filtered_packets",
         "Frames the filter left to the host stack.",
         |q| q.bpf.map(|b| b.filtered_out),
+    ),
+    (
+        "xsktap_limited_packets",
+        "Frames the rate limit (--limit-pps) dropped in the XDP program.",
+        |q| q.bpf.map(|b| b.limited),
     ),
     (
         "xsktap_flow_evictions",
@@ -386,6 +391,18 @@ impl Collector for Metrics {
                 )
             })
             .collect();
+        let limited: Vec<(Labels, u64)> = m
+            .limited
+            .iter()
+            .map(|(key, n)| (vec![("key", key.clone())], *n))
+            .collect();
+        family(
+            e,
+            "xsktap_limited_key_packets",
+            "Frames the rate limit dropped, for the keys that lost the most (counted since the key entered the XDP program's map).",
+            &limited,
+            Counter,
+        )?;
         family(
             e,
             "xsktap_alert_active",

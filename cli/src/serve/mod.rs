@@ -78,6 +78,8 @@ pub struct MetricsData {
     pub alerts_started: Vec<(&'static str, u64)>,
     /// Alerts on now: (kind, subject).
     pub alerts_active: Vec<(&'static str, String)>,
+    /// The rate limit's keys that lost the most frames: (key, frames).
+    pub limited: Vec<(String, u64)>,
 }
 
 /// What the reporter publishes once a second.

@@ -36,8 +36,9 @@ impl Publisher {
         &mut self,
         capture: &Capture,
         server: Option<&crate::serve::ServerStats>,
-        alerts: Option<&xsktap_core::alerts::Watch>,
+        alerting: Option<&crate::alerting::Alerting>,
     ) -> crate::serve::Update {
+        let alerts = alerting.map(|a| a.watch());
         use std::sync::atomic::Ordering::Relaxed;
         let progress = capture.progress();
         let now = &progress.snapshot;
@@ -87,6 +88,13 @@ impl Publisher {
                 "xdp_redirect_failed": sum(|q| q.bpf.map(|b| b.redirect_failed)),
                 "output_closed": sum(|q| Some(q.sink_closed_drops)),
             },
+            "alerts": alerting.map(|a| json!({
+                "active": a.watch().active().into_iter().map(|(kind, subject)| json!({
+                    "kind": kind.as_str(),
+                    "subject": subject,
+                })).collect::<Vec<_>>(),
+                "history": a.history(),
+            })),
             "server": {
                 "clients": server.map_or(0, |s| s.clients.load(Relaxed)),
                 "dropped_updates": server.map_or(0, |s| s.dropped_updates.load(Relaxed)),
@@ -111,6 +119,11 @@ impl Publisher {
                         .map(|(k, n)| (k.as_str(), n))
                         .collect()
                 }),
+                limited: progress
+                    .limited
+                    .iter()
+                    .map(|(key, n)| (key.to_string(), *n))
+                    .collect(),
                 alerts_active: alerts.map_or_else(Vec::new, |w| {
                     w.active()
                         .into_iter()
