@@ -1183,8 +1183,20 @@ fn the_page_shows_a_scan_in_its_alert_history_and_what_the_rate_limit_dropped() 
         }
         // Two updates after the last frame: the counts are final.
         std::thread::sleep(Duration::from_millis(2500));
-        devtools.eval(READ_ALERTS)
+        let metrics =
+            parse_metrics(&http(&format!("127.0.0.1:{PORT}"), "GET", "/metrics", &[]).body);
+        (devtools.eval(READ_ALERTS), metrics)
     });
+    let (dom, metrics) = dom;
+    let metric = |name: &str, key: Option<&str>| -> f64 {
+        metrics
+            .iter()
+            .filter(|(n, labels, _)| {
+                n == name && key.is_none_or(|k| labels.get("key").map(String::as_str) == Some(k))
+            })
+            .map(|s| s.2)
+            .sum()
+    };
     let summary = stop_and_summarise(capture, &json);
     let starts: Vec<&str> = dom["scan_starts"]
         .as_array()
@@ -1201,6 +1213,16 @@ fn the_page_shows_a_scan_in_its_alert_history_and_what_the_rate_limit_dropped() 
         dom["limited_keys"][0].as_str(),
         Some("flow udp 198.18.0.1:40000 > 198.18.0.2:9"),
         "{dom}"
+    );
+    // /metrics says the same, per queue and per key.
+    let flow = "flow udp 198.18.0.1:40000 > 198.18.0.2:9";
+    assert_eq!(
+        metric("xsktap_limited_packets_total", None),
+        limit.limited as f64
+    );
+    assert_eq!(
+        metric("xsktap_limited_key_packets_total", Some(flow)),
+        limit.limited as f64
     );
     // The scan's 500 probes all arrived.
     assert_eq!(summary.traffic.protocols["tcp"].packets, 500);

@@ -220,8 +220,12 @@ impl XdpProgram {
                 rodata.limit_interval_ns = limit.interval_ns();
                 rodata.limit_tolerance_ns = limit.tolerance_ns();
             }
-            // LRU maps are allocated whole when created: keep the unused one small.
-            None => open.maps.limits.set_max_entries(1)?,
+            // LRU and array maps are allocated whole when created: keep the
+            // unused ones small.
+            None => {
+                open.maps.limits.set_max_entries(1)?;
+                open.maps.limit_cache.set_max_entries(1)?;
+            }
         }
         let frags_flag = if frags {
             libbpf_sys::BPF_F_XDP_HAS_FRAGS

@@ -266,6 +266,19 @@ pub fn generate_on(
     })
 }
 
+/// The tests' ordinary traffic (steady, mixed, bursts that start a capture)
+/// raises no alert; only its end may (`traffic-stopped`, which is true).
+pub fn assert_no_false_alerts(stderr: &str) {
+    let raised: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("xsktap: alert ") && !l.contains(" traffic-stopped "))
+        .collect();
+    assert!(
+        raised.is_empty(),
+        "alerts on ordinary traffic: {raised:?}\n{stderr}"
+    );
+}
+
 /// Runs `xsktap capture -i B FLAGS` and asserts it was refused as a usage
 /// error: exit 2, one line naming `expected`, nothing attached.
 pub fn assert_refused(bed: &Testbed, flags: &[&str], expected: &str) {
@@ -305,11 +318,13 @@ impl Drop for SmallDisk {
     }
 }
 
-/// Waits for a capture to end by itself, checks that it succeeded, and
-/// returns its `--summary-json` (written to `json`) and its stderr.
+/// Waits for a capture to end by itself, checks that it succeeded and that
+/// its traffic raised no alert, and returns its `--summary-json` (written to
+/// `json`) and its stderr.
 pub fn finished(cap: &mut Running, json: &Path) -> (xsktap_core::summary::SummaryJson, String) {
     let status = cap.wait(Duration::from_secs(60));
     let stderr = cap.stderr();
     assert!(status.success(), "{stderr}");
+    assert_no_false_alerts(&stderr);
     (typed_summary(json), stderr)
 }
