@@ -152,3 +152,55 @@ fn bad_limit_flags_are_one_line_exit_2_and_nothing_attached() {
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains("--limit-pps"), "{stderr}");
 }
+
+/// Runs a capture of UDP only with a limit of 100 pps and `extra` flags
+/// while 2,000 TCP frames from one source arrive in a burst; its summary.
+fn tcp_burst_past_a_udp_capture(extra: &[&str]) -> xsktap_core::summary::SummaryJson {
+    let bed = Testbed::new(1);
+    let json = temp_path("limit-all.json");
+    let mut args = vec![
+        "--limit-pps",
+        "100",
+        "--duration",
+        "30",
+        "-c",
+        "1",
+        "--summary-json",
+        json.to_str().unwrap(),
+        "-q",
+    ];
+    args.extend_from_slice(extra);
+    args.push("udp");
+    let mut cap = bed.start_capture(&args);
+    let frames: Vec<Vec<u8>> = (0..2000u16)
+        .map(|i| common::protocols::tcp4(10_000 + i, 80, 0x10))
+        .collect();
+    bed.send(&frames);
+    // One UDP frame ends the capture (-c 1) after the burst.
+    bed.send(&[udp_from([198, 18, 0, 9], 0)]);
+    finished(&mut cap, &json).0
+}
+
+#[test]
+#[ignore = "needs root: run with --include-ignored as root (tools/test.sh)"]
+fn frames_xsktap_does_not_capture_are_limited_only_with_limit_all() {
+    // Without --limit-all the TCP frames go to the host stack untouched.
+    let s = tcp_burst_past_a_udp_capture(&[]);
+    let filtered: u64 = s.queues.iter().map(|q| q.xdp_filtered_out.unwrap()).sum();
+    assert_eq!((filtered, s.limit.as_ref().unwrap().limited), (2000, 0));
+    // With it they are limited too: the source's burst allowance passes
+    // (50 ms at 100 pps: 5 frames, plus the first), the rest is dropped.
+    let s = tcp_burst_past_a_udp_capture(&["--limit-all"]);
+    let filtered: u64 = s.queues.iter().map(|q| q.xdp_filtered_out.unwrap()).sum();
+    let limit = s.limit.expect("the summary has the limit");
+    assert!(limit.all);
+    assert_eq!(
+        filtered + limit.limited,
+        2000,
+        "{filtered} + {}",
+        limit.limited
+    );
+    assert!((1990..=1995).contains(&limit.limited), "{}", limit.limited);
+    assert_eq!(limit.top[0].key, "src 198.18.0.1");
+    assert_eq!(s.packets, 1);
+}
