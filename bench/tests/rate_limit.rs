@@ -1,8 +1,9 @@
-//! The rate limit in the real XDP program (`--limit-pps`), as root through
-//! BPF_PROG_TEST_RUN (nothing attached or sent): every variant of the
-//! program loads with every kind of limit (the verifier's complexity bound),
-//! and a source repeating itself gets its burst and is then dropped and
-//! counted while another source is not.
+//! The rate limit in the real XDP program (`--limit-pps`), as root: every
+//! variant of the program loads with every kind of limit (the verifier's
+//! complexity bound; the device-bound hardware variant on a test bed's
+//! veth), and through BPF_PROG_TEST_RUN (nothing attached or sent) a source
+//! repeating itself gets its burst and is then dropped and counted while
+//! another source is not.
 
 use xsktap_bench::frames::udp_frame;
 use xsktap_bench::testbed::require_root;
@@ -56,4 +57,27 @@ fn a_source_repeating_itself_is_dropped_after_its_burst_and_another_is_not() {
     let src = std::net::Ipv4Addr::from(<[u8; 4]>::try_from(&frame[26..30]).unwrap());
     assert_eq!(dropped, vec![(format!("src {src}"), 998)]);
     assert_eq!(keys.len(), 2, "both sources have a bucket");
+}
+
+#[test]
+#[ignore = "needs root: run with --include-ignored as root (tools/test.sh)"]
+fn the_hardware_variant_loads_with_every_kind_of_limit() {
+    use xsktap_bench::{netns, testbed::Testbed};
+    let bed = Testbed::named("xl", 1);
+    let ns = bed.ns_b();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            netns::enter(&ns).expect("entering namespace b");
+            let ifindex = xsktap_sys::netdev::ifindex(&ns).expect("the test bed's interface");
+            for by in [LimitBy::Source, LimitBy::Destination, LimitBy::Flow] {
+                for all in [false, true] {
+                    let limit = RateLimit::new(1000, by, all);
+                    XdpProgram::load(Stamps::Hardware { ifindex }, limit)
+                        .unwrap_or_else(|e| panic!("hardware {by:?} all={all}: {e}"));
+                }
+            }
+        })
+        .join()
+        .expect("test thread");
+    });
 }
