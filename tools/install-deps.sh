@@ -10,6 +10,7 @@ packages=(
     iproute2                # ip netns / veth test bed
     iputils-ping            # reachability checks in tests
     tcpdump tshark          # independent pcap readers in tests, and benchmark peers
+    nfdump                  # nfcapd and nfdump: an independent IPFIX collector and reader in tests
     netsniff-ng             # benchmark peer
     ethtool                 # veth statistics and GRO for the benchmarks
     util-linux              # setpriv, to test missing capabilities

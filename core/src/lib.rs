@@ -23,6 +23,7 @@ pub mod config;
 pub mod feed;
 pub mod filter;
 pub mod flows;
+pub mod ipfix;
 pub mod latency;
 pub mod limit;
 pub mod monitor;
