@@ -48,7 +48,7 @@ fn a_source_repeating_itself_is_dropped_after_its_burst_and_another_is_not() {
     program.time_run(&other, 1).unwrap();
     let c = program.counters(0).unwrap();
     assert_eq!((c.seen, c.limited), (1001, 998), "{c:?}");
-    let keys = program.limited_keys().unwrap().unwrap().read().unwrap();
+    let keys = program.limited_keys().unwrap().unwrap();
     let dropped: Vec<(String, u64)> = keys
         .iter()
         .filter(|(_, n)| *n > 0)

@@ -432,7 +432,11 @@ fn run(req: Request, view: View) -> anyhow::Result<ExitCode> {
             View::Top { rows, json, .. } => {
                 let top = capture.top(*rows);
                 let limit = req.config.rate_limit.map(|l| {
-                    xsktap_core::summary::LimitJson::new(&l, now.limited(), &capture.limited(*rows))
+                    xsktap_core::summary::LimitJson::new(
+                        &l,
+                        now.limited(),
+                        capture.limited(*rows).as_deref(),
+                    )
                 });
                 let text = if *json {
                     let snapshot = report::top_json(&now, &rates, &top, limit, started.elapsed());

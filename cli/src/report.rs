@@ -18,15 +18,7 @@ use xsktap_core::timestamps::StampSource;
 
 /// Formats a value with a metric prefix, as `1.23 M`.
 fn si(value: f64) -> String {
-    let (v, prefix) = if value >= 1e9 {
-        (value / 1e9, "G")
-    } else if value >= 1e6 {
-        (value / 1e6, "M")
-    } else if value >= 1e3 {
-        (value / 1e3, "k")
-    } else {
-        (value, "")
-    };
+    let (v, prefix) = xsktap_core::stats::metric_prefix(value);
     format!("{v:.2} {prefix}")
 }
 
@@ -255,16 +247,20 @@ pub fn limit_line(limit: &RateLimit, iface: &str) -> String {
 }
 
 /// What the rate limit dropped: the total and the keys that lost most.
-fn limited_text(limit: &RateLimit, total: u64, top: &[(LimitKey, u64)]) -> String {
+fn limited_text(limit: &RateLimit, total: u64, top: Option<&[(LimitKey, u64)]>) -> String {
     let mut line = format!(
         "{total} packets dropped by the rate limit (above {} pps per {})",
         limit.pps,
         limit.by.as_str()
     );
-    if !top.is_empty() {
-        let keys: Vec<String> = top.iter().map(|(k, n)| format!("{k} {n}")).collect();
-        line.push_str(": ");
-        line.push_str(&keys.join(", "));
+    match top {
+        None => line.push_str(": the per-key counts could not be read"),
+        Some([]) => {}
+        Some(top) => {
+            let keys: Vec<String> = top.iter().map(|(k, n)| format!("{k} {n}")).collect();
+            line.push_str(": ");
+            line.push_str(&keys.join(", "));
+        }
     }
     line
 }
@@ -316,7 +312,11 @@ pub fn summary_text(s: &Summary, iface: &str, output: &str) -> String {
         );
     }
     if let Some(limit) = &s.limit {
-        let _ = writeln!(out, "{}", limited_text(limit, snap.limited(), &s.limited));
+        let _ = writeln!(
+            out,
+            "{}",
+            limited_text(limit, snap.limited(), s.limited.as_deref())
+        );
     }
     let _ = writeln!(out, "protocols: {}", protocol_mix(&snap.traffic));
     if let Some(l) = &s.latency {
@@ -452,7 +452,7 @@ pub fn summary_json(s: &Summary, iface: &str, output: &str, filter: &str) -> Sum
     json.limit = s
         .limit
         .as_ref()
-        .map(|l| LimitJson::new(l, s.snapshot.limited(), &s.limited));
+        .map(|l| LimitJson::new(l, s.snapshot.limited(), s.limited.as_deref()));
     json.files = s
         .writer
         .as_ref()

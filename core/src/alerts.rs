@@ -760,15 +760,7 @@ impl Watch {
 
 /// 1.2 k, 48 M…: a rate for a line.
 fn si(v: f64) -> String {
-    let (scaled, unit) = if v >= 1e9 {
-        (v / 1e9, "G")
-    } else if v >= 1e6 {
-        (v / 1e6, "M")
-    } else if v >= 1e3 {
-        (v / 1e3, "k")
-    } else {
-        (v, "")
-    };
+    let (scaled, unit) = crate::stats::metric_prefix(v);
     if unit.is_empty() {
         format!("{scaled:.0} ")
     } else {
@@ -779,6 +771,14 @@ fn si(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// (start, subject) of each event, in order.
+    fn starts_and_ends(events: &[Event]) -> Vec<(bool, &str)> {
+        events
+            .iter()
+            .map(|e| (e.start, e.subject.as_str()))
+            .collect()
+    }
 
     fn total(v: f64) -> HashMap<&'static str, f64> {
         HashMap::from([("total", v)])
@@ -999,12 +999,8 @@ mod tests {
         for _ in 0..20 {
             events.extend(s.tick());
         }
-        let got: Vec<(bool, &str)> = events
-            .iter()
-            .map(|e| (e.start, e.subject.as_str()))
-            .collect();
         assert_eq!(
-            got,
+            starts_and_ends(&events),
             vec![(true, "src 198.18.0.9"), (false, "src 198.18.0.9")]
         );
         assert!(events[0].detail.contains("more than 100 destination ports"));
@@ -1036,12 +1032,8 @@ mod tests {
         for _ in 0..4 {
             events.extend(t.step(&usual));
         }
-        let got: Vec<(bool, &str)> = events
-            .iter()
-            .map(|e| (e.start, e.subject.as_str()))
-            .collect();
         assert_eq!(
-            got,
+            starts_and_ends(&events),
             vec![(true, "src 198.18.0.9"), (false, "src 198.18.0.9")]
         );
         assert!(

@@ -165,11 +165,6 @@ impl LimitKey {
             dport,
         }
     }
-
-    /// The label of this key in `/metrics` and JSON: `src 198.18.0.1`.
-    pub fn subject(&self) -> String {
-        self.to_string()
-    }
 }
 
 impl fmt::Display for LimitKey {

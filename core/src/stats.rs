@@ -363,6 +363,21 @@ pub struct Rates {
     pub lost_per_sec: f64,
 }
 
+/// `v` scaled to a metric prefix (`k`, `M`, `G`, or none below 1,000):
+/// `(48.1, "k")` for 48,100. Every rate and count the CLI and the alerts
+/// print goes through this one scale.
+pub fn metric_prefix(v: f64) -> (f64, &'static str) {
+    if v >= 1e9 {
+        (v / 1e9, "G")
+    } else if v >= 1e6 {
+        (v / 1e6, "M")
+    } else if v >= 1e3 {
+        (v / 1e3, "k")
+    } else {
+        (v, "")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -407,6 +407,14 @@ pub struct LimitJson {
     /// The keys that lost the most, most first (their counts start when
     /// the key entered the program's map).
     pub top: Vec<LimitedJson>,
+    /// False when the program's map could not be read: `top` is then
+    /// empty for want of the counts, not for want of drops.
+    #[serde(default = "known")]
+    pub top_known: bool,
+}
+
+fn known() -> bool {
+    true
 }
 
 /// One key of the rate limit and the frames it lost.
@@ -419,18 +427,20 @@ pub struct LimitedJson {
 }
 
 impl LimitJson {
-    /// The limit, the frames it dropped and its top keys.
+    /// The limit, the frames it dropped and its top keys (`None`: unreadable).
     pub fn new(
         limit: &crate::limit::RateLimit,
         limited: u64,
-        top: &[(crate::limit::LimitKey, u64)],
+        top: Option<&[(crate::limit::LimitKey, u64)]>,
     ) -> LimitJson {
         LimitJson {
             pps: limit.pps,
             by: limit.by.as_str().to_string(),
             all: limit.all,
             limited,
+            top_known: top.is_some(),
             top: top
+                .unwrap_or_default()
                 .iter()
                 .map(|(key, dropped)| LimitedJson {
                     key: key.to_string(),
@@ -550,6 +560,17 @@ mod tests {
     use super::*;
     use crate::stats::{QueueSnapshot, Snapshot};
     use crate::types::SocketStats;
+
+    #[test]
+    fn a_limit_whose_keys_could_not_be_read_says_so_rather_than_none() {
+        use crate::limit::{LimitBy, RateLimit};
+        let limit = RateLimit::new(1000, LimitBy::Source, false).unwrap();
+        let unknown = LimitJson::new(&limit, 42, None);
+        assert_eq!((unknown.limited, unknown.top_known), (42, false));
+        assert!(unknown.top.is_empty());
+        let none = LimitJson::new(&limit, 0, Some(&[]));
+        assert!(none.top_known && none.top.is_empty());
+    }
 
     #[test]
     fn summary_round_trips_and_shows_unknown_counters_as_null() {

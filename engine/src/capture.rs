@@ -25,7 +25,7 @@ use xsktap_core::stats::{
 use xsktap_core::worker::{FrameStep, Monitor, Pacer, Published, Shared, Worker};
 use xsktap_core::{AttachedMode, BindMode, CaptureConfig};
 use xsktap_sys::error::syscall_error;
-use xsktap_sys::loader::{LimitedKeys, Stamps, XdpLink, XdpProgram};
+use xsktap_sys::loader::{Stamps, XdpLink, XdpProgram};
 use xsktap_sys::netdev;
 use xsktap_sys::xsk::{XskConfig, XskSocket, XskStatsHandle};
 
@@ -163,8 +163,6 @@ pub struct Capture {
     message_writer: Option<MessageWriter>,
     /// `--publish`: the iceoryx2 node of the feeds' publishers.
     publishing: Option<crate::publish::Publishing>,
-    /// `--limit-pps`: the program's per-key drop counts.
-    limited_keys: Option<LimitedKeys>,
 }
 
 /// The end of a capture: final counters and how the output went.
@@ -190,8 +188,9 @@ pub struct Summary {
     pub count_reached: bool,
     /// The rate limit the XDP program ran, if any.
     pub limit: Option<RateLimit>,
-    /// The keys the rate limit dropped the most frames of, most first.
-    pub limited: Vec<(LimitKey, u64)>,
+    /// The keys the rate limit dropped the most frames of, most first;
+    /// `None` when the program's map could not be read.
+    pub limited: Option<Vec<(LimitKey, u64)>>,
 }
 
 /// How many of the rate limit's keys a summary names.
@@ -779,9 +778,7 @@ impl Capture {
             _rerequester: rerequester,
             message_writer,
             publishing,
-            limited_keys: None,
         };
-        capture.limited_keys = capture.program.limited_keys()?;
         for (mut handle, worker) in built {
             let thread = std::thread::Builder::new()
                 .name(format!("xsktap-q{}", handle.queue))
@@ -983,12 +980,12 @@ impl Capture {
     }
 
     /// The `n` keys the rate limit dropped the most frames of, most first;
-    /// empty without a limit (or when its map cannot be read, which the
-    /// queues' exact `limited` counters do not depend on).
-    pub fn limited(&self, n: usize) -> Vec<(LimitKey, u64)> {
-        match &self.limited_keys {
-            Some(keys) => top_limited(keys.read().unwrap_or_default(), n),
-            None => Vec::new(),
+    /// empty without a limit, `None` when the program's map cannot be read
+    /// (the queues' exact `limited` counters do not depend on it).
+    pub fn limited(&self, n: usize) -> Option<Vec<(LimitKey, u64)>> {
+        match self.program.limited_keys() {
+            Ok(keys) => Some(keys.map_or_else(Vec::new, |k| top_limited(k, n))),
+            Err(_) => None,
         }
     }
 

@@ -342,7 +342,7 @@ pub fn replay(cfg: &CaptureConfig, input: &Path, output: Output) -> Result<Repla
         worker_errors: Vec::new(),
         count_reached: cfg.count.is_some_and(|c| handed >= c),
         limit: None,
-        limited: Vec::new(),
+        limited: Some(Vec::new()),
     };
     Ok(Replay {
         summary,

@@ -139,60 +139,6 @@ pub enum Stamps {
     },
 }
 
-/// Reads the rate limit's buckets: how many frames each key lost.
-#[derive(Debug)]
-pub struct LimitedKeys {
-    limit: RateLimit,
-    map: MapHandle,
-}
-
-impl LimitedKeys {
-    /// Every key in the program's buckets with the frames it lost since it
-    /// entered them (keys pushed out of the LRU map take their counts with
-    /// them; the queues' `limited` counters hold the exact total).
-    ///
-    /// # Errors
-    /// [`Error::Bpf`] when the map cannot be read.
-    pub fn read(&self) -> Result<Vec<(LimitKey, u64)>> {
-        let mut keys = Vec::new();
-        for (key, value) in self.map.lookup_batch(4096, MapFlags::ANY, MapFlags::ANY)? {
-            if key.len() < std::mem::size_of::<xsktap_limit_key>()
-                || value.len() < std::mem::size_of::<xsktap_limit_state>()
-            {
-                continue;
-            }
-            // SAFETY: both slices hold at least one value of their repr(C)
-            // types (checked above), whose fields (u64, u16, u8 arrays) are
-            // valid for any bit pattern; read_unaligned needs no alignment.
-            let (k, v) = unsafe {
-                (
-                    key.as_ptr().cast::<xsktap_limit_key>().read_unaligned(),
-                    value.as_ptr().cast::<xsktap_limit_state>().read_unaligned(),
-                )
-            };
-            let bytes = |a: [u64; 2]| {
-                let mut b = [0u8; 16];
-                b[..8].copy_from_slice(&a[0].to_ne_bytes());
-                b[8..].copy_from_slice(&a[1].to_ne_bytes());
-                b
-            };
-            keys.push((
-                LimitKey::from_wire(
-                    self.limit.by,
-                    k.family,
-                    bytes(k.src),
-                    bytes(k.dst),
-                    k.proto,
-                    k.sport,
-                    k.dport,
-                ),
-                v.dropped,
-            ));
-        }
-        Ok(keys)
-    }
-}
-
 impl XdpProgram {
     /// Opens and loads the program into the kernel, with `limit` dropping
     /// frames above a rate per key (none: the limiter is not in the program).
@@ -284,19 +230,56 @@ impl XdpProgram {
         self.limit
     }
 
-    /// A reader of the rate limit's per-key drop counts, for a thread of its
-    /// own; `None` without a limit.
+    /// Every key in the rate limit's buckets with the frames it lost since
+    /// it entered them (keys pushed out of the LRU map take their counts
+    /// with them; the queues' `limited` counters hold the exact total);
+    /// `None` without a limit.
     ///
     /// # Errors
-    /// [`Error::Bpf`] when the map's descriptor cannot be duplicated.
-    pub fn limited_keys(&self) -> Result<Option<LimitedKeys>> {
+    /// [`Error::Bpf`] when the map cannot be read.
+    pub fn limited_keys(&self) -> Result<Option<Vec<(LimitKey, u64)>>> {
         let Some(limit) = self.limit else {
             return Ok(None);
         };
-        Ok(Some(LimitedKeys {
-            limit,
-            map: MapHandle::try_from(&self.limits)?,
-        }))
+        let mut keys = Vec::new();
+        for (key, value) in self
+            .limits
+            .lookup_batch(4096, MapFlags::ANY, MapFlags::ANY)?
+        {
+            if key.len() < std::mem::size_of::<xsktap_limit_key>()
+                || value.len() < std::mem::size_of::<xsktap_limit_state>()
+            {
+                continue;
+            }
+            // SAFETY: both slices hold at least one value of their repr(C)
+            // types (checked above), whose fields (u64, u16, u8 arrays) are
+            // valid for any bit pattern; read_unaligned needs no alignment.
+            let (k, v) = unsafe {
+                (
+                    key.as_ptr().cast::<xsktap_limit_key>().read_unaligned(),
+                    value.as_ptr().cast::<xsktap_limit_state>().read_unaligned(),
+                )
+            };
+            let bytes = |a: [u64; 2]| {
+                let mut b = [0u8; 16];
+                b[..8].copy_from_slice(&a[0].to_ne_bytes());
+                b[8..].copy_from_slice(&a[1].to_ne_bytes());
+                b
+            };
+            keys.push((
+                LimitKey::from_wire(
+                    limit.by,
+                    k.family,
+                    bytes(k.src),
+                    bytes(k.dst),
+                    k.proto,
+                    k.sport,
+                    k.dport,
+                ),
+                v.dropped,
+            ));
+        }
+        Ok(Some(keys))
     }
 
     /// Whether the program takes frames spanning several buffers.

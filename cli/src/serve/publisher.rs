@@ -119,9 +119,11 @@ impl Publisher {
                         .map(|(k, n)| (k.as_str(), n))
                         .collect()
                 }),
+                // Unreadable counts are left out, never shown as zeros.
                 limited: progress
                     .limited
                     .iter()
+                    .flatten()
                     .map(|(key, n)| (key.to_string(), *n))
                     .collect(),
                 alerts_active: alerts.map_or_else(Vec::new, |w| {
