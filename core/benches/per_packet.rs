@@ -110,7 +110,13 @@ fn per_packet(c: &mut Criterion) {
                 let p = parse(black_box(f));
                 traffic.record(&p);
                 if let Some(k) = FlowKey::of(&p) {
-                    flows.record(k, u64::from(p.len), p.tcp_flags);
+                    flows.record(
+                        k,
+                        u64::from(p.len),
+                        p.tcp_flags,
+                        p.vlans[0],
+                        1_700_000_000_000_000_000,
+                    );
                 }
             }
         })

@@ -1,21 +1,35 @@
 //! A bounded per-worker flow table (5-tuple → packets, bytes) and the top-N
-//! views built from it.
+//! views built from it, and the flow records it exports.
 //!
 //! Open addressing with a short linear probe: a full probe window evicts its
 //! smallest flow (by packets) and counts the eviction, so memory never grows.
 //! The worker owns the table; once a second it copies the used slots into a
 //! buffer the reporter swaps out without ever making the worker wait.
+//!
+//! With export on ([`FlowTable::with_export`]), every packet a flow counts
+//! leaves the table in exactly one [`FlowRecord`]: when the flow has been
+//! active for the active timeout (the record holds what came since the last
+//! one), when it has been idle for the idle timeout (the flow is removed),
+//! when it is evicted, and at the end ([`FlowTable::drain`]). Summed over a
+//! capture, the records' packets are the packets the table counted, and
+//! records the worker could not hand on are counted, never silently lost.
 
 use std::cmp::Reverse;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use crate::parse::Packet;
 
 /// Slots probed before evicting.
 const PROBE: usize = 8;
+/// Expired records a table holds before it counts more as dropped (the
+/// worker hands them on twice a second).
+pub const EXPIRED_MAX: usize = 1 << 17;
+/// Times the expiry scan runs per pass over the table (one pass a second).
+pub const EXPIRY_STEPS: u64 = 64;
 
 /// A flow: addresses, ports (0 when absent) and protocol number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -81,6 +95,154 @@ pub struct FlowStats {
     pub syns: u32,
     /// TCP packets with ACK.
     pub acks: u32,
+    /// Outermost VLAN id of the flow's first packet (0: untagged).
+    pub vlan: u16,
+    /// TCP flags of the packets since the last export, ORed.
+    pub tcp_flags: u8,
+    /// Wall-clock time (ns) of the first packet since the last export; 0
+    /// when none came since.
+    pub first_ns: u64,
+    /// Wall-clock time (ns) of the last packet.
+    pub last_ns: u64,
+    /// Packets already exported in records.
+    pub exported_packets: u64,
+    /// Bytes already exported in records.
+    pub exported_bytes: u64,
+}
+
+impl FlowStats {
+    /// A flow's entry after its first packet: `len` bytes with TCP flags
+    /// `tcp_flags` and outermost VLAN `vlan`, at `now_ns` (wall clock).
+    pub fn new(key: FlowKey, len: u64, tcp_flags: Option<u8>, vlan: u16, now_ns: u64) -> FlowStats {
+        let (syns, acks) = handshake(tcp_flags);
+        FlowStats {
+            key,
+            packets: 1,
+            bytes: len,
+            syns,
+            acks,
+            vlan,
+            tcp_flags: tcp_flags.unwrap_or(0),
+            first_ns: now_ns,
+            last_ns: now_ns,
+            exported_packets: 0,
+            exported_bytes: 0,
+        }
+    }
+
+    /// What came since the last export, as a record (`None` when nothing
+    /// did), and marks it exported.
+    fn take_record(&mut self) -> Option<FlowRecord> {
+        let packets = self.packets - self.exported_packets;
+        if packets == 0 {
+            return None;
+        }
+        let record = FlowRecord {
+            src: self.key.src,
+            dst: self.key.dst,
+            sport: self.key.sport,
+            dport: self.key.dport,
+            proto: self.key.proto,
+            tcp_flags: u16::from(self.tcp_flags),
+            vlan: self.vlan,
+            packets,
+            bytes: self.bytes - self.exported_bytes,
+            start_ms: self.first_ns / 1_000_000,
+            end_ms: self.last_ns / 1_000_000,
+        };
+        self.exported_packets = self.packets;
+        self.exported_bytes = self.bytes;
+        self.first_ns = 0;
+        self.tcp_flags = 0;
+        Some(record)
+    }
+}
+
+/// One flow's counts over an interval, as exported (ClickHouse rows, IPFIX
+/// data records).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowRecord {
+    /// Source address.
+    pub src: IpAddr,
+    /// Destination address (the same family as `src`; a record whose
+    /// families differ is written with IPv6 addresses, IPv4 ones mapped).
+    pub dst: IpAddr,
+    /// Source port (0 without ports).
+    pub sport: u16,
+    /// Destination port (0 without ports).
+    pub dport: u16,
+    /// IP protocol.
+    pub proto: u8,
+    /// TCP flags seen in the interval, ORed (0 for other protocols).
+    pub tcp_flags: u16,
+    /// Outermost VLAN id (0: untagged).
+    pub vlan: u16,
+    /// Packets in the interval.
+    pub packets: u64,
+    /// Bytes in the interval.
+    pub bytes: u64,
+    /// First packet of the interval, ms since the Unix epoch.
+    pub start_ms: u64,
+    /// Last packet of the interval, ms since the Unix epoch.
+    pub end_ms: u64,
+}
+
+/// When flows are exported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExportTimeouts {
+    /// A flow still active is exported this long after its last record's
+    /// first packet (what came since).
+    pub active: Duration,
+    /// A flow silent this long is exported and removed.
+    pub idle: Duration,
+}
+
+impl Default for ExportTimeouts {
+    fn default() -> Self {
+        ExportTimeouts {
+            active: Duration::from_secs(10),
+            idle: Duration::from_secs(15),
+        }
+    }
+}
+
+/// The table's export state: timeouts, the expiry scan's place, and the
+/// records waiting for the worker to hand them on.
+#[derive(Debug)]
+struct Export {
+    active_ns: u64,
+    idle_ns: u64,
+    cursor: usize,
+    expired: Vec<FlowRecord>,
+    dropped: Dropped,
+}
+
+/// Records, and the packets in them, that could not be exported.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Dropped {
+    /// Flow records.
+    pub records: u64,
+    /// Packets they held.
+    pub packets: u64,
+}
+
+impl Dropped {
+    /// Counts `records` as dropped.
+    pub fn add(&mut self, records: &[FlowRecord]) {
+        self.records += records.len() as u64;
+        self.packets += records.iter().map(|r| r.packets).sum::<u64>();
+    }
+}
+
+impl Export {
+    fn push(&mut self, record: Option<FlowRecord>) {
+        let Some(r) = record else { return };
+        if self.expired.len() < EXPIRED_MAX {
+            self.expired.push(r);
+        } else {
+            self.dropped.add(&[r]);
+        }
+    }
 }
 
 /// (SYN without ACK, ACK) of a packet with TCP flags `flags`.
@@ -100,6 +262,7 @@ pub struct FlowTable {
     slots: Box<[Option<FlowStats>]>,
     mask: usize,
     evictions: u64,
+    export: Option<Box<Export>>,
 }
 
 impl FlowTable {
@@ -110,13 +273,34 @@ impl FlowTable {
             slots: vec![None; size].into_boxed_slice(),
             mask: size - 1,
             evictions: 0,
+            export: None,
         }
     }
 
-    /// Adds one packet of `len` bytes with TCP flags `tcp_flags` to its flow.
+    /// A table that exports its flows (see the module's documentation).
+    pub fn with_export(capacity: usize, timeouts: ExportTimeouts) -> Self {
+        let mut table = FlowTable::new(capacity);
+        table.export = Some(Box::new(Export {
+            active_ns: timeouts.active.as_nanos() as u64,
+            idle_ns: timeouts.idle.as_nanos() as u64,
+            cursor: 0,
+            expired: Vec::new(),
+            dropped: Dropped::default(),
+        }));
+        table
+    }
+
+    /// Adds one packet of `len` bytes with TCP flags `tcp_flags`, outermost
+    /// VLAN `vlan` (0: none), seen at `now_ns` (wall clock), to its flow.
     #[inline]
-    pub fn record(&mut self, key: FlowKey, len: u64, tcp_flags: Option<u8>) {
-        let (syns, acks) = handshake(tcp_flags);
+    pub fn record(
+        &mut self,
+        key: FlowKey,
+        len: u64,
+        tcp_flags: Option<u8>,
+        vlan: u16,
+        now_ns: u64,
+    ) {
         let start = key.hash() as usize;
         let mut victim = start & self.mask;
         let mut victim_packets = u64::MAX;
@@ -124,10 +308,16 @@ impl FlowTable {
             let at = (start + i) & self.mask;
             match &mut self.slots[at] {
                 Some(f) if f.key == key => {
+                    let (syns, acks) = handshake(tcp_flags);
                     f.packets += 1;
                     f.bytes += len;
                     f.syns = f.syns.saturating_add(syns);
                     f.acks = f.acks.saturating_add(acks);
+                    f.tcp_flags |= tcp_flags.unwrap_or(0);
+                    if f.first_ns == 0 {
+                        f.first_ns = now_ns;
+                    }
+                    f.last_ns = now_ns;
                     return;
                 }
                 Some(f) => {
@@ -137,25 +327,17 @@ impl FlowTable {
                     }
                 }
                 None => {
-                    self.slots[at] = Some(FlowStats {
-                        key,
-                        packets: 1,
-                        bytes: len,
-                        syns,
-                        acks,
-                    });
+                    self.slots[at] = Some(FlowStats::new(key, len, tcp_flags, vlan, now_ns));
                     return;
                 }
             }
         }
         self.evictions += 1;
-        self.slots[victim] = Some(FlowStats {
-            key,
-            packets: 1,
-            bytes: len,
-            syns,
-            acks,
-        });
+        let fresh = FlowStats::new(key, len, tcp_flags, vlan, now_ns);
+        let old = self.slots[victim].replace(fresh);
+        if let (Some(export), Some(mut old)) = (self.export.as_mut(), old) {
+            export.push(old.take_record());
+        }
     }
 
     /// Flows evicted to make room so far.
@@ -168,6 +350,160 @@ impl FlowTable {
     pub fn copy_into(&self, out: &mut Vec<FlowStats>) {
         out.clear();
         out.extend(self.slots.iter().flatten().copied());
+    }
+
+    /// One step of the expiry scan at `now_ns` (wall clock): looks at the
+    /// next 1/[`EXPIRY_STEPS`] of the slots, exporting the flows active past
+    /// the active timeout and removing those idle past the idle timeout.
+    /// Called [`EXPIRY_STEPS`] times a second, it passes over the whole table
+    /// each second without ever stalling the worker on a large one.
+    pub fn expire_step(&mut self, now_ns: u64) {
+        let Some(mut export) = self.export.take() else {
+            return;
+        };
+        let size = self.slots.len();
+        let step = size.div_ceil(EXPIRY_STEPS as usize);
+        let mut at = export.cursor;
+        let end = at + step;
+        while at < end.min(size) {
+            let Some(f) = &mut self.slots[at] else {
+                at += 1;
+                continue;
+            };
+            if now_ns.saturating_sub(f.last_ns) >= export.idle_ns {
+                export.push(f.take_record());
+                self.remove(at);
+                // The slot now holds a flow shifted back into it (or none): look again.
+                continue;
+            }
+            if f.first_ns != 0 && now_ns.saturating_sub(f.first_ns) >= export.active_ns {
+                export.push(f.take_record());
+            }
+            at += 1;
+        }
+        export.cursor = if at >= size { 0 } else { at };
+        self.export = Some(export);
+    }
+
+    /// Empties slot `at` and shifts back the flows after it that probing
+    /// would otherwise no longer find (linear probing's backward-shift
+    /// deletion: a lookup stops at the first empty slot).
+    fn remove(&mut self, mut at: usize) {
+        self.slots[at] = None;
+        let mut next = (at + 1) & self.mask;
+        while let Some(f) = &self.slots[next] {
+            let home = f.key.hash() as usize & self.mask;
+            // Move `f` back when its home is not in (at, next].
+            let dist_home = next.wrapping_sub(home) & self.mask;
+            let dist_hole = next.wrapping_sub(at) & self.mask;
+            if dist_hole >= PROBE {
+                // Every flow lies within PROBE slots of its home: none
+                // further on can belong in the hole.
+                break;
+            }
+            if dist_home >= dist_hole {
+                self.slots[at] = self.slots[next].take();
+                at = next;
+            }
+            next = (next + 1) & self.mask;
+        }
+    }
+
+    /// At the end: exports what every flow holds since its last record.
+    pub fn drain(&mut self) {
+        let Some(export) = self.export.as_mut() else {
+            return;
+        };
+        for f in self.slots.iter_mut().flatten() {
+            export.push(f.take_record());
+        }
+    }
+
+    /// Hands the records waiting for export to `out` (swapped: `out`'s
+    /// old buffer, cleared, becomes the table's).
+    pub fn take_expired(&mut self, out: &mut Vec<FlowRecord>) {
+        if let Some(export) = self.export.as_mut() {
+            out.clear();
+            std::mem::swap(&mut export.expired, out);
+        }
+    }
+
+    /// Records the table could not hold for export (more than
+    /// [`EXPIRED_MAX`] waiting).
+    pub fn export_dropped(&self) -> Dropped {
+        self.export.as_ref().map(|e| e.dropped).unwrap_or_default()
+    }
+}
+
+/// Flow records of one queue, on their way to the exporter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlowBatch {
+    /// The RX queue whose worker exported them.
+    pub queue: u32,
+    /// The records.
+    pub records: Vec<FlowRecord>,
+}
+
+/// Where workers hand their flow records: the exporter's bounded queue.
+/// Handing on never waits while capturing; a full queue drops the batch
+/// and counts it.
+#[derive(Debug, Clone)]
+pub struct FlowOut {
+    tx: crossbeam_channel::Sender<FlowBatch>,
+    dropped: Arc<Mutex<Dropped>>,
+}
+
+impl FlowOut {
+    /// A queue of `batches` batches and its receiving end.
+    pub fn bounded(batches: usize) -> (FlowOut, crossbeam_channel::Receiver<FlowBatch>) {
+        let (tx, rx) = crossbeam_channel::bounded(batches);
+        let out = FlowOut {
+            tx,
+            dropped: Arc::default(),
+        };
+        (out, rx)
+    }
+
+    /// Worker side, while capturing: hands `records` on without waiting,
+    /// counting them as dropped when the queue is full (or the exporter is
+    /// gone). `records` comes back empty.
+    pub fn offer(&self, queue: u32, records: &mut Vec<FlowRecord>) {
+        if records.is_empty() {
+            return;
+        }
+        let records = std::mem::take(records);
+        if let Err(e) = self.tx.try_send(FlowBatch { queue, records }) {
+            self.count_dropped(&e.into_inner().records);
+        }
+    }
+
+    /// Worker side, at the end: hands `records` on, waiting for room.
+    pub fn finish(&self, queue: u32, records: Vec<FlowRecord>) {
+        if records.is_empty() {
+            return;
+        }
+        if let Err(e) = self.tx.send(FlowBatch { queue, records }) {
+            self.count_dropped(&e.into_inner().records);
+        }
+    }
+
+    /// Adds records dropped before reaching the queue (a table's overflow).
+    pub fn add_dropped(&self, d: Dropped) {
+        if let Ok(mut total) = self.dropped.lock() {
+            total.records += d.records;
+            total.packets += d.packets;
+        }
+    }
+
+    fn count_dropped(&self, records: &[FlowRecord]) {
+        let mut d = Dropped::default();
+        d.add(records);
+        self.add_dropped(d);
+    }
+
+    /// Records dropped so far, with their packets.
+    pub fn dropped(&self) -> Dropped {
+        self.dropped.lock().map(|d| *d).unwrap_or_default()
     }
 }
 
@@ -305,7 +641,7 @@ mod handshake_tests {
             proto: 6,
         };
         for flags in [0x02, 0x10, 0x18, 0x11] {
-            t.record(k, 60, Some(flags));
+            t.record(k, 60, Some(flags), 0, 1);
         }
         let mut out = Vec::new();
         t.copy_into(&mut out);
@@ -316,6 +652,14 @@ mod handshake_tests {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn stats(key: FlowKey, packets: u64, bytes: u64) -> FlowStats {
+        FlowStats {
+            packets,
+            bytes,
+            ..FlowStats::new(key, 0, None, 0, 1)
+        }
+    }
 
     fn key(i: u32, port: u16) -> FlowKey {
         FlowKey {
@@ -331,9 +675,9 @@ mod tests {
     fn counts_per_flow() {
         let mut t = FlowTable::new(64);
         for _ in 0..5 {
-            t.record(key(1, 1000), 100, None);
+            t.record(key(1, 1000), 100, None, 0, 1);
         }
-        t.record(key(2, 1000), 1500, None);
+        t.record(key(2, 1000), 1500, None, 0, 1);
         let mut out = Vec::new();
         t.copy_into(&mut out);
         out.sort_by_key(|f| f.key);
@@ -348,10 +692,10 @@ mod tests {
         let mut t = FlowTable::new(16);
         // One big flow first, then many one-packet flows.
         for _ in 0..1000 {
-            t.record(key(0, 1), 64, None);
+            t.record(key(0, 1), 64, None, 0, 1);
         }
         for i in 1..=200 {
-            t.record(key(i, 2), 64, None);
+            t.record(key(i, 2), 64, None, 0, 1);
         }
         let mut out = Vec::new();
         t.copy_into(&mut out);
@@ -367,27 +711,160 @@ mod tests {
         );
     }
 
+    const S: u64 = 1_000_000_000;
+
+    fn exporting(capacity: usize) -> FlowTable {
+        FlowTable::with_export(
+            capacity,
+            ExportTimeouts {
+                active: Duration::from_secs(10),
+                idle: Duration::from_secs(3),
+            },
+        )
+    }
+
+    /// Runs the expiry scan over the whole table at `now_ns`.
+    fn expire_all(t: &mut FlowTable, now_ns: u64) {
+        for _ in 0..EXPIRY_STEPS {
+            t.expire_step(now_ns);
+        }
+    }
+
+    fn taken(t: &mut FlowTable) -> Vec<FlowRecord> {
+        let mut out = Vec::new();
+        t.take_expired(&mut out);
+        out
+    }
+
+    #[test]
+    fn an_active_flow_is_exported_per_active_timeout_and_the_rest_at_the_end() {
+        let mut t = exporting(64);
+        // 25 s of one packet a second, flags ORed per record.
+        for s in 0..25u64 {
+            let flags = if s == 0 { 0x02 } else { 0x10 };
+            t.record(key(1, 1), 100, Some(flags), 7, 1000 * S + s * S);
+            expire_all(&mut t, 1000 * S + s * S);
+        }
+        let first = taken(&mut t);
+        assert_eq!(first.len(), 2, "exported at 10 s and 21 s: {first:?}");
+        assert_eq!((first[0].packets, first[0].bytes), (11, 1100));
+        assert_eq!(first[0].start_ms, 1_000_000);
+        assert_eq!(first[0].end_ms, 1_010_000);
+        assert_eq!((first[0].tcp_flags, first[0].vlan), (0x12, 7));
+        assert_eq!((first[1].packets, first[1].tcp_flags), (11, 0x10));
+        assert_eq!(first[1].start_ms, 1_011_000);
+        t.drain();
+        let last = taken(&mut t);
+        assert_eq!(last.len(), 1);
+        assert_eq!(last[0].packets, 3);
+        let sum: u64 = first.iter().chain(&last).map(|r| r.packets).sum();
+        assert_eq!(sum, 25, "every packet in exactly one record");
+        t.drain();
+        assert!(taken(&mut t).is_empty(), "nothing is exported twice");
+    }
+
+    #[test]
+    fn an_idle_flow_is_exported_and_removed_and_the_others_stay_found() {
+        let mut t = exporting(16);
+        // Flows sharing probe windows: removing one must not hide the rest.
+        for i in 0..12 {
+            t.record(key(i, 1), 60, None, 0, S);
+        }
+        for i in 6..12 {
+            t.record(key(i, 1), 60, None, 0, 3 * S);
+        }
+        expire_all(&mut t, 4 * S + 1);
+        let idle = taken(&mut t);
+        assert_eq!(idle.len(), 6, "the six silent since 1 s: {idle:?}");
+        let mut out = Vec::new();
+        t.copy_into(&mut out);
+        assert_eq!(out.len(), 6, "removed from the table");
+        // The others are still found (not inserted a second time).
+        for i in 6..12 {
+            t.record(key(i, 1), 60, None, 0, 5 * S);
+        }
+        t.copy_into(&mut out);
+        assert_eq!(out.len(), 6);
+        assert!(out.iter().all(|f| f.packets == 3));
+    }
+
+    #[test]
+    fn records_sum_to_the_packets_counted_through_churn_and_evictions() {
+        let mut t = exporting(16);
+        let mut counted = 0u64;
+        let mut exported = 0u64;
+        let mut state = 0x1234_5678u64;
+        for n in 0..200_000u64 {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let flow = (state >> 33) % 40;
+            let now = S + n * 100_000; // 10,000 packets a second, 20 s
+            t.record(key(flow as u32, 9), 64, None, 0, now);
+            counted += 1;
+            if n % 200 == 0 {
+                t.expire_step(now);
+                exported += taken(&mut t).iter().map(|r| r.packets).sum::<u64>();
+            }
+        }
+        assert!(t.evictions() > 0, "the churn evicted flows");
+        t.drain();
+        exported += taken(&mut t).iter().map(|r| r.packets).sum::<u64>();
+        assert_eq!(t.export_dropped(), Dropped::default());
+        assert_eq!(exported, counted);
+    }
+
+    #[test]
+    fn a_full_export_buffer_counts_what_it_drops() {
+        let mut t = exporting(16);
+        let total = EXPIRED_MAX as u64 + 100;
+        for i in 0..total {
+            // Each new flow evicts one: one record per eviction, none taken.
+            t.record(key(i as u32, 3), 64, None, 0, S);
+        }
+        t.drain();
+        let kept: u64 = taken(&mut t).iter().map(|r| r.packets).sum();
+        let dropped = t.export_dropped();
+        assert!(dropped.records > 0);
+        assert_eq!(kept + dropped.packets, total);
+    }
+
+    #[test]
+    fn the_queue_to_the_exporter_never_waits_and_counts_what_it_drops() {
+        let (out, rx) = FlowOut::bounded(1);
+        let mut t = exporting(16);
+        t.record(key(1, 1), 64, None, 0, S);
+        t.record(key(1, 1), 64, None, 0, S);
+        t.drain();
+        let mut a = Vec::new();
+        t.take_expired(&mut a);
+        let mut b = a.clone();
+        out.offer(0, &mut a);
+        out.offer(1, &mut b);
+        assert!(a.is_empty() && b.is_empty());
+        assert_eq!(
+            out.dropped(),
+            Dropped {
+                records: 1,
+                packets: 2
+            }
+        );
+        assert_eq!(rx.try_recv().unwrap().queue, 0);
+    }
+
     #[test]
     fn top_n_orders_a_known_mix() {
         let mut flows = Vec::new();
         // Flow i: i packets of 1000 - i*10 bytes: more packets, fewer bytes each.
         for i in 1..=20u32 {
-            flows.push(FlowStats {
-                key: key(i, i as u16),
-                packets: u64::from(i),
-                bytes: u64::from(i) * (1000 - u64::from(i) * 10),
-                syns: 0,
-                acks: 0,
-            });
+            flows.push(stats(
+                key(i, i as u16),
+                u64::from(i),
+                u64::from(i) * (1000 - u64::from(i) * 10),
+            ));
         }
         // The same flow seen by a second worker is summed.
-        flows.push(FlowStats {
-            key: key(3, 3),
-            packets: 100,
-            bytes: 100,
-            syns: 0,
-            acks: 0,
-        });
+        flows.push(stats(key(3, 3), 100, 100));
         let top = Top::build(flows, 5);
         assert_eq!(top.flows, 20);
         let pk: Vec<u64> = top.flows_by_packets.iter().map(|f| f.packets).collect();
@@ -408,13 +885,7 @@ mod tests {
     #[test]
     fn exchange_never_blocks_the_worker() {
         let ex = FlowExchange::default();
-        let mut fresh = vec![FlowStats {
-            key: key(1, 1),
-            packets: 1,
-            bytes: 1,
-            syns: 0,
-            acks: 0,
-        }];
+        let mut fresh = vec![stats(key(1, 1), 1, 1)];
         let guard = ex.published.lock().unwrap();
         assert!(
             !ex.offer(&mut fresh, 3),

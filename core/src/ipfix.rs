@@ -12,6 +12,7 @@
 //! [`TEMPLATE_V6`]. Each message carries the templates first when asked
 //! (over UDP they are sent again periodically, RFC 7011 section 8.4).
 
+use crate::flows::FlowRecord;
 use std::net::IpAddr;
 
 /// IPFIX's version number in the message header.
@@ -43,34 +44,6 @@ const COMMON: [(u16, u16); 9] = [
     (152, 8), // flowStartMilliseconds
     (153, 8), // flowEndMilliseconds
 ];
-
-/// One flow's counts over an interval, as a collector receives it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FlowRecord {
-    /// Source address.
-    pub src: IpAddr,
-    /// Destination address (the same family as `src`; a record whose
-    /// families differ is written with IPv6 addresses, IPv4 ones mapped).
-    pub dst: IpAddr,
-    /// Source port (0 without ports).
-    pub sport: u16,
-    /// Destination port (0 without ports).
-    pub dport: u16,
-    /// IP protocol.
-    pub proto: u8,
-    /// TCP flags seen in the interval, ORed (0 for other protocols).
-    pub tcp_flags: u16,
-    /// Outermost VLAN id (0: untagged).
-    pub vlan: u16,
-    /// Packets in the interval.
-    pub packets: u64,
-    /// Bytes in the interval.
-    pub bytes: u64,
-    /// First packet of the interval, ms since the Unix epoch.
-    pub start_ms: u64,
-    /// Last packet of the interval, ms since the Unix epoch.
-    pub end_ms: u64,
-}
 
 impl FlowRecord {
     fn v4(&self) -> bool {

@@ -22,6 +22,7 @@ pub mod alerts;
 pub mod config;
 pub mod feed;
 pub mod filter;
+pub mod fleet;
 pub mod flows;
 pub mod ipfix;
 pub mod latency;

@@ -23,7 +23,9 @@ use std::time::Duration;
 use crossbeam_utils::CachePadded;
 
 use crate::feed::Feeds;
-use crate::flows::{FlowExchange, FlowKey, FlowStats, FlowTable};
+use crate::flows::{
+    FlowExchange, FlowKey, FlowOut, FlowRecord, FlowStats, FlowTable, EXPIRY_STEPS,
+};
 use crate::latency::{read_stamp, LatencyStats};
 use crate::monitor::{self, MonitorFormat, MAX_LINE};
 use crate::parse::parse;
@@ -337,8 +339,9 @@ impl<S: RecordSink> FrameStep<S> {
         }
         self.traffic.record(&packet);
         if let Some(key) = FlowKey::of(&packet) {
+            let vlan = packet.vlan_ids().first().copied().unwrap_or(0);
             self.flows
-                .record(key, u64::from(packet.len), packet.tcp_flags);
+                .record(key, u64::from(packet.len), packet.tcp_flags, vlan, wall_ns);
         }
         if let Some(stamp) = read_stamp(frame, &packet, mono_ns) {
             self.latency.record(stamp, mono_ns);
@@ -406,6 +409,9 @@ pub struct Worker<S> {
     pub pacer: Pacer,
     /// Where flows and latency are published.
     pub published: Arc<Published>,
+    /// Where expired flow records go, when flows are exported (the table
+    /// was made with [`FlowTable::with_export`]).
+    pub flow_out: Option<FlowOut>,
 }
 
 /// Per-batch totals, added to the counters once per batch.
@@ -438,6 +444,14 @@ impl<S: RecordSink> Worker<S> {
             }
         };
         self.step.flush();
+        if let Some(out) = &self.flow_out {
+            // Whatever the flows hold since their last record leaves now.
+            self.step.flows.drain();
+            let mut records = Vec::new();
+            self.step.flows.take_expired(&mut records);
+            out.finish(self.step.queue, records);
+            out.add_dropped(self.step.flows.export_dropped());
+        }
         let mut flow_copy = Vec::new();
         self.step.flows.copy_into(&mut flow_copy);
         self.published
@@ -455,6 +469,8 @@ impl<S: RecordSink> Worker<S> {
         let counters = self.counters.clone();
         let mut flow_copy: Vec<FlowStats> = Vec::new();
         let mut next_publish_ns = 0u64;
+        let mut next_expiry_ns = 0u64;
+        let mut expired: Vec<FlowRecord> = Vec::new();
         loop {
             if stop.load(Ordering::Relaxed) {
                 return Ok(());
@@ -505,6 +521,16 @@ impl<S: RecordSink> Worker<S> {
             if mono >= next_publish_ns {
                 self.publish(&mut flow_copy);
                 next_publish_ns = mono + PUBLISH_NS;
+                if let Some(out) = &self.flow_out {
+                    self.step.flows.take_expired(&mut expired);
+                    out.offer(self.step.queue, &mut expired);
+                }
+            }
+            // Flow export: a slice of the table's expiry scan, so that the
+            // whole table is looked at once a second in small steps.
+            if self.flow_out.is_some() && mono >= next_expiry_ns {
+                self.step.flows.expire_step(clock.wall_ns());
+                next_expiry_ns = mono + 1_000_000_000 / EXPIRY_STEPS;
             }
             if n == 0 {
                 let pending = self.step.has_pending();

@@ -192,6 +192,7 @@ fn worker(shared: &Arc<Shared>, sink: Option<MemorySink>, busy_poll: bool) -> Wo
         },
         pacer: Pacer::new(busy_poll, 50),
         published: Arc::new(Published::default()),
+        flow_out: None,
     }
 }
 
