@@ -131,6 +131,9 @@ pub struct CaptureConfig {
     pub publish: Option<Publish>,
     /// Drop frames above this rate per key in the XDP program (`--limit-pps`).
     pub rate_limit: Option<crate::limit::RateLimit>,
+    /// Flow export (`--export-clickhouse`, `--export-ipfix`): the
+    /// exporter's queue and the timeouts.
+    pub flow_export: Option<crate::flows::FlowExport>,
 }
 
 /// How the feeds are published over iceoryx2 (one service per feed).
@@ -202,6 +205,7 @@ impl CaptureConfig {
             line_silent_ns: crate::feed::tap::DEFAULT_LINE_SILENT_NS,
             publish: None,
             rate_limit: None,
+            flow_export: None,
         }
     }
 

@@ -507,6 +507,16 @@ impl FlowOut {
     }
 }
 
+/// What a capture's workers need to export flows: where the records go,
+/// and when flows are exported.
+#[derive(Debug, Clone)]
+pub struct FlowExport {
+    /// The exporter's queue.
+    pub out: FlowOut,
+    /// The active and idle timeouts.
+    pub timeouts: ExportTimeouts,
+}
+
 /// Where a worker publishes copies of its table for the reporter.
 #[derive(Debug, Default)]
 pub struct FlowExchange {

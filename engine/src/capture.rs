@@ -599,7 +599,10 @@ fn build_workers(
                     .map(|w| w.batcher(pcap_counters, index)),
                 monitor,
                 traffic,
-                flows: FlowTable::new(cfg.flow_table_size),
+                flows: match &cfg.flow_export {
+                    Some(e) => FlowTable::with_export(cfg.flow_table_size, e.timeouts),
+                    None => FlowTable::new(cfg.flow_table_size),
+                },
                 latency: LatencyStats::default(),
                 closed: false,
                 feeds: feeds.cloned(),
@@ -607,6 +610,7 @@ fn build_workers(
             },
             pacer: Pacer::new(cfg.busy_poll, cfg.coalesce_usecs),
             published,
+            flow_out: cfg.flow_export.as_ref().map(|e| e.out.clone()),
         };
         built.push((
             handle,
