@@ -4,6 +4,7 @@
 #![deny(missing_docs)]
 
 pub mod chart;
+pub mod clickhouse;
 pub mod cpu;
 pub mod feedgen;
 pub mod frames;

@@ -219,6 +219,47 @@ pub struct CommonArgs {
     /// killed after 30 s; alerts arriving while 64 wait are skipped and counted.
     #[arg(long, value_name = "CMD", conflicts_with = "no_alerts")]
     pub alert_exec: Option<String>,
+    /// Export flow records, per-queue statistics each second and events (alerts, feed
+    /// gaps, start and stop) to ClickHouse: http://HOST:PORT[/?database=DB&user=USER],
+    /// the password in XSKTAP_CLICKHOUSE_PASSWORD. Tables `flows`, `stats`, `events`.
+    #[arg(long, value_name = "URL", conflicts_with = "read")]
+    pub export_clickhouse: Option<String>,
+    /// Export flow records as IPFIX (RFC 7011) over UDP to a collector at HOST:PORT
+    /// (nfcapd, GoFlow2, nProbe…), templates sent again every 30 s.
+    #[arg(long, value_name = "HOST:PORT", conflicts_with = "read")]
+    pub export_ipfix: Option<String>,
+    /// The `host` every exported row carries (default: this machine's host name).
+    #[arg(long, value_name = "NAME")]
+    pub export_name: Option<String>,
+    /// Create the database and the tables if they do not exist.
+    #[arg(long, requires = "export_clickhouse")]
+    pub export_create: bool,
+    /// Keep batches ClickHouse has not taken yet in DIR (bounded by --export-spool-size)
+    /// instead of memory: they survive an outage longer, and the next run sends what
+    /// this one could not.
+    #[arg(long, value_name = "DIR", requires = "export_clickhouse")]
+    pub export_spool: Option<PathBuf>,
+    /// The spool's bound (tcpdump -C units: a plain number is MB; k, m, g suffixes);
+    /// rows beyond it are dropped and counted.
+    #[arg(
+        long,
+        value_name = "SIZE",
+        default_value = "1g",
+        requires = "export_clickhouse"
+    )]
+    pub export_spool_size: String,
+    /// Capture even when ClickHouse cannot be reached or refuses at start (its rows wait
+    /// in the spool until it answers).
+    #[arg(long, requires = "export_clickhouse")]
+    pub export_optional: bool,
+    /// Export an active flow's counts every SECS seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..=3600))]
+    pub export_active_timeout: u32,
+    /// Export and forget a flow silent for SECS seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 15,
+          value_parser = clap::value_parser!(u32).range(1..=3600))]
+    pub export_idle_timeout: u32,
     /// Serve the live dashboard, /ws, /metrics and /api/summary on ADDR:PORT (PORT alone
     /// means 127.0.0.1:PORT). A non-loopback address requires a token on every request.
     #[arg(long, value_name = "ADDR:PORT")]
@@ -695,6 +736,8 @@ pub struct Request {
     pub user: Option<xsktap::User>,
     /// `-r FILE`: read this file instead of capturing.
     pub read: Option<PathBuf>,
+    /// `--export-*`: where flows, statistics and events go.
+    pub export: Option<xsktap::export::ExportConfig>,
 }
 
 fn request(
@@ -712,6 +755,7 @@ fn request(
         ),
         (None, None) => String::new(),
     };
+    let export = export_config(&common)?;
     let mut config = CaptureConfig::new(source);
     config.queues = common
         .queues
@@ -848,7 +892,74 @@ fn request(
         notes: Vec::new(),
         user,
         read: common.read,
+        export,
     })
+}
+
+/// The export flags, checked (`None` without --export-clickhouse or --export-ipfix).
+fn export_config(common: &CommonArgs) -> anyhow::Result<Option<xsktap::export::ExportConfig>> {
+    use xsktap_core::fleet::{ClickHouseUrl, Origin, PASSWORD_ENV};
+    if common.export_clickhouse.is_none() && common.export_ipfix.is_none() {
+        anyhow::ensure!(
+            common.export_name.is_none(),
+            "--export-name names the rows of an export: add --export-clickhouse URL or --export-ipfix HOST:PORT"
+        );
+        return Ok(None);
+    }
+    let clickhouse = common
+        .export_clickhouse
+        .as_deref()
+        .map(ClickHouseUrl::parse)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let ipfix = match &common.export_ipfix {
+        None => None,
+        Some(text) => {
+            use std::net::ToSocketAddrs;
+            let addr = text
+                .to_socket_addrs()
+                .ok()
+                .and_then(|mut a| a.next())
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "--export-ipfix {text}: not HOST:PORT (a collector's address and UDP port, such as 198.18.0.2:4739)"
+                    )
+                })?;
+            Some(addr)
+        }
+    };
+    let host = match &common.export_name {
+        Some(name) => {
+            anyhow::ensure!(
+                !name.trim().is_empty() && !name.chars().any(char::is_control),
+                "--export-name needs a name such as tap-ny4-01"
+            );
+            name.clone()
+        }
+        None => xsktap::export::host_name(),
+    };
+    let spool_bytes = parse_file_size("--export-spool-size", &common.export_spool_size)?;
+    anyhow::ensure!(
+        common.export_idle_timeout >= 1 && common.export_active_timeout >= 1,
+        "the export timeouts are at least 1 s"
+    );
+    Ok(Some(xsktap::export::ExportConfig {
+        clickhouse,
+        password: std::env::var(PASSWORD_ENV).ok().filter(|p| !p.is_empty()),
+        ipfix,
+        origin: Origin {
+            host,
+            interface: common.iface.clone().unwrap_or_default(),
+        },
+        create: common.export_create,
+        spool_dir: common.export_spool.clone(),
+        spool_bytes,
+        optional: common.export_optional,
+        timeouts: xsktap_core::flows::ExportTimeouts {
+            active: Duration::from_secs(u64::from(common.export_active_timeout)),
+            idle: Duration::from_secs(u64::from(common.export_idle_timeout)),
+        },
+    }))
 }
 
 /// Applies the rotation flags to a request's output.

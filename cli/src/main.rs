@@ -1,6 +1,7 @@
 //! The `xsktap` binary: a thin shell over the engine.
 
 mod alerting;
+mod exporting;
 mod flags;
 mod report;
 mod serve;
@@ -192,7 +193,7 @@ fn run_replay(
     let feed_summary = match (&replay.feeds, &view) {
         (Some(feeds), View::Feed { json }) => {
             feeds.tick(u64::MAX);
-            let _ = report::print_feed_events(feeds, *json);
+            let _ = report::print_feed_events(feeds, *json, None);
             Some(xsktap_core::feed::report::summary(feeds))
         }
         _ => None,
@@ -261,6 +262,22 @@ fn run(req: Request, view: View) -> anyhow::Result<ExitCode> {
     if let Some(note) = leave_server_traffic(&mut req) {
         say!("xsktap: {note}");
     }
+    // The export's server is reached (and its tables made) before anything is attached.
+    let export_names = req.export.as_ref().map(|e| {
+        (
+            e.clickhouse.as_ref().map(|c| c.endpoint.clone()),
+            e.ipfix.map(|a| a.to_string()),
+        )
+    });
+    let prepared = req
+        .export
+        .take()
+        .map(xsktap::export::Prepared::check)
+        .transpose()?;
+    if let Some(w) = prepared.as_ref().and_then(|p| p.warning()) {
+        say!("xsktap: warning: {w}");
+    }
+    req.config.flow_export = prepared.as_ref().map(|p| p.flow_export());
     let capture = Capture::start(&req.config, req.output.clone())?;
     for warning in capture.warnings() {
         say!("xsktap: warning: {warning}");
@@ -300,6 +317,25 @@ fn run(req: Request, view: View) -> anyhow::Result<ExitCode> {
     if !housekeeping.is_empty() {
         let _ = xsktap::pin_current_thread(&housekeeping);
     }
+    // Started here, after this thread left the workers' CPUs: its threads inherit that.
+    let mut exporting = match prepared {
+        Some(p) => {
+            let exporter = p.start()?;
+            if let Some((clickhouse, ipfix)) = &export_names {
+                say!(
+                    "xsktap: {}",
+                    report::export_line(&req.config, clickhouse.as_deref(), ipfix.as_deref())
+                );
+            }
+            Some(exporting::Exporting::new(
+                exporter,
+                &capture,
+                &iface,
+                &req.filter_text,
+            ))
+        }
+        None => None,
+    };
     let mut serving = match (&req.serve, listener) {
         (Some(cfg), Some(listener)) => {
             let bound = listener.local_addr()?;
@@ -376,7 +412,7 @@ fn run(req: Request, view: View) -> anyhow::Result<ExitCode> {
         if let (Some(feeds), View::Feed { json }) = (capture.feeds(), &view) {
             // A/B gaps are declared once their window passes, even when quiet.
             feeds.tick(wall_ns());
-            if report::print_feed_events(feeds, *json).is_err() {
+            if report::print_feed_events(feeds, *json, exporting.as_ref()).is_err() {
                 stdout_closed = true;
                 break None;
             }
@@ -404,6 +440,9 @@ fn run(req: Request, view: View) -> anyhow::Result<ExitCode> {
             for raised in a.step(&capture, started.elapsed(), wall_ns()) {
                 say!("{}", report::alert_line(&raised.event));
                 let line = raised.json.to_string();
+                if let Some(e) = &exporting {
+                    e.alert(&raised.event, &line);
+                }
                 match &view {
                     View::Top { json: true, .. } | View::Feed { json: true } => {
                         json += &line;
@@ -419,6 +458,9 @@ fn run(req: Request, view: View) -> anyhow::Result<ExitCode> {
                 stdout_closed = true;
                 break None;
             }
+        }
+        if let Some(e) = exporting.as_mut() {
+            e.tick(&capture);
         }
         if Instant::now() < next_report {
             continue;
@@ -467,7 +509,7 @@ fn run(req: Request, view: View) -> anyhow::Result<ExitCode> {
         // At the end, what no line brought is missing: every pending gap is declared.
         feeds.tick(u64::MAX);
         if !stdout_closed {
-            let _ = report::print_feed_events(feeds, *json);
+            let _ = report::print_feed_events(feeds, *json, exporting.as_ref());
         }
     }
     for notice in notices.take() {
@@ -476,7 +518,12 @@ fn run(req: Request, view: View) -> anyhow::Result<ExitCode> {
     if finish == Some(Finish::FilesDone) {
         say!("xsktap: -W: the last of the files is written");
     }
+    let export_report = exporting.map(|e| e.finish(&summary, &iface));
     let _ = io::stderr().write_all(report::summary_text(&summary, &iface, &output_name).as_bytes());
+    if let (Some(r), Some((clickhouse, ipfix))) = (&export_report, &export_names) {
+        let text = exporting::report_text(r, clickhouse.as_deref(), ipfix.as_deref());
+        let _ = io::stderr().write_all(text.as_bytes());
+    }
     let feed_summary = feeds.as_deref().map(xsktap_core::feed::report::summary);
     if let Some(feeds) = &feed_summary {
         let _ = io::stderr().write_all(report::feeds_text(feeds).as_bytes());
@@ -484,6 +531,7 @@ fn run(req: Request, view: View) -> anyhow::Result<ExitCode> {
     if let Some(path) = &req.summary_json {
         let mut json = report::summary_json(&summary, &iface, &output_name, &req.filter_text);
         json.feeds = feed_summary.unwrap_or_default();
+        json.export = export_report;
         let text = serde_json::to_string_pretty(&json).expect("JSON values serialise");
         std::fs::write(path, text + "\n")
             .with_context(|| format!("writing --summary-json {}", path.display()))?;

@@ -476,7 +476,12 @@ pub fn summary_json(s: &Summary, iface: &str, output: &str, filter: &str) -> Sum
 }
 
 /// Prints the feeds' queued events on standard output, one line each.
-pub fn print_feed_events(feeds: &xsktap_core::feed::Feeds, json: bool) -> io::Result<()> {
+/// With an export, each event also goes to its `events` table.
+pub fn print_feed_events(
+    feeds: &xsktap_core::feed::Feeds,
+    json: bool,
+    export: Option<&crate::exporting::Exporting>,
+) -> io::Result<()> {
     use xsktap_core::feed::report::{event_json, event_text};
     let events = feeds.take_events();
     if events.is_empty() {
@@ -486,10 +491,13 @@ pub fn print_feed_events(feeds: &xsktap_core::feed::Feeds, json: bool) -> io::Re
     for (i, event) in events {
         let spec = &feeds.specs()[i];
         let ab = spec.lines.len() == 2;
-        text.push_str(&if json {
-            event_json(&spec.name, ab, &event)
-        } else {
-            event_text(&spec.name, ab, &event)
+        let as_json = (json || export.is_some()).then(|| event_json(&spec.name, ab, &event));
+        if let (Some(e), Some(line)) = (export, &as_json) {
+            e.feed_event(&spec.name, line);
+        }
+        text.push_str(&match as_json.filter(|_| json) {
+            Some(line) => line,
+            None => event_text(&spec.name, ab, &event),
         });
         text.push('\n');
     }
@@ -573,6 +581,34 @@ pub fn feeds_text(feeds: &[xsktap_core::feed::report::FeedJson]) -> String {
         }
     }
     out
+}
+
+/// The start line of an export: what goes where.
+pub fn export_line(
+    cfg: &xsktap_core::CaptureConfig,
+    clickhouse: Option<&str>,
+    ipfix: Option<&str>,
+) -> String {
+    let timeouts = cfg
+        .flow_export
+        .as_ref()
+        .map(|e| (e.timeouts.active.as_secs(), e.timeouts.idle.as_secs()))
+        .unwrap_or_default();
+    let mut to = Vec::new();
+    if let Some(url) = clickhouse {
+        to.push(format!(
+            "flows, statistics each second and events to ClickHouse at {url}"
+        ));
+    }
+    if let Some(addr) = ipfix {
+        to.push(format!("flows as IPFIX to {addr}"));
+    }
+    format!(
+        "exporting {} (flow records every {} s while active, after {} s idle, and at the end)",
+        to.join(", and "),
+        timeouts.0,
+        timeouts.1
+    )
 }
 
 /// The stderr line of an alert starting or ending:

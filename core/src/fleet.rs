@@ -143,6 +143,144 @@ impl Table {
     }
 }
 
+/// The environment variable the ClickHouse password is read from (never argv).
+pub const PASSWORD_ENV: &str = "XSKTAP_CLICKHOUSE_PASSWORD";
+
+/// Where `--export-clickhouse` sends: `http://HOST:PORT[/?database=DB&user=USER]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClickHouseUrl {
+    /// `http://HOST:PORT`, what the client connects to.
+    pub endpoint: String,
+    /// `database=`: the tables' database (none: the user's default).
+    pub database: Option<String>,
+    /// `user=`: the user (none: `default`).
+    pub user: Option<String>,
+}
+
+impl ClickHouseUrl {
+    /// Parses the URL, or says in one line what is wrong and how to write it.
+    ///
+    /// # Errors
+    /// Another scheme than `http`, no port, a path, an unknown parameter, or
+    /// a password in the URL (it belongs in [`PASSWORD_ENV`]).
+    pub fn parse(url: &str) -> Result<ClickHouseUrl, String> {
+        let usage = "write it as http://HOST:PORT[/?database=DB&user=USER]";
+        let Some(rest) = url.strip_prefix("http://") else {
+            if url.starts_with("https://") {
+                return Err(format!(
+                    "--export-clickhouse {url}: https is not built in; use http to a local or tunnelled port ({usage})"
+                ));
+            }
+            return Err(format!(
+                "--export-clickhouse {url}: not an http URL; {usage}"
+            ));
+        };
+        let (authority, query) = match rest.split_once('/') {
+            Some((a, tail)) => {
+                let q = tail.strip_prefix('?').or((tail.is_empty()).then_some(""));
+                match q {
+                    Some(q) => (a, q),
+                    None => {
+                        return Err(format!(
+                            "--export-clickhouse {url}: a path is not supported; {usage}"
+                        ))
+                    }
+                }
+            }
+            None => (rest, ""),
+        };
+        if authority.contains('@') {
+            return Err(format!(
+                "--export-clickhouse: credentials do not go in the URL; give user= and set {PASSWORD_ENV}"
+            ));
+        }
+        let port_ok = authority.rsplit_once(':').is_some_and(|(host, port)| {
+            !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
+        });
+        if !port_ok {
+            return Err(format!(
+                "--export-clickhouse {url}: HOST:PORT is needed (ClickHouse's HTTP port is usually 8123); {usage}"
+            ));
+        }
+        let mut parsed = ClickHouseUrl {
+            endpoint: format!("http://{authority}"),
+            database: None,
+            user: None,
+        };
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let ok_name = !v.is_empty()
+                && v.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            match k {
+                "database" | "user" if !ok_name => {
+                    return Err(format!(
+                        "--export-clickhouse: {k}={v} is not a name (letters, digits, _ and -)"
+                    ))
+                }
+                "database" => parsed.database = Some(v.to_string()),
+                "user" => parsed.user = Some(v.to_string()),
+                "password" => {
+                    return Err(format!(
+                        "--export-clickhouse: the password does not go in the URL (it would show in ps); set {PASSWORD_ENV}"
+                    ))
+                }
+                _ => {
+                    return Err(format!(
+                        "--export-clickhouse: unknown parameter {k}; {usage}"
+                    ))
+                }
+            }
+        }
+        Ok(parsed)
+    }
+}
+
+/// Where an export stands: what was sent, waits, and was dropped (the
+/// summary's `export`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ExportReport {
+    /// Rows inserted into `flows`, `stats` and `events`.
+    pub rows_sent: [u64; 3],
+    /// Inserts that succeeded.
+    pub batches_sent: u64,
+    /// RowBinary bytes inserted (before compression).
+    pub bytes_sent: u64,
+    /// Flow records the workers handed on.
+    pub flow_records: u64,
+    /// Packets in those records.
+    pub flow_packets: u64,
+    /// Packets in the flow rows ClickHouse holds (sent, or found there).
+    pub flow_packets_sent: u64,
+    /// Rows dropped: spool full, or left unsent at the end without a spool
+    /// directory; and flow records the workers could not hand on.
+    pub dropped_rows: u64,
+    /// Packets in the dropped flow rows and records.
+    pub dropped_flow_packets: u64,
+    /// Statistics and events the exporter's queue had no room for.
+    pub control_dropped: u64,
+    /// Rows waiting in the spool.
+    pub spooled_rows: u64,
+    /// Their bytes.
+    pub spooled_bytes: u64,
+    /// Failed inserts retried.
+    pub retries: u64,
+    /// Batches found already inserted when retried (not sent twice).
+    pub already_there: u64,
+    /// Whether the last insert or check reached ClickHouse.
+    pub connected: bool,
+    /// The last failure, one line.
+    pub last_error: Option<String>,
+    /// IPFIX messages sent.
+    pub ipfix_messages: u64,
+    /// IPFIX data records sent.
+    pub ipfix_records: u64,
+    /// IPFIX sends that failed.
+    pub ipfix_errors: u64,
+    /// The spool directory, when batches were left in it at the end.
+    pub left_in: Option<String>,
+}
+
 /// What every row names: the capture host and its interface.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Origin {
@@ -525,6 +663,32 @@ mod tests {
         let (row, end) = decode(Table::Events, &out, 0);
         assert_eq!(end, out.len());
         assert_eq!(row[4..8], [e.kind, e.subject, e.state, e.json]);
+    }
+
+    #[test]
+    fn urls_parse_or_say_what_is_wrong() {
+        let u = ClickHouseUrl::parse("http://127.0.0.1:8123/?database=fleet&user=tap").unwrap();
+        assert_eq!(u.endpoint, "http://127.0.0.1:8123");
+        assert_eq!(u.database.as_deref(), Some("fleet"));
+        assert_eq!(u.user.as_deref(), Some("tap"));
+        let plain = ClickHouseUrl::parse("http://ch.example:8123").unwrap();
+        assert_eq!((plain.database, plain.user), (None, None));
+        assert!(ClickHouseUrl::parse("http://[2001:2::1]:8123/").is_ok());
+        for (bad, says) in [
+            ("ch:8123", "not an http URL"),
+            ("https://ch:8443", "https is not built in"),
+            ("http://ch", "HOST:PORT is needed"),
+            ("http://ch:0", "HOST:PORT is needed"),
+            ("http://ch:8123/db", "a path is not supported"),
+            ("http://u:p@ch:8123", "credentials do not go in the URL"),
+            ("http://ch:8123/?password=x", PASSWORD_ENV),
+            ("http://ch:8123/?database=a;drop", "is not a name"),
+            ("http://ch:8123/?db=x", "unknown parameter db"),
+        ] {
+            let e = ClickHouseUrl::parse(bad).unwrap_err();
+            assert!(e.contains(says), "{bad}: {e}");
+            assert!(!e.contains('\n'));
+        }
     }
 
     #[test]

@@ -12,7 +12,7 @@
 //! [`TEMPLATE_V6`]. Each message carries the templates first when asked
 //! (over UDP they are sent again periodically, RFC 7011 section 8.4).
 
-use crate::flows::FlowRecord;
+pub use crate::flows::FlowRecord;
 use std::net::IpAddr;
 
 /// IPFIX's version number in the message header.

@@ -391,6 +391,9 @@ pub struct SummaryJson {
     /// The rate limit, when one ran (`--limit-pps`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<LimitJson>,
+    /// The fleet export, when one ran (`--export-clickhouse`, `--export-ipfix`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export: Option<crate::fleet::ExportReport>,
 }
 
 /// The rate limit in a summary: what it was and what it dropped.
@@ -522,6 +525,7 @@ impl SummaryJson {
             out_of_order: 0,
             feeds: Vec::new(),
             limit: None,
+            export: None,
         }
     }
 }

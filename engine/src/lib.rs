@@ -27,6 +27,7 @@
 
 mod background;
 pub mod capture;
+pub mod export;
 mod files;
 mod messages;
 mod pcapng;

@@ -1,0 +1,170 @@
+//! The capture's side of the fleet export: a `stats` row per queue each
+//! second (the last one up to the summary, so the rows sum to it), events
+//! (start, alerts, feed events, stop), and the closing report.
+
+use std::time::{Duration, Instant};
+
+use xsktap::export::Exporter;
+use xsktap::{Capture, Summary};
+use xsktap_core::fleet::{stats_rows, EventRow, ExportReport};
+use xsktap_core::stats::QueueSnapshot;
+
+/// How long the end of a capture waits for ClickHouse to take what is left.
+pub const FINISH_WAIT: Duration = Duration::from_secs(15);
+
+/// A running export and what its statistics rows have covered so far.
+pub struct Exporting {
+    exporter: Exporter,
+    exported: Vec<QueueSnapshot>,
+    next: Instant,
+}
+
+fn now_ms() -> u64 {
+    super::wall_ns() / 1_000_000
+}
+
+impl Exporting {
+    /// Starts exporting for `capture`: the `start` event names the queues.
+    pub fn new(exporter: Exporter, capture: &Capture, iface: &str, filter: &str) -> Exporting {
+        let snap = capture.snapshot();
+        let queues: Vec<u32> = snap.queues.iter().map(|q| q.queue).collect();
+        let json = serde_json::json!({
+            "event": "start",
+            "interface": iface,
+            "queues": queues,
+            "filter": filter,
+            "version": env!("CARGO_PKG_VERSION"),
+            "time_ns": super::wall_ns(),
+        });
+        exporter.event(EventRow {
+            time_ms: now_ms(),
+            kind: "start".into(),
+            subject: iface.into(),
+            state: String::new(),
+            json: json.to_string(),
+        });
+        Exporting {
+            exporter,
+            exported: Vec::new(),
+            next: Instant::now() + Duration::from_secs(1),
+        }
+    }
+
+    /// Once a second: the `stats` rows of the second gone by.
+    pub fn tick(&mut self, capture: &Capture) {
+        if Instant::now() < self.next {
+            return;
+        }
+        self.next += Duration::from_secs(1);
+        let now = capture.snapshot().queues;
+        self.exporter
+            .stats(now_ms(), stats_rows(&self.exported, &now));
+        self.exported = now;
+    }
+
+    /// An alert starting or ending, with its JSON line.
+    pub fn alert(&self, e: &xsktap_core::alerts::Event, json: &str) {
+        self.exporter.event(EventRow {
+            time_ms: now_ms(),
+            kind: e.kind.as_str().into(),
+            subject: e.subject.clone(),
+            state: if e.start { "start" } else { "end" }.into(),
+            json: json.into(),
+        });
+    }
+
+    /// A feed event (gap, recovery, session start or end…) as printed in JSON.
+    pub fn feed_event(&self, feed: &str, json: &str) {
+        let kind = serde_json::from_str::<serde_json::Value>(json)
+            .ok()
+            .and_then(|v| v.get("event").and_then(|k| k.as_str().map(str::to_string)))
+            .unwrap_or_else(|| "feed".into());
+        self.exporter.event(EventRow {
+            time_ms: now_ms(),
+            kind,
+            subject: feed.into(),
+            state: String::new(),
+            json: json.into(),
+        });
+    }
+
+    /// Where the export stands (for /metrics).
+    pub fn report(&self) -> ExportReport {
+        self.exporter.report()
+    }
+
+    /// After the capture stopped: the last `stats` rows (up to the
+    /// summary's counts), the `stop` event, and the export's end.
+    pub fn finish(self, summary: &Summary, iface: &str) -> ExportReport {
+        let last = &summary.snapshot.queues;
+        self.exporter
+            .stats(now_ms(), stats_rows(&self.exported, last));
+        let json = serde_json::json!({
+            "event": "stop",
+            "interface": iface,
+            "packets": summary.snapshot.written(),
+            "bytes": summary.snapshot.written_bytes(),
+            "received": summary.snapshot.received(),
+            "lost": summary.snapshot.lost(),
+            "time_ns": super::wall_ns(),
+        });
+        self.exporter.event(EventRow {
+            time_ms: now_ms(),
+            kind: "stop".into(),
+            subject: iface.into(),
+            state: String::new(),
+            json: json.to_string(),
+        });
+        self.exporter.finish(FINISH_WAIT)
+    }
+}
+
+/// The summary's export line(s).
+pub fn report_text(r: &ExportReport, clickhouse: Option<&str>, ipfix: Option<&str>) -> String {
+    let mut out = String::new();
+    if let Some(url) = clickhouse {
+        let [flows, stats, events] = r.rows_sent;
+        out += &format!(
+            "export to ClickHouse at {url}: {flows} flow rows ({} packets), {stats} stats rows, {events} events in {} inserts",
+            r.flow_packets_sent, r.batches_sent
+        );
+        if r.retries > 0 {
+            out += &format!(
+                "; {} failed attempts retried ({} batches found already there)",
+                r.retries, r.already_there
+            );
+        }
+        out += "\n";
+        if let Some(dir) = &r.left_in {
+            out += &format!(
+                "export: ClickHouse did not take {} rows ({} bytes) in time: they wait in {dir} for the next run with --export-spool {dir}\n",
+                r.spooled_rows, r.spooled_bytes
+            );
+        }
+    }
+    if let Some(addr) = ipfix {
+        out += &format!(
+            "export IPFIX to {addr}: {} flow records in {} messages{}\n",
+            r.ipfix_records,
+            r.ipfix_messages,
+            if r.ipfix_errors > 0 {
+                format!(", {} sends failed", r.ipfix_errors)
+            } else {
+                String::new()
+            }
+        );
+    }
+    if r.dropped_rows > 0 || r.control_dropped > 0 {
+        out += &format!(
+            "export: {} rows dropped ({} packets of flows) and {} statistics/events the queue had no room for{}\n",
+            r.dropped_rows,
+            r.dropped_flow_packets,
+            r.control_dropped,
+            r.last_error
+                .as_deref()
+                .map(|e| format!("; last error: {e}"))
+                .unwrap_or_default()
+        );
+    }
+    out
+}

@@ -1,0 +1,343 @@
+//! Fleet export (issue 16) as root on a test bed, against real servers
+//! started inside the bed's namespace b on its 127.0.0.1: Debian's
+//! `clickhouse-server` (bench/src/clickhouse.rs) and `nfcapd`, read back by
+//! their own clients (`clickhouse-client`, `nfdump`).
+
+mod common;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::*;
+use etherparse::PacketBuilder;
+use xsktap_bench::clickhouse::ClickHouse;
+use xsktap_bench::frames::{IP_B, MAC_A, MAC_B};
+
+/// UDP from `src`:`sport` to 198.18.0.2:`dport` with a `len`-byte payload.
+fn udp(src: [u8; 4], sport: u16, dport: u16, len: usize) -> Vec<u8> {
+    let mut f = Vec::new();
+    PacketBuilder::ethernet2(MAC_A, MAC_B)
+        .ipv4(src, IP_B, 64)
+        .udp(sport, dport)
+        .write(&mut f, &vec![0x5a; len])
+        .unwrap();
+    f
+}
+
+/// `flows` flows from 198.18.0.1 (source ports 40000…), `per_flow` frames
+/// each, interleaved; payload length varies per flow (bytes are checked).
+fn known_traffic(flows: u16, per_flow: u16) -> Vec<Vec<u8>> {
+    let mut frames = Vec::new();
+    for _ in 0..per_flow {
+        for f in 0..flows {
+            frames.push(udp([198, 18, 0, 1], 40_000 + f, 9, 18 + usize::from(f % 7)));
+        }
+    }
+    frames
+}
+
+fn frame_bytes(frames: &[Vec<u8>]) -> u64 {
+    // The capture counts a frame's length on the wire without the FCS.
+    frames.iter().map(|f| f.len() as u64).sum()
+}
+
+/// A port scan: 198.18.0.5 to 150 destination ports within a second.
+fn scan() -> Vec<Vec<u8>> {
+    (0..150u16)
+        .map(|p| udp([198, 18, 0, 5], 50_000, 1000 + p, 18))
+        .collect()
+}
+
+fn export_flags<'a>(ch: &'a str, name: &'a str) -> Vec<&'a str> {
+    vec![
+        "--export-clickhouse",
+        ch,
+        "--export-create",
+        "--export-name",
+        name,
+    ]
+}
+
+#[test]
+#[ignore = "needs root: run with --include-ignored as root (tools/test.sh)"]
+fn flows_stats_and_events_reach_clickhouse_and_sum_to_the_capture() {
+    let bed = Testbed::named("xe", 1);
+    let ch = ClickHouse::start(&bed.ns_b());
+    let url = ch.url(Some("fleet"));
+    let json = temp_path("export.json");
+    let mut args = export_flags(&url, "tap-a");
+    args.extend([
+        "--summary-json",
+        json.to_str().unwrap(),
+        "--alert-scan-secs",
+        "2",
+        "--duration",
+        "60",
+        "-q",
+    ]);
+    let mut cap = bed.start_capture(&args);
+    assert!(
+        cap.stderr().contains("xsktap: exporting flows, statistics each second and events to ClickHouse at http://127.0.0.1:18123"),
+        "{}",
+        cap.stderr()
+    );
+    let traffic = known_traffic(40, 100);
+    let scan = scan();
+    bed.send_paced(&traffic[..2000], 2000.0);
+    bed.send(&scan);
+    bed.send_paced(&traffic[2000..], 2000.0);
+    // The scan ends once a quiet window passes.
+    std::thread::sleep(Duration::from_secs(5));
+    cap.signal(libc::SIGINT);
+    let status = cap.wait(Duration::from_secs(60));
+    let stderr = cap.stderr();
+    assert!(status.success(), "{stderr}");
+    let s = typed_summary(&json);
+    let n = (traffic.len() + scan.len()) as u64;
+    assert_eq!(s.packets, n, "{stderr}");
+
+    let q = |sql: &str| ch.number(sql);
+    // Every packet in exactly one flow row; 40 + 150 flows.
+    assert_eq!(
+        q("SELECT sum(packets) FROM fleet.flows WHERE host = 'tap-a'"),
+        n,
+        "{stderr}"
+    );
+    assert_eq!(
+        q("SELECT sum(bytes) FROM fleet.flows WHERE host = 'tap-a'"),
+        frame_bytes(&traffic) + frame_bytes(&scan)
+    );
+    assert_eq!(
+        q("SELECT count(DISTINCT src, dst, src_port, dst_port, proto) FROM fleet.flows WHERE host = 'tap-a'"),
+        190
+    );
+    assert_eq!(
+        q(&format!(
+            "SELECT count() FROM fleet.flows WHERE host = 'tap-a' AND interface = '{}' AND proto = 17 AND src = '198.18.0.1' AND dst = '198.18.0.2' AND dst_port = 9",
+            bed.ns_b()
+        )),
+        q("SELECT count() FROM fleet.flows WHERE host = 'tap-a' AND src = '198.18.0.1'"),
+        "columns hold the flow's fields"
+    );
+    assert_eq!(
+        q("SELECT count() FROM fleet.flows WHERE host = 'tap-a' AND (end_ms < start_ms OR start != intDiv(start_ms, 1000))"),
+        0
+    );
+    // The per-second statistics sum to the summary.
+    assert_eq!(
+        q("SELECT sum(packets) FROM fleet.stats WHERE host = 'tap-a'"),
+        s.packets
+    );
+    assert_eq!(
+        q("SELECT sum(received) FROM fleet.stats WHERE host = 'tap-a'"),
+        s.queues.iter().map(|q| q.received).sum::<u64>()
+    );
+    assert!(q("SELECT count() FROM fleet.stats WHERE host = 'tap-a'") >= 3);
+    // Events: the start, the scan's start and end, the stop with its JSON.
+    let events = ch.query(
+        "SELECT kind, subject, state FROM fleet.events WHERE host = 'tap-a' ORDER BY time_ms, kind FORMAT TSV",
+    );
+    let lines: Vec<&str> = events.lines().collect();
+    assert_eq!(
+        lines.first().copied(),
+        Some(format!("start\t{}\t", bed.ns_b()).as_str()),
+        "{events}"
+    );
+    assert!(lines.contains(&"scan\tsrc 198.18.0.5\tstart"), "{events}");
+    assert!(lines.contains(&"scan\tsrc 198.18.0.5\tend"), "{events}");
+    assert_eq!(
+        lines.last().map(|l| l.trim_end()),
+        Some(format!("stop\t{}", bed.ns_b()).as_str()),
+        "{events}"
+    );
+    let stop = ch.query("SELECT json FROM fleet.events WHERE host = 'tap-a' AND kind = 'stop'");
+    let stop: serde_json::Value = serde_json::from_str(&stop).expect("the stop event's JSON");
+    assert_eq!(stop["packets"], n);
+    // The summary says what was sent.
+    let e = s.export.expect("the summary has the export");
+    assert_eq!(e.flow_packets_sent, n);
+    assert_eq!((e.dropped_rows, e.dropped_flow_packets), (0, 0));
+    assert!(
+        stderr.contains(&format!(
+            "export to ClickHouse at http://127.0.0.1:18123: {} flow rows ({n} packets)",
+            e.rows_sent[0]
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
+#[ignore = "needs root: run with --include-ignored as root (tools/test.sh)"]
+fn a_30_second_outage_of_clickhouse_loses_and_duplicates_nothing() {
+    let bed = Testbed::named("xo", 1);
+    let mut ch = ClickHouse::start(&bed.ns_b());
+    let url = ch.url(Some("fleet"));
+    let json = temp_path("export-outage.json");
+    let spool = temp_path("export-spool");
+    let mut args = export_flags(&url, "tap-o");
+    args.extend([
+        "--export-spool",
+        spool.to_str().unwrap(),
+        "--export-active-timeout",
+        "2",
+        "--summary-json",
+        json.to_str().unwrap(),
+        "--no-alerts",
+        "--duration",
+        "120",
+        "-q",
+    ]);
+    let mut cap = bed.start_capture(&args);
+    let traffic = known_traffic(50, 200);
+    let (before, rest) = traffic.split_at(3000);
+    let (during, after) = rest.split_at(4000);
+    bed.send_paced(before, 1000.0);
+    ch.stop();
+    let down = Instant::now();
+    bed.send_paced(during, 200.0);
+    while down.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let spooled = std::fs::read_dir(&spool).map(|d| d.count()).unwrap_or(0);
+    assert!(spooled > 0, "batches waited on disk during the outage");
+    ch.restart();
+    bed.send_paced(after, 1000.0);
+    std::thread::sleep(Duration::from_secs(3));
+    cap.signal(libc::SIGINT);
+    let status = cap.wait(Duration::from_secs(90));
+    let stderr = cap.stderr();
+    assert!(status.success(), "{stderr}");
+    let s = typed_summary(&json);
+    let n = traffic.len() as u64;
+    assert_eq!(s.packets, n, "{stderr}");
+    assert_eq!(
+        ch.number("SELECT sum(packets) FROM fleet.flows WHERE host = 'tap-o'"),
+        n,
+        "{stderr}"
+    );
+    assert_eq!(
+        ch.number("SELECT sum(packets) FROM fleet.stats WHERE host = 'tap-o'"),
+        n
+    );
+    assert_eq!(
+        ch.number(
+            "SELECT count() FROM fleet.events WHERE host = 'tap-o' AND kind IN ('start', 'stop')"
+        ),
+        2
+    );
+    // No batch twice.
+    assert_eq!(
+        ch.number("SELECT count() FROM (SELECT batch, count() AS c FROM fleet.flows WHERE host = 'tap-o' GROUP BY batch, queue, start_ms, src_port HAVING c > 1)"),
+        0
+    );
+    let e = s.export.expect("the summary has the export");
+    assert!(e.retries > 0, "{e:?}");
+    assert_eq!((e.dropped_rows, e.dropped_flow_packets), (0, 0), "{e:?}");
+    assert_eq!(e.left_in, None);
+    assert_eq!(
+        std::fs::read_dir(&spool).unwrap().count(),
+        0,
+        "the spool emptied"
+    );
+    let _ = std::fs::remove_dir_all(&spool);
+}
+
+#[test]
+#[ignore = "needs root: run with --include-ignored as root (tools/test.sh)"]
+fn bad_urls_unreachable_servers_and_wrong_credentials_are_one_line() {
+    let bed = Testbed::named("xb", 1);
+    // Checked before anything else: exit 2 and nothing attached.
+    for (url, says) in [
+        ("127.0.0.1:18123", "not an http URL"),
+        ("http://127.0.0.1", "HOST:PORT is needed"),
+        (
+            "http://127.0.0.1:18123/?password=x",
+            "XSKTAP_CLICKHOUSE_PASSWORD",
+        ),
+    ] {
+        assert_refused(&bed, &["--export-clickhouse", url], says);
+    }
+    // Nothing listens yet: refused at start with the fix, or captured anyway.
+    let iface = bed.ns_b();
+    let out = run(bed.xsktap(&[
+        "capture",
+        "-i",
+        &iface,
+        "--export-clickhouse",
+        "http://127.0.0.1:18123",
+        "--duration",
+        "1",
+    ]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(
+        lines[0].starts_with("xsktap: ClickHouse at http://127.0.0.1:18123: "),
+        "{stderr}"
+    );
+    assert!(lines[0].contains("--export-optional"), "{stderr}");
+    assert!(!bed.xdp_attached());
+    let json = temp_path("export-optional.json");
+    let out = run(bed.xsktap(&[
+        "capture",
+        "-i",
+        &iface,
+        "--export-clickhouse",
+        "http://127.0.0.1:18123",
+        "--export-optional",
+        "--summary-json",
+        json.to_str().unwrap(),
+        "--duration",
+        "1",
+    ]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("capturing anyway (--export-optional)"),
+        "{stderr}"
+    );
+    // Its rows could not be sent and there is no spool directory: counted.
+    let e = typed_summary(&json).export.expect("export in the summary");
+    assert!(e.dropped_rows > 0, "{e:?}");
+    assert!(stderr.contains("rows dropped"), "{stderr}");
+    // A real server, a user it does not know.
+    let _ch = ClickHouse::start(&bed.ns_b());
+    let mut cmd = bed.xsktap(&[
+        "capture",
+        "-i",
+        &iface,
+        "--export-clickhouse",
+        "http://127.0.0.1:18123/?user=nobody",
+        "--duration",
+        "1",
+    ]);
+    cmd.env("XSKTAP_CLICKHOUSE_PASSWORD", "wrong");
+    let out = run(cmd);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("nobody"), "{stderr}");
+    assert!(
+        !stderr.contains("wrong"),
+        "the password is never shown: {stderr}"
+    );
+    // Without --export-create, missing tables are named with the fix.
+    let out = run(bed.xsktap(&[
+        "capture",
+        "-i",
+        &iface,
+        "--export-clickhouse",
+        "http://127.0.0.1:18123/?database=default",
+        "--duration",
+        "1",
+    ]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("does not exist: add --export-create"),
+        "{stderr}"
+    );
+    assert!(!bed.xdp_attached());
+    let _ = Stdio::null();
+}
