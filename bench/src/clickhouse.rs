@@ -145,10 +145,10 @@ impl ClickHouse {
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             // `ip netns exec` execs the server: the child is the server.
-            // SAFETY: kill(2) on our own child's pid.
-            unsafe {
-                libc::kill(child.id() as i32, libc::SIGTERM);
-            }
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status();
             let deadline = Instant::now() + Duration::from_secs(30);
             loop {
                 if child.try_wait().ok().flatten().is_some() {

@@ -11,6 +11,7 @@ pub mod frames;
 pub mod gen;
 pub mod harness;
 pub mod netns;
+pub mod nfcapd;
 pub mod publish;
 pub mod receivers;
 pub mod report;

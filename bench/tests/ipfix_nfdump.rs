@@ -3,15 +3,12 @@
 //! namespace, its file read by `nfdump`. Needs root (the namespace).
 
 use std::net::UdpSocket;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use xsktap_bench::netns;
+use xsktap_bench::nfcapd::{Collector, PORT};
 use xsktap_bench::testbed::{require_root, Testbed};
 use xsktap_core::ipfix::{Exporter, FlowRecord, DEFAULT_MAX_MESSAGE};
-
-const PORT: u16 = 4739;
 
 fn flows() -> Vec<FlowRecord> {
     let base = 1_764_900_000_000u64;
@@ -53,33 +50,18 @@ fn flows() -> Vec<FlowRecord> {
 fn nfdump_reads_back_every_flow_with_its_packets_and_bytes() {
     require_root();
     let bed = Testbed::named("xf", 1);
-    let mut collector = Collector::start(&bed);
-    let records = flows();
     let ns = bed.ns_b();
+    let mut collector = Collector::start(&ns);
+    let records = flows();
     std::thread::scope(|s| {
         s.spawn(|| {
             netns::enter(&ns).expect("entering namespace b");
             let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-            // nfcapd binds after it starts: wait until a datagram is not refused.
-            let deadline = Instant::now() + Duration::from_secs(10);
-            let mut e = Exporter::new(1, DEFAULT_MAX_MESSAGE);
-            let mut messages = e.messages(&records, 1_764_900_010, true);
-            assert!(messages.len() > 10);
             socket.connect(("127.0.0.1", PORT)).unwrap();
-            let probe = Exporter::new(1, DEFAULT_MAX_MESSAGE).messages(&[], 0, true);
-            loop {
-                let _ = socket.send(&probe[0]);
-                std::thread::sleep(Duration::from_millis(100));
-                let mut buf = [0u8; 1];
-                socket.set_nonblocking(true).unwrap();
-                let refused = matches!(socket.recv(&mut buf), Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused);
-                socket.set_nonblocking(false).unwrap();
-                if !refused {
-                    break;
-                }
-                assert!(Instant::now() < deadline, "nfcapd never listened");
-            }
-            for m in messages.drain(..) {
+            let mut e = Exporter::new(1, DEFAULT_MAX_MESSAGE);
+            let messages = e.messages(&records, 1_764_900_010, true);
+            assert!(messages.len() > 10);
+            for m in messages {
                 socket.send(&m).unwrap();
                 std::thread::sleep(Duration::from_millis(2));
             }
@@ -88,29 +70,7 @@ fn nfdump_reads_back_every_flow_with_its_packets_and_bytes() {
         .expect("exporter thread");
     });
     std::thread::sleep(Duration::from_millis(500));
-    let file = collector.stop();
-    let out = Command::new("nfdump")
-        .arg("-r")
-        .arg(&file)
-        .args([
-            "-q",
-            "-N",
-            "-o",
-            "fmt:%sa,%da,%sp,%dp,%pr,%pkt,%byt,%td,%flg",
-        ])
-        .output()
-        .expect("running nfdump");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut got: Vec<String> = text
-        .lines()
-        .map(|l| l.split(',').map(str::trim).collect::<Vec<_>>().join(","))
-        .filter(|l| !l.is_empty())
-        .collect();
+    let mut got = collector.stop_and_read();
     let mut expected: Vec<String> = records
         .iter()
         .map(|r| {
@@ -129,76 +89,5 @@ fn nfdump_reads_back_every_flow_with_its_packets_and_bytes() {
         .collect();
     got.sort();
     expected.sort();
-    assert_eq!(got, expected, "nfdump printed:\n{text}");
-}
-
-/// nfcapd on the loopback of the bed's namespace b, writing into a
-/// directory of its own; stopped and its directory removed on every path.
-struct Collector {
-    child: Option<std::process::Child>,
-    dir: PathBuf,
-}
-
-impl Collector {
-    fn start(bed: &Testbed) -> Collector {
-        let dir = PathBuf::from(format!("/tmp/xsktap-nfcapd-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let child = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &bed.ns_b(),
-                "nfcapd",
-                "-b",
-                "127.0.0.1",
-                "-p",
-            ])
-            .arg(PORT.to_string())
-            .arg("-w")
-            .arg(&dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nfcapd is installed (tools/install-deps.sh)");
-        Collector {
-            child: Some(child),
-            dir,
-        }
-    }
-
-    /// Stops nfcapd (SIGTERM: it closes its file under its final name) and
-    /// returns that file.
-    fn stop(&mut self) -> PathBuf {
-        self.terminate();
-        std::fs::read_dir(&self.dir)
-            .unwrap()
-            .filter_map(|e| e.ok())
-            .map(|e| e.path())
-            .find(|p| {
-                p.file_name()
-                    .unwrap()
-                    .to_string_lossy()
-                    .starts_with("nfcapd.2")
-            })
-            .unwrap_or_else(|| panic!("no nfcapd file in {}", self.dir.display()))
-    }
-
-    fn terminate(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            // `ip netns exec` execs nfcapd: the child is nfcapd itself.
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(child.id().to_string())
-                .status();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for Collector {
-    fn drop(&mut self) {
-        self.terminate();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+    assert_eq!(got, expected);
 }

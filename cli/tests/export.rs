@@ -341,3 +341,141 @@ fn bad_urls_unreachable_servers_and_wrong_credentials_are_one_line() {
     assert!(!bed.xdp_attached());
     let _ = Stdio::null();
 }
+
+#[test]
+#[ignore = "needs root: run with --include-ignored as root (tools/test.sh)"]
+fn ipfix_reaches_nfcapd_with_the_same_flows_packets_bytes_and_flags() {
+    use std::collections::BTreeMap;
+    let bed = Testbed::named("xi", 1);
+    let mut collector = xsktap_bench::nfcapd::Collector::start(&bed.ns_b());
+    let json = temp_path("export-ipfix.json");
+    let mut cap = bed.start_capture(&[
+        "--export-ipfix",
+        "127.0.0.1:4739",
+        "--summary-json",
+        json.to_str().unwrap(),
+        "--no-alerts",
+        "--duration",
+        "30",
+        "-q",
+    ]);
+    assert!(
+        cap.stderr()
+            .contains("exporting flows as IPFIX to 127.0.0.1:4739"),
+        "{}",
+        cap.stderr()
+    );
+    // 20 TCP connections (SYN, 3 ACKs, FIN-ACK) and 30 UDP flows of 10 frames.
+    let mut frames = Vec::new();
+    let mut expected: BTreeMap<String, (u64, u64, &str)> = BTreeMap::new();
+    for i in 0..20u16 {
+        for flags in [0x02, 0x10, 0x10, 0x10, 0x11] {
+            let f = common::protocols::tcp4(30_000 + i, 443, flags);
+            let e = expected
+                .entry(format!("198.18.0.1,198.18.0.2,{},443,6", 30_000 + i))
+                .or_insert((0, 0, "...A..SF"));
+            e.0 += 1;
+            e.1 += f.len() as u64;
+            frames.push(f);
+        }
+    }
+    for i in 0..30u16 {
+        for _ in 0..10 {
+            let f = udp([198, 18, 0, 1], 41_000 + i, 53, 30 + usize::from(i));
+            let e = expected
+                .entry(format!("198.18.0.1,198.18.0.2,{},53,17", 41_000 + i))
+                .or_insert((0, 0, "........"));
+            e.0 += 1;
+            e.1 += f.len() as u64;
+            frames.push(f);
+        }
+    }
+    bed.send_paced(&frames, 2000.0);
+    std::thread::sleep(Duration::from_millis(300));
+    cap.signal(libc::SIGINT);
+    let status = cap.wait(Duration::from_secs(60));
+    let stderr = cap.stderr();
+    assert!(status.success(), "{stderr}");
+    std::thread::sleep(Duration::from_millis(300));
+    // Records of one flow (an active timeout splits them) are summed by key.
+    let mut got: BTreeMap<String, (u64, u64, String)> = BTreeMap::new();
+    for line in collector.stop_and_read() {
+        let f: Vec<&str> = line.split(',').collect();
+        assert_eq!(f.len(), 9, "{line}");
+        let e = got
+            .entry(f[..5].join(","))
+            .or_insert((0, 0, f[8].to_string()));
+        e.0 += f[5].parse::<u64>().unwrap();
+        e.1 += f[6].parse::<u64>().unwrap();
+    }
+    let expected: BTreeMap<String, (u64, u64, String)> = expected
+        .into_iter()
+        .map(|(k, (p, b, fl))| (k, (p, b, fl.to_string())))
+        .collect();
+    assert_eq!(got, expected, "{stderr}");
+    let e = typed_summary(&json)
+        .export
+        .expect("the export in the summary");
+    assert_eq!((e.ipfix_records, e.ipfix_errors), (50, 0), "{e:?}");
+    assert!(
+        stderr.contains("export IPFIX to 127.0.0.1:4739: 50 flow records in"),
+        "{stderr}"
+    );
+}
+
+#[test]
+#[ignore = "needs root: run with --include-ignored as root (tools/test.sh)"]
+fn a_feed_gap_is_an_event_in_clickhouse() {
+    use xsktap_core::feed::{mold, Session};
+    let bed = Testbed::named("xg", 1);
+    let ch = ClickHouse::start(&bed.ns_b());
+    let url = ch.url(Some("fleet"));
+    let iface = bed.ns_b();
+    let json = temp_path("export-feed.json");
+    let mut cmd = bed.xsktap(&[
+        "feed",
+        "-i",
+        &iface,
+        "--moldudp64",
+        "198.18.0.2:26400",
+        "--export-clickhouse",
+        &url,
+        "--export-create",
+        "--export-name",
+        "tap-feed",
+        "--summary-json",
+        json.to_str().unwrap(),
+    ]);
+    cmd.stdout(Stdio::null()).stderr(Stdio::piped());
+    let mut feed = Running::spawn(cmd);
+    feed.wait_for_stderr("xsktap: capturing", Duration::from_secs(20));
+    let session = Session::new(b"SESSION001").unwrap();
+    // Packets 0..10 (two messages each) without 3 and 4: messages 7 to 10 missing.
+    let frames: Vec<Vec<u8>> = (0..10u64)
+        .filter(|p| ![3, 4].contains(p))
+        .map(|p| {
+            let payload = mold::encode(&session, 1 + 2 * p, &[&[b'A'; 20], &[b'a'; 31]]);
+            let mut f = Vec::new();
+            PacketBuilder::ethernet2(MAC_A, MAC_B)
+                .ipv4([198, 18, 0, 1], IP_B, 64)
+                .udp(40_000, 26_400)
+                .write(&mut f, &payload)
+                .unwrap();
+            f
+        })
+        .collect();
+    bed.send(&frames);
+    std::thread::sleep(Duration::from_millis(1500));
+    feed.signal(libc::SIGINT);
+    let status = feed.wait(Duration::from_secs(60));
+    let stderr = feed.stderr();
+    assert!(status.success(), "{stderr}");
+    let gaps = ch.query(
+        "SELECT subject, visitParamExtractUInt(json, 'from'), visitParamExtractUInt(json, 'to') FROM fleet.events WHERE host = 'tap-feed' AND kind = 'gap' FORMAT TSV",
+    );
+    assert_eq!(gaps, "198.18.0.2:26400\t7\t10", "{stderr}");
+    assert_eq!(
+        ch.number("SELECT sum(packets) FROM fleet.flows WHERE host = 'tap-feed'"),
+        8
+    );
+}
