@@ -11,6 +11,7 @@ packages=(
     iputils-ping            # reachability checks in tests
     tcpdump tshark          # independent pcap readers in tests, and benchmark peers
     nfdump                  # nfcapd and nfdump: an independent IPFIX collector and reader in tests
+    clickhouse-server clickhouse-client  # the export's server in tests, started per test in a namespace
     netsniff-ng             # benchmark peer
     ethtool                 # veth statistics and GRO for the benchmarks
     util-linux              # setpriv, to test missing capabilities

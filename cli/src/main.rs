@@ -341,7 +341,7 @@ fn run(req: Request, view: View) -> anyhow::Result<ExitCode> {
             let bound = listener.local_addr()?;
             let mut publisher =
                 serve::publisher::Publisher::new(&capture, &iface, &output_name, &req.filter_text);
-            let first = publisher.update(&capture, None, None);
+            let first = publisher.update(&capture, None, None, exporting.as_ref());
             let server = serve::Server::start(listener, cfg, housekeeping, first)?;
             if let Err(why) = &server.pinned {
                 say!(
@@ -428,7 +428,12 @@ fn run(req: Request, view: View) -> anyhow::Result<ExitCode> {
         if let Some((server, publisher)) = &mut serving {
             if Instant::now() >= next_publish {
                 next_publish += Duration::from_secs(1);
-                server.publish(publisher.update(&capture, Some(server.stats()), alerting.as_ref()));
+                server.publish(publisher.update(
+                    &capture,
+                    Some(server.stats()),
+                    alerting.as_ref(),
+                    exporting.as_ref(),
+                ));
             }
         }
         if let Some(a) = alerting.as_mut().filter(|_| Instant::now() >= next_watch) {

@@ -183,6 +183,8 @@ fn a_30_second_outage_of_clickhouse_loses_and_duplicates_nothing() {
         "--summary-json",
         json.to_str().unwrap(),
         "--no-alerts",
+        "--serve",
+        "19612",
         "--duration",
         "120",
         "-q",
@@ -200,6 +202,15 @@ fn a_30_second_outage_of_clickhouse_loses_and_duplicates_nothing() {
     }
     let spooled = std::fs::read_dir(&spool).map(|d| d.count()).unwrap_or(0);
     assert!(spooled > 0, "batches waited on disk during the outage");
+    // /metrics shows the outage and what waits.
+    let metrics = metrics_until(&bed, 19612, "xsktap_export_connected{} 0");
+    assert!(metrics.contains("xsktap_export_connected{} 0"), "{metrics}");
+    let waiting: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("xsktap_export_spooled_rows{} "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(waiting > 0, "{metrics}");
     ch.restart();
     bed.send_paced(after, 1000.0);
     std::thread::sleep(Duration::from_secs(3));
@@ -478,4 +489,99 @@ fn a_feed_gap_is_an_event_in_clickhouse() {
         ch.number("SELECT sum(packets) FROM fleet.flows WHERE host = 'tap-feed'"),
         8
     );
+}
+
+#[test]
+#[ignore = "needs root: run with --include-ignored as root (tools/test.sh)"]
+fn a_full_spool_drops_rows_counts_them_and_keeps_the_rest_for_the_next_run() {
+    let bed = Testbed::named("xs", 1);
+    let spool = temp_path("export-small-spool");
+    let json = temp_path("export-small.json");
+    // Nothing listens: every batch waits in a 16 kB spool.
+    let mut cap = bed.start_capture(&[
+        "--export-clickhouse",
+        "http://127.0.0.1:18123/?database=fleet",
+        "--export-optional",
+        "--export-spool",
+        spool.to_str().unwrap(),
+        "--export-spool-size",
+        "16k",
+        "--export-active-timeout",
+        "1",
+        "--export-name",
+        "tap-s",
+        "--serve",
+        "19613",
+        "--summary-json",
+        json.to_str().unwrap(),
+        "--no-alerts",
+        "--duration",
+        "60",
+        "-q",
+    ]);
+    let frames = known_traffic(500, 6);
+    bed.send_paced(&frames, 1000.0);
+    // /metrics counts the drops while capturing (refreshed once a second).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let metrics = metrics_until(&bed, 19613, "xsktap_export_dropped_rows_total{} ");
+        let dropped: u64 = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("xsktap_export_dropped_rows_total{} "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        if dropped > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{metrics}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    cap.signal(libc::SIGINT);
+    let status = cap.wait(Duration::from_secs(60));
+    let stderr = cap.stderr();
+    assert!(status.success(), "{stderr}");
+    let e = typed_summary(&json)
+        .export
+        .expect("the export in the summary");
+    assert!(e.dropped_flow_packets > 0, "{e:?}");
+    assert_eq!(e.left_in.as_deref(), spool.to_str(), "{e:?}");
+    let kept: u64 = std::fs::read_dir(&spool)
+        .unwrap()
+        .map(|f| f.unwrap().metadata().unwrap().len())
+        .sum();
+    assert!(kept > 0 && kept <= 16 * 1024, "{kept} bytes kept");
+    assert!(stderr.contains("rows dropped"), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "they wait in {} for the next run",
+            spool.display()
+        )),
+        "{stderr}"
+    );
+    // The next run, with the server up, sends what was kept, then empties the spool.
+    let ch = ClickHouse::start(&bed.ns_b());
+    let out = run(bed.xsktap(&[
+        "capture",
+        "-i",
+        &bed.ns_b(),
+        "--export-clickhouse",
+        &ch.url(Some("fleet")),
+        "--export-create",
+        "--export-spool",
+        spool.to_str().unwrap(),
+        "--export-name",
+        "tap-s",
+        "--duration",
+        "2",
+        "-q",
+    ]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read_dir(&spool).unwrap().count(), 0);
+    let sent = ch.number("SELECT sum(packets) FROM fleet.flows WHERE host = 'tap-s'");
+    assert_eq!(sent + e.dropped_flow_packets, frames.len() as u64);
+    let _ = std::fs::remove_dir_all(&spool);
 }

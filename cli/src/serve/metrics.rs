@@ -52,6 +52,79 @@ fn family(
     Ok(())
 }
 
+/// The fleet export's families (`--export-clickhouse`, `--export-ipfix`).
+fn export_families(
+    e: &mut DescriptorEncoder,
+    x: &xsktap_core::fleet::ExportReport,
+) -> Result<(), std::fmt::Error> {
+    let tables: Vec<(Labels, u64)> = ["flows", "stats", "events"]
+        .into_iter()
+        .zip(x.rows_sent)
+        .map(|(t, n)| (vec![("table", t.to_string())], n))
+        .collect();
+    family(
+        e,
+        "xsktap_export_rows",
+        "Rows ClickHouse took, by table.",
+        &tables,
+        MetricType::Counter,
+    )?;
+    let one = |v: u64| vec![(Vec::new(), v)];
+    for (name, help, value, kind) in [
+        (
+            "xsktap_export_flow_packets",
+            "Packets in the flow rows ClickHouse took.",
+            x.flow_packets_sent,
+            MetricType::Counter,
+        ),
+        (
+            "xsktap_export_dropped_rows",
+            "Rows dropped: the spool full, or flow records the exporter's queue had no room for.",
+            x.dropped_rows,
+            MetricType::Counter,
+        ),
+        (
+            "xsktap_export_dropped_flow_packets",
+            "Packets in the dropped flow rows.",
+            x.dropped_flow_packets,
+            MetricType::Counter,
+        ),
+        (
+            "xsktap_export_retries",
+            "Inserts that failed and were tried again.",
+            x.retries,
+            MetricType::Counter,
+        ),
+        (
+            "xsktap_export_spooled_rows",
+            "Rows waiting for ClickHouse.",
+            x.spooled_rows,
+            MetricType::Gauge,
+        ),
+        (
+            "xsktap_export_spooled_bytes",
+            "Bytes waiting for ClickHouse.",
+            x.spooled_bytes,
+            MetricType::Gauge,
+        ),
+        (
+            "xsktap_export_connected",
+            "1 while the last insert or check reached ClickHouse.",
+            u64::from(x.connected),
+            MetricType::Gauge,
+        ),
+        (
+            "xsktap_export_ipfix_records",
+            "Flow records sent as IPFIX.",
+            x.ipfix_records,
+            MetricType::Counter,
+        ),
+    ] {
+        family(e, name, help, &one(value), kind)?;
+    }
+    Ok(())
+}
+
 /// Reads one counter of a queue; `None` when the kernel's could not be
 /// read (the series is then left out: absent, never a false zero).
 type QueueValue = fn(&QueueSnapshot) -> Option<u64>;
@@ -403,6 +476,9 @@ impl Collector for Metrics {
             &limited,
             Counter,
         )?;
+        if let Some(x) = &m.export {
+            export_families(e, x)?;
+        }
         family(
             e,
             "xsktap_alert_active",

@@ -80,6 +80,8 @@ pub struct MetricsData {
     pub alerts_active: Vec<(&'static str, String)>,
     /// The rate limit's keys that lost the most frames: (key, frames).
     pub limited: Vec<(String, u64)>,
+    /// The fleet export, when one runs.
+    pub export: Option<xsktap_core::fleet::ExportReport>,
 }
 
 /// What the reporter publishes once a second.

@@ -37,7 +37,9 @@ impl Publisher {
         capture: &Capture,
         server: Option<&crate::serve::ServerStats>,
         alerting: Option<&crate::alerting::Alerting>,
+        export: Option<&crate::exporting::Exporting>,
     ) -> crate::serve::Update {
+        let export = export.map(crate::exporting::Exporting::report);
         let alerts = alerting.map(|a| a.watch());
         use std::sync::atomic::Ordering::Relaxed;
         let progress = capture.progress();
@@ -48,6 +50,7 @@ impl Publisher {
             .feeds()
             .map(|f| xsktap_core::feed::report::summary(f))
             .unwrap_or_default();
+        summary.export.clone_from(&export);
         let rates = now.rates_since(&self.last);
         let secs = now.at.duration_since(self.last.at).as_secs_f64();
         let per_sec = |d: u64| if secs > 0.0 { d as f64 / secs } else { 0.0 };
@@ -126,6 +129,7 @@ impl Publisher {
                     .flatten()
                     .map(|(key, n)| (key.to_string(), *n))
                     .collect(),
+                export,
                 alerts_active: alerts.map_or_else(Vec::new, |w| {
                     w.active()
                         .into_iter()

@@ -328,3 +328,39 @@ pub fn finished(cap: &mut Running, json: &Path) -> (xsktap_core::summary::Summar
     assert_no_false_alerts(&stderr);
     (typed_summary(json), stderr)
 }
+
+/// `/metrics` of the dashboard on 127.0.0.1:`port` in namespace b, fetched
+/// until it holds `want` (at most 10 s).
+pub fn metrics_until(bed: &Testbed, port: u16, want: &str) -> String {
+    use std::io::{Read, Write};
+    let ns = bed.ns_b();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            xsktap_bench::netns::enter(&ns).unwrap();
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            loop {
+                // The dashboard listens once the start line is out: a moment later.
+                let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+                    if std::time::Instant::now() > deadline {
+                        return String::from("no dashboard");
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                    continue;
+                };
+                write!(
+                    stream,
+                    "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+                )
+                .unwrap();
+                let mut body = String::new();
+                stream.read_to_string(&mut body).unwrap();
+                if body.contains(want) || std::time::Instant::now() > deadline {
+                    return body;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        })
+        .join()
+        .unwrap()
+    })
+}
