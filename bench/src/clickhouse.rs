@@ -44,6 +44,15 @@ impl ClickHouse {
                 panic!("/etc/clickhouse-server/{file}: {e} (tools/install-deps.sh installs clickhouse-server)")
             });
         }
+        // A cluster `fleet` of this one server, for the Distributed tables of docs/fleet.md.
+        std::fs::create_dir_all(dir.join("config.d")).expect("making config.d");
+        std::fs::write(
+            dir.join("config.d/fleet.xml"),
+            format!(
+                "<yandex><remote_servers><fleet><shard><replica><host>127.0.0.1</host><port>{TCP_PORT}</port></replica></shard></fleet></remote_servers></yandex>\n"
+            ),
+        )
+        .expect("writing the cluster's configuration");
         let mut server = ClickHouse {
             ns: ns.to_string(),
             dir,

@@ -89,6 +89,14 @@ enum Command {
         /// Count only, without `-w` to tmpfs.
         #[arg(long)]
         no_write: bool,
+        /// Distinct flows the generator sends (1 to 65535).
+        #[arg(long, default_value_t = 16,
+              value_parser = clap::value_parser!(u32).range(1..=65535))]
+        flows: u32,
+        /// Start a ClickHouse server in the receivers' namespace; `{clickhouse}` in
+        /// --a-flags/--b-flags becomes its URL (`--export-clickhouse {clickhouse}`).
+        #[arg(long)]
+        clickhouse: bool,
     },
     /// The reference receiver: an XDP program that counts and drops every frame.
     /// Runs until SIGINT/SIGTERM, then writes {"dropped": N} to --json.
@@ -117,6 +125,19 @@ enum Command {
     LimitCost {
         /// Rounds of 1,000,000 runs each.
         #[arg(long, default_value_t = 5)]
+        rounds: u32,
+    },
+    /// Flow rows per second the export sends to a local ClickHouse: synthetic flow records
+    /// (IPv4, spread addresses and ports) handed to the same exporter a capture uses, a
+    /// `clickhouse-server` started in a test namespace of its own; the time from the first
+    /// record to the last row acknowledged, and the rows counted back. Medians of ROUNDS.
+    /// Needs root (the namespace) and clickhouse-server.
+    ExportRows {
+        /// Flow records per round.
+        #[arg(long, default_value_t = 5_000_000)]
+        rows: u64,
+        /// Rounds.
+        #[arg(long, default_value_t = 3)]
         rounds: u32,
     },
     /// A kernel UDP socket receiver (recvmmsg) measuring the generator's one-way latency.
@@ -350,6 +371,8 @@ fn main() -> anyhow::Result<()> {
             count,
             size,
             no_write,
+            flows,
+            clickhouse,
         } => {
             anyhow::ensure!(
                 count <= 100_000_000,
@@ -386,6 +409,8 @@ fn main() -> anyhow::Result<()> {
                 count,
                 frame_size: size,
                 write: !no_write,
+                flows,
+                clickhouse,
             };
             harness::run_ab(&cfg, &exe)?;
             Ok(())
@@ -408,6 +433,7 @@ fn main() -> anyhow::Result<()> {
         }
         Command::FeedMap { rounds } => feed_map(rounds),
         Command::LimitCost { rounds } => limit_cost(rounds),
+        Command::ExportRows { rows, rounds } => export_rows(rows, rounds),
         Command::Publish {
             messages,
             per_packet,
@@ -657,6 +683,100 @@ fn main() -> anyhow::Result<()> {
 }
 
 /// `xsktap-bench limit-cost`.
+fn export_rows(rows: u64, rounds: u32) -> anyhow::Result<()> {
+    use xsktap::export::{ExportConfig, Prepared, DEFAULT_SPOOL_BYTES};
+    use xsktap_bench::clickhouse::ClickHouse;
+    use xsktap_core::fleet::{ClickHouseUrl, Origin};
+    use xsktap_core::flows::{ExportTimeouts, FlowRecord};
+    anyhow::ensure!(
+        (1..=1_000_000_000).contains(&rows),
+        "--rows {rows}: give 1 to 1,000,000,000"
+    );
+    let bed = xsktap_bench::testbed::Testbed::named("xr", 1);
+    let ch = ClickHouse::start(&bed.ns_b());
+    // This process joins the namespace to reach the server's 127.0.0.1.
+    xsktap_bench::netns::enter(&bed.ns_b())?;
+    let url = ClickHouseUrl::parse(&ch.url(Some("bench"))).map_err(anyhow::Error::msg)?;
+    // 10,000 records per batch, as a worker hands them on.
+    const BATCH: u64 = 10_000;
+    let records: Vec<Vec<FlowRecord>> = (0..rows.div_ceil(BATCH))
+        .map(|b| {
+            (b * BATCH..((b + 1) * BATCH).min(rows))
+                .map(|i| FlowRecord {
+                    src: std::net::Ipv4Addr::from(0xc612_0000 | (i as u32 & 0xffff)).into(),
+                    dst: std::net::Ipv4Addr::from(0xc613_0000 | ((i >> 16) as u32 & 0xffff)).into(),
+                    sport: 1024 + (i % 60_000) as u16,
+                    dport: [53, 80, 443, 9][(i % 4) as usize],
+                    proto: if i % 3 == 0 { 6 } else { 17 },
+                    tcp_flags: if i % 3 == 0 { 0x1b } else { 0 },
+                    vlan: 0,
+                    packets: 1 + i % 100,
+                    bytes: 64 * (1 + i % 100),
+                    start_ms: 1_764_900_000_000 + i / 1000,
+                    end_ms: 1_764_900_000_500 + i / 1000,
+                })
+                .collect()
+        })
+        .collect();
+    let mut rates = Vec::new();
+    for round in 0..rounds {
+        let name = format!("bench-{round}");
+        let prepared = Prepared::check(ExportConfig {
+            clickhouse: Some(url.clone()),
+            password: None,
+            ipfix: None,
+            origin: Origin {
+                host: name.clone(),
+                interface: "bench0".into(),
+            },
+            create: true,
+            spool_dir: None,
+            spool_bytes: DEFAULT_SPOOL_BYTES,
+            optional: false,
+            timeouts: ExportTimeouts::default(),
+        })?;
+        let out = prepared.flow_export().out;
+        let exporter = prepared.start()?;
+        let batches = records.clone();
+        let start = Instant::now();
+        for (i, b) in batches.into_iter().enumerate() {
+            out.finish((i % 2) as u32, b);
+        }
+        let report = exporter.finish(Duration::from_secs(600));
+        let secs = start.elapsed().as_secs_f64();
+        anyhow::ensure!(
+            report.rows_sent[0] == rows && report.dropped_rows == 0,
+            "round {round}: {} of {rows} rows sent, {} dropped",
+            report.rows_sent[0],
+            report.dropped_rows
+        );
+        let counted = ch.number(&format!(
+            "SELECT count() FROM bench.flows WHERE host = '{name}'"
+        ));
+        anyhow::ensure!(
+            counted == rows,
+            "round {round}: ClickHouse holds {counted} of {rows} rows"
+        );
+        let rate = rows as f64 / secs;
+        println!(
+            "round {round}: {rows} flow rows in {secs:.2} s: {:.2} M rows/s ({} inserts, {:.0} MB RowBinary; counted back: {counted})",
+            rate / 1e6,
+            report.batches_sent,
+            report.bytes_sent as f64 / 1e6
+        );
+        rates.push(rate);
+    }
+    rates.sort_by(f64::total_cmp);
+    println!(
+        "median {:.2} M flow rows/s (min {:.2}, max {:.2}) to clickhouse-server {} on this machine",
+        rates[rates.len() / 2] / 1e6,
+        rates[0] / 1e6,
+        rates[rates.len() - 1] / 1e6,
+        ch.query("SELECT version()")
+    );
+    Ok(())
+}
+
 fn limit_cost(rounds: u32) -> anyhow::Result<()> {
     use xsktap_core::limit::{LimitBy, RateLimit};
     use xsktap_sys::loader::{Stamps, XdpProgram};

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use xsktap::export::Exporter;
 use xsktap::{Capture, Summary};
+use xsktap_core::feed::report::FeedJson;
 use xsktap_core::fleet::{stats_rows, EventRow, ExportReport};
 use xsktap_core::stats::QueueSnapshot;
 
@@ -94,11 +95,38 @@ impl Exporting {
     }
 
     /// After the capture stopped: the last `stats` rows (up to the
-    /// summary's counts), the `stop` event, and the export's end.
-    pub fn finish(self, summary: &Summary, iface: &str) -> ExportReport {
+    /// summary's counts), a `feed` event per feed and session (its counts
+    /// and latency quantiles, flat), the `stop` event, and the export's end.
+    pub fn finish(self, summary: &Summary, iface: &str, feeds: &[FeedJson]) -> ExportReport {
         let last = &summary.snapshot.queues;
         self.exporter
             .stats(now_ms(), stats_rows(&self.exported, last));
+        for f in feeds {
+            let x = f.exchange_to_tap.as_ref();
+            let json = serde_json::json!({
+                "event": "feed",
+                "feed": f.feed,
+                "session": f.session,
+                "messages": f.messages,
+                "gaps": f.gaps,
+                "missing": f.missing,
+                "recovered": f.recovered,
+                "duplicates": f.duplicates,
+                "receive_to_decode_p50_ns": f.receive_to_decode.p50_ns,
+                "receive_to_decode_p99_ns": f.receive_to_decode.p99_ns,
+                "exchange_to_tap_count": x.map_or(0, |x| x.count),
+                "exchange_to_tap_p50_ns": x.map(|x| x.p50_ns),
+                "exchange_to_tap_p99_ns": x.map(|x| x.p99_ns),
+                "exchange_to_tap_max_ns": x.map(|x| x.max_ns),
+            });
+            self.exporter.event(EventRow {
+                time_ms: now_ms(),
+                kind: "feed".into(),
+                subject: f.feed.clone(),
+                state: String::new(),
+                json: json.to_string(),
+            });
+        }
         let json = serde_json::json!({
             "event": "stop",
             "interface": iface,

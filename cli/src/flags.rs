@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use xsktap::{FileRotation, Output};
 use xsktap_core::config::{
     parse_list, parse_ordered_list, DiskFullPolicy, OutputFormat, DEFAULT_COALESCE_USECS,
-    DEFAULT_FRAME_SIZE, DEFAULT_RING_SIZE, DEFAULT_SNAPLEN,
+    DEFAULT_FLOW_TABLE_SIZE, DEFAULT_FRAME_SIZE, DEFAULT_RING_SIZE, DEFAULT_SNAPLEN,
 };
 use xsktap_core::feed::{FeedSpec, Feeds};
 use xsktap_core::filter::flags::{parse_net, FilterFlags, FlagProtocol};
@@ -219,6 +219,12 @@ pub struct CommonArgs {
     /// killed after 30 s; alerts arriving while 64 wait are skipped and counted.
     #[arg(long, value_name = "CMD", conflicts_with = "no_alerts")]
     pub alert_exec: Option<String>,
+    /// Slots of each queue's flow table (rounded up to a power of two). A full table
+    /// evicts its smallest flow (counted; with an export, the flow is exported then):
+    /// size it above the flows a queue sees at once. About 100 bytes a slot.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_FLOW_TABLE_SIZE as u32,
+          value_parser = clap::value_parser!(u32).range(16..=16_777_216))]
+    pub flow_table_size: u32,
     /// Export flow records, per-queue statistics each second and events (alerts, feed
     /// gaps, start and stop) to ClickHouse: http://HOST:PORT[/?database=DB&user=USER],
     /// the password in XSKTAP_CLICKHOUSE_PASSWORD. Tables `flows`, `stats`, `events`.
@@ -793,6 +799,7 @@ fn request(
         snaplen
     };
     config.count = common.count;
+    config.flow_table_size = common.flow_table_size as usize;
     config.busy_poll = common.busy_poll;
     config.coalesce_usecs = common.coalesce_usecs.unwrap_or(DEFAULT_COALESCE_USECS);
     let (expr, filter_text) = filter.filter()?;

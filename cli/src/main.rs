@@ -513,7 +513,7 @@ fn run(req: Request, view: View) -> anyhow::Result<ExitCode> {
     if let (Some(feeds), View::Feed { json }) = (&feeds, &view) {
         // At the end, what no line brought is missing: every pending gap is declared.
         feeds.tick(u64::MAX);
-        if !stdout_closed {
+        if !stdout_closed || exporting.is_some() {
             let _ = report::print_feed_events(feeds, *json, exporting.as_ref());
         }
     }
@@ -523,13 +523,14 @@ fn run(req: Request, view: View) -> anyhow::Result<ExitCode> {
     if finish == Some(Finish::FilesDone) {
         say!("xsktap: -W: the last of the files is written");
     }
-    let export_report = exporting.map(|e| e.finish(&summary, &iface));
+    let feed_summary = feeds.as_deref().map(xsktap_core::feed::report::summary);
+    let export_report =
+        exporting.map(|e| e.finish(&summary, &iface, feed_summary.as_deref().unwrap_or(&[])));
     let _ = io::stderr().write_all(report::summary_text(&summary, &iface, &output_name).as_bytes());
     if let (Some(r), Some((clickhouse, ipfix))) = (&export_report, &export_names) {
         let text = exporting::report_text(r, clickhouse.as_deref(), ipfix.as_deref());
         let _ = io::stderr().write_all(text.as_bytes());
     }
-    let feed_summary = feeds.as_deref().map(xsktap_core::feed::report::summary);
     if let Some(feeds) = &feed_summary {
         let _ = io::stderr().write_all(report::feeds_text(feeds).as_bytes());
     }

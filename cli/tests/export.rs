@@ -434,15 +434,11 @@ fn ipfix_reaches_nfcapd_with_the_same_flows_packets_bytes_and_flags() {
     );
 }
 
-#[test]
-#[ignore = "needs root: run with --include-ignored as root (tools/test.sh)"]
-fn a_feed_gap_is_an_event_in_clickhouse() {
+/// `xsktap feed` exporting to `url` as `name` while a MoldUDP64 session
+/// from 198.18.0.1 loses messages 7 to 10 (8 packets arrive).
+fn feed_with_a_gap(bed: &Testbed, url: &str, name: &str) -> String {
     use xsktap_core::feed::{mold, Session};
-    let bed = Testbed::named("xg", 1);
-    let ch = ClickHouse::start(&bed.ns_b());
-    let url = ch.url(Some("fleet"));
     let iface = bed.ns_b();
-    let json = temp_path("export-feed.json");
     let mut cmd = bed.xsktap(&[
         "feed",
         "-i",
@@ -450,12 +446,10 @@ fn a_feed_gap_is_an_event_in_clickhouse() {
         "--moldudp64",
         "198.18.0.2:26400",
         "--export-clickhouse",
-        &url,
+        url,
         "--export-create",
         "--export-name",
-        "tap-feed",
-        "--summary-json",
-        json.to_str().unwrap(),
+        name,
     ]);
     cmd.stdout(Stdio::null()).stderr(Stdio::piped());
     let mut feed = Running::spawn(cmd);
@@ -481,6 +475,15 @@ fn a_feed_gap_is_an_event_in_clickhouse() {
     let status = feed.wait(Duration::from_secs(60));
     let stderr = feed.stderr();
     assert!(status.success(), "{stderr}");
+    stderr
+}
+
+#[test]
+#[ignore = "needs root: run with --include-ignored as root (tools/test.sh)"]
+fn a_feed_gap_is_an_event_in_clickhouse() {
+    let bed = Testbed::named("xg", 1);
+    let ch = ClickHouse::start(&bed.ns_b());
+    let stderr = feed_with_a_gap(&bed, &ch.url(Some("fleet")), "tap-feed");
     let gaps = ch.query(
         "SELECT subject, visitParamExtractUInt(json, 'from'), visitParamExtractUInt(json, 'to') FROM fleet.events WHERE host = 'tap-feed' AND kind = 'gap' FORMAT TSV",
     );
@@ -584,4 +587,108 @@ fn a_full_spool_drops_rows_counts_them_and_keeps_the_rest_for_the_next_run() {
     let sent = ch.number("SELECT sum(packets) FROM fleet.flows WHERE host = 'tap-s'");
     assert_eq!(sent + e.dropped_flow_packets, frames.len() as u64);
     let _ = std::fs::remove_dir_all(&spool);
+}
+
+/// The ```sql blocks of a Markdown text, split into statements.
+fn sql_statements(doc: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut block: Option<String> = None;
+    for line in doc.lines() {
+        match (&mut block, line.trim_end()) {
+            (None, "```sql") => block = Some(String::new()),
+            (Some(b), "```") => {
+                out.extend(
+                    b.split(';')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(String::from),
+                );
+                block = None;
+            }
+            (Some(b), l) => {
+                b.push_str(l);
+                b.push('\n');
+            }
+            (None, _) => {}
+        }
+    }
+    out
+}
+
+#[test]
+#[ignore = "needs root: run with --include-ignored as root (tools/test.sh)"]
+fn the_fleet_queries_of_docs_fleet_md_run_and_answer() {
+    let bed = Testbed::named("xq", 1);
+    let ch = ClickHouse::start(&bed.ns_b());
+    let url = ch.url(Some("xsktap"));
+    // Two hosts: a feed tap in ny4 that sees a gap, a plain tap in ld4.
+    feed_with_a_gap(&bed, &url, "tap-ny4-01");
+    let mut cap = bed.start_capture(&[
+        "--export-clickhouse",
+        &url,
+        "--export-name",
+        "tap-ld4-02",
+        "--no-alerts",
+        "-q",
+    ]);
+    bed.send_paced(&known_traffic(10, 20), 1000.0);
+    std::thread::sleep(Duration::from_millis(300));
+    cap.signal(libc::SIGINT);
+    assert!(
+        cap.wait(Duration::from_secs(60)).success(),
+        "{}",
+        cap.stderr()
+    );
+    let gap_at = ch.query(
+        "SELECT toString(toDateTime(intDiv(time_ms, 1000))) FROM xsktap.events WHERE kind = 'gap'",
+    );
+    let doc = std::fs::read_to_string(xsktap_bench::testbed::repo_root().join("docs/fleet.md"))
+        .expect("docs/fleet.md");
+    let mut answers = Vec::new();
+    for sql in sql_statements(&doc) {
+        if sql.starts_with("-- current ClickHouse only") {
+            continue;
+        }
+        let sql = sql.replace("2026-12-05 09:30:01", &gap_at);
+        answers.push((sql.clone(), ch.query(&format!("{sql} FORMAT TSV"))));
+    }
+    let answer = |needle: &str| {
+        answers
+            .iter()
+            .find(|(sql, _)| sql.contains(needle))
+            .map(|(_, a)| a.clone())
+            .unwrap_or_else(|| panic!("no query with {needle} in docs/fleet.md"))
+    };
+    // The Distributed tables were made by the document's own statements.
+    assert_eq!(ch.number("EXISTS TABLE xsktap.flows_all"), 1);
+    let gap = answer("kind = 'gap'");
+    let fields: Vec<&str> = gap.split('\t').collect();
+    assert_eq!(
+        fields[..5],
+        [
+            "tap-ny4-01",
+            bed.ns_b().as_str(),
+            "198.18.0.2:26400",
+            "7",
+            "10"
+        ],
+        "{gap}"
+    );
+    let talkers = answer("uniqExact(host)");
+    let first: Vec<&str> = talkers
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split('\t')
+        .collect();
+    assert_eq!(first[0], "198.18.0.1", "{talkers}");
+    assert_eq!(first[2], "208", "8 feed packets and 200 others: {talkers}");
+    assert_eq!(first[3], "2", "seen by both hosts: {talkers}");
+    let latency = answer("exchange_to_tap_p99_ns");
+    assert!(latency.starts_with("ny4\t198.18.0.2:26400\t"), "{latency}");
+    let loss = answer("sum(rx_ring_full)");
+    assert_eq!(loss.lines().count(), 2, "both hosts: {loss}");
+    assert!(loss.contains("tap-ld4-02"), "{loss}");
+    // No alert ran: none is on.
+    assert_eq!(answer("argMax(state, time_ms)"), "");
 }

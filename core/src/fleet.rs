@@ -123,7 +123,7 @@ impl Table {
             let _ = writeln!(sql, "    `{name}` {ty}{comma}");
         }
         let (time, order) = match self {
-            Table::Flows => ("start", "host, interface, start, src, dst"),
+            Table::Flows => ("start", "host, interface, start"),
             Table::Stats => ("time", "host, interface, queue, time"),
             Table::Events => ("time", "host, interface, time, kind"),
         };

@@ -37,6 +37,11 @@ pub struct AbConfig {
     pub frame_size: usize,
     /// Write pcap to tmpfs (`-w`), or count only.
     pub write: bool,
+    /// Distinct flows the generator sends.
+    pub flows: u32,
+    /// Start a ClickHouse server in the receivers' namespace for the
+    /// trials; `{clickhouse}` in a side's flags becomes its URL.
+    pub clickhouse: bool,
 }
 
 /// The median, smallest and largest of `values` (`None` when empty).
@@ -84,19 +89,32 @@ pub fn run_ab(cfg: &AbConfig, bench: &Path) -> anyhow::Result<Vec<Trial>> {
     let rate = (cfg.rate > 0.0).then_some(cfg.rate);
     // At full speed the generator sends about 3 Mpps here.
     let trial_secs = cfg.count as f64 / rate.unwrap_or(3e6);
-    let h = Harness::new(
+    let mut h = Harness::new(
         false,
         trial_secs,
         cfg.frame_size,
         &cfg.sides[0].binary,
         bench,
     )?;
+    h.set_flows(cfg.flows);
     let at = h.paths();
+    let server = cfg
+        .clickhouse
+        .then(|| crate::clickhouse::ClickHouse::start(&h.bed.b()));
+    let url = server
+        .as_ref()
+        .map(|s| s.url(Some("bench")))
+        .unwrap_or_default();
     let launches: Vec<Launch> = cfg
         .sides
         .iter()
         .map(|side| {
-            let flags: Vec<&str> = side.flags.iter().map(String::as_str).collect();
+            let flags: Vec<String> = side
+                .flags
+                .iter()
+                .map(|f| f.replace("{clickhouse}", &url))
+                .collect();
+            let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
             Launch::xsktap(
                 &side.label,
                 &side.binary,

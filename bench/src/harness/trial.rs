@@ -158,9 +158,16 @@ pub struct Harness {
     shm: PathBuf,
     trial_secs: f64,
     frame_size: usize,
+    /// Distinct flows the generator sends (16 unless set with [`Harness::set_flows`]).
+    flows: u32,
 }
 
 impl Harness {
+    /// The generator sends `flows` distinct flows (source ports) from now on.
+    pub fn set_flows(&mut self, flows: u32) {
+        self.flows = flows;
+    }
+
     /// Builds the bed and the tmpfs directory.
     pub fn new(
         napi_thread: bool,
@@ -178,6 +185,7 @@ impl Harness {
             shm,
             trial_secs,
             frame_size,
+            flows: 16,
         };
         Ok(harness)
     }
@@ -262,6 +270,7 @@ impl Harness {
         let count_s = count.to_string();
         let size = self.frame_size.to_string();
         let cpu = super::GENERATOR_CPU.to_string();
+        let flows = self.flows.to_string();
         let mut args = vec![
             bench.as_str(),
             "gen",
@@ -274,7 +283,7 @@ impl Harness {
             "--cpus",
             &cpu,
             "--flows",
-            "16",
+            &flows,
         ];
         let rate_s = rate.map(|r| format!("{r:.0}"));
         if let Some(r) = &rate_s {
