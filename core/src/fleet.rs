@@ -692,6 +692,16 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_documents_the_ddl_that_runs() {
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+            .expect("README.md");
+        for t in Table::ALL {
+            let ddl = t.ddl(Some("xsktap"));
+            assert!(readme.contains(&ddl), "README lacks, as it runs:\n{ddl}");
+        }
+    }
+
+    #[test]
     fn ddl_names_every_column_in_order() {
         for t in Table::ALL {
             let sql = t.ddl(Some("xsktap"));
