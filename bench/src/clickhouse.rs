@@ -22,6 +22,8 @@ pub struct ClickHouse {
     ns: String,
     dir: PathBuf,
     child: Option<Child>,
+    /// `taskset -c` CPU list the server runs on (`None`: any CPU).
+    cpus: Option<String>,
 }
 
 impl ClickHouse {
@@ -31,6 +33,15 @@ impl ClickHouse {
     /// When clickhouse-server is not installed (tools/install-deps.sh
     /// installs it) or does not answer within 60 s.
     pub fn start(ns: &str) -> ClickHouse {
+        ClickHouse::start_on(ns, None)
+    }
+
+    /// [`ClickHouse::start`] with the server's threads kept on `cpus` (a
+    /// `taskset -c` list), for benchmarks that keep it off a capture's CPU.
+    ///
+    /// # Panics
+    /// As [`ClickHouse::start`].
+    pub fn start_on(ns: &str, cpus: Option<&str>) -> ClickHouse {
         let dir =
             std::env::temp_dir().join(format!("xsktap-clickhouse-{ns}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -57,6 +68,7 @@ impl ClickHouse {
             ns: ns.to_string(),
             dir,
             child: None,
+            cpus: cpus.map(String::from),
         };
         server.run();
         server
@@ -64,8 +76,13 @@ impl ClickHouse {
 
     fn run(&mut self) {
         let d = |p: &str| self.dir.join(p).display().to_string();
-        let child = Command::new("ip")
-            .args(["netns", "exec", &self.ns, "clickhouse-server"])
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.ns]);
+        if let Some(cpus) = &self.cpus {
+            cmd.args(["taskset", "-c", cpus]);
+        }
+        let child = cmd
+            .arg("clickhouse-server")
             .arg(format!("--config-file={}", d("config.xml")))
             .arg("--")
             .arg(format!("--path={}/", d("data")))

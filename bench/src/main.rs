@@ -97,6 +97,9 @@ enum Command {
         /// --a-flags/--b-flags becomes its URL (`--export-clickhouse {clickhouse}`).
         #[arg(long)]
         clickhouse: bool,
+        /// Keep the ClickHouse server on these CPUs (`taskset -c` list).
+        #[arg(long, value_name = "LIST", requires = "clickhouse")]
+        clickhouse_cpus: Option<String>,
     },
     /// The reference receiver: an XDP program that counts and drops every frame.
     /// Runs until SIGINT/SIGTERM, then writes {"dropped": N} to --json.
@@ -373,6 +376,7 @@ fn main() -> anyhow::Result<()> {
             no_write,
             flows,
             clickhouse,
+            clickhouse_cpus,
         } => {
             anyhow::ensure!(
                 count <= 100_000_000,
@@ -411,6 +415,7 @@ fn main() -> anyhow::Result<()> {
                 write: !no_write,
                 flows,
                 clickhouse,
+                clickhouse_cpus,
             };
             harness::run_ab(&cfg, &exe)?;
             Ok(())

@@ -2,6 +2,7 @@
 //! second (the last one up to the summary, so the rows sum to it), events
 //! (start, alerts, feed events, stop), and the closing report.
 
+use std::io::Write as _;
 use std::time::{Duration, Instant};
 
 use xsktap::export::Exporter;
@@ -143,6 +144,19 @@ impl Exporting {
             state: String::new(),
             json: json.to_string(),
         });
+        let now = self.exporter.report();
+        if !now.connected || now.spooled_rows > 0 {
+            let _ = writeln!(
+                std::io::stderr(),
+                "xsktap: waiting up to {} s for ClickHouse to take the last rows ({} waiting{})",
+                FINISH_WAIT.as_secs(),
+                now.spooled_rows,
+                now.last_error
+                    .as_deref()
+                    .map(|e| format!("; last error: {e}"))
+                    .unwrap_or_default()
+            );
+        }
         self.exporter.finish(FINISH_WAIT)
     }
 }

@@ -692,3 +692,49 @@ fn the_fleet_queries_of_docs_fleet_md_run_and_answer() {
     // No alert ran: none is on.
     assert_eq!(answer("argMax(state, time_ms)"), "");
 }
+
+#[test]
+#[ignore = "needs root: run with --include-ignored as root (tools/test.sh)"]
+fn a_server_that_answers_only_after_the_start_gets_its_tables_and_every_row() {
+    let bed = Testbed::named("xl", 1);
+    let json = temp_path("export-late.json");
+    let mut cap = bed.start_capture(&[
+        "--export-clickhouse",
+        "http://127.0.0.1:18123/?database=late",
+        "--export-create",
+        "--export-optional",
+        "--export-name",
+        "tap-l",
+        "--summary-json",
+        json.to_str().unwrap(),
+        "--no-alerts",
+        "--duration",
+        "60",
+        "-q",
+    ]);
+    assert!(
+        cap.stderr()
+            .contains("capturing anyway (--export-optional)"),
+        "{}",
+        cap.stderr()
+    );
+    let traffic = known_traffic(20, 50);
+    bed.send_paced(&traffic[..500], 500.0);
+    // The server comes up during the capture: the tables are made then.
+    let ch = ClickHouse::start(&bed.ns_b());
+    bed.send_paced(&traffic[500..], 500.0);
+    std::thread::sleep(Duration::from_secs(2));
+    cap.signal(libc::SIGINT);
+    let status = cap.wait(Duration::from_secs(60));
+    let stderr = cap.stderr();
+    assert!(status.success(), "{stderr}");
+    assert_eq!(
+        ch.number("SELECT sum(packets) FROM late.flows WHERE host = 'tap-l'"),
+        traffic.len() as u64,
+        "{stderr}"
+    );
+    let e = typed_summary(&json)
+        .export
+        .expect("the export in the summary");
+    assert_eq!((e.dropped_rows, e.left_in), (0, None), "{e:?}");
+}

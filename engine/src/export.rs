@@ -60,7 +60,7 @@ const TEMPLATE_REFRESH: Duration = Duration::from_secs(30);
 pub const DEFAULT_SPOOL_BYTES: u64 = 1 << 30;
 
 /// What `--export-*` asked for.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ExportConfig {
     /// `--export-clickhouse URL`.
     pub clickhouse: Option<ClickHouseUrl>,
@@ -80,6 +80,23 @@ pub struct ExportConfig {
     pub optional: bool,
     /// Active and idle timeouts of flow records.
     pub timeouts: ExportTimeouts,
+}
+
+impl std::fmt::Debug for ExportConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the password.
+        f.debug_struct("ExportConfig")
+            .field("clickhouse", &self.clickhouse)
+            .field("password", &self.password.as_ref().map(|_| "(set)"))
+            .field("ipfix", &self.ipfix)
+            .field("origin", &self.origin)
+            .field("create", &self.create)
+            .field("spool_dir", &self.spool_dir)
+            .field("spool_bytes", &self.spool_bytes)
+            .field("optional", &self.optional)
+            .field("timeouts", &self.timeouts)
+            .finish()
+    }
 }
 
 /// The host's name (`/proc/sys/kernel/hostname`), `localhost` if unreadable.
@@ -155,6 +172,8 @@ struct SpoolState {
     closed: bool,
     /// The sender is failing: new batches go to disk (with a directory).
     lagging: bool,
+    /// Rows and flow packets of batches whose file could not be read back.
+    unreadable: (u64, u64),
 }
 
 /// Batches in order, bounded by size, in memory or in a directory.
@@ -268,12 +287,28 @@ impl Spool {
         if s.queue.is_empty() && !s.closed {
             s = self.ready.wait_timeout(s, wait).ok()?.0;
         }
-        let b = s.queue.front()?;
-        let body = match &b.body {
-            Held::Memory(body) => body.clone(),
-            Held::File(path) => Arc::new(std::fs::read(path).ok()?),
-        };
-        Some((b.id, b.table, b.tried, body))
+        loop {
+            let b = s.queue.front()?;
+            let body = match &b.body {
+                Held::Memory(body) => Some(body.clone()),
+                Held::File(path) => std::fs::read(path).ok().map(Arc::new),
+            };
+            if let Some(body) = body {
+                return Some((b.id, b.table, b.tried, body));
+            }
+            // A spool file gone or unreadable (removed by hand, a bad
+            // disk): its rows are lost, and counted.
+            let b = s.queue.pop_front()?;
+            s.bytes -= b.bytes;
+            s.rows -= b.rows;
+            s.unreadable.0 += b.rows;
+            s.unreadable.1 += b.flow_packets;
+        }
+    }
+
+    /// Rows and flow packets of spool files that could not be read back.
+    fn unreadable(&self) -> (u64, u64) {
+        self.state.lock().map(|s| s.unreadable).unwrap_or_default()
     }
 
     /// Removes the oldest batch (it reached ClickHouse).
@@ -417,15 +452,21 @@ impl Target {
         insert.end().await.map_err(one_line)
     }
 
-    /// Rows of batch `id` in `table` from `host`.
-    async fn rows_of(&self, table: Table, host: &str, id: u64) -> std::result::Result<u64, String> {
+    /// Rows of batch `id` in `table` from `origin`.
+    async fn rows_of(
+        &self,
+        table: Table,
+        origin: &Origin,
+        id: u64,
+    ) -> std::result::Result<u64, String> {
         let sql = format!(
-            "SELECT count() FROM {} WHERE host = ? AND batch = ?",
+            "SELECT count() FROM {} WHERE host = ? AND interface = ? AND batch = ?",
             table.qualified(self.database.as_deref())
         );
         self.client
             .query(&sql)
-            .bind(host)
+            .bind(origin.host.as_str())
+            .bind(origin.interface.as_str())
             .bind(id)
             .fetch_one::<u64>()
             .await
@@ -514,6 +555,9 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 pub struct Prepared {
     cfg: ExportConfig,
     target: Option<Target>,
+    /// The server answered and the tables are there (else the sender
+    /// checks again before its first insert).
+    ready: bool,
     flow_out: FlowOut,
     flows: Receiver<FlowBatch>,
     spool: Arc<Spool>,
@@ -539,6 +583,7 @@ impl Prepared {
         let progress = Arc::new(Progress::default());
         let spool = Arc::new(Spool::open(cfg.spool_dir.clone(), cfg.spool_bytes)?);
         let mut warning = None;
+        let mut ready = false;
         let target = match &cfg.clickhouse {
             None => None,
             Some(url) => {
@@ -550,7 +595,10 @@ impl Prepared {
                         .unwrap_or_else(|_| Err("no answer in 10 s".to_string()))
                 });
                 match checked {
-                    Ok(()) => progress.connected.store(true, Ordering::Relaxed),
+                    Ok(()) => {
+                        progress.connected.store(true, Ordering::Relaxed);
+                        ready = true;
+                    }
                     Err(e) => {
                         let line = format!("ClickHouse at {}: {e}", url.endpoint);
                         if !cfg.optional {
@@ -574,6 +622,7 @@ impl Prepared {
         Ok(Prepared {
             cfg,
             target,
+            ready,
             flow_out,
             flows,
             spool,
@@ -605,7 +654,7 @@ impl Prepared {
             None => None,
         };
         let (ctl_tx, ctl_rx) = crossbeam_channel::bounded(CONTROL_QUEUE);
-        let run_id = (now_ms() / 1000) as u32;
+
         let intake = {
             let intake = Intake {
                 origin: self.cfg.origin.clone(),
@@ -615,7 +664,7 @@ impl Prepared {
                 progress: self.progress.clone(),
                 ipfix,
                 clickhouse: self.target.is_some(),
-                next_id: u64::from(run_id) << 32,
+                next_id: run_ids(),
                 pending: Default::default(),
             };
             std::thread::Builder::new()
@@ -628,7 +677,9 @@ impl Prepared {
             Some(target) => {
                 let s = Shipper {
                     target,
-                    host: self.cfg.origin.host.clone(),
+                    origin: self.cfg.origin.clone(),
+                    create: self.cfg.create,
+                    ready: self.ready,
                     spool: self.spool.clone(),
                     progress: self.progress.clone(),
                     stop: stop.clone(),
@@ -698,6 +749,7 @@ impl Exporter {
         let p = &self.progress;
         let (spooled_rows, spooled_bytes) = self.spool.waiting();
         let worker_dropped = self.flow_out.dropped();
+        let (lost_rows, lost_packets) = self.spool.unreadable();
         ExportReport {
             rows_sent: [0, 1, 2].map(|i| get(&p.rows_sent[i])),
             batches_sent: get(&p.batches_sent),
@@ -705,8 +757,10 @@ impl Exporter {
             flow_records: get(&p.flow_records),
             flow_packets: get(&p.flow_packets),
             flow_packets_sent: get(&p.flow_packets_sent),
-            dropped_rows: get(&p.dropped_rows) + worker_dropped.records,
-            dropped_flow_packets: get(&p.dropped_flow_packets) + worker_dropped.packets,
+            dropped_rows: get(&p.dropped_rows) + worker_dropped.records + lost_rows,
+            dropped_flow_packets: get(&p.dropped_flow_packets)
+                + worker_dropped.packets
+                + lost_packets,
             control_dropped: get(&p.control_dropped),
             spooled_rows,
             spooled_bytes,
@@ -804,6 +858,19 @@ struct Pending {
     flow_packets: u64,
 }
 
+/// The batch number's bits in an id.
+const SEQ_MASK: u64 = (1 << 20) - 1;
+
+/// The first batch id of a run: the Unix second it starts in (high 32
+/// bits, so that ids increase across runs and a spool directory is sent in
+/// order), 12 bits of the process id (two captures of one host starting in
+/// the same second), and a batch number from 0 (low 20 bits). A batch is
+/// looked up by host, interface and id.
+fn run_ids() -> u64 {
+    let secs = now_ms() / 1000;
+    (secs << 32) | (u64::from(std::process::id()) & 0xfff) << 20
+}
+
 /// The `xsktap-export` thread: takes rows, encodes them, seals batches.
 struct Intake {
     origin: Origin,
@@ -827,6 +894,8 @@ fn index(t: Table) -> usize {
 
 impl Intake {
     fn run(mut self) {
+        // Background work: a worker on the same CPU goes first.
+        let _ = xsktap_sys::cpu::lower_current_thread_priority();
         let mut next_seal = Instant::now() + SEAL_EVERY;
         loop {
             let timeout = next_seal.saturating_duration_since(Instant::now());
@@ -900,6 +969,10 @@ impl Intake {
         }
         if any {
             self.next_id += 1;
+            if self.next_id & SEQ_MASK == 0 {
+                // A million batches (days of them): a new run id, later than this one.
+                self.next_id = run_ids().max(self.next_id);
+            }
         }
     }
 }
@@ -907,14 +980,18 @@ impl Intake {
 /// The `xsktap-export-send` thread: inserts the spool's batches in order.
 struct Shipper {
     target: Target,
-    host: String,
+    origin: Origin,
+    create: bool,
+    ready: bool,
     spool: Arc<Spool>,
     progress: Arc<Progress>,
     stop: Arc<AtomicBool>,
 }
 
 impl Shipper {
-    fn run(self) {
+    fn run(mut self) {
+        // Background work: a worker on the same CPU goes first.
+        let _ = xsktap_sys::cpu::lower_current_thread_priority();
         let Ok(rt) = runtime() else {
             return;
         };
@@ -928,9 +1005,15 @@ impl Shipper {
                 continue;
             };
             let result = rt.block_on(async {
+                if !self.ready {
+                    // The server did not answer at start (--export-optional):
+                    // find or create its tables first.
+                    self.target.prepare(self.create).await?;
+                    self.ready = true;
+                }
                 if tried {
                     // An earlier attempt may have landed: ask first.
-                    if self.target.rows_of(table, &self.host, id).await? > 0 {
+                    if self.target.rows_of(table, &self.origin, id).await? > 0 {
                         return Ok(false);
                     }
                 }

@@ -54,6 +54,25 @@ pub fn pin_thread(tid: i32, cpus: &[usize]) -> std::io::Result<()> {
     }
 }
 
+/// Gives the calling thread the lowest CPU weight (nice 19): background
+/// work (the export) then yields to a worker sharing its CPU instead of
+/// holding it for a scheduler slice, and threads it starts inherit that.
+///
+/// # Errors
+/// setpriority's error.
+pub fn lower_current_thread_priority() -> std::io::Result<()> {
+    // SAFETY: gettid has no preconditions.
+    let tid = unsafe { libc::gettid() };
+    // On Linux, PRIO_PROCESS with a thread id sets that thread's nice value.
+    // SAFETY: plain integers; no memory is passed.
+    let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 19) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 /// This process's threads whose name starts with `prefix`: (thread id, name).
 /// Threads that end while the list is read are left out.
 pub fn threads_named(prefix: &str) -> Vec<(i32, String)> {

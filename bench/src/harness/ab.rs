@@ -42,6 +42,8 @@ pub struct AbConfig {
     /// Start a ClickHouse server in the receivers' namespace for the
     /// trials; `{clickhouse}` in a side's flags becomes its URL.
     pub clickhouse: bool,
+    /// CPUs the ClickHouse server runs on (`taskset -c` list; `None`: any).
+    pub clickhouse_cpus: Option<String>,
 }
 
 /// The median, smallest and largest of `values` (`None` when empty).
@@ -98,9 +100,9 @@ pub fn run_ab(cfg: &AbConfig, bench: &Path) -> anyhow::Result<Vec<Trial>> {
     )?;
     h.set_flows(cfg.flows);
     let at = h.paths();
-    let server = cfg
-        .clickhouse
-        .then(|| crate::clickhouse::ClickHouse::start(&h.bed.b()));
+    let server = cfg.clickhouse.then(|| {
+        crate::clickhouse::ClickHouse::start_on(&h.bed.b(), cfg.clickhouse_cpus.as_deref())
+    });
     let url = server
         .as_ref()
         .map(|s| s.url(Some("bench")))

@@ -520,3 +520,56 @@ fn the_kernel_is_kicked_only_when_it_asks() {
         assert_eq!(load(&w.counters.kicks), expected);
     }
 }
+
+fn udp(sport: u16) -> Vec<u8> {
+    let mut f = Vec::new();
+    etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+        .ipv4([198, 18, 0, 1], [198, 18, 0, 2], 64)
+        .udp(sport, 9)
+        .write(&mut f, &[0; 18])
+        .unwrap();
+    f
+}
+
+#[test]
+fn an_exporting_worker_hands_on_every_packet_in_exactly_one_record() {
+    use crate::flows::{ExportTimeouts, FlowOut};
+    const S: u64 = 1_000_000_000;
+    let clock = Rc::new(FakeClock::default());
+    let shared = Arc::new(Shared::default());
+    // 20 flows, a frame every 10 ms for 25 s; flows 0..10 stop after 5 s.
+    let frames: Vec<(u64, Vec<u8>)> = (0..2500u64)
+        .map(|i| (i * 10_000_000, (i % 20) as u16))
+        .filter(|&(t, flow)| flow >= 10 || t < 5 * S)
+        .map(|(t, flow)| (t, udp(40_000 + flow)))
+        .collect();
+    let sent = frames.len() as u64;
+    let mut q = ScriptedQueue::new(&clock, frames);
+    q.drain_at = Some((26 * S, shared.clone()));
+    let (out, rx) = FlowOut::bounded(64);
+    let mut w = worker(&shared, None, false);
+    w.step.flows = FlowTable::with_export(
+        64,
+        ExportTimeouts {
+            active: Duration::from_secs(10),
+            idle: Duration::from_secs(3),
+        },
+    );
+    w.flow_out = Some(out.clone());
+    w.run(&mut q, &clock).unwrap();
+    let batches: Vec<_> = rx.try_iter().collect();
+    let records: Vec<_> = batches.iter().flat_map(|b| &b.records).collect();
+    assert_eq!(records.iter().map(|r| r.packets).sum::<u64>(), sent);
+    assert_eq!(out.dropped(), crate::flows::Dropped::default());
+    assert!(
+        batches.len() >= 3,
+        "handed on while running: {}",
+        batches.len()
+    );
+    // The ten that stopped left once idle, one record each, before the end.
+    let stopped: Vec<_> = records.iter().filter(|r| r.sport < 40_010).collect();
+    assert_eq!(stopped.len(), 10);
+    assert!(stopped.iter().all(|r| r.packets == 25));
+    // The others were exported every 10 s while active: three records each.
+    assert_eq!(records.len() - 10, 30, "{records:?}");
+}
