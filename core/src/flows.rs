@@ -352,6 +352,25 @@ impl FlowTable {
         out.extend(self.slots.iter().flatten().copied());
     }
 
+    /// Appends the used slots of the next of `slices` slices of the table
+    /// to `out`, from `*at` (cleared first at slot 0); returns `true` when
+    /// the pass is complete (`out` holds the whole table, each slice as it
+    /// was when copied) and starts the next pass.
+    pub fn copy_slice(&self, out: &mut Vec<FlowStats>, at: &mut usize, slices: usize) -> bool {
+        let size = self.slots.len();
+        if *at == 0 {
+            out.clear();
+        }
+        let end = (*at + size.div_ceil(slices.max(1))).min(size);
+        out.extend(self.slots[*at..end].iter().flatten().copied());
+        if end == size {
+            *at = 0;
+            return true;
+        }
+        *at = end;
+        false
+    }
+
     /// One step of the expiry scan at `now_ns` (wall clock): looks at the
     /// next 1/[`EXPIRY_STEPS`] of the slots, exporting the flows active past
     /// the active timeout and removing those idle past the idle timeout.
@@ -890,6 +909,24 @@ mod tests {
         assert_eq!(t0.up_bytes, 0);
         assert_eq!(t0.down_bytes, want.iter().sum::<u64>());
         assert!(top.talkers[1].up_bytes >= top.talkers[2].up_bytes);
+    }
+
+    #[test]
+    fn a_copy_in_slices_is_the_whole_table() {
+        let mut t = FlowTable::new(256);
+        for i in 0..100 {
+            t.record(key(i, 7), 64, None, 0, 1);
+        }
+        let mut whole = Vec::new();
+        t.copy_into(&mut whole);
+        let (mut out, mut at) = (vec![stats(key(999, 1), 1, 1)], 0);
+        let mut steps = 0;
+        while !t.copy_slice(&mut out, &mut at, 16) {
+            steps += 1;
+        }
+        assert_eq!(steps, 15);
+        assert_eq!(out, whole);
+        assert_eq!(at, 0, "the next pass starts over");
     }
 
     #[test]

@@ -43,6 +43,10 @@ pub const IDLE_FLUSH: Duration = Duration::from_millis(5);
 pub const FLUSH_AGE_NS: u64 = 100_000_000;
 /// How often a worker publishes a copy of its flow table and latency numbers.
 pub const PUBLISH_NS: u64 = 500_000_000;
+/// Slices the flow table is copied in, one every `PUBLISH_NS / COPY_SLICES`:
+/// a table of 131,072 flows is 13 MB, and copying it at once would hold the
+/// worker for milliseconds (longer than its RX ring lasts at line rate).
+pub const COPY_SLICES: usize = 16;
 
 /// An RX queue as the worker sees it: an AF_XDP socket in production
 /// (`xsktap-sys`), a heap ring or a script in tests.
@@ -469,6 +473,8 @@ impl<S: RecordSink> Worker<S> {
         let counters = self.counters.clone();
         let mut flow_copy: Vec<FlowStats> = Vec::new();
         let mut next_publish_ns = 0u64;
+        let mut next_copy_ns = 0u64;
+        let mut copy_at = 0usize;
         let mut next_expiry_ns = 0u64;
         let mut expired: Vec<FlowRecord> = Vec::new();
         loop {
@@ -518,8 +524,21 @@ impl<S: RecordSink> Worker<S> {
             }
             // A few times a second: a copy of the flow table and the latency
             // numbers for the reporter (never waits).
+            // A slice of the flow table's copy; a whole copy is published.
+            if mono >= next_copy_ns {
+                if self
+                    .step
+                    .flows
+                    .copy_slice(&mut flow_copy, &mut copy_at, COPY_SLICES)
+                {
+                    self.published
+                        .flows
+                        .offer(&mut flow_copy, self.step.flows.evictions());
+                }
+                next_copy_ns = mono + PUBLISH_NS / COPY_SLICES as u64;
+            }
             if mono >= next_publish_ns {
-                self.publish(&mut flow_copy);
+                self.publish();
                 next_publish_ns = mono + PUBLISH_NS;
                 if let Some(out) = &self.flow_out {
                     self.step.flows.take_expired(&mut expired);
@@ -622,13 +641,9 @@ impl<S: RecordSink> Worker<S> {
         }
     }
 
-    /// Hands the reporter a copy of the flow table and of the latency
-    /// totals (if any stamped frame arrived), never waiting for it.
-    fn publish(&self, flow_copy: &mut Vec<FlowStats>) {
-        self.step.flows.copy_into(flow_copy);
-        self.published
-            .flows
-            .offer(flow_copy, self.step.flows.evictions());
+    /// Hands the reporter the latency totals (if any stamped frame
+    /// arrived), never waiting for it.
+    fn publish(&self) {
         if self.step.latency.stamped == 0 {
             return;
         }
