@@ -828,22 +828,18 @@ mod tests {
     fn one_source_spiking_is_named_and_a_source_going_quiet_is_not() {
         use crate::flows::{FlowKey, FlowStats};
         let mut w = Watch::new(WatchConfig::default());
-        let flow = |src: &str, packets: u64| {
-            let key = FlowKey {
+        let flow = |src: &str, packets: u64| FlowStats {
+            key: FlowKey {
                 src: src.parse().unwrap(),
                 dst: "198.18.0.2".parse().unwrap(),
                 sport: 40000,
                 dport: 9,
                 proto: 17,
-            };
-            FlowStats {
-                key,
-                packets,
-                bytes: 60 * packets,
-                syns: 0,
-                acks: 0,
-                ..FlowStats::new(key, 0, None, 0, 0)
-            }
+            },
+            packets,
+            bytes: 60 * packets,
+            syns: 0,
+            acks: 0,
         };
         let (mut a, mut b, mut c) = (0u64, 0u64, 0u64);
         let mut events = Vec::new();
@@ -1066,22 +1062,18 @@ mod tests {
         let mut w = Watch::new(cfg);
         let src: IpAddr = "198.18.0.1".parse().unwrap();
         let dst: IpAddr = "198.18.0.2".parse().unwrap();
-        let flow = |dport: u16, packets: u64| {
-            let key = FlowKey {
+        let flow = |dport: u16, packets: u64| FlowStats {
+            key: FlowKey {
                 src,
                 dst,
                 sport: 40000,
                 dport,
                 proto: 6,
-            };
-            FlowStats {
-                key,
-                packets,
-                bytes: 60 * packets,
-                syns: 0,
-                acks: 0,
-                ..FlowStats::new(key, 0, None, 0, 0)
-            }
+            },
+            packets,
+            bytes: 60 * packets,
+            syns: 0,
+            acks: 0,
         };
         let mut clock = 0.0;
         let mut tick = || {
@@ -1143,22 +1135,18 @@ mod tests {
         let mut w = Watch::new(cfg);
         let victim: IpAddr = "198.18.0.2".parse().unwrap();
         let server: IpAddr = "198.18.0.3".parse().unwrap();
-        let flow = |dst: IpAddr, sport: u16, syns: u32, acks: u32| {
-            let key = FlowKey {
+        let flow = |dst: IpAddr, sport: u16, syns: u32, acks: u32| FlowStats {
+            key: FlowKey {
                 src: "198.18.0.1".parse().unwrap(),
                 dst,
                 sport,
                 dport: 80,
                 proto: 6,
-            };
-            FlowStats {
-                key,
-                packets: u64::from(syns + acks),
-                bytes: 60 * u64::from(syns + acks),
-                syns,
-                acks,
-                ..FlowStats::new(key, 0, None, 0, 0)
-            }
+            },
+            packets: u64::from(syns + acks),
+            bytes: 60 * u64::from(syns + acks),
+            syns,
+            acks,
         };
         let mut flows = Vec::new();
         let mut events = Vec::new();

@@ -95,25 +95,12 @@ pub struct FlowStats {
     pub syns: u32,
     /// TCP packets with ACK.
     pub acks: u32,
-    /// Outermost VLAN id of the flow's first packet (0: untagged).
-    pub vlan: u16,
-    /// TCP flags of the packets since the last export, ORed.
-    pub tcp_flags: u8,
-    /// Wall-clock time (ns) of the first packet since the last export; 0
-    /// when none came since.
-    pub first_ns: u64,
-    /// Wall-clock time (ns) of the last packet.
-    pub last_ns: u64,
-    /// Packets already exported in records.
-    pub exported_packets: u64,
-    /// Bytes already exported in records.
-    pub exported_bytes: u64,
 }
 
 impl FlowStats {
     /// A flow's entry after its first packet: `len` bytes with TCP flags
-    /// `tcp_flags` and outermost VLAN `vlan`, at `now_ns` (wall clock).
-    pub fn new(key: FlowKey, len: u64, tcp_flags: Option<u8>, vlan: u16, now_ns: u64) -> FlowStats {
+    /// `tcp_flags`.
+    fn new(key: FlowKey, len: u64, tcp_flags: Option<u8>) -> FlowStats {
         let (syns, acks) = handshake(tcp_flags);
         FlowStats {
             key,
@@ -121,37 +108,72 @@ impl FlowStats {
             bytes: len,
             syns,
             acks,
-            vlan,
-            tcp_flags: tcp_flags.unwrap_or(0),
+        }
+    }
+}
+
+/// What an exporting table keeps per slot beside the counters (in an array
+/// of its own, so that a table that does not export keeps its 64-byte
+/// slots: one cache line a flow).
+#[derive(Debug, Clone, Copy, Default)]
+struct Since {
+    /// Wall-clock time (ns) of the first packet since the last record; 0
+    /// when none came since.
+    first_ns: u64,
+    /// Wall-clock time (ns) of the last packet.
+    last_ns: u64,
+    /// Packets and bytes already exported in records.
+    exported_packets: u64,
+    exported_bytes: u64,
+    /// Outermost VLAN id of the flow's first packet (0: untagged).
+    vlan: u16,
+    /// TCP flags of the packets since the last record, ORed.
+    tcp_flags: u8,
+}
+
+impl Since {
+    fn new(vlan: u16, tcp_flags: Option<u8>, now_ns: u64) -> Since {
+        Since {
             first_ns: now_ns,
             last_ns: now_ns,
             exported_packets: 0,
             exported_bytes: 0,
+            vlan,
+            tcp_flags: tcp_flags.unwrap_or(0),
         }
     }
 
-    /// What came since the last export, as a record (`None` when nothing
-    /// did), and marks it exported.
-    fn take_record(&mut self) -> Option<FlowRecord> {
-        let packets = self.packets - self.exported_packets;
+    #[inline(always)]
+    fn touch(&mut self, tcp_flags: Option<u8>, now_ns: u64) {
+        self.tcp_flags |= tcp_flags.unwrap_or(0);
+        if self.first_ns == 0 {
+            self.first_ns = now_ns;
+        }
+        self.last_ns = now_ns;
+    }
+
+    /// What flow `f` counted since the last record, as a record (`None`
+    /// when nothing came), marked exported.
+    fn take_record(&mut self, f: &FlowStats) -> Option<FlowRecord> {
+        let packets = f.packets - self.exported_packets;
         if packets == 0 {
             return None;
         }
         let record = FlowRecord {
-            src: self.key.src,
-            dst: self.key.dst,
-            sport: self.key.sport,
-            dport: self.key.dport,
-            proto: self.key.proto,
+            src: f.key.src,
+            dst: f.key.dst,
+            sport: f.key.sport,
+            dport: f.key.dport,
+            proto: f.key.proto,
             tcp_flags: u16::from(self.tcp_flags),
             vlan: self.vlan,
             packets,
-            bytes: self.bytes - self.exported_bytes,
+            bytes: f.bytes - self.exported_bytes,
             start_ms: self.first_ns / 1_000_000,
             end_ms: self.last_ns / 1_000_000,
         };
-        self.exported_packets = self.packets;
-        self.exported_bytes = self.bytes;
+        self.exported_packets = f.packets;
+        self.exported_bytes = f.bytes;
         self.first_ns = 0;
         self.tcp_flags = 0;
         Some(record)
@@ -213,6 +235,8 @@ struct Export {
     active_ns: u64,
     idle_ns: u64,
     cursor: usize,
+    /// Per slot, beside the table's slots.
+    since: Box<[Since]>,
     expired: Vec<FlowRecord>,
     dropped: Dropped,
 }
@@ -236,12 +260,18 @@ impl Dropped {
 
 impl Export {
     fn push(&mut self, record: Option<FlowRecord>) {
-        let Some(r) = record else { return };
-        if self.expired.len() < EXPIRED_MAX {
-            self.expired.push(r);
-        } else {
-            self.dropped.add(&[r]);
-        }
+        hand_on(&mut self.expired, &mut self.dropped, record);
+    }
+}
+
+/// Keeps `record` for the worker to hand on, or counts it when
+/// [`EXPIRED_MAX`] already wait.
+fn hand_on(expired: &mut Vec<FlowRecord>, dropped: &mut Dropped, record: Option<FlowRecord>) {
+    let Some(r) = record else { return };
+    if expired.len() < EXPIRED_MAX {
+        expired.push(r);
+    } else {
+        dropped.add(&[r]);
     }
 }
 
@@ -284,6 +314,7 @@ impl FlowTable {
             active_ns: timeouts.active.as_nanos() as u64,
             idle_ns: timeouts.idle.as_nanos() as u64,
             cursor: 0,
+            since: vec![Since::default(); table.slots.len()].into_boxed_slice(),
             expired: Vec::new(),
             dropped: Dropped::default(),
         }));
@@ -313,11 +344,9 @@ impl FlowTable {
                     f.bytes += len;
                     f.syns = f.syns.saturating_add(syns);
                     f.acks = f.acks.saturating_add(acks);
-                    f.tcp_flags |= tcp_flags.unwrap_or(0);
-                    if f.first_ns == 0 {
-                        f.first_ns = now_ns;
+                    if let Some(e) = &mut self.export {
+                        e.since[at].touch(tcp_flags, now_ns);
                     }
-                    f.last_ns = now_ns;
                     return;
                 }
                 Some(f) => {
@@ -327,16 +356,22 @@ impl FlowTable {
                     }
                 }
                 None => {
-                    self.slots[at] = Some(FlowStats::new(key, len, tcp_flags, vlan, now_ns));
+                    self.slots[at] = Some(FlowStats::new(key, len, tcp_flags));
+                    if let Some(e) = &mut self.export {
+                        e.since[at] = Since::new(vlan, tcp_flags, now_ns);
+                    }
                     return;
                 }
             }
         }
         self.evictions += 1;
-        let fresh = FlowStats::new(key, len, tcp_flags, vlan, now_ns);
-        let old = self.slots[victim].replace(fresh);
-        if let (Some(export), Some(mut old)) = (self.export.as_mut(), old) {
-            export.push(old.take_record());
+        let old = self.slots[victim].replace(FlowStats::new(key, len, tcp_flags));
+        if let Some(e) = &mut self.export {
+            if let Some(old) = old {
+                let record = e.since[victim].take_record(&old);
+                e.push(record);
+            }
+            e.since[victim] = Since::new(vlan, tcp_flags, now_ns);
         }
     }
 
@@ -385,18 +420,21 @@ impl FlowTable {
         let mut at = export.cursor;
         let end = at + step;
         while at < end.min(size) {
-            let Some(f) = &mut self.slots[at] else {
+            let Some(f) = &self.slots[at] else {
                 at += 1;
                 continue;
             };
-            if now_ns.saturating_sub(f.last_ns) >= export.idle_ns {
-                export.push(f.take_record());
-                self.remove(at);
+            let since = &mut export.since[at];
+            if now_ns.saturating_sub(since.last_ns) >= export.idle_ns {
+                let record = since.take_record(f);
+                export.push(record);
+                remove(&mut self.slots, &mut export.since, self.mask, at);
                 // The slot now holds a flow shifted back into it (or none): look again.
                 continue;
             }
-            if f.first_ns != 0 && now_ns.saturating_sub(f.first_ns) >= export.active_ns {
-                export.push(f.take_record());
+            if since.first_ns != 0 && now_ns.saturating_sub(since.first_ns) >= export.active_ns {
+                let record = since.take_record(f);
+                export.push(record);
             }
             at += 1;
         }
@@ -404,37 +442,21 @@ impl FlowTable {
         self.export = Some(export);
     }
 
-    /// Empties slot `at` and shifts back the flows after it that probing
-    /// would otherwise no longer find (linear probing's backward-shift
-    /// deletion: a lookup stops at the first empty slot).
-    fn remove(&mut self, mut at: usize) {
-        self.slots[at] = None;
-        let mut next = (at + 1) & self.mask;
-        while let Some(f) = &self.slots[next] {
-            let home = f.key.hash() as usize & self.mask;
-            // Move `f` back when its home is not in (at, next].
-            let dist_home = next.wrapping_sub(home) & self.mask;
-            let dist_hole = next.wrapping_sub(at) & self.mask;
-            if dist_hole >= PROBE {
-                // Every flow lies within PROBE slots of its home: none
-                // further on can belong in the hole.
-                break;
-            }
-            if dist_home >= dist_hole {
-                self.slots[at] = self.slots[next].take();
-                at = next;
-            }
-            next = (next + 1) & self.mask;
-        }
-    }
-
     /// At the end: exports what every flow holds since its last record.
     pub fn drain(&mut self) {
         let Some(export) = self.export.as_mut() else {
             return;
         };
-        for f in self.slots.iter_mut().flatten() {
-            export.push(f.take_record());
+        let Export {
+            since,
+            expired,
+            dropped,
+            ..
+        } = &mut **export;
+        for (slot, since) in self.slots.iter().zip(since.iter_mut()) {
+            if let Some(f) = slot {
+                hand_on(expired, dropped, since.take_record(f));
+            }
         }
     }
 
@@ -451,6 +473,31 @@ impl FlowTable {
     /// [`EXPIRED_MAX`] waiting).
     pub fn export_dropped(&self) -> Dropped {
         self.export.as_ref().map(|e| e.dropped).unwrap_or_default()
+    }
+}
+
+/// Empties slot `at` and shifts back the flows after it (with their export
+/// state) that probing would otherwise no longer find (linear probing's
+/// backward-shift deletion: a lookup stops at the first empty slot).
+fn remove(slots: &mut [Option<FlowStats>], since: &mut [Since], mask: usize, mut at: usize) {
+    slots[at] = None;
+    let mut next = (at + 1) & mask;
+    while let Some(f) = &slots[next] {
+        let home = f.key.hash() as usize & mask;
+        // Move `f` back when its home is not in (at, next].
+        let dist_home = next.wrapping_sub(home) & mask;
+        let dist_hole = next.wrapping_sub(at) & mask;
+        if dist_hole >= PROBE {
+            // Every flow lies within PROBE slots of its home: none
+            // further on can belong in the hole.
+            break;
+        }
+        if dist_home >= dist_hole {
+            slots[at] = slots[next].take();
+            since[at] = since[next];
+            at = next;
+        }
+        next = (next + 1) & mask;
     }
 }
 
@@ -684,9 +731,11 @@ mod tests {
 
     fn stats(key: FlowKey, packets: u64, bytes: u64) -> FlowStats {
         FlowStats {
+            key,
             packets,
             bytes,
-            ..FlowStats::new(key, 0, None, 0, 1)
+            syns: 0,
+            acks: 0,
         }
     }
 
@@ -909,6 +958,12 @@ mod tests {
         assert_eq!(t0.up_bytes, 0);
         assert_eq!(t0.down_bytes, want.iter().sum::<u64>());
         assert!(top.talkers[1].up_bytes >= top.talkers[2].up_bytes);
+    }
+
+    #[test]
+    fn a_slot_is_one_cache_line() {
+        // The export's per-flow state lives beside the slots, not in them.
+        assert_eq!(std::mem::size_of::<Option<FlowStats>>(), 64);
     }
 
     #[test]

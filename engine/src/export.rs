@@ -555,6 +555,7 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 pub struct Prepared {
     cfg: ExportConfig,
     target: Option<Target>,
+    ipfix: Option<Ipfix>,
     /// The server answered and the tables are there (else the sender
     /// checks again before its first insert).
     ready: bool,
@@ -573,7 +574,8 @@ impl std::fmt::Debug for Prepared {
 
 impl Prepared {
     /// Checks the export's targets: reaches ClickHouse, creates or finds its
-    /// tables, opens the spool and the IPFIX socket.
+    /// tables, opens the spool and the IPFIX socket (before anything is
+    /// attached: a failure leaves the machine as it was).
     ///
     /// # Errors
     /// [`Error::Config`] in one line naming the problem and the fix, unless
@@ -618,10 +620,15 @@ impl Prepared {
                 Some(target)
             }
         };
+        let ipfix = match cfg.ipfix {
+            Some(addr) => Some(Ipfix::open(addr)?),
+            None => None,
+        };
         let (flow_out, flows) = FlowOut::bounded(FLOW_QUEUE);
         Ok(Prepared {
             cfg,
             target,
+            ipfix,
             ready,
             flow_out,
             flows,
@@ -647,12 +654,9 @@ impl Prepared {
     /// Starts the exporter's threads (they inherit this thread's CPUs).
     ///
     /// # Errors
-    /// A thread or the IPFIX socket could not be made.
+    /// A thread could not be made.
     pub fn start(self) -> Result<Exporter> {
-        let ipfix = match self.cfg.ipfix {
-            Some(addr) => Some(Ipfix::open(addr)?),
-            None => None,
-        };
+        let ipfix = self.ipfix;
         let (ctl_tx, ctl_rx) = crossbeam_channel::bounded(CONTROL_QUEUE);
 
         let intake = {
