@@ -48,6 +48,16 @@ fn scan() -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// Stops a capture with SIGINT, checks it ended well within `secs` and
+/// returns its stderr.
+fn stopped(cap: &mut Running, secs: u64) -> String {
+    cap.signal(libc::SIGINT);
+    let status = cap.wait(Duration::from_secs(secs));
+    let stderr = cap.stderr();
+    assert!(status.success(), "{stderr}");
+    stderr
+}
+
 fn export_flags<'a>(ch: &'a str, name: &'a str) -> Vec<&'a str> {
     vec![
         "--export-clickhouse",
@@ -88,10 +98,7 @@ fn flows_stats_and_events_reach_clickhouse_and_sum_to_the_capture() {
     bed.send_paced(&traffic[2000..], 2000.0);
     // The scan ends once a quiet window passes.
     std::thread::sleep(Duration::from_secs(5));
-    cap.signal(libc::SIGINT);
-    let status = cap.wait(Duration::from_secs(60));
-    let stderr = cap.stderr();
-    assert!(status.success(), "{stderr}");
+    let stderr = stopped(&mut cap, 60);
     let s = typed_summary(&json);
     let n = (traffic.len() + scan.len()) as u64;
     assert_eq!(s.packets, n, "{stderr}");
@@ -214,10 +221,7 @@ fn a_30_second_outage_of_clickhouse_loses_and_duplicates_nothing() {
     ch.restart();
     bed.send_paced(after, 1000.0);
     std::thread::sleep(Duration::from_secs(3));
-    cap.signal(libc::SIGINT);
-    let status = cap.wait(Duration::from_secs(90));
-    let stderr = cap.stderr();
-    assert!(status.success(), "{stderr}");
+    let stderr = stopped(&mut cap, 90);
     let s = typed_summary(&json);
     let n = traffic.len() as u64;
     assert_eq!(s.packets, n, "{stderr}");
@@ -403,10 +407,7 @@ fn ipfix_reaches_nfcapd_with_the_same_flows_packets_bytes_and_flags() {
     }
     bed.send_paced(&frames, 2000.0);
     std::thread::sleep(Duration::from_millis(300));
-    cap.signal(libc::SIGINT);
-    let status = cap.wait(Duration::from_secs(60));
-    let stderr = cap.stderr();
-    assert!(status.success(), "{stderr}");
+    let stderr = stopped(&mut cap, 60);
     std::thread::sleep(Duration::from_millis(300));
     // Records of one flow (an active timeout splits them) are summed by key.
     let mut got: BTreeMap<String, (u64, u64, String)> = BTreeMap::new();
@@ -471,11 +472,7 @@ fn feed_with_a_gap(bed: &Testbed, url: &str, name: &str) -> String {
         .collect();
     bed.send(&frames);
     std::thread::sleep(Duration::from_millis(1500));
-    feed.signal(libc::SIGINT);
-    let status = feed.wait(Duration::from_secs(60));
-    let stderr = feed.stderr();
-    assert!(status.success(), "{stderr}");
-    stderr
+    stopped(&mut feed, 60)
 }
 
 #[test]
@@ -539,10 +536,7 @@ fn a_full_spool_drops_rows_counts_them_and_keeps_the_rest_for_the_next_run() {
         assert!(Instant::now() < deadline, "{metrics}");
         std::thread::sleep(Duration::from_millis(300));
     }
-    cap.signal(libc::SIGINT);
-    let status = cap.wait(Duration::from_secs(60));
-    let stderr = cap.stderr();
-    assert!(status.success(), "{stderr}");
+    let stderr = stopped(&mut cap, 60);
     let e = typed_summary(&json)
         .export
         .expect("the export in the summary");
@@ -633,12 +627,7 @@ fn the_fleet_queries_of_docs_fleet_md_run_and_answer() {
     ]);
     bed.send_paced(&known_traffic(10, 20), 1000.0);
     std::thread::sleep(Duration::from_millis(300));
-    cap.signal(libc::SIGINT);
-    assert!(
-        cap.wait(Duration::from_secs(60)).success(),
-        "{}",
-        cap.stderr()
-    );
+    stopped(&mut cap, 60);
     let gap_at = ch.query(
         "SELECT toString(toDateTime(intDiv(time_ms, 1000))) FROM xsktap.events WHERE kind = 'gap'",
     );
@@ -724,10 +713,7 @@ fn a_server_that_answers_only_after_the_start_gets_its_tables_and_every_row() {
     let ch = ClickHouse::start(&bed.ns_b());
     bed.send_paced(&traffic[500..], 500.0);
     std::thread::sleep(Duration::from_secs(2));
-    cap.signal(libc::SIGINT);
-    let status = cap.wait(Duration::from_secs(60));
-    let stderr = cap.stderr();
-    assert!(status.success(), "{stderr}");
+    let stderr = stopped(&mut cap, 60);
     assert_eq!(
         ch.number("SELECT sum(packets) FROM late.flows WHERE host = 'tap-l'"),
         traffic.len() as u64,
