@@ -259,11 +259,11 @@ pub struct CommonArgs {
     #[arg(long, requires = "export_clickhouse")]
     pub export_optional: bool,
     /// Export an active flow's counts every SECS seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 10,
+    #[arg(long, value_name = "SECS", default_value_t = xsktap_core::flows::DEFAULT_ACTIVE_SECS,
           value_parser = clap::value_parser!(u32).range(1..=3600))]
     pub export_active_timeout: u32,
     /// Export and forget a flow silent for SECS seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 15,
+    #[arg(long, value_name = "SECS", default_value_t = xsktap_core::flows::DEFAULT_IDLE_SECS,
           value_parser = clap::value_parser!(u32).range(1..=3600))]
     pub export_idle_timeout: u32,
     /// Serve the live dashboard, /ws, /metrics and /api/summary on ADDR:PORT (PORT alone
@@ -946,10 +946,6 @@ fn export_config(common: &CommonArgs) -> anyhow::Result<Option<xsktap::export::E
         None => xsktap::export::host_name(),
     };
     let spool_bytes = parse_file_size("--export-spool-size", &common.export_spool_size)?;
-    anyhow::ensure!(
-        common.export_idle_timeout >= 1 && common.export_active_timeout >= 1,
-        "the export timeouts are at least 1 s"
-    );
     Ok(Some(xsktap::export::ExportConfig {
         clickhouse,
         password: std::env::var(PASSWORD_ENV).ok().filter(|p| !p.is_empty()),

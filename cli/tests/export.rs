@@ -140,6 +140,15 @@ fn flows_stats_and_events_reach_clickhouse_and_sum_to_the_capture() {
         s.queues.iter().map(|q| q.received).sum::<u64>()
     );
     assert!(q("SELECT count() FROM fleet.stats WHERE host = 'tap-a'") >= 3);
+    // The kernel's and the XDP program's counters were read: none is NULL.
+    assert_eq!(
+        q("SELECT countIf(rx_ring_full IS NULL OR xdp_redirect_failed IS NULL) FROM fleet.stats WHERE host = 'tap-a'"),
+        0
+    );
+    assert_eq!(
+        q("SELECT sum(rx_ring_full) + sum(rx_dropped) FROM fleet.stats WHERE host = 'tap-a'"),
+        0
+    );
     // Events: the start, the scan's start and end, the stop with its JSON.
     let events = ch.query(
         "SELECT kind, subject, state FROM fleet.events WHERE host = 'tap-a' ORDER BY time_ms, kind FORMAT TSV",

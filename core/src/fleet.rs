@@ -26,6 +26,7 @@ use std::net::IpAddr;
 
 use crate::flows::FlowRecord;
 use crate::stats::QueueSnapshot;
+use crate::types::{BpfCounters, SocketStats};
 
 /// One of the exported tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -83,13 +84,13 @@ impl Table {
                 ("bytes", "UInt64"),
                 ("received", "UInt64"),
                 ("received_bytes", "UInt64"),
-                ("rx_dropped", "UInt64"),
-                ("rx_ring_full", "UInt64"),
-                ("rx_fill_ring_empty", "UInt64"),
-                ("rx_invalid_descs", "UInt64"),
-                ("xdp_redirect_failed", "UInt64"),
-                ("xdp_filtered_out", "UInt64"),
-                ("xdp_limited", "UInt64"),
+                ("rx_dropped", "Nullable(UInt64)"),
+                ("rx_ring_full", "Nullable(UInt64)"),
+                ("rx_fill_ring_empty", "Nullable(UInt64)"),
+                ("rx_invalid_descs", "Nullable(UInt64)"),
+                ("xdp_redirect_failed", "Nullable(UInt64)"),
+                ("xdp_filtered_out", "Nullable(UInt64)"),
+                ("xdp_limited", "Nullable(UInt64)"),
                 ("output_closed_drops", "UInt64"),
                 ("output_failed", "UInt64"),
                 ("over_count", "UInt64"),
@@ -320,6 +321,13 @@ impl Row<'_> {
         self.0.extend_from_slice(&v.to_le_bytes());
         self
     }
+    /// A `Nullable(UInt64)`: a byte 1 for NULL, or 0 and the value.
+    fn nullable_u64(&mut self, v: Option<u64>) -> &mut Self {
+        match v {
+            None => self.u8(1),
+            Some(v) => self.u8(0).u64(v),
+        }
+    }
     /// A `DateTime` (UInt32 seconds) from milliseconds since the epoch.
     fn datetime_ms(&mut self, ms: u64) -> &mut Self {
         let secs = u32::try_from(ms / 1000).unwrap_or(u32::MAX);
@@ -382,19 +390,19 @@ pub struct QueueDelta {
     /// Their bytes.
     pub received_bytes: u64,
     /// Kernel: dropped by the socket.
-    pub rx_dropped: u64,
+    pub rx_dropped: Option<u64>,
     /// Kernel: RX ring full.
-    pub rx_ring_full: u64,
+    pub rx_ring_full: Option<u64>,
     /// Kernel: fill ring found empty.
-    pub rx_fill_ring_empty: u64,
+    pub rx_fill_ring_empty: Option<u64>,
     /// Kernel: invalid descriptors.
-    pub rx_invalid_descs: u64,
+    pub rx_invalid_descs: Option<u64>,
     /// XDP: redirects that found no socket.
-    pub xdp_redirect_failed: u64,
+    pub xdp_redirect_failed: Option<u64>,
     /// XDP: frames the filter did not select.
-    pub xdp_filtered_out: u64,
+    pub xdp_filtered_out: Option<u64>,
     /// XDP: frames the rate limit dropped.
-    pub xdp_limited: u64,
+    pub xdp_limited: Option<u64>,
     /// Frames the closed, failed or stalled output refused.
     pub output_closed_drops: u64,
     /// Of those, frames whose write failed.
@@ -407,28 +415,32 @@ pub struct QueueDelta {
 
 impl QueueDelta {
     /// What `now` counted since `before` (the same queue; `None`: since the
-    /// start). A counter unreadable at either end counts 0 for the interval.
+    /// start). A kernel or XDP counter unreadable at either end is `None`
+    /// for the interval (NULL in the row): unknown, never a false 0.
     pub fn between(before: Option<&QueueSnapshot>, now: &QueueSnapshot) -> QueueDelta {
-        let zero = QueueSnapshot::default();
+        let zero = QueueSnapshot {
+            socket: Some(Default::default()),
+            bpf: Some(Default::default()),
+            ..QueueSnapshot::default()
+        };
         let b = before.unwrap_or(&zero);
         let d = |f: fn(&QueueSnapshot) -> u64| f(now).saturating_sub(f(b));
-        let (s0, s1) = (b.socket.unwrap_or_default(), now.socket.unwrap_or_default());
-        let (p0, p1) = (b.bpf.unwrap_or_default(), now.bpf.unwrap_or_default());
+        let socket =
+            |f: fn(&SocketStats) -> u64| Some(f(&now.socket?).saturating_sub(f(&b.socket?)));
+        let bpf = |f: fn(&BpfCounters) -> u64| Some(f(&now.bpf?).saturating_sub(f(&b.bpf?)));
         QueueDelta {
             queue: now.queue,
             packets: d(|q| q.written),
             bytes: d(|q| q.written_bytes),
             received: d(|q| q.received),
             received_bytes: d(|q| q.received_bytes),
-            rx_dropped: s1.rx_dropped.saturating_sub(s0.rx_dropped),
-            rx_ring_full: s1.rx_ring_full.saturating_sub(s0.rx_ring_full),
-            rx_fill_ring_empty: s1
-                .rx_fill_ring_empty_descs
-                .saturating_sub(s0.rx_fill_ring_empty_descs),
-            rx_invalid_descs: s1.rx_invalid_descs.saturating_sub(s0.rx_invalid_descs),
-            xdp_redirect_failed: p1.redirect_failed.saturating_sub(p0.redirect_failed),
-            xdp_filtered_out: p1.filtered_out.saturating_sub(p0.filtered_out),
-            xdp_limited: p1.limited.saturating_sub(p0.limited),
+            rx_dropped: socket(|s| s.rx_dropped),
+            rx_ring_full: socket(|s| s.rx_ring_full),
+            rx_fill_ring_empty: socket(|s| s.rx_fill_ring_empty_descs),
+            rx_invalid_descs: socket(|s| s.rx_invalid_descs),
+            xdp_redirect_failed: bpf(|p| p.redirect_failed),
+            xdp_filtered_out: bpf(|p| p.filtered_out),
+            xdp_limited: bpf(|p| p.limited),
             output_closed_drops: d(|q| q.sink_closed_drops),
             output_failed: d(|q| q.output_failed),
             over_count: d(|q| q.over_count),
@@ -459,11 +471,10 @@ pub fn encode_stats(
             .u16(q.queue as u16)
             .datetime_ms(time_ms)
             .u64(time_ms);
+        for v in [q.packets, q.bytes, q.received, q.received_bytes] {
+            row.u64(v);
+        }
         for v in [
-            q.packets,
-            q.bytes,
-            q.received,
-            q.received_bytes,
             q.rx_dropped,
             q.rx_ring_full,
             q.rx_fill_ring_empty,
@@ -471,6 +482,10 @@ pub fn encode_stats(
             q.xdp_redirect_failed,
             q.xdp_filtered_out,
             q.xdp_limited,
+        ] {
+            row.nullable_u64(v);
+        }
+        for v in [
             q.output_closed_drops,
             q.output_failed,
             q.over_count,
@@ -549,6 +564,14 @@ mod tests {
                 "UInt16" => int(&mut at, 2).to_string(),
                 "DateTime" => int(&mut at, 4).to_string(),
                 "UInt64" => int(&mut at, 8).to_string(),
+                "Nullable(UInt64)" => {
+                    at += 1;
+                    if b[at - 1] == 1 {
+                        "NULL".to_string()
+                    } else {
+                        int(&mut at, 8).to_string()
+                    }
+                }
                 other => panic!("type {other} has no decoder"),
             };
             values.push(v);
@@ -632,8 +655,10 @@ mod tests {
         assert_eq!(rows.len(), 1);
         assert_eq!(
             (rows[0].packets, rows[0].received, rows[0].rx_ring_full),
-            (150, 160, 5)
+            (150, 160, Some(5))
         );
+        // The XDP counters were not read at either end: unknown, not 0.
+        assert_eq!(rows[0].xdp_limited, None);
         assert_eq!(rows[0].output_closed_drops, 3);
         // A queue not seen before counts from the start.
         assert_eq!(stats_rows(&[], &[b])[0].packets, 250);
@@ -646,6 +671,11 @@ mod tests {
             ["tap-1", "eth1", "2", "1764900001", "1764900001000", "150"]
         );
         assert_eq!(row[10], "5", "rx_ring_full in its column");
+        assert_eq!(row[13], "NULL", "xdp_redirect_failed unknown");
+        // A counter read at the start but not now is unknown for the interval.
+        let mut c = b;
+        c.socket = None;
+        assert_eq!(stats_rows(&[b], &[c])[0].rx_ring_full, None);
         assert_eq!(row.last().unwrap(), "9");
     }
 

@@ -219,11 +219,16 @@ pub struct ExportTimeouts {
     pub idle: Duration,
 }
 
+/// Default active timeout, seconds (`--export-active-timeout`).
+pub const DEFAULT_ACTIVE_SECS: u32 = 10;
+/// Default idle timeout, seconds (`--export-idle-timeout`).
+pub const DEFAULT_IDLE_SECS: u32 = 15;
+
 impl Default for ExportTimeouts {
     fn default() -> Self {
         ExportTimeouts {
-            active: Duration::from_secs(10),
-            idle: Duration::from_secs(15),
+            active: Duration::from_secs(u64::from(DEFAULT_ACTIVE_SECS)),
+            idle: Duration::from_secs(u64::from(DEFAULT_IDLE_SECS)),
         }
     }
 }

@@ -260,7 +260,6 @@ impl Spool {
                 }
                 Held::File(path)
             }
-            (None, true) if s.memory + len > self.max_bytes => return false,
             _ => {
                 s.memory += len;
                 Held::Memory(Arc::new(body))
@@ -327,11 +326,12 @@ impl Spool {
         Some(b)
     }
 
-    /// Marks the oldest batch as tried, and the sender as failing or not.
-    fn failed(&self, tried: bool) {
+    /// Marks the oldest batch as tried (ask before sending it again) and
+    /// the sender as failing.
+    fn failed(&self) {
         if let Ok(mut s) = self.state.lock() {
             if let Some(b) = s.queue.front_mut() {
-                b.tried |= tried;
+                b.tried = true;
             }
             s.lagging = true;
         }
@@ -906,6 +906,8 @@ impl Intake {
             crossbeam_channel::select! {
                 recv(self.flows) -> b => if let Ok(b) = b { self.flows(b) },
                 recv(self.control) -> c => match c {
+                    // Statistics and events go to ClickHouse only.
+                    Ok(Control::Stats(..) | Control::Event(_)) if !self.clickhouse => {}
                     Ok(Control::Stats(time_ms, rows)) => {
                         let p = &mut self.pending[index(Table::Stats)];
                         fleet::encode_stats(&mut p.body, &self.origin, time_ms, &rows, self.next_id);
@@ -1046,7 +1048,7 @@ impl Shipper {
                         *last = Some(e);
                     }
                     add(&self.progress.retries, 1);
-                    self.spool.failed(true);
+                    self.spool.failed();
                     let until = Instant::now() + wait;
                     while Instant::now() < until && !self.stop.load(Ordering::Relaxed) {
                         std::thread::sleep(Duration::from_millis(50));
@@ -1084,7 +1086,7 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         let spool = Spool::open(Some(dir.clone()), 1000).unwrap();
         assert!(spool.push(1, Table::Flows, 2, 10, vec![1; 400]));
-        spool.failed(true); // the server is down: the next batches go to disk
+        spool.failed(); // the server is down: the next batches go to disk
         assert!(spool.push(2, Table::Stats, 1, 0, vec![2; 400]));
         assert!(
             !spool.push(3, Table::Flows, 1, 5, vec![3; 400]),
