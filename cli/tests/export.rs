@@ -86,10 +86,10 @@ fn flows_stats_and_events_reach_clickhouse_and_sum_to_the_capture() {
         "-q",
     ]);
     let mut cap = bed.start_capture(&args);
-    assert!(
-        cap.stderr().contains("xsktap: exporting flows, statistics each second and events to ClickHouse at http://127.0.0.1:18123"),
-        "{}",
-        cap.stderr()
+    // The export's line follows the capture's: waited for, not raced.
+    cap.wait_for_stderr(
+        "xsktap: exporting flows, statistics each second and events to ClickHouse at http://127.0.0.1:18123",
+        Duration::from_secs(5),
     );
     let traffic = known_traffic(40, 100);
     let scan = scan();
@@ -383,11 +383,9 @@ fn ipfix_reaches_nfcapd_with_the_same_flows_packets_bytes_and_flags() {
         "30",
         "-q",
     ]);
-    assert!(
-        cap.stderr()
-            .contains("exporting flows as IPFIX to 127.0.0.1:4739"),
-        "{}",
-        cap.stderr()
+    cap.wait_for_stderr(
+        "exporting flows as IPFIX to 127.0.0.1:4739",
+        Duration::from_secs(5),
     );
     // 20 TCP connections (SYN, 3 ACKs, FIN-ACK) and 30 UDP flows of 10 frames.
     let mut frames = Vec::new();
@@ -710,11 +708,9 @@ fn a_server_that_answers_only_after_the_start_gets_its_tables_and_every_row() {
         "60",
         "-q",
     ]);
-    assert!(
-        cap.stderr()
-            .contains("capturing anyway (--export-optional)"),
-        "{}",
-        cap.stderr()
+    cap.wait_for_stderr(
+        "capturing anyway (--export-optional)",
+        Duration::from_secs(5),
     );
     let traffic = known_traffic(20, 50);
     bed.send_paced(&traffic[..500], 500.0);

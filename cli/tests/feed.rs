@@ -295,9 +295,10 @@ fn join_holds_the_groups_while_capturing_and_leaves_them_after() {
     let during = maddrs(&bed);
     assert!(during.contains("239.195.0.1"), "{during}");
     assert!(during.contains("ff15::2001:2"), "{during}");
-    assert!(feed
-        .stderr()
-        .contains("xsktap: joined 239.195.0.1, ff15::2001:2"));
+    feed.wait_for_stderr(
+        "xsktap: joined 239.195.0.1, ff15::2001:2",
+        Duration::from_secs(5),
+    );
     let mut f = Vec::new();
     PacketBuilder::ethernet2([2, 0, 0xc6, 0x12, 0, 1], [1, 0, 0x5e, 0x43, 0, 1])
         .ipv4([198, 18, 0, 1], [239, 195, 0, 1], 16)
@@ -619,11 +620,9 @@ fn published_feeds_reach_rust_and_python_consumers_in_order_with_gap_notices() {
         ],
         &out,
     );
-    assert!(
-        feed.stderr()
-            .contains(&format!("publishing over iceoryx2 as xsktap/feed/{name}")),
-        "{}",
-        feed.stderr()
+    feed.wait_for_stderr(
+        &format!("publishing over iceoryx2 as xsktap/feed/{name}"),
+        Duration::from_secs(5),
     );
     let rust_bin = rust_consumer();
     let (rust_out, py_out) = (temp_path("pub-rust.json"), temp_path("pub-py.json"));

@@ -43,13 +43,13 @@ fn a_source_at_ten_times_the_limit_gets_the_limit_and_the_other_loses_nothing() 
         "-q",
         "udp",
     ]);
-    assert!(
-        cap.stderr().contains(&format!(
+    // Printed after the capture's line: waited for, not raced.
+    cap.wait_for_stderr(
+        &format!(
             "xsktap: dropping traffic from sources above {LIMIT} pps on {}",
             bed.ns_b()
-        )),
-        "{}",
-        cap.stderr()
+        ),
+        Duration::from_secs(5),
     );
     // 198.18.0.1 at 10,000 frames/s and 198.18.0.3 at 200/s, interleaved,
     // for 5 s (bounded: 51,000 frames).
