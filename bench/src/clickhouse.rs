@@ -128,12 +128,34 @@ impl ClickHouse {
     }
 
     fn client(&self, args: &[&str]) -> std::io::Result<Output> {
+        self.client_reading(args, Stdio::null())
+    }
+
+    fn client_reading(&self, args: &[&str], stdin: Stdio) -> std::io::Result<Output> {
         Command::new("ip")
             .args(["netns", "exec", &self.ns, "clickhouse-client"])
             .args(["--host", "127.0.0.1", "--port", &TCP_PORT.to_string()])
             .args(args)
-            .stdin(Stdio::null())
+            .stdin(stdin)
             .output()
+    }
+
+    /// Runs `sql` (an `INSERT … FORMAT …`) with clickhouse-client, the file
+    /// at `data` as its rows.
+    ///
+    /// # Panics
+    /// When the file cannot be opened or the insert fails.
+    pub fn insert_file(&self, sql: &str, data: &std::path::Path) {
+        let file =
+            std::fs::File::open(data).unwrap_or_else(|e| panic!("opening {}: {e}", data.display()));
+        let out = self
+            .client_reading(&["-q", sql], Stdio::from(file))
+            .expect("running clickhouse-client");
+        assert!(
+            out.status.success(),
+            "{sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// The export's URL for it, with `database` when given.

@@ -564,6 +564,24 @@ fn a_full_spool_drops_rows_counts_them_and_keeps_the_rest_for_the_next_run() {
     );
     // The next run, with the server up, sends what was kept, then empties the spool.
     let ch = ClickHouse::start(&bed.ns_b());
+    // One kept batch already landed (the answer to its insert was lost):
+    // the next run, under another name, must find it under the name its
+    // rows carry, and not insert it twice.
+    let landed = std::fs::read_dir(&spool)
+        .unwrap()
+        .map(|f| f.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with("-flows.rowbinary"))
+        .expect("a flows batch kept");
+    ch.query("CREATE DATABASE fleet");
+    ch.query(&xsktap_core::fleet::Table::Flows.ddl(Some("fleet")));
+    ch.insert_file("INSERT INTO fleet.flows FORMAT RowBinary", &landed);
+    let id = landed.file_name().unwrap().to_string_lossy()[..16].to_string();
+    let landed_rows = format!(
+        "SELECT count() FROM fleet.flows WHERE host = 'tap-s' AND batch = {}",
+        u64::from_str_radix(&id, 16).unwrap()
+    );
+    let landed_before = ch.number(&landed_rows);
+    assert!(landed_before > 0);
     let out = run(bed.xsktap(&[
         "capture",
         "-i",
@@ -574,7 +592,7 @@ fn a_full_spool_drops_rows_counts_them_and_keeps_the_rest_for_the_next_run() {
         "--export-spool",
         spool.to_str().unwrap(),
         "--export-name",
-        "tap-s",
+        "tap-t",
         "--duration",
         "2",
         "-q",
@@ -587,6 +605,8 @@ fn a_full_spool_drops_rows_counts_them_and_keeps_the_rest_for_the_next_run() {
     assert_eq!(std::fs::read_dir(&spool).unwrap().count(), 0);
     let sent = ch.number("SELECT sum(packets) FROM fleet.flows WHERE host = 'tap-s'");
     assert_eq!(sent + e.dropped_flow_packets, frames.len() as u64);
+    // The batch inserted by hand is there once, under the name it was made under.
+    assert_eq!(ch.number(&landed_rows), landed_before);
     let _ = std::fs::remove_dir_all(&spool);
 }
 

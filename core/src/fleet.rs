@@ -339,6 +339,36 @@ impl Row<'_> {
     }
 }
 
+/// Reads a RowBinary `String` (LEB128 length, then the bytes) at `at`;
+/// returns it and the offset after it, or `None` when `b` ends first.
+fn read_string(b: &[u8], at: usize) -> Option<(&[u8], usize)> {
+    let (mut len, mut shift, mut at) = (0usize, 0u32, at);
+    loop {
+        let byte = *b.get(at)?;
+        at += 1;
+        len |= usize::from(byte & 0x7f).checked_shl(shift)?;
+        shift += 7;
+        if byte & 0x80 == 0 {
+            break;
+        }
+    }
+    let end = at.checked_add(len)?;
+    Some((b.get(at..end)?, end))
+}
+
+/// The origin a batch of encoded rows names (every table's rows begin with
+/// `host` and `interface`, and a batch holds one origin's rows): a batch
+/// left in the spool by an earlier run is looked up under its own origin,
+/// not the sending run's. `None` for an empty or damaged batch.
+pub fn batch_origin(body: &[u8]) -> Option<Origin> {
+    let (host, at) = read_string(body, 0)?;
+    let (interface, _) = read_string(body, at)?;
+    Some(Origin {
+        host: String::from_utf8(host.to_vec()).ok()?,
+        interface: String::from_utf8(interface.to_vec()).ok()?,
+    })
+}
+
 /// An address in its usual text form, into `buf` (no allocation once grown).
 fn addr_text(a: IpAddr, buf: &mut String) -> &str {
     buf.clear();
@@ -547,18 +577,9 @@ mod tests {
             };
             let v = match *ty {
                 "String" => {
-                    let (mut len, mut shift) = (0usize, 0);
-                    loop {
-                        let byte = b[at];
-                        at += 1;
-                        len |= usize::from(byte & 0x7f) << shift;
-                        shift += 7;
-                        if byte & 0x80 == 0 {
-                            break;
-                        }
-                    }
-                    at += len;
-                    String::from_utf8(b[at - len..at].to_vec()).unwrap()
+                    let (s, end) = read_string(b, at).expect("a whole string");
+                    at = end;
+                    String::from_utf8(s.to_vec()).unwrap()
                 }
                 "UInt8" => int(&mut at, 1).to_string(),
                 "UInt16" => int(&mut at, 2).to_string(),
@@ -693,6 +714,31 @@ mod tests {
         let (row, end) = decode(Table::Events, &out, 0);
         assert_eq!(end, out.len());
         assert_eq!(row[4..8], [e.kind, e.subject, e.state, e.json]);
+    }
+
+    #[test]
+    fn a_batch_names_its_origin_from_its_first_row() {
+        let long = Origin {
+            host: "h".repeat(200),
+            interface: "eth1".into(),
+        };
+        for o in [origin(), long] {
+            let mut b = Vec::new();
+            let e = EventRow {
+                time_ms: 1,
+                kind: "start".into(),
+                subject: String::new(),
+                state: String::new(),
+                json: "{}".into(),
+            };
+            encode_events(&mut b, &o, &[e], 7);
+            assert_eq!(batch_origin(&b), Some(o.clone()));
+            // Cut anywhere inside the two strings: no origin, no panic.
+            let names = 2 + o.host.len() + usize::from(o.host.len() > 127) + o.interface.len();
+            for cut in 0..names {
+                assert_eq!(batch_origin(&b[..cut]), None, "cut at {cut}");
+            }
+        }
     }
 
     #[test]

@@ -1018,8 +1018,12 @@ impl Shipper {
                     self.ready = true;
                 }
                 if tried {
-                    // An earlier attempt may have landed: ask first.
-                    if self.target.rows_of(table, &self.origin, id).await? > 0 {
+                    // An earlier attempt may have landed: ask first, under
+                    // the origin its rows name (a batch left by a run with
+                    // another --export-name or interface keeps its own).
+                    let origin = xsktap_core::fleet::batch_origin(&body);
+                    let origin = origin.as_ref().unwrap_or(&self.origin);
+                    if self.target.rows_of(table, origin, id).await? > 0 {
                         return Ok(false);
                     }
                 }
