@@ -122,6 +122,67 @@ fn per_packet(c: &mut Criterion) {
         })
     });
 
+    // The flow table alone with many flows: 65,536 of them in a table of
+    // 131,072 slots (8 MB: beyond the L2 caches), as on a link with that
+    // many concurrent flows.
+    let keys: Vec<FlowKey> = (0..65_536u32)
+        .map(|i| {
+            let i = i.wrapping_mul(40_503) & 0xffff;
+            FlowKey {
+                src: std::net::Ipv4Addr::from(0xc612_0000 | (i >> 4)).into(),
+                dst: std::net::Ipv4Addr::new(198, 19, 0, 1).into(),
+                sport: 1024 + (i & 0xf) as u16,
+                dport: 443,
+                proto: 6,
+            }
+        })
+        .collect();
+    let mut many = FlowTable::new(131_072);
+    g.throughput(Throughput::Elements(keys.len() as u64));
+    g.bench_function("flows(65536 flows)", |b| {
+        b.iter(|| {
+            for k in &keys {
+                many.record(*k, 64, Some(0x10), 0, 1_700_000_000_000_000_000);
+            }
+        })
+    });
+    // The whole per-frame work above with those 65,536 flows: one 60-byte
+    // TCP frame each.
+    let many_frames: Vec<Vec<u8>> = keys
+        .iter()
+        .map(|k| {
+            let (std::net::IpAddr::V4(src), std::net::IpAddr::V4(dst)) = (k.src, k.dst) else {
+                unreachable!("IPv4 keys")
+            };
+            let mut f = Vec::with_capacity(64);
+            PacketBuilder::ethernet2(A, B)
+                .ipv4(src.octets(), dst.octets(), 64)
+                .tcp(k.sport, k.dport, 1, 1000)
+                .ack(1)
+                .write(&mut f, &[0u8; 6])
+                .unwrap();
+            f
+        })
+        .collect();
+    g.bench_function("parse+counters+flows(65536 flows)", |b| {
+        b.iter(|| {
+            for f in &many_frames {
+                let p = parse(black_box(f));
+                traffic.record(&p);
+                if let Some(k) = FlowKey::of(&p) {
+                    many.record(
+                        k,
+                        u64::from(p.len),
+                        p.tcp_flags,
+                        p.vlans[0],
+                        1_700_000_000_000_000_000,
+                    );
+                }
+            }
+        })
+    });
+    g.throughput(Throughput::Elements(frames.len() as u64));
+
     let expr = parse_expr("(tcp and port 443) or (udp and dst port 53 and not net 198.19.0.0/16)")
         .unwrap();
     let filter = Program::compile(expr.as_ref(), 64).unwrap();
