@@ -1,6 +1,7 @@
 //! The capture's side of the fleet export: a `stats` row per queue each
 //! second (the last one up to the summary, so the rows sum to it), events
-//! (start, alerts, feed events, stop), and the closing report.
+//! (start, alerts, feed events, stop), the feeds' latency buckets every
+//! [`LATENCY_EVERY`] and at the end, and the closing report.
 
 use std::io::Write as _;
 use std::time::{Duration, Instant};
@@ -8,17 +9,25 @@ use std::time::{Duration, Instant};
 use xsktap::export::Exporter;
 use xsktap::{Capture, Summary};
 use xsktap_core::feed::report::FeedJson;
-use xsktap_core::fleet::{stats_rows, EventRow, ExportReport};
+use xsktap_core::feed::tap::Feeds;
+use xsktap_core::fleet::{stats_rows, EventRow, ExportReport, LatencyMarks};
 use xsktap_core::stats::QueueSnapshot;
 
 /// How long the end of a capture waits for ClickHouse to take what is left.
 pub const FINISH_WAIT: Duration = Duration::from_secs(15);
 
-/// A running export and what its statistics rows have covered so far.
+/// How often the feeds' latency histograms are exported (what came in the
+/// interval, one row per bucket).
+pub const LATENCY_EVERY: Duration = Duration::from_secs(10);
+
+/// A running export and what its statistics and latency rows have covered
+/// so far.
 pub struct Exporting {
     exporter: Exporter,
     exported: Vec<QueueSnapshot>,
     next: Instant,
+    latency: LatencyMarks,
+    next_latency: Instant,
 }
 
 fn now_ms() -> u64 {
@@ -49,10 +58,13 @@ impl Exporting {
             exporter,
             exported: Vec::new(),
             next: Instant::now() + Duration::from_secs(1),
+            latency: LatencyMarks::default(),
+            next_latency: Instant::now() + LATENCY_EVERY,
         }
     }
 
-    /// Once a second: the `stats` rows of the second gone by.
+    /// Once a second: the `stats` rows of the second gone by; every
+    /// [`LATENCY_EVERY`], the feeds' latency buckets.
     pub fn tick(&mut self, capture: &Capture) {
         if Instant::now() < self.next {
             return;
@@ -62,6 +74,18 @@ impl Exporting {
         self.exporter
             .stats(now_ms(), stats_rows(&self.exported, &now));
         self.exported = now;
+        if let Some(feeds) = capture.feeds() {
+            if Instant::now() >= self.next_latency {
+                self.next_latency += LATENCY_EVERY;
+                self.latency_rows(feeds);
+            }
+        }
+    }
+
+    fn latency_rows(&mut self, feeds: &Feeds) {
+        let mut rows = Vec::new();
+        self.latency.rows(feeds, now_ms(), &mut rows);
+        self.exporter.latency(rows);
     }
 
     /// An alert starting or ending, with its JSON line.
@@ -96,12 +120,22 @@ impl Exporting {
     }
 
     /// After the capture stopped: the last `stats` rows (up to the
-    /// summary's counts), a `feed` event per feed and session (its counts
-    /// and latency quantiles, flat), the `stop` event, and the export's end.
-    pub fn finish(self, summary: &Summary, iface: &str, feeds: &[FeedJson]) -> ExportReport {
+    /// summary's counts), the last latency buckets of the feeds (`live`),
+    /// a `feed` event per feed and session (its counts and latency
+    /// quantiles, flat), the `stop` event, and the export's end.
+    pub fn finish(
+        mut self,
+        summary: &Summary,
+        iface: &str,
+        live: Option<&Feeds>,
+        feeds: &[FeedJson],
+    ) -> ExportReport {
         let last = &summary.snapshot.queues;
         self.exporter
             .stats(now_ms(), stats_rows(&self.exported, last));
+        if let Some(live) = live {
+            self.latency_rows(live);
+        }
         for f in feeds {
             let x = f.exchange_to_tap.as_ref();
             let json = serde_json::json!({
@@ -113,6 +147,7 @@ impl Exporting {
                 "missing": f.missing,
                 "recovered": f.recovered,
                 "duplicates": f.duplicates,
+                "receive_to_decode_count": f.receive_to_decode.count,
                 "receive_to_decode_p50_ns": f.receive_to_decode.p50_ns,
                 "receive_to_decode_p99_ns": f.receive_to_decode.p99_ns,
                 "exchange_to_tap_count": x.map_or(0, |x| x.count),
@@ -165,9 +200,14 @@ impl Exporting {
 pub fn report_text(r: &ExportReport, clickhouse: Option<&str>, ipfix: Option<&str>) -> String {
     let mut out = String::new();
     if let Some(url) = clickhouse {
-        let [flows, stats, events] = r.rows_sent;
+        let [flows, stats, events, latency] = r.rows_sent;
+        // Only feeds have latency rows.
+        let latency = match latency {
+            0 => String::new(),
+            n => format!(", {n} latency rows"),
+        };
         out += &format!(
-            "export to ClickHouse at {url}: {flows} flow rows ({} packets), {stats} stats rows, {events} events in {} inserts",
+            "export to ClickHouse at {url}: {flows} flow rows ({} packets), {stats} stats rows, {events} events{latency} in {} inserts",
             r.flow_packets_sent, r.batches_sent
         );
         if r.retries > 0 {

@@ -524,8 +524,14 @@ fn run(req: Request, view: View) -> anyhow::Result<ExitCode> {
         say!("xsktap: -W: the last of the files is written");
     }
     let feed_summary = feeds.as_deref().map(xsktap_core::feed::report::summary);
-    let export_report =
-        exporting.map(|e| e.finish(&summary, &iface, feed_summary.as_deref().unwrap_or(&[])));
+    let export_report = exporting.map(|e| {
+        e.finish(
+            &summary,
+            &iface,
+            feeds.as_deref(),
+            feed_summary.as_deref().unwrap_or(&[]),
+        )
+    });
     let _ = io::stderr().write_all(report::summary_text(&summary, &iface, &output_name).as_bytes());
     if let (Some(r), Some((clickhouse, ipfix))) = (&export_report, &export_names) {
         let text = exporting::report_text(r, clickhouse.as_deref(), ipfix.as_deref());

@@ -496,6 +496,16 @@ fn a_feed_gap_is_an_event_in_clickhouse() {
         ch.number("SELECT sum(packets) FROM fleet.flows WHERE host = 'tap-feed'"),
         8
     );
+    // The feed's latency buckets: every packet's receive-to-decode once.
+    assert_eq!(
+        ch.number("SELECT sum(count) FROM fleet.latency WHERE host = 'tap-feed' AND feed = '198.18.0.2:26400' AND measure = 'receive_to_decode'"),
+        8
+    );
+    let rows = ch.number("SELECT count() FROM fleet.latency WHERE host = 'tap-feed'");
+    assert!(
+        stderr.contains(&format!(", {rows} latency rows in ")),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -700,8 +710,18 @@ fn the_fleet_queries_of_docs_fleet_md_run_and_answer() {
     assert_eq!(first[0], "198.18.0.1", "{talkers}");
     assert_eq!(first[2], "208", "8 feed packets and 200 others: {talkers}");
     assert_eq!(first[3], "2", "seen by both hosts: {talkers}");
-    let latency = answer("exchange_to_tap_p99_ns");
-    assert!(latency.starts_with("ny4\t198.18.0.2:26400\t"), "{latency}");
+    // The site's p99 from the latency buckets is the capture's own (one
+    // host here), over every packet it measured.
+    let latency = answer("quantileExactWeighted(0.99)");
+    let own = ch.query(
+        "SELECT visitParamExtractUInt(json, 'receive_to_decode_p99_ns'), visitParamExtractUInt(json, 'receive_to_decode_count') FROM xsktap.events WHERE kind = 'feed' FORMAT TSV",
+    );
+    assert_eq!(
+        latency,
+        format!("ny4\t198.18.0.2:26400\treceive_to_decode\t{own}"),
+        "the buckets give the capture's p99 and count"
+    );
+    assert!(own.ends_with("\t8"), "8 packets measured: {own}");
     let loss = answer("sum(rx_ring_full)");
     assert_eq!(loss.lines().count(), 2, "both hosts: {loss}");
     assert!(loss.contains("tap-ld4-02"), "{loss}");

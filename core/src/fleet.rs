@@ -1,5 +1,5 @@
 //! The rows xsktap exports to ClickHouse (`--export-clickhouse`, issue 16):
-//! the three tables' columns, their DDL, and the rows' RowBinary encoding.
+//! the four tables' columns, their DDL, and the rows' RowBinary encoding.
 //!
 //! One list of columns per table ([`Table::columns`]) gives both the DDL and
 //! the order the encoders write in; a test decodes every encoded row by that
@@ -37,11 +37,13 @@ pub enum Table {
     Stats,
     /// Alerts, feed events, starts and stops.
     Events,
+    /// Feed latency histograms, one row per bucket per feed per interval.
+    Latency,
 }
 
 impl Table {
     /// Every table, in the order they are created.
-    pub const ALL: [Table; 3] = [Table::Flows, Table::Stats, Table::Events];
+    pub const ALL: [Table; 4] = [Table::Flows, Table::Stats, Table::Events, Table::Latency];
 
     /// The table's name.
     pub fn name(self) -> &'static str {
@@ -49,6 +51,7 @@ impl Table {
             Table::Flows => "flows",
             Table::Stats => "stats",
             Table::Events => "events",
+            Table::Latency => "latency",
         }
     }
 
@@ -108,6 +111,17 @@ impl Table {
                 ("json", "String"),
                 ("batch", "UInt64"),
             ],
+            Table::Latency => &[
+                ("host", "String"),
+                ("interface", "String"),
+                ("time", "DateTime"),
+                ("time_ms", "UInt64"),
+                ("feed", "String"),
+                ("measure", "String"),
+                ("value_ns", "UInt64"),
+                ("count", "UInt64"),
+                ("batch", "UInt64"),
+            ],
         }
     }
 
@@ -127,6 +141,7 @@ impl Table {
             Table::Flows => ("start", "host, interface, start"),
             Table::Stats => ("time", "host, interface, queue, time"),
             Table::Events => ("time", "host, interface, time, kind"),
+            Table::Latency => ("time", "host, interface, feed, measure, time"),
         };
         let _ = write!(
             sql,
@@ -241,8 +256,8 @@ impl ClickHouseUrl {
 /// summary's `export`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ExportReport {
-    /// Rows inserted into `flows`, `stats` and `events`.
-    pub rows_sent: [u64; 3],
+    /// Rows inserted into `flows`, `stats`, `events` and `latency`.
+    pub rows_sent: [u64; 4],
     /// Inserts that succeeded.
     pub batches_sent: u64,
     /// RowBinary bytes inserted (before compression).
@@ -558,6 +573,108 @@ pub fn encode_events(out: &mut Vec<u8>, origin: &Origin, events: &[EventRow], ba
     }
 }
 
+/// One bucket of a feed's latency histogram over an interval: `count`
+/// values of `measure` were at most `value_ns` (and above the bucket
+/// below, within the histogram's 3 significant digits). Summed over hosts
+/// and intervals, `quantileExactWeighted(q)(value_ns, count)` gives a
+/// fleet-wide quantile, not a bound.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LatencyRow {
+    /// The end of the interval, ms since the epoch.
+    pub time_ms: u64,
+    /// The feed, as its events name it (`198.18.0.2:26400`).
+    pub feed: String,
+    /// `receive_to_decode` or `exchange_to_tap`.
+    pub measure: &'static str,
+    /// The bucket's highest value, ns.
+    pub value_ns: u64,
+    /// Values in the bucket during the interval.
+    pub count: u64,
+}
+
+/// Appends to `out` the rows of what `now` (a histogram that only grows)
+/// holds beyond `before` (`None`: nothing yet), one per bucket. The rows'
+/// counts add up to `now.len() - before.len()`.
+pub fn latency_rows(
+    time_ms: u64,
+    feed: &str,
+    measure: &'static str,
+    before: Option<&hdrhistogram::Histogram<u64>>,
+    now: &hdrhistogram::Histogram<u64>,
+    out: &mut Vec<LatencyRow>,
+) {
+    for v in now.iter_recorded() {
+        let value = v.value_iterated_to();
+        let count = v.count_at_value() - before.map_or(0, |b| b.count_at(value));
+        if count > 0 {
+            out.push(LatencyRow {
+                time_ms,
+                feed: feed.to_string(),
+                measure,
+                value_ns: value,
+                count,
+            });
+        }
+    }
+}
+
+/// What each feed's latency histograms held when last exported, so that
+/// each interval's rows hold only what came in it.
+#[derive(Debug, Default)]
+pub struct LatencyMarks {
+    /// Per feed: receive-to-decode, exchange-to-tap.
+    last: Vec<[Option<hdrhistogram::Histogram<u64>>; 2]>,
+}
+
+impl LatencyMarks {
+    /// Appends to `out` the rows of what every feed's histograms gained
+    /// since the last call, as of `time_ms`. Each feed's lock is held only
+    /// for copies of its histograms (tens of microseconds, every few seconds).
+    pub fn rows(
+        &mut self,
+        feeds: &crate::feed::tap::Feeds,
+        time_ms: u64,
+        out: &mut Vec<LatencyRow>,
+    ) {
+        self.last.resize_with(feeds.len(), Default::default);
+        for (i, last) in self.last.iter_mut().enumerate() {
+            let (name, now) = {
+                let state = feeds.lock(i);
+                let itch = state.events.itch.as_ref().map(|x| x.histogram.clone());
+                (
+                    state.feed.name.clone(),
+                    [Some(state.timing.receive_to_decode.clone()), itch],
+                )
+            };
+            for ((measure, before), now) in ["receive_to_decode", "exchange_to_tap"]
+                .into_iter()
+                .zip(last.iter())
+                .zip(now.iter())
+            {
+                if let Some(now) = now {
+                    latency_rows(time_ms, &name, measure, before.as_ref(), now, out);
+                }
+            }
+            *last = now;
+        }
+    }
+}
+
+/// Appends the `latency` rows of `rows` to `out`.
+pub fn encode_latency(out: &mut Vec<u8>, origin: &Origin, rows: &[LatencyRow], batch: u64) {
+    for r in rows {
+        Row(out)
+            .origin(origin)
+            .datetime_ms(r.time_ms)
+            .u64(r.time_ms)
+            .string(&r.feed)
+            .string(r.measure)
+            .u64(r.value_ns)
+            .u64(r.count)
+            .u64(batch);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -714,6 +831,128 @@ mod tests {
         let (row, end) = decode(Table::Events, &out, 0);
         assert_eq!(end, out.len());
         assert_eq!(row[4..8], [e.kind, e.subject, e.state, e.json]);
+    }
+
+    #[test]
+    fn latency_rows_are_each_interval_s_buckets_and_give_the_histogram_s_quantiles() {
+        use hdrhistogram::Histogram;
+        let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).unwrap();
+        let mut rows = Vec::new();
+        // First interval: 1,000 values from 1 µs to 1 ms.
+        for i in 1..=1000u64 {
+            h.record(i * 1000).unwrap();
+        }
+        latency_rows(1_000, "feed-a", "receive_to_decode", None, &h, &mut rows);
+        let first = h.clone();
+        // Second: 500 more, some in buckets the first used.
+        for i in 1..=500u64 {
+            h.record(i * 3000).unwrap();
+        }
+        let at = rows.len();
+        latency_rows(
+            2_000,
+            "feed-a",
+            "receive_to_decode",
+            Some(&first),
+            &h,
+            &mut rows,
+        );
+        let sum = |r: &[LatencyRow]| r.iter().map(|r| r.count).sum::<u64>();
+        assert_eq!(sum(&rows[..at]), 1000);
+        assert_eq!(sum(&rows[at..]), 500);
+        assert!(rows[at..].iter().all(|r| r.time_ms == 2_000));
+        // A weighted quantile over every row (what ClickHouse's
+        // quantileExactWeighted computes) is the whole histogram's.
+        let mut weighted: Vec<(u64, u64)> = rows.iter().map(|r| (r.value_ns, r.count)).collect();
+        weighted.sort();
+        for q in [0.5, 0.99, 0.999] {
+            let rank = (q * h.len() as f64).ceil() as u64;
+            let mut seen = 0;
+            let value = weighted
+                .iter()
+                .find(|(_, n)| {
+                    seen += n;
+                    seen >= rank
+                })
+                .unwrap()
+                .0;
+            assert_eq!(value, h.value_at_quantile(q), "q {q}");
+        }
+        // An interval without values gives no rows.
+        let before = rows.len();
+        latency_rows(
+            3_000,
+            "feed-a",
+            "receive_to_decode",
+            Some(&h),
+            &h,
+            &mut rows,
+        );
+        assert_eq!(rows.len(), before);
+        // They decode by the column list.
+        let mut b = Vec::new();
+        encode_latency(&mut b, &origin(), &rows[..1], 9);
+        let (values, end) = decode(Table::Latency, &b, 0);
+        assert_eq!(end, b.len());
+        assert_eq!(
+            values,
+            [
+                "tap-1",
+                "eth1",
+                "1",
+                "1000",
+                "feed-a",
+                "receive_to_decode",
+                &rows[0].value_ns.to_string(),
+                &rows[0].count.to_string(),
+                "9"
+            ]
+        );
+    }
+
+    #[test]
+    fn latency_marks_export_each_interval_s_packets_once() {
+        use crate::feed::tap::{FeedSpec, Feeds};
+        use crate::feed::{mold, Session};
+        let feeds = Feeds::new(
+            vec![FeedSpec {
+                name: "198.19.0.1:26400".into(),
+                lines: vec![("198.19.0.1".parse().unwrap(), 26400)],
+            }],
+            1_000,
+        )
+        .unwrap();
+        let session = Session::new(b"SESSION001").unwrap();
+        let send = |seqs: std::ops::Range<u64>| {
+            for seq in seqs {
+                let mut f = Vec::new();
+                etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [1, 0, 0x5e, 0, 0, 1])
+                    .ipv4([198, 18, 0, 1], [198, 19, 0, 1], 16)
+                    .udp(5000, 26400)
+                    .write(&mut f, &mold::encode(&session, seq, &[b"m"]))
+                    .unwrap();
+                // Decoded 5 µs after it was received.
+                let rx = 1_000_000 * seq;
+                assert!(feeds.frame(rx, rx + 5_000, &f, &crate::parse::parse(&f)));
+            }
+        };
+        let mut marks = LatencyMarks::default();
+        let mut rows = Vec::new();
+        send(1..11);
+        marks.rows(&feeds, 1_000, &mut rows);
+        assert_eq!(rows.len(), 1, "{rows:?}");
+        assert_eq!(
+            (rows[0].feed.as_str(), rows[0].measure, rows[0].count),
+            ("198.19.0.1:26400", "receive_to_decode", 10)
+        );
+        assert!(rows[0].value_ns.abs_diff(5_000) <= 5, "{rows:?}");
+        send(11..16);
+        marks.rows(&feeds, 2_000, &mut rows);
+        assert_eq!(rows.len(), 2, "{rows:?}");
+        assert_eq!((rows[1].time_ms, rows[1].count), (2_000, 5));
+        // Nothing new: no rows (without --itch-utc-offset, no exchange_to_tap).
+        marks.rows(&feeds, 3_000, &mut rows);
+        assert_eq!(rows.len(), 2, "{rows:?}");
     }
 
     #[test]

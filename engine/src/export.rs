@@ -34,7 +34,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{Receiver, Sender};
-use xsktap_core::fleet::{self, ClickHouseUrl, EventRow, ExportReport, Origin, QueueDelta, Table};
+use xsktap_core::fleet::{
+    self, ClickHouseUrl, EventRow, ExportReport, LatencyRow, Origin, QueueDelta, Table,
+};
 use xsktap_core::flows::{ExportTimeouts, FlowBatch, FlowExport, FlowOut};
 use xsktap_core::ipfix;
 
@@ -117,7 +119,7 @@ fn now_ms() -> u64 {
 /// Counters of the export, shared by its threads and read at any time.
 #[derive(Debug, Default)]
 struct Progress {
-    rows_sent: [AtomicU64; 3],
+    rows_sent: [AtomicU64; 4],
     batches_sent: AtomicU64,
     bytes_sent: AtomicU64,
     flow_records: AtomicU64,
@@ -405,6 +407,7 @@ fn write_whole(path: &Path, body: &[u8]) -> std::io::Result<()> {
 enum Control {
     Stats(u64, Vec<QueueDelta>),
     Event(EventRow),
+    Latency(Vec<LatencyRow>),
     Finish,
 }
 
@@ -742,6 +745,13 @@ impl Exporter {
         self.control_send(Control::Event(event));
     }
 
+    /// Exports one interval's latency buckets (nothing when empty).
+    pub fn latency(&self, rows: Vec<LatencyRow>) {
+        if !rows.is_empty() {
+            self.control_send(Control::Latency(rows));
+        }
+    }
+
     fn control_send(&self, c: Control) {
         if self.control.try_send(c).is_err() {
             add(&self.progress.control_dropped, 1);
@@ -755,7 +765,7 @@ impl Exporter {
         let worker_dropped = self.flow_out.dropped();
         let (lost_rows, lost_packets) = self.spool.unreadable();
         ExportReport {
-            rows_sent: [0, 1, 2].map(|i| get(&p.rows_sent[i])),
+            rows_sent: [0, 1, 2, 3].map(|i| get(&p.rows_sent[i])),
             batches_sent: get(&p.batches_sent),
             bytes_sent: get(&p.bytes_sent),
             flow_records: get(&p.flow_records),
@@ -885,7 +895,7 @@ struct Intake {
     ipfix: Option<Ipfix>,
     clickhouse: bool,
     next_id: u64,
-    pending: [Pending; 3],
+    pending: [Pending; 4],
 }
 
 fn index(t: Table) -> usize {
@@ -893,6 +903,7 @@ fn index(t: Table) -> usize {
         Table::Flows => 0,
         Table::Stats => 1,
         Table::Events => 2,
+        Table::Latency => 3,
     }
 }
 
@@ -907,7 +918,7 @@ impl Intake {
                 recv(self.flows) -> b => if let Ok(b) = b { self.flows(b) },
                 recv(self.control) -> c => match c {
                     // Statistics and events go to ClickHouse only.
-                    Ok(Control::Stats(..) | Control::Event(_)) if !self.clickhouse => {}
+                    Ok(Control::Stats(..) | Control::Event(_) | Control::Latency(_)) if !self.clickhouse => {}
                     Ok(Control::Stats(time_ms, rows)) => {
                         let p = &mut self.pending[index(Table::Stats)];
                         fleet::encode_stats(&mut p.body, &self.origin, time_ms, &rows, self.next_id);
@@ -917,6 +928,11 @@ impl Intake {
                         let p = &mut self.pending[index(Table::Events)];
                         fleet::encode_events(&mut p.body, &self.origin, std::slice::from_ref(&e), self.next_id);
                         p.rows += 1;
+                    }
+                    Ok(Control::Latency(rows)) => {
+                        let p = &mut self.pending[index(Table::Latency)];
+                        fleet::encode_latency(&mut p.body, &self.origin, &rows, self.next_id);
+                        p.rows += rows.len() as u64;
                     }
                     Ok(Control::Finish) | Err(_) => {
                         // The workers have stopped: their last records are queued.

@@ -57,7 +57,8 @@ fn export_families(
     e: &mut DescriptorEncoder,
     x: &xsktap_core::fleet::ExportReport,
 ) -> Result<(), std::fmt::Error> {
-    let tables: Vec<(Labels, u64)> = ["flows", "stats", "events"]
+    let tables: Vec<(Labels, u64)> = xsktap_core::fleet::Table::ALL
+        .map(|t| t.name())
         .into_iter()
         .zip(x.rows_sent)
         .map(|(t, n)| (vec![("table", t.to_string())], n))
