@@ -35,10 +35,9 @@ fn now_ms() -> u64 {
 }
 
 impl Exporting {
-    /// Starts exporting for `capture`: the `start` event names the queues.
-    pub fn new(exporter: Exporter, capture: &Capture, iface: &str, filter: &str) -> Exporting {
-        let snap = capture.snapshot();
-        let queues: Vec<u32> = snap.queues.iter().map(|q| q.queue).collect();
+    /// Starts exporting for a capture of `queues` of `iface` (or a file
+    /// read back): the `start` event names them.
+    pub fn new(exporter: Exporter, queues: &[u32], iface: &str, filter: &str) -> Exporting {
         let json = serde_json::json!({
             "event": "start",
             "interface": iface,

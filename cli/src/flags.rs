@@ -225,14 +225,17 @@ pub struct CommonArgs {
     #[arg(long, value_name = "N", default_value_t = DEFAULT_FLOW_TABLE_SIZE as u32,
           value_parser = clap::value_parser!(u32).range(16..=16_777_216))]
     pub flow_table_size: u32,
-    /// Export flow records, per-queue statistics each second and events (alerts, feed
-    /// gaps, start and stop) to ClickHouse: http://HOST:PORT[/?database=DB&user=USER],
-    /// the password in XSKTAP_CLICKHOUSE_PASSWORD. Tables `flows`, `stats`, `events`.
-    #[arg(long, value_name = "URL", conflicts_with = "read")]
+    /// Export flow records, per-queue statistics each second, events (alerts, feed
+    /// gaps, start and stop) and feeds' latency histograms to ClickHouse:
+    /// http://HOST:PORT[/?database=DB&user=USER], the password in
+    /// XSKTAP_CLICKHOUSE_PASSWORD. Tables `flows`, `stats`, `events`, `latency`.
+    /// With -r FILE: the file's flows (their times the file's), one statistics row and
+    /// the events.
+    #[arg(long, value_name = "URL")]
     pub export_clickhouse: Option<String>,
     /// Export flow records as IPFIX (RFC 7011) over UDP to a collector at HOST:PORT
     /// (nfcapd, GoFlow2, nProbe…), templates sent again every 30 s.
-    #[arg(long, value_name = "HOST:PORT", conflicts_with = "read")]
+    #[arg(long, value_name = "HOST:PORT")]
     pub export_ipfix: Option<String>,
     /// The `host` every exported row carries (default: this machine's host name).
     #[arg(long, value_name = "NAME")]
@@ -761,7 +764,7 @@ fn request(
         ),
         (None, None) => String::new(),
     };
-    let export = export_config(&common)?;
+    let export = export_config(&common, &source)?;
     let mut config = CaptureConfig::new(source);
     config.queues = common
         .queues
@@ -904,7 +907,12 @@ fn request(
 }
 
 /// The export flags, checked (`None` without --export-clickhouse or --export-ipfix).
-fn export_config(common: &CommonArgs) -> anyhow::Result<Option<xsktap::export::ExportConfig>> {
+/// The export flags; `source` (the interface, or the file read) is every
+/// row's `interface`.
+fn export_config(
+    common: &CommonArgs,
+    source: &str,
+) -> anyhow::Result<Option<xsktap::export::ExportConfig>> {
     use xsktap_core::fleet::{ClickHouseUrl, Origin, PASSWORD_ENV};
     if common.export_clickhouse.is_none() && common.export_ipfix.is_none() {
         anyhow::ensure!(
@@ -952,7 +960,7 @@ fn export_config(common: &CommonArgs) -> anyhow::Result<Option<xsktap::export::E
         ipfix,
         origin: Origin {
             host,
-            interface: common.iface.clone().unwrap_or_default(),
+            interface: source.to_string(),
         },
         create: common.export_create,
         spool_dir: common.export_spool.clone(),

@@ -153,13 +153,37 @@ fn leave_server_traffic(req: &mut Request) -> Option<String> {
 /// `-r FILE`: the file read back through the same filter, statistics and
 /// outputs, then the summary (and, for `top`, one view of the whole file).
 fn run_replay(
-    req: Request,
+    mut req: Request,
     view: View,
     input: std::path::PathBuf,
     output_name: &str,
 ) -> anyhow::Result<ExitCode> {
+    // An export takes the file's flow records as the reading goes (the
+    // reader waits for it rather than dropping), then one statistics row,
+    // the events and the feeds' latency.
+    let export_names = export_names(&req);
+    let exporter = match req.export.take() {
+        Some(cfg) => {
+            let prepared = xsktap::export::Prepared::check(cfg)?;
+            if let Some(w) = prepared.warning() {
+                say!("xsktap: warning: {w}");
+            }
+            req.config.flow_export = Some(prepared.flow_export());
+            Some(prepared.start()?)
+        }
+        None => None,
+    };
     let replay = xsktap::replay(&req.config, &input, req.output.clone())?;
     let summary = &replay.summary;
+    let exporting = exporter.map(|exporter| {
+        if let Some((clickhouse, ipfix)) = &export_names {
+            say!(
+                "xsktap: {}",
+                report::export_line(&req.config, clickhouse.as_deref(), ipfix.as_deref())
+            );
+        }
+        exporting::Exporting::new(exporter, &[0], &req.config.iface, &req.filter_text)
+    });
     if let View::Top { rows, json, .. } = view {
         let snap = &summary.snapshot;
         let secs = replay.span_ns as f64 / 1e9;
@@ -193,14 +217,26 @@ fn run_replay(
     let feed_summary = match (&replay.feeds, &view) {
         (Some(feeds), View::Feed { json }) => {
             feeds.tick(u64::MAX);
-            let _ = report::print_feed_events(feeds, *json, None);
+            let _ = report::print_feed_events(feeds, *json, exporting.as_ref());
             Some(xsktap_core::feed::report::summary(feeds))
         }
         _ => None,
     };
+    let export_report = exporting.map(|e| {
+        e.finish(
+            summary,
+            &req.config.iface,
+            replay.feeds.as_deref(),
+            feed_summary.as_deref().unwrap_or(&[]),
+        )
+    });
     let input_name = input.display().to_string();
     let _ =
         io::stderr().write_all(report::replay_text(&replay, &input_name, output_name).as_bytes());
+    if let (Some(r), Some((clickhouse, ipfix))) = (&export_report, &export_names) {
+        let text = exporting::report_text(r, clickhouse.as_deref(), ipfix.as_deref());
+        let _ = io::stderr().write_all(text.as_bytes());
+    }
     if let Some(feeds) = &feed_summary {
         let _ = io::stderr().write_all(report::feeds_text(feeds).as_bytes());
     }
@@ -208,6 +244,7 @@ fn run_replay(
         let mut json = report::summary_json(summary, &input_name, output_name, &req.filter_text);
         json.xdp_mode = "none (read from a file)".into();
         json.feeds = feed_summary.unwrap_or_default();
+        json.export = export_report;
         let text = serde_json::to_string_pretty(&json).expect("JSON values serialise");
         std::fs::write(path, text + "\n")
             .with_context(|| format!("writing --summary-json {}", path.display()))?;
@@ -219,6 +256,17 @@ fn run_replay(
         anyhow::bail!("{damage}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Where an export goes, as its start line and summary name it: the
+/// ClickHouse endpoint and the IPFIX collector.
+fn export_names(req: &Request) -> Option<(Option<String>, Option<String>)> {
+    req.export.as_ref().map(|e| {
+        (
+            e.clickhouse.as_ref().map(|c| c.endpoint.clone()),
+            e.ipfix.map(|a| a.to_string()),
+        )
+    })
 }
 
 /// Where frames go, as the summary names it.
@@ -263,12 +311,7 @@ fn run(req: Request, view: View) -> anyhow::Result<ExitCode> {
         say!("xsktap: {note}");
     }
     // The export's server is reached (and its tables made) before anything is attached.
-    let export_names = req.export.as_ref().map(|e| {
-        (
-            e.clickhouse.as_ref().map(|c| c.endpoint.clone()),
-            e.ipfix.map(|a| a.to_string()),
-        )
-    });
+    let export_names = export_names(&req);
     let prepared = req
         .export
         .take()
@@ -327,9 +370,10 @@ fn run(req: Request, view: View) -> anyhow::Result<ExitCode> {
                     report::export_line(&req.config, clickhouse.as_deref(), ipfix.as_deref())
                 );
             }
+            let queues: Vec<u32> = capture.snapshot().queues.iter().map(|q| q.queue).collect();
             Some(exporting::Exporting::new(
                 exporter,
-                &capture,
+                &queues,
                 &iface,
                 &req.filter_text,
             ))

@@ -442,6 +442,83 @@ fn ipfix_reaches_nfcapd_with_the_same_flows_packets_bytes_and_flags() {
     );
 }
 
+#[test]
+#[ignore = "needs root: run with --include-ignored as root (tools/test.sh)"]
+fn a_file_read_back_exports_its_flows_on_its_own_clock() {
+    use pcap_file::pcap::{PcapPacket, PcapWriter};
+    let bed = Testbed::named("xr", 1);
+    let ch = ClickHouse::start(&bed.ns_b());
+    // 40 flows over 40 s of the file's time (a frame every 10 ms), and one
+    // more that stops after its first 10 frames (idle for the rest).
+    let t0_ms = 1_700_000_000_000u64;
+    let mut frames = known_traffic(40, 100);
+    for i in 0..10 {
+        frames.insert(i * 2, udp([198, 18, 0, 7], 7, 9, 20));
+    }
+    let pcap = temp_path("export-read.pcap");
+    let mut w = PcapWriter::new(std::fs::File::create(&pcap).unwrap()).unwrap();
+    for (i, f) in frames.iter().enumerate() {
+        let ts = Duration::from_millis(t0_ms + 10 * i as u64);
+        w.write_packet(&PcapPacket::new(ts, f.len() as u32, f))
+            .unwrap();
+    }
+    drop(w);
+    let last_ms = t0_ms + 10 * (frames.len() as u64 - 1);
+    let json = temp_path("export-read.json");
+    let out = run(bed.xsktap(&[
+        "capture",
+        "-r",
+        pcap.to_str().unwrap(),
+        "--export-clickhouse",
+        &ch.url(Some("fleet")),
+        "--export-create",
+        "--export-name",
+        "tap-r",
+        "--summary-json",
+        json.to_str().unwrap(),
+    ]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let n = frames.len() as u64;
+    assert!(
+        stderr.contains(&format!("flow rows ({n} packets)")),
+        "{stderr}"
+    );
+    let e = typed_summary(&json)
+        .export
+        .expect("the export in the summary");
+    assert_eq!((e.flow_packets_sent, e.dropped_rows), (n, 0), "{e:?}");
+    // Every frame in exactly one row, under the file's name and times.
+    assert_eq!(
+        ch.query(
+            "SELECT sum(packets), sum(bytes), uniqExact(src, src_port), min(start_ms), max(end_ms), any(interface) FROM fleet.flows WHERE host = 'tap-r' FORMAT TSV"
+        ),
+        format!(
+            "{n}\t{}\t41\t{t0_ms}\t{last_ms}\texport-read.pcap",
+            frame_bytes(&frames)
+        )
+    );
+    // The active timeout (10 s) split the long flows on the file's clock;
+    // the short one left in one row.
+    let long =
+        ch.number("SELECT count() FROM fleet.flows WHERE host = 'tap-r' AND src_port = 40000");
+    assert!((3..=5).contains(&long), "{long} rows for a flow of 40 s");
+    assert_eq!(
+        ch.query("SELECT count(), sum(packets) FROM fleet.flows WHERE host = 'tap-r' AND src = '198.18.0.7' FORMAT TSV"),
+        "1\t10"
+    );
+    // One statistics row with the file's counts, and the start and stop.
+    assert_eq!(
+        ch.query("SELECT count(), sum(packets) FROM fleet.stats WHERE host = 'tap-r' FORMAT TSV"),
+        format!("1\t{n}")
+    );
+    assert_eq!(
+        ch.query("SELECT groupArray(kind) FROM (SELECT kind FROM fleet.events WHERE host = 'tap-r' ORDER BY time_ms) FORMAT TSV"),
+        "['start','stop']"
+    );
+    let _ = std::fs::remove_file(&pcap);
+}
+
 /// `xsktap feed` exporting to `url` as `name` while a MoldUDP64 session
 /// from 198.18.0.1 loses messages 7 to 10 (8 packets arrive).
 fn feed_with_a_gap(bed: &Testbed, url: &str, name: &str) -> String {

@@ -22,7 +22,7 @@ use pcap_file::pcapng::{Block, PcapNgReader};
 use pcap_file::{DataLink, TsResolution};
 use xsktap_core::feed::Feeds;
 use xsktap_core::filter::{Program, MAX_TESTS};
-use xsktap_core::flows::{FlowTable, Top};
+use xsktap_core::flows::{FlowTable, Top, EXPIRY_STEPS};
 use xsktap_core::latency::LatencyStats;
 use xsktap_core::parse::parse;
 use xsktap_core::stats::{OutputCounters, QueueSnapshot, Snapshot, TrafficCounters};
@@ -196,6 +196,9 @@ impl Input {
     }
 }
 
+/// Frames between two hand-offs of a file's flow records to the exporter.
+const HAND_ON_EVERY: u64 = 4096;
+
 /// Reads `input`, filters, counts and writes its frames as `cfg` says
 /// (`cfg.iface` names the source in outputs), to `output`.
 ///
@@ -238,7 +241,10 @@ pub fn replay(cfg: &CaptureConfig, input: &Path, output: Output) -> Result<Repla
             _ => None,
         },
         traffic: traffic.clone(),
-        flows: FlowTable::new(cfg.flow_table_size),
+        flows: match &cfg.flow_export {
+            Some(e) => FlowTable::with_export(cfg.flow_table_size, e.timeouts),
+            None => FlowTable::new(cfg.flow_table_size),
+        },
         latency: LatencyStats::default(),
         closed: false,
         feeds: feeds.clone(),
@@ -251,6 +257,14 @@ pub fn replay(cfg: &CaptureConfig, input: &Path, output: Output) -> Result<Repla
     let (mut first_ts, mut last_ts) = (u64::MAX, 0u64);
     let mut damage = None;
     let limit = cfg.count.unwrap_or(u64::MAX);
+    // Flow export: the expiry scan runs on the file's clock (a slice every
+    // 1/EXPIRY_STEPS s of capture time), and records are handed on often
+    // enough that the table never holds EXPIRED_MAX; a file waits for the
+    // exporter rather than dropping (there is no ring to overflow).
+    let flow_out = cfg.flow_export.as_ref().map(|e| &e.out);
+    let mut expired = Vec::new();
+    let mut next_expiry_ns = 0u64;
+    let mut hand_on_at = HAND_ON_EVERY;
     loop {
         let mut on_frame = |ts: u64, frame: &[u8], orig_len: usize| {
             seen += 1;
@@ -286,9 +300,27 @@ pub fn replay(cfg: &CaptureConfig, input: &Path, output: Output) -> Result<Repla
                 break;
             }
         }
+        if let Some(out) = flow_out {
+            if last_ts >= next_expiry_ns && last_ts > 0 {
+                step.flows.expire_step(last_ts);
+                next_expiry_ns = last_ts + 1_000_000_000 / EXPIRY_STEPS;
+                hand_on_at = 0;
+            }
+            if handed >= hand_on_at {
+                step.flows.take_expired(&mut expired);
+                out.finish(0, std::mem::take(&mut expired));
+                hand_on_at = handed + HAND_ON_EVERY;
+            }
+        }
         if handed >= limit || step.closed || stop.load(Ordering::Relaxed) {
             break;
         }
+    }
+    if let Some(out) = flow_out {
+        step.flows.drain();
+        step.flows.take_expired(&mut expired);
+        out.finish(0, std::mem::take(&mut expired));
+        out.add_dropped(step.flows.export_dropped());
     }
     step.flush();
     let mut flows = Vec::new();
