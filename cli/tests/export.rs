@@ -522,7 +522,6 @@ fn a_file_read_back_exports_its_flows_on_its_own_clock() {
 /// `xsktap feed` exporting to `url` as `name` while a MoldUDP64 session
 /// from 198.18.0.1 loses messages 7 to 10 (8 packets arrive).
 fn feed_with_a_gap(bed: &Testbed, url: &str, name: &str) -> String {
-    use xsktap_core::feed::{mold, Session};
     let iface = bed.ns_b();
     let mut cmd = bed.xsktap(&[
         "feed",
@@ -539,10 +538,19 @@ fn feed_with_a_gap(bed: &Testbed, url: &str, name: &str) -> String {
     cmd.stdout(Stdio::null()).stderr(Stdio::piped());
     let mut feed = Running::spawn(cmd);
     feed.wait_for_stderr("xsktap: capturing", Duration::from_secs(20));
-    let session = Session::new(b"SESSION001").unwrap();
     // Packets 0..10 (two messages each) without 3 and 4: messages 7 to 10 missing.
-    let frames: Vec<Vec<u8>> = (0..10u64)
-        .filter(|p| ![3, 4].contains(p))
+    bed.send(&mold_packets([0, 1, 2, 5, 6, 7, 8, 9]));
+    std::thread::sleep(Duration::from_millis(1500));
+    stopped(&mut feed, 60)
+}
+
+/// MoldUDP64 packets number `packets` (from 0, two messages each) of one
+/// session, from 198.18.0.1 to the feed at 198.18.0.2:26400.
+fn mold_packets(packets: impl IntoIterator<Item = u64>) -> Vec<Vec<u8>> {
+    use xsktap_core::feed::{mold, Session};
+    let session = Session::new(b"SESSION001").unwrap();
+    packets
+        .into_iter()
         .map(|p| {
             let payload = mold::encode(&session, 1 + 2 * p, &[&[b'A'; 20], &[b'a'; 31]]);
             let mut f = Vec::new();
@@ -553,10 +561,42 @@ fn feed_with_a_gap(bed: &Testbed, url: &str, name: &str) -> String {
                 .unwrap();
             f
         })
-        .collect();
-    bed.send(&frames);
-    std::thread::sleep(Duration::from_millis(1500));
-    stopped(&mut feed, 60)
+        .collect()
+}
+
+#[test]
+#[ignore = "needs root: run with --include-ignored as root (tools/test.sh)"]
+fn feed_latency_buckets_are_exported_every_10_s_and_at_the_end() {
+    let bed = Testbed::named("xl", 1);
+    let ch = ClickHouse::start(&bed.ns_b());
+    let iface = bed.ns_b();
+    let url = ch.url(Some("fleet"));
+    let mut cmd = bed.xsktap(&[
+        "feed",
+        "-i",
+        &iface,
+        "--moldudp64",
+        "198.18.0.2:26400",
+        "--export-clickhouse",
+        &url,
+        "--export-create",
+        "--export-name",
+        "tap-lat",
+    ]);
+    cmd.stdout(Stdio::null()).stderr(Stdio::piped());
+    let mut feed = Running::spawn(cmd);
+    feed.wait_for_stderr("xsktap: capturing", Duration::from_secs(20));
+    // 5 packets in the first 10 s, 7 more at 15 s (the interval's rows are
+    // made within a second of its end: 4 s apart from either side).
+    bed.send(&mold_packets(0..5));
+    std::thread::sleep(Duration::from_secs(15));
+    bed.send(&mold_packets(5..12));
+    std::thread::sleep(Duration::from_millis(300));
+    let stderr = stopped(&mut feed, 60);
+    let per_interval = ch.query(
+        "SELECT sum(count) FROM fleet.latency WHERE host = 'tap-lat' AND measure = 'receive_to_decode' GROUP BY time_ms ORDER BY time_ms FORMAT TSV",
+    );
+    assert_eq!(per_interval, "5\n7", "{stderr}");
 }
 
 #[test]
