@@ -519,9 +519,9 @@ fn a_file_read_back_exports_its_flows_on_its_own_clock() {
     let _ = std::fs::remove_file(&pcap);
 }
 
-/// `xsktap feed` exporting to `url` as `name` while a MoldUDP64 session
-/// from 198.18.0.1 loses messages 7 to 10 (8 packets arrive).
-fn feed_with_a_gap(bed: &Testbed, url: &str, name: &str) -> String {
+/// `xsktap feed` of the MoldUDP64 feed at 198.18.0.2:26400, exporting to
+/// `url` as `name`, started.
+fn start_feed(bed: &Testbed, url: &str, name: &str) -> Running {
     let iface = bed.ns_b();
     let mut cmd = bed.xsktap(&[
         "feed",
@@ -536,8 +536,15 @@ fn feed_with_a_gap(bed: &Testbed, url: &str, name: &str) -> String {
         name,
     ]);
     cmd.stdout(Stdio::null()).stderr(Stdio::piped());
-    let mut feed = Running::spawn(cmd);
+    let feed = Running::spawn(cmd);
     feed.wait_for_stderr("xsktap: capturing", Duration::from_secs(20));
+    feed
+}
+
+/// `xsktap feed` exporting to `url` as `name` while a MoldUDP64 session
+/// from 198.18.0.1 loses messages 7 to 10 (8 packets arrive).
+fn feed_with_a_gap(bed: &Testbed, url: &str, name: &str) -> String {
+    let mut feed = start_feed(bed, url, name);
     // Packets 0..10 (two messages each) without 3 and 4: messages 7 to 10 missing.
     bed.send(&mold_packets([0, 1, 2, 5, 6, 7, 8, 9]));
     std::thread::sleep(Duration::from_millis(1500));
@@ -569,23 +576,7 @@ fn mold_packets(packets: impl IntoIterator<Item = u64>) -> Vec<Vec<u8>> {
 fn feed_latency_buckets_are_exported_every_10_s_and_at_the_end() {
     let bed = Testbed::named("xl", 1);
     let ch = ClickHouse::start(&bed.ns_b());
-    let iface = bed.ns_b();
-    let url = ch.url(Some("fleet"));
-    let mut cmd = bed.xsktap(&[
-        "feed",
-        "-i",
-        &iface,
-        "--moldudp64",
-        "198.18.0.2:26400",
-        "--export-clickhouse",
-        &url,
-        "--export-create",
-        "--export-name",
-        "tap-lat",
-    ]);
-    cmd.stdout(Stdio::null()).stderr(Stdio::piped());
-    let mut feed = Running::spawn(cmd);
-    feed.wait_for_stderr("xsktap: capturing", Duration::from_secs(20));
+    let mut feed = start_feed(&bed, &ch.url(Some("fleet")), "tap-lat");
     // 5 packets in the first 10 s, 7 more at 15 s (the interval's rows are
     // made within a second of its end: 4 s apart from either side).
     bed.send(&mold_packets(0..5));
