@@ -605,7 +605,11 @@ pub fn latency_rows(
 ) {
     for v in now.iter_recorded() {
         let value = v.value_iterated_to();
-        let count = v.count_at_value() - before.map_or(0, |b| b.count_at(value));
+        // The feeds' histograms only grow; saturating keeps a histogram
+        // that ever shrank from wrapping to a huge count.
+        let count = v
+            .count_at_value()
+            .saturating_sub(before.map_or(0, |b| b.count_at(value)));
         if count > 0 {
             out.push(LatencyRow {
                 time_ms,
