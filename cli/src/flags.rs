@@ -229,8 +229,8 @@ pub struct CommonArgs {
     /// gaps, start and stop) and feeds' latency histograms to ClickHouse:
     /// http://HOST:PORT[/?database=DB&user=USER], the password in
     /// XSKTAP_CLICKHOUSE_PASSWORD. Tables `flows`, `stats`, `events`, `latency`.
-    /// With -r FILE: the file's flows (their times the file's), one statistics row and
-    /// the events.
+    /// With -r FILE: the file's flows, timed by the file, one statistics row and the
+    /// events.
     #[arg(long, value_name = "URL")]
     pub export_clickhouse: Option<String>,
     /// Export flow records as IPFIX (RFC 7011) over UDP to a collector at HOST:PORT
@@ -906,8 +906,8 @@ fn request(
     })
 }
 
-/// The export flags, checked (`None` without --export-clickhouse or --export-ipfix).
-/// The export flags; `source` (the interface, or the file read) is every
+/// The export flags, checked (`None` without --export-clickhouse or
+/// --export-ipfix); `source` (the interface, or the file read) is every
 /// row's `interface`.
 fn export_config(
     common: &CommonArgs,

@@ -917,7 +917,7 @@ impl Intake {
             crossbeam_channel::select! {
                 recv(self.flows) -> b => if let Ok(b) = b { self.flows(b) },
                 recv(self.control) -> c => match c {
-                    // Statistics and events go to ClickHouse only.
+                    // Statistics, events and latency go to ClickHouse only.
                     Ok(Control::Stats(..) | Control::Event(_) | Control::Latency(_)) if !self.clickhouse => {}
                     Ok(Control::Stats(time_ms, rows)) => {
                         let p = &mut self.pending[index(Table::Stats)];
