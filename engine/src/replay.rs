@@ -301,12 +301,12 @@ pub fn replay(cfg: &CaptureConfig, input: &Path, output: Output) -> Result<Repla
             }
         }
         if let Some(out) = flow_out {
-            if last_ts >= next_expiry_ns && last_ts > 0 {
+            let expiry_due = last_ts >= next_expiry_ns && last_ts > 0;
+            if expiry_due {
                 step.flows.expire_step(last_ts);
                 next_expiry_ns = last_ts + 1_000_000_000 / EXPIRY_STEPS;
-                hand_on_at = 0;
             }
-            if handed >= hand_on_at {
+            if expiry_due || handed >= hand_on_at {
                 step.flows.take_expired(&mut expired);
                 out.finish(0, std::mem::take(&mut expired));
                 hand_on_at = handed + HAND_ON_EVERY;
