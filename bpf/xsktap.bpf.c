@@ -73,6 +73,11 @@ const volatile __u32 limit_by = XSKTAP_LIMIT_OFF; /* enum xsktap_limit_by */
 const volatile __u32 limit_all = 0;     /* non-zero: every frame, captured or not */
 const volatile __u64 limit_interval_ns = 0;  /* between two frames of one key at the rate */
 const volatile __u64 limit_tolerance_ns = 0; /* the burst, as time */
+/*
+ * enum xsktap_stamp_carry. Read-only, so the verifier prunes the path not
+ * taken: a kernel that refuses bpf_xdp_adjust_meta never sees the call.
+ */
+const volatile __u32 stamp_carry = XSKTAP_CARRY_METADATA;
 
 /*
  * The driver's receive timestamp (kernel 6.3+, device-bound programs only).
@@ -613,13 +618,13 @@ static __always_inline int capture(struct xdp_md *ctx, enum stamping stamping)
 	}
 
 	/*
-	 * One timestamp per frame, taken here, carried in the frame's metadata.
-	 * Where the driver keeps no metadata room the frame goes unstamped and
-	 * userspace falls back to its batch's time. The clock read is most of
-	 * this program's cost on a VM (kvm-clock: ~36 ns a frame), hence the
-	 * variant without it.
+	 * One timestamp per frame, taken here, carried in the frame's metadata
+	 * (or in headroom, below). Where the driver keeps no room the frame goes
+	 * unstamped and userspace falls back to its batch's time. The clock read
+	 * is most of this program's cost on a VM (kvm-clock: ~36 ns a frame),
+	 * hence the variant without it.
 	 */
-	if (stamping != STAMP_NONE &&
+	if (stamping != STAMP_NONE && stamp_carry == XSKTAP_CARRY_METADATA &&
 	    bpf_xdp_adjust_meta(ctx, -(int)sizeof(struct xsktap_meta)) == 0) {
 		struct xsktap_meta *meta = (void *)(long)ctx->data_meta;
 
@@ -631,10 +636,27 @@ static __always_inline int capture(struct xdp_md *ctx, enum stamping stamping)
 	}
 
 	action = bpf_redirect_map(&xsks, queue, XDP_PASS);
-	if (action == XDP_REDIRECT)
-		cnt->redirected++;
-	else
+	if (action != XDP_REDIRECT) {
 		cnt->redirect_failed++;
+		return action;
+	}
+	cnt->redirected++;
+	/*
+	 * No metadata on this kernel: prepend the stamp to the frame, now that
+	 * it is known to go to the socket (a frame passed to the stack must
+	 * stay as it came). The worker strips it.
+	 */
+	if (stamping != STAMP_NONE && stamp_carry == XSKTAP_CARRY_HEADROOM &&
+	    bpf_xdp_adjust_head(ctx, -(int)sizeof(struct xsktap_meta)) == 0) {
+		struct xsktap_meta *meta = (void *)(long)ctx->data;
+
+		if ((void *)(meta + 1) <= (void *)(long)ctx->data_end) {
+			meta->rx_ns = hw_ns ? hw_ns : now ? now : bpf_ktime_get_ns();
+			meta->flags = XSKTAP_META_HEADROOM |
+				      (hw_ns ? XSKTAP_META_HARDWARE : 0);
+			meta->magic = XSKTAP_META_MAGIC;
+		}
+	}
 	return action;
 }
 

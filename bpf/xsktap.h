@@ -112,9 +112,13 @@ struct xsktap_gen_stamp {
 
 /*
  * The receive timestamp the program writes in front of every frame it
- * redirects (XDP metadata, bpf_xdp_adjust_meta): userspace finds it in the
- * UMEM just before the frame's first byte. The magic tells a stamped frame
- * from stale bytes; userspace clears it after reading.
+ * redirects. Where the kernel lets XDP programs have metadata
+ * (bpf_xdp_adjust_meta) it goes there: userspace finds it in the UMEM just
+ * before the frame's first byte, and clears the magic after reading. Where
+ * the kernel refuses metadata, the program prepends the same 16 bytes to the
+ * frame itself (bpf_xdp_adjust_head, only once the frame is redirected, so
+ * the host stack never sees them), flagged XSKTAP_META_HEADROOM, and the
+ * worker strips them before anything else reads the frame.
  */
 enum xsktap_meta_consts {
 	XSKTAP_META_MAGIC = 0x58534b54, /* "TKSX" read as a little-endian u32 */
@@ -124,6 +128,14 @@ enum xsktap_meta_consts {
 enum xsktap_meta_flags {
 	/* rx_ns is the NIC's receive timestamp, moved to CLOCK_MONOTONIC */
 	XSKTAP_META_HARDWARE = 1,
+	/* the 16 bytes are the frame's first: carried in headroom, stripped */
+	XSKTAP_META_HEADROOM = 2,
+};
+
+/* Where the program carries the stamp (its read-only stamp_carry). */
+enum xsktap_stamp_carry {
+	XSKTAP_CARRY_METADATA = 0,
+	XSKTAP_CARRY_HEADROOM = 1,
 };
 
 struct xsktap_meta {
@@ -195,6 +207,7 @@ struct xsktap_constants {
 	enum xsktap_meta_consts meta_consts;
 	struct xsktap_meta meta;
 	enum xsktap_meta_flags meta_flags;
+	enum xsktap_stamp_carry carry;
 	struct xsktap_hw_clock hw_clock;
 	struct xsktap_feed_key feed_key;
 	enum xsktap_feed_limits feed_limits;

@@ -23,6 +23,8 @@ use std::time::{Duration, Instant};
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use serde::Serialize;
 use xsktap_core::feed::{mold, Session};
+use xsktap_core::ZeroCopy;
+use xsktap_sys::xsk::{XskTx, XskTxConfig};
 
 use crate::frames::udp_to_b;
 
@@ -74,6 +76,9 @@ pub struct FeedGenConfig {
     /// Stop after this long even if not every packet went out.
     #[serde(skip)]
     pub max_duration: Duration,
+    /// The path frames take (see [`crate::gen::Via`]).
+    #[serde(skip)]
+    pub via: crate::gen::Via,
 }
 
 /// The message with sequence number `seq` (1-based) of a session of
@@ -194,12 +199,42 @@ pub fn truth(cfg: &FeedGenConfig) -> Truth {
     t
 }
 
+/// Which packet slot `i` of a session sends and on which line, as the
+/// program chooses (`None`: nothing goes out in this slot).
+fn slot(cfg: &FeedGenConfig, i: u64) -> Option<(u64, u64)> {
+    let (lines, slots) = (
+        if cfg.ab { 2 } else { 1 },
+        if cfg.dup > 0.0 { 2 } else { 1 },
+    );
+    let l = if lines > 1 { i % 2 } else { 0 };
+    let rest = if lines > 1 { i / 2 } else { i };
+    let dup_slot = if slots > 1 { rest % 2 } else { 0 };
+    let p = if slots > 1 { rest / 2 } else { rest };
+    let (loss, dup, reorder) = (fraction(cfg.loss), fraction(cfg.dup), fraction(cfg.reorder));
+    let pkt = if chance(cfg.seed, p & !1, l, SALT_REORDER, reorder) {
+        p ^ 1
+    } else {
+        p
+    };
+    if pkt >= cfg.packets
+        || chance(cfg.seed, pkt, l, SALT_LOSS, loss)
+        || (dup_slot == 1 && !chance(cfg.seed, pkt, l, SALT_DUP, dup))
+    {
+        return None;
+    }
+    Some((pkt, l))
+}
+
 /// The loaded generator.
 pub struct FeedGen {
-    prog: OwnedFd,
+    /// The live-frames program, when that is the path.
+    prog: Option<OwnedFd>,
     frame: Vec<u8>,
     ifindex: u32,
     cfg: FeedGenConfig,
+    seq_offset: usize,
+    port_offset: usize,
+    via: crate::gen::Via,
 }
 
 /// Runs per BPF_PROG_RUN call (as in [`crate::gen`]: calls are costly).
@@ -222,40 +257,34 @@ impl FeedGen {
         }
         let ifindex = crate::send::ifindex(&cfg.iface)?;
         let (frame, seq_offset, port_offset) = template(cfg);
-        let mut object = MaybeUninit::uninit();
-        let mut open = skel::FeedgenSkelBuilder::default().open(&mut object)?;
-        let ro = open
-            .maps
-            .rodata_data
-            .as_deref_mut()
-            .expect("the program has read-only settings");
-        ro.seq_offset = seq_offset as u32;
-        ro.port_offset = port_offset as u32;
-        ro.msgs = cfg.messages;
-        ro.packets = cfg.packets;
-        ro.lines = if cfg.ab { 2 } else { 1 };
-        ro.slots = if cfg.dup > 0.0 { 2 } else { 1 };
-        ro.port_a = cfg.port_a;
-        ro.port_b = cfg.port_b;
-        ro.seed = cfg.seed;
-        ro.loss = fraction(cfg.loss);
-        ro.dup = fraction(cfg.dup);
-        ro.reorder = fraction(cfg.reorder);
-        ro.interval_ns = cfg.rate.map_or(0, |r| (1e9 / r) as u64);
-        let skel = open.load()?;
-        let prog = skel.progs.xsktap_feedgen.as_fd().try_clone_to_owned()?;
+        let via = cfg.via.resolve(&cfg.iface, ifindex)?;
+        let prog = match via {
+            crate::gen::Via::LiveFrames => Some(load(cfg, seq_offset, port_offset)?),
+            _ => None,
+        };
         Ok(FeedGen {
             prog,
             frame,
             ifindex,
             cfg: cfg.clone(),
+            seq_offset,
+            port_offset,
+            via,
         })
+    }
+
+    /// The path the frames take.
+    pub fn via(&self) -> crate::gen::Via {
+        self.via
     }
 
     /// Sends the session's packets from the calling thread (not the end of
     /// session: see [`FeedGen::end_of_session`]); returns the runs made and
     /// how long they took.
     pub fn send(&self) -> anyhow::Result<(u64, Duration)> {
+        let Some(prog) = &self.prog else {
+            return self.send_af_xdp();
+        };
         let lines = if self.cfg.ab { 2 } else { 1 };
         let slots = if self.cfg.dup > 0.0 { 2 } else { 1 };
         let total = self.cfg.packets * lines * slots;
@@ -267,12 +296,69 @@ impl FeedGen {
                 Some(rate) => ((rate / 62_500.0) as u32).clamp(1, 64),
                 None => 64,
             };
-            crate::gen::live_frames(&self.prog, &self.frame, self.ifindex, n, batch).map_err(
-                |e| anyhow::anyhow!("BPF_PROG_RUN (live frames) on {}: {e}", self.cfg.iface),
-            )?;
+            crate::gen::live_frames(prog, &self.frame, self.ifindex, n, batch).map_err(|e| {
+                anyhow::anyhow!("BPF_PROG_RUN (live frames) on {}: {e}", self.cfg.iface)
+            })?;
             done += u64::from(n);
         }
         Ok((done, start.elapsed()))
+    }
+
+    /// [`FeedGen::send`] through an AF_XDP socket's TX ring (queue 0), the
+    /// program's choices replayed slot by slot.
+    fn send_af_xdp(&self) -> anyhow::Result<(u64, Duration)> {
+        let cfg = &self.cfg;
+        let mut tx = XskTx::new(&XskTxConfig {
+            iface: cfg.iface.clone(),
+            ifindex: self.ifindex,
+            queue: 0,
+            frame_size: 2048,
+            ring_size: 2048,
+            zero_copy: ZeroCopy::Auto,
+        })
+        .map_err(|e| anyhow::anyhow!("AF_XDP TX socket on {}: {e}", cfg.iface))?;
+        tx.rings().prefill(&self.frame);
+        let lines = if cfg.ab { 2 } else { 1 };
+        let slots = if cfg.dup > 0.0 { 2 } else { 1 };
+        let total = cfg.packets * lines * slots;
+        let interval = cfg.rate.map(|r| Duration::from_secs_f64(1.0 / r));
+        let batch = match cfg.rate {
+            Some(rate) => ((rate / 62_500.0) as u32).clamp(1, 64),
+            None => 64,
+        };
+        let (so, po, len) = (self.seq_offset, self.port_offset, self.frame.len() as u32);
+        let start = Instant::now();
+        let mut due = start;
+        let mut i = 0u64;
+        while i < total && start.elapsed() < cfg.max_duration {
+            // The slots up to the next `batch` that send something.
+            let mut sends = Vec::with_capacity(batch as usize);
+            while i < total && sends.len() < batch as usize {
+                if let Some(s) = slot(cfg, i) {
+                    sends.push(s);
+                }
+                i += 1;
+            }
+            let mut done = 0;
+            while done < sends.len() {
+                let got = tx.rings().send((sends.len() - done) as u32, |k, frame| {
+                    let (pkt, line) = sends[done + k as usize];
+                    if let Some(interval) = interval {
+                        due = crate::gen::pace(due, interval);
+                    }
+                    frame[so..so + 8].copy_from_slice(&(1 + pkt * cfg.messages).to_be_bytes());
+                    let port = if line == 1 { cfg.port_b } else { cfg.port_a };
+                    frame[po..po + 2].copy_from_slice(&port.to_be_bytes());
+                    len
+                });
+                done += got as usize;
+                tx.kick()
+                    .map_err(|e| anyhow::anyhow!("AF_XDP TX (sendto) on {}: {e}", cfg.iface))?;
+            }
+        }
+        tx.flush(Duration::from_secs(1))
+            .map_err(|e| anyhow::anyhow!("AF_XDP TX (sendto) on {}: {e}", cfg.iface))?;
+        Ok((i, start.elapsed()))
     }
 
     /// A heartbeat and the end-of-session packet of each line, naming the
@@ -302,6 +388,32 @@ impl FeedGen {
         }
         Ok(sent)
     }
+}
+
+/// Loads the live-frames program for `cfg`.
+fn load(cfg: &FeedGenConfig, seq_offset: usize, port_offset: usize) -> anyhow::Result<OwnedFd> {
+    let mut object = MaybeUninit::uninit();
+    let mut open = skel::FeedgenSkelBuilder::default().open(&mut object)?;
+    let ro = open
+        .maps
+        .rodata_data
+        .as_deref_mut()
+        .expect("the program has read-only settings");
+    ro.seq_offset = seq_offset as u32;
+    ro.port_offset = port_offset as u32;
+    ro.msgs = cfg.messages;
+    ro.packets = cfg.packets;
+    ro.lines = if cfg.ab { 2 } else { 1 };
+    ro.slots = if cfg.dup > 0.0 { 2 } else { 1 };
+    ro.port_a = cfg.port_a;
+    ro.port_b = cfg.port_b;
+    ro.seed = cfg.seed;
+    ro.loss = fraction(cfg.loss);
+    ro.dup = fraction(cfg.dup);
+    ro.reorder = fraction(cfg.reorder);
+    ro.interval_ns = cfg.rate.map_or(0, |r| (1e9 / r) as u64);
+    let skel = open.load()?;
+    Ok(skel.progs.xsktap_feedgen.as_fd().try_clone_to_owned()?)
 }
 
 /// Enters namespace `ns` (the calling thread), loads the generator for
@@ -360,6 +472,7 @@ mod tests {
             seed: 7,
             rate: None,
             max_duration: Duration::from_secs(1),
+            via: Default::default(),
         }
     }
 

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use xsktap_bench::feedgen::{FeedGen, FeedGenConfig};
-use xsktap_bench::gen::{GenConfig, Generator};
+use xsktap_bench::gen::{GenConfig, Generator, Via};
 use xsktap_bench::harness::{self, AbConfig, AbSide, Receiver, RunConfig};
 use xsktap_bench::receivers::{udp_receive, DropReceiver};
 use xsktap_bench::report;
@@ -185,6 +185,10 @@ enum Command {
         /// Give up after this many seconds.
         #[arg(long, default_value_t = 60)]
         max_secs: u64,
+        /// The path frames take: af-xdp (an AF_XDP socket's TX ring), live-frames
+        /// (BPF_PROG_RUN, where the kernel allows it), or auto (live frames where they run).
+        #[arg(long, default_value = "auto", value_parser = parse_via)]
+        via: Via,
     },
     /// Send a MoldUDP64 session of ITCH-sized messages on an A and a B line (UDP ports), with
     /// loss, duplication and reordering injected per line, at up to line rate (BPF_PROG_RUN
@@ -228,6 +232,11 @@ enum Command {
         /// CPU to send from.
         #[arg(long, default_value_t = 0)]
         cpu: usize,
+        /// The path frames take: af-xdp (an AF_XDP socket's TX ring), live-frames
+        /// (BPF_PROG_RUN, where the kernel allows it), or auto (live frames where they run).
+        #[arg(long, default_value = "auto", value_parser = parse_via)]
+        via: Via,
+
         /// Write the ground truth here (JSON).
         #[arg(long)]
         truth: Option<std::path::PathBuf>,
@@ -505,6 +514,7 @@ fn main() -> anyhow::Result<()> {
             retransmit,
             linger_secs,
             max_secs,
+            via,
         } => {
             anyhow::ensure!(
                 packets <= 1_000_000_000,
@@ -528,6 +538,7 @@ fn main() -> anyhow::Result<()> {
                 seed,
                 rate,
                 max_duration: Duration::from_secs(max_secs),
+                via,
             };
             let generator = FeedGen::new(&cfg)?;
             let t = xsktap_bench::feedgen::truth(&cfg);
@@ -608,6 +619,7 @@ fn main() -> anyhow::Result<()> {
             rate,
             cpus,
             max_secs,
+            via,
         } => {
             anyhow::ensure!(
                 count <= 10_000_000_000,
@@ -625,6 +637,7 @@ fn main() -> anyhow::Result<()> {
                 flows,
                 rate: rate.map(|r| r / threads as f64),
                 max_duration: Duration::from_secs(max_secs),
+                via,
             };
             let generator = std::sync::Arc::new(Generator::new(&cfg)?);
             let reports: Vec<anyhow::Result<xsktap_bench::gen::GenReport>> =
@@ -657,8 +670,9 @@ fn main() -> anyhow::Result<()> {
                 secs = secs.max(r.elapsed.as_secs_f64());
             }
             println!(
-                "{{\"sent\":{sent},\"seconds\":{secs:.6},\"rate\":{:.0}}}",
-                sent as f64 / secs.max(1e-9)
+                "{{\"sent\":{sent},\"seconds\":{secs:.6},\"rate\":{:.0},\"via\":\"{}\"}}",
+                sent as f64 / secs.max(1e-9),
+                generator.via().as_str()
             );
             Ok(())
         }
@@ -879,4 +893,9 @@ fn feed_map(rounds: u32) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// `--via`'s values.
+fn parse_via(s: &str) -> anyhow::Result<Via> {
+    Via::parse(s)
 }

@@ -24,6 +24,9 @@ use xsktap_core::{CaptureConfig, XdpMode, ZeroCopy};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Print libbpf's messages and the verifier's log (also XSKTAP_DEBUG=1); kept quiet otherwise.
+    #[arg(short = 'v', long, global = true)]
+    pub verbose: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -74,6 +74,7 @@ fn main() -> ExitCode {
             return ExitCode::from(USAGE);
         }
     };
+    xsktap::bpflog::init(cli.verbose);
     let request = match cli.command {
         Command::Capture(args) => args.into_request().map(|r| (r, View::Live)),
         Command::Monitor(args) => args.into_request().map(|r| (r, View::Live)),
@@ -550,6 +551,7 @@ fn run(req: Request, view: View) -> anyhow::Result<ExitCode> {
     }
     let notices = capture.notices_handle();
     let feeds = capture.feeds().cloned();
+    let stamping = report::stamping_json(capture.timestamps());
     let summary = capture.stop();
     if let Some(said) = alerting.and_then(|a| a.finish(Duration::from_secs(5))) {
         say!("xsktap: {said}");
@@ -588,6 +590,7 @@ fn run(req: Request, view: View) -> anyhow::Result<ExitCode> {
         let mut json = report::summary_json(&summary, &iface, &output_name, &req.filter_text);
         json.feeds = feed_summary.unwrap_or_default();
         json.export = export_report;
+        json.stamping = Some(stamping);
         let text = serde_json::to_string_pretty(&json).expect("JSON values serialise");
         std::fs::write(path, text + "\n")
             .with_context(|| format!("writing --summary-json {}", path.display()))?;

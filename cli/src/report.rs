@@ -11,8 +11,8 @@ use xsktap_core::limit::{LimitKey, RateLimit};
 use xsktap_core::parse::Proto;
 use xsktap_core::stats::{QueueSnapshot, Rates, Snapshot, TrafficSnapshot, SIZE_LABELS};
 use xsktap_core::summary::{
-    FileJson, FilesJson, LimitJson, Names, SummaryJson, SummaryParts, TopJson, TopSnapshotJson,
-    TrafficJson,
+    FileJson, FilesJson, LimitJson, Names, StampingJson, SummaryJson, SummaryParts, TopJson,
+    TopSnapshotJson, TrafficJson,
 };
 use xsktap_core::timestamps::StampSource;
 
@@ -48,7 +48,7 @@ pub fn start_line(capture: &Capture, iface: &str, filter: &str) -> String {
         StampSource::Batch => "per batch, when the worker takes it (-j host_lowprec)",
         _ => "per frame",
     };
-    let clock = match &stamps.note {
+    let clock = match &stamps.notes() {
         Some(note) => format!("{} timestamps {per} ({note})", stamps.source),
         None => format!("{} timestamps {per}", stamps.source),
     };
@@ -57,6 +57,16 @@ pub fn start_line(capture: &Capture, iface: &str, filter: &str) -> String {
         capture.xdp_mode().as_str(),
         queues.join(", ")
     )
+}
+
+/// How the frames were stamped, for `--summary-json`.
+pub fn stamping_json(stamps: &xsktap::Timestamps) -> StampingJson {
+    StampingJson {
+        source: stamps.source.to_string(),
+        per_frame: stamps.source != StampSource::Batch,
+        carried_in: stamps.carry.map(|c| c.as_str().to_string()),
+        note: stamps.notes(),
+    }
 }
 
 /// The once-a-second line on standard error.

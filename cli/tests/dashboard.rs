@@ -495,6 +495,7 @@ fn the_page_shows_each_feed_with_its_gaps_and_what_was_published() {
         seed: 3,
         rate: Some(100_000.0),
         max_duration: Duration::from_secs(30),
+        via: Default::default(),
     };
     let t = truth(&cfg);
     let row = in_ns(&bed.ns_b(), || {

@@ -822,6 +822,7 @@ fn a_generated_ab_feed_with_faults_matches_its_ground_truth() {
         seed: u64::from(std::process::id()),
         rate: Some(200_000.0),
         max_duration: Duration::from_secs(30),
+        via: Default::default(),
     };
     let t = truth(&cfg);
     let ns = bed.ns_a();
@@ -914,6 +915,7 @@ fn with_recovery_consumers_get_the_whole_session_in_sequence() {
         seed: 11,
         rate: Some(20_000.0),
         max_duration: Duration::from_secs(30),
+        via: Default::default(),
     };
     let t = truth(&cfg);
     assert!(!t.gaps.is_empty(), "the seed loses packets");

@@ -1,6 +1,9 @@
 //! The receive timestamp the XDP program writes in front of each frame it
-//! redirects (XDP metadata), as userspace finds it in the UMEM: 16 bytes
-//! ending at the frame's first byte (`struct xsktap_meta` in bpf/xsktap.h).
+//! redirects, as userspace finds it in the UMEM: 16 bytes (`struct
+//! xsktap_meta` in bpf/xsktap.h), carried one of two ways ([`Carry`]): as
+//! XDP metadata, ending at the frame's first byte, or, on a kernel that
+//! refuses XDP metadata, as the frame's first 16 bytes (prepended in its
+//! headroom), which the worker strips before anything reads the frame.
 //!
 //! The stamp is CLOCK_MONOTONIC (`bpf_ktime_get_ns()`) when the program ran
 //! for the frame. The worker turns it into wall-clock time with the offset
@@ -10,6 +13,40 @@
 
 /// Marks a stamped frame ("TKSX" read as a little-endian u32).
 pub const MAGIC: u32 = u32::from_le_bytes(*b"TKSX");
+/// Flag: the stamp is the NIC's (moved to CLOCK_MONOTONIC).
+pub const FLAG_HARDWARE: u32 = 1;
+/// Flag: the 16 bytes are the frame's first, prepended in its headroom.
+pub const FLAG_HEADROOM: u32 = 2;
+
+/// Where the XDP program carries each frame's stamp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Carry {
+    /// In XDP metadata, in front of the frame (`bpf_xdp_adjust_meta`).
+    #[default]
+    Metadata,
+    /// Prepended to the frame in its headroom (`bpf_xdp_adjust_head`), for
+    /// kernels that refuse XDP metadata; stripped by the worker.
+    Headroom,
+}
+
+impl Carry {
+    /// The program's `stamp_carry` value (`enum xsktap_stamp_carry`).
+    pub const fn code(self) -> u32 {
+        match self {
+            Carry::Metadata => 0,
+            Carry::Headroom => 1,
+        }
+    }
+
+    /// `metadata` or `headroom`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Carry::Metadata => "metadata",
+            Carry::Headroom => "headroom",
+        }
+    }
+}
+
 /// Length of the metadata.
 pub const LEN: usize = 16;
 /// Offset of the timestamp in the metadata.
@@ -33,6 +70,32 @@ pub fn decode(meta: &[u8; LEN]) -> Option<u64> {
             .expect("8 bytes"),
     );
     (ns != 0).then_some(ns)
+}
+
+/// The receive stamp at the start of `frame` when the program prepended one
+/// in headroom, and the frame without it; `None` when the frame carries
+/// none (the program found no headroom), to be taken whole. Both the magic
+/// and the headroom flag must be there: a frame's own bytes rarely hold the
+/// magic at offset 12 (an EtherType and what follows), never both.
+#[inline(always)]
+pub fn strip(frame: &[u8]) -> Option<(u64, &[u8])> {
+    let head: &[u8; LEN] = frame.get(..LEN)?.try_into().ok()?;
+    let flags = u32::from_ne_bytes(
+        head[FLAGS_OFFSET..FLAGS_OFFSET + 4]
+            .try_into()
+            .expect("4 bytes"),
+    );
+    if flags & FLAG_HEADROOM == 0 {
+        return None;
+    }
+    decode(head).map(|ns| (ns, &frame[LEN..]))
+}
+
+/// The 16 bytes the program prepends in headroom, for tests and stand-ins.
+pub fn encode_headroom(rx_ns: u64) -> [u8; LEN] {
+    let mut m = encode(rx_ns);
+    m[FLAGS_OFFSET..FLAGS_OFFSET + 4].copy_from_slice(&FLAG_HEADROOM.to_ne_bytes());
+    m
 }
 
 /// The metadata the program writes, for tests and stand-ins of the kernel.
@@ -65,6 +128,21 @@ mod tests {
         let mut stale = encode(5);
         stale[MAGIC_OFFSET] ^= 1;
         assert_eq!(decode(&stale), None);
+    }
+
+    #[test]
+    fn headroom_stamps_strip_and_frames_without_one_stay_whole() {
+        let frame = [7u8; 60];
+        let mut carried = encode_headroom(42).to_vec();
+        carried.extend_from_slice(&frame);
+        assert_eq!(strip(&carried), Some((42, &frame[..])));
+        // Metadata-style bytes (no headroom flag) are not a prefix.
+        let mut meta = encode(42).to_vec();
+        meta.extend_from_slice(&frame);
+        assert_eq!(strip(&meta), None);
+        assert_eq!(strip(&frame), None);
+        assert_eq!(strip(&carried[..10]), None, "shorter than a stamp");
+        assert_eq!(Carry::Headroom.code(), 1);
     }
 
     #[test]

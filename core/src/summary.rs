@@ -394,6 +394,24 @@ pub struct SummaryJson {
     /// The fleet export, when one ran (`--export-clickhouse`, `--export-ipfix`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub export: Option<crate::fleet::ExportReport>,
+    /// How the frames were stamped, and why (a live capture's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stamping: Option<StampingJson>,
+}
+
+/// How a capture stamped its frames: the clock, whether per frame, where
+/// the XDP program carried the stamps, and why it chose so.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StampingJson {
+    /// `software`, `hardware` or `batch` (`-j host_lowprec`).
+    pub source: String,
+    /// One stamp per frame, taken in the XDP program.
+    pub per_frame: bool,
+    /// `metadata` (XDP metadata) or `headroom` (prepended to the frame and
+    /// stripped: kernels that refuse XDP metadata); `null` for batch stamps.
+    pub carried_in: Option<String>,
+    /// Why: no hardware clock, metadata refused by the kernel, ...
+    pub note: Option<String>,
 }
 
 /// The rate limit in a summary: what it was and what it dropped.
@@ -526,6 +544,7 @@ impl SummaryJson {
             feeds: Vec::new(),
             limit: None,
             export: None,
+            stamping: None,
         }
     }
 }

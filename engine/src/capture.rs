@@ -420,18 +420,16 @@ fn load_program(
     let (timestamps, hw) = stamps;
     let variant = stamps::variant(timestamps.source, hw.as_ref(), ifindex);
     match XdpProgram::load(variant, cfg.rate_limit) {
-        Ok(program) => Ok((program, timestamps, hw)),
+        Ok(program) => Ok((timestamps.carried_by(&program), program, hw)),
         Err(e) if hw.is_some() => {
             let why = format!("the kernel refused the device-bound XDP program ({e})");
             let (timestamps, hw) = stamps::fallback(cfg, &why)?;
-            Ok((
-                XdpProgram::load(Stamps::Software, cfg.rate_limit)?,
-                timestamps,
-                hw,
-            ))
+            let program = XdpProgram::load(Stamps::Software, cfg.rate_limit)?;
+            Ok((timestamps.carried_by(&program), program, hw))
         }
         Err(e) => Err(e),
     }
+    .map(|(timestamps, program, hw)| (program, timestamps, hw))
 }
 
 /// Installs the filter in `program` and binds one socket per queue into its
@@ -455,7 +453,7 @@ fn open_sockets(
     }
     let mut sockets = Vec::with_capacity(queues.len());
     for &queue in queues {
-        let socket = XskSocket::new(&XskConfig {
+        let mut socket = XskSocket::new(&XskConfig {
             iface: cfg.iface.clone(),
             ifindex,
             queue,
@@ -464,6 +462,7 @@ fn open_sockets(
             zero_copy: cfg.zero_copy,
             multi_buffer: program.frags(),
         })?;
+        socket.set_carry(program.carry());
         if cfg.busy_poll {
             socket.enable_busy_poll(20, cfg.batch_size)?;
         }

@@ -49,6 +49,7 @@ pub use xsktap_core::feed::{Consumer, ConsumerStats, Message};
 pub use xsktap_core::CaptureConfig;
 pub use xsktap_sys::error::{Error, Result};
 pub use xsktap_sys::user::User;
+pub use xsktap_sys::{bpflog, probe};
 
 /// Restricts the calling thread to `cpus`, such as [`Capture::housekeeping_cpus`]:
 /// for the threads a program runs beside a capture (reporting, serving).

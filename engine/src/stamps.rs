@@ -6,10 +6,12 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
+use xsktap_core::rxmeta::Carry;
 use xsktap_core::timestamps::{self, StampSource};
 use xsktap_core::CaptureConfig;
 use xsktap_sys::loader::{HwClock, Stamps, XdpProgram};
 use xsktap_sys::phc::{self, Phc, RxStamping};
+use xsktap_sys::probe::{self, Feature};
 
 use crate::background::{nap, stopping, Background};
 use crate::files::Notices;
@@ -28,6 +30,38 @@ pub struct Timestamps {
     pub source: StampSource,
     /// Why `-j auto` settled for software stamps, or what the NIC's clock is.
     pub note: Option<String>,
+    /// Where the program carries per-frame stamps (`None`: batch stamps).
+    pub carry: Option<Carry>,
+    /// Why the stamps travel in headroom rather than XDP metadata.
+    pub carry_note: Option<String>,
+}
+
+impl Timestamps {
+    /// Records where `program` carries its stamps, and why when not in
+    /// XDP metadata.
+    pub(crate) fn carried_by(mut self, program: &XdpProgram) -> Timestamps {
+        self.carry = (program.stamps() != Stamps::None).then(|| program.carry());
+        self.carry_note = match self.carry {
+            Some(Carry::Headroom) if probe::forced_missing(Feature::AdjustMeta) => {
+                Some("XDP metadata switched off by XSKTAP_TEST_MISSING: carried in headroom".into())
+            }
+            Some(Carry::Headroom) => {
+                Some("XDP metadata refused by this kernel: carried in headroom".into())
+            }
+            _ => None,
+        };
+        self
+    }
+
+    /// The notes on the clock and on the carry, joined.
+    pub fn notes(&self) -> Option<String> {
+        let notes: Vec<&str> = [&self.note, &self.carry_note]
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
+            .collect();
+        (!notes.is_empty()).then(|| notes.join("; "))
+    }
 }
 
 /// The NIC's clock, ready for a hardware-stamping program.
@@ -48,7 +82,15 @@ pub(crate) fn choose(cfg: &CaptureConfig) -> Result<(Timestamps, Option<Hardware
     let (source, note) = timestamps::choose(cfg.time_stamp, &cfg.iface, &cap, cfg.xdp_mode)
         .map_err(Error::Config)?;
     let (StampSource::Hardware, Some(phc_index)) = (source, cap.phc_index) else {
-        return Ok((Timestamps { source, note }, None));
+        return Ok((
+            Timestamps {
+                source,
+                note,
+                carry: None,
+                carry_note: None,
+            },
+            None,
+        ));
     };
     let opened = RxStamping::enable(&cfg.iface).and_then(|rx| {
         let phc = Phc::open(phc_index)?;
@@ -59,6 +101,8 @@ pub(crate) fn choose(cfg: &CaptureConfig) -> Result<(Timestamps, Option<Hardware
             Timestamps {
                 source,
                 note: Some(format!("/dev/ptp{phc_index}")),
+                carry: None,
+                carry_note: None,
             },
             Some(hw),
         )),
@@ -78,6 +122,8 @@ pub(crate) fn fallback(cfg: &CaptureConfig, why: &str) -> Result<(Timestamps, Op
         Timestamps {
             source: StampSource::Software,
             note: Some(why.to_string()),
+            carry: None,
+            carry_note: None,
         },
         None,
     ))

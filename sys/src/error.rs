@@ -60,6 +60,14 @@ pub enum Error {
         /// The kernel's answer.
         error: io::Error,
     },
+    /// The kernel refused to load the XDP program.
+    #[error("this kernel refused xsktap's XDP program ({variant}): {what}; run with -v (or XSKTAP_DEBUG=1) for the verifier's log, and `xsktap features` for what this kernel supports")]
+    Refused {
+        /// What it refused, in the verifier's words when it gave them.
+        what: String,
+        /// The variant tried.
+        variant: &'static str,
+    },
     /// libbpf failed to open or load the XDP program.
     #[error("loading the XDP program failed: {0}")]
     Bpf(libbpf_rs::Error),

@@ -15,6 +15,7 @@
 
 #![deny(missing_docs)]
 
+pub mod bpflog;
 pub mod caps;
 pub mod clock;
 pub mod cpu;
@@ -24,6 +25,7 @@ pub mod mcast;
 pub mod netdev;
 pub mod output;
 pub mod phc;
+pub mod probe;
 mod syscall;
 pub mod user;
 pub mod xsk;
@@ -54,7 +56,7 @@ mod layout_checks {
         xsktap_filter_insn, xsktap_filter_op as op, xsktap_filter_target as target,
         xsktap_gen as gen, xsktap_gen_stamp, xsktap_limit_by as by, xsktap_limit_key,
         xsktap_limit_state, xsktap_limits as limits, xsktap_meta, xsktap_meta_consts as meta,
-        xsktap_vlan as vlan,
+        xsktap_meta_flags as meta_flags, xsktap_stamp_carry as carry, xsktap_vlan as vlan,
     };
 
     const _: () = assert!(filter::MAX_TESTS as u32 == limits::XSKTAP_FILTER_MAX_INSNS.0);
@@ -92,4 +94,8 @@ mod layout_checks {
     const _: () = assert!(rxmeta::RX_NS_OFFSET == offset_of!(xsktap_meta, rx_ns));
     const _: () = assert!(rxmeta::FLAGS_OFFSET == offset_of!(xsktap_meta, flags));
     const _: () = assert!(rxmeta::MAGIC_OFFSET == offset_of!(xsktap_meta, magic));
+    const _: () = assert!(rxmeta::FLAG_HARDWARE == meta_flags::XSKTAP_META_HARDWARE.0);
+    const _: () = assert!(rxmeta::FLAG_HEADROOM == meta_flags::XSKTAP_META_HEADROOM.0);
+    const _: () = assert!(rxmeta::Carry::Metadata.code() == carry::XSKTAP_CARRY_METADATA.0);
+    const _: () = assert!(rxmeta::Carry::Headroom.code() == carry::XSKTAP_CARRY_HEADROOM.0);
 }

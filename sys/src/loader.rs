@@ -18,6 +18,7 @@ use libbpf_rs::{MapCore, MapFlags, MapHandle};
 
 use xsktap_core::filter::{FilterInsn, Program};
 use xsktap_core::limit::{LimitKey, RateLimit};
+use xsktap_core::rxmeta::Carry;
 use xsktap_core::{AttachedMode, BpfCounters, XdpMode};
 
 use crate::error::{Error, Result};
@@ -44,6 +45,8 @@ pub struct XdpProgram {
     frags: bool,
     /// The variant loaded: software or hardware timestamps.
     stamps: Stamps,
+    /// Where the program carries the stamps.
+    carry: Carry,
     /// Whether only frames to the feeds map are taken (set by `set_feeds`).
     feeds_only: AtomicU32,
     feeds: MapHandle,
@@ -139,6 +142,17 @@ pub enum Stamps {
     },
 }
 
+impl Stamps {
+    /// The variant, as a load failure names it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Stamps::None => "the variant without per-frame stamps",
+            Stamps::Software => "the software-timestamp variant",
+            Stamps::Hardware { .. } => "the device-bound hardware-timestamp variant",
+        }
+    }
+}
+
 impl XdpProgram {
     /// Opens and loads the program into the kernel, with `limit` dropping
     /// frames above a rate per key (none: the limiter is not in the program).
@@ -146,12 +160,52 @@ impl XdpProgram {
     /// # Errors
     /// [`Error::Bpf`] when libbpf or the verifier refuses the program.
     pub fn load(stamps: Stamps, limit: Option<RateLimit>) -> Result<Self> {
-        // Frags-aware where the kernel knows the flag (5.18 and later); the
-        // program reads only the headers, which are in the first buffer.
-        Self::load_with(stamps, limit, true).or_else(|_| Self::load_with(stamps, limit, false))
+        // Stamps go in XDP metadata where the kernel allows it, in headroom
+        // where it does not (or where the verifier refuses the metadata
+        // path for another reason).
+        let metadata = crate::probe::xdp_metadata();
+        let carry = if metadata {
+            Carry::Metadata
+        } else {
+            Carry::Headroom
+        };
+        crate::bpflog::take();
+        let loaded = Self::load_carrying(stamps, limit, carry);
+        let loaded = match loaded {
+            Err(_) if carry == Carry::Metadata && stamps != Stamps::None => {
+                Self::load_carrying(stamps, limit, Carry::Headroom)
+            }
+            other => other,
+        };
+        let log = crate::bpflog::take();
+        loaded.map_err(|e| match e {
+            Error::Bpf(error) => Error::Refused {
+                what: crate::bpflog::refusal(&log).unwrap_or_else(|| error.to_string()),
+                variant: stamps.describe(),
+            },
+            e => e,
+        })
     }
 
-    fn load_with(stamps: Stamps, limit: Option<RateLimit>, frags: bool) -> Result<Self> {
+    /// Loads frags-aware where the kernel knows the flag (5.18 and later),
+    /// without it otherwise; the program reads only the headers, which are
+    /// in the first buffer.
+    fn load_carrying(stamps: Stamps, limit: Option<RateLimit>, carry: Carry) -> Result<Self> {
+        let frags = !crate::probe::forced_missing(crate::probe::Feature::Frags);
+        if frags {
+            if let Ok(program) = Self::load_with(stamps, limit, carry, true) {
+                return Ok(program);
+            }
+        }
+        Self::load_with(stamps, limit, carry, false)
+    }
+
+    fn load_with(
+        stamps: Stamps,
+        limit: Option<RateLimit>,
+        carry: Carry,
+        frags: bool,
+    ) -> Result<Self> {
         let mut object = MaybeUninit::uninit();
         let mut open = XsktapSkelBuilder::default().open(&mut object)?;
         let rodata = open
@@ -159,6 +213,7 @@ impl XdpProgram {
             .rodata_data
             .as_deref_mut()
             .ok_or_else(|| Error::Config("the XDP object has no read-only data".into()))?;
+        rodata.stamp_carry = carry.code();
         match limit {
             Some(limit) => {
                 rodata.limit_by = limit.by.code();
@@ -213,6 +268,7 @@ impl XdpProgram {
             prog,
             frags,
             stamps,
+            carry,
             hw_clock: MapHandle::try_from(&skel.maps.hw_clock)?,
             feeds_only: AtomicU32::new(0),
             feeds: MapHandle::try_from(&skel.maps.feeds)?,
@@ -290,6 +346,12 @@ impl XdpProgram {
     /// The timestamps the loaded variant writes.
     pub fn stamps(&self) -> Stamps {
         self.stamps
+    }
+
+    /// Where the loaded program carries its stamps (metadata, or headroom
+    /// on a kernel that refuses XDP metadata); meaningless without stamps.
+    pub fn carry(&self) -> Carry {
+        self.carry
     }
 
     /// A handle on the hardware variant's clock offset, for the thread that

@@ -23,6 +23,9 @@ pub trait XsktapBed {
     /// `xsktap capture -i B ARGS`, started in the background, waiting until
     /// the XDP program is attached.
     fn start_capture(&self, args: &[&str]) -> Running;
+    /// As `start_capture`, with `env` set for xsktap (such as
+    /// `XSKTAP_TEST_MISSING`, which makes its probes report features missing).
+    fn start_capture_env(&self, args: &[&str], env: &[(&str, &str)]) -> Running;
 }
 
 impl XsktapBed for Testbed {
@@ -31,10 +34,15 @@ impl XsktapBed for Testbed {
     }
 
     fn start_capture(&self, args: &[&str]) -> Running {
+        self.start_capture_env(args, &[])
+    }
+
+    fn start_capture_env(&self, args: &[&str], env: &[(&str, &str)]) -> Running {
         let iface = self.ns_b();
         let mut all = vec!["capture", "-i", iface.as_str()];
         all.extend_from_slice(args);
         let mut cmd = self.xsktap(&all);
+        cmd.envs(env.iter().copied());
         cmd.stdout(Stdio::null()).stderr(Stdio::piped());
         let running = Running::spawn(cmd);
         running.wait_for_stderr("xsktap: capturing", Duration::from_secs(20));
@@ -223,7 +231,7 @@ pub fn assert_accounted(s: &xsktap_core::summary::SummaryJson) {
 }
 
 /// Sends `count` stamped UDP frames of `size` bytes from side a with the
-/// live-frames generator (at `rate` frames/s, or as fast as it goes);
+/// generator (live frames where the kernel runs them, AF_XDP TX otherwise) (at `rate` frames/s, or as fast as it goes);
 /// returns the frames sent.
 pub fn generate(bed: &Testbed, count: u64, size: usize, rate: Option<f64>) -> u64 {
     generate_on(bed, None, count, size, rate)
@@ -257,6 +265,7 @@ pub fn generate_on(
                 flows: 8,
                 rate,
                 max_duration: Duration::from_secs(30),
+                via: xsktap_bench::gen::Via::Auto,
             };
             let generator = xsktap_bench::gen::Generator::new(&cfg).expect("loading the generator");
             generator.send(&cfg).expect("generating").sent

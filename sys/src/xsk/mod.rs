@@ -1,5 +1,6 @@
 //! AF_XDP sockets on `libc`: UMEM registration, the fill/completion/RX rings,
-//! bind, and the socket options that report mode and statistics.
+//! bind, and the socket options that report mode and statistics; and the
+//! TX and completion rings of a transmitting socket ([`XskTx`]).
 //!
 //! Written by hand rather than through libxdp because the ring operations must
 //! inline into the worker loop and the protocol is small; libxdp's `xsk.h` and
@@ -12,5 +13,6 @@ pub mod ring;
 pub mod rx;
 mod socket;
 pub mod testing;
+pub mod tx;
 
-pub use socket::{XskConfig, XskSocket, XskStatsHandle};
+pub use socket::{XskConfig, XskSocket, XskStatsHandle, XskTx, XskTxConfig};

@@ -9,7 +9,7 @@
 
 use std::ptr::NonNull;
 
-use xsktap_core::rxmeta;
+use xsktap_core::rxmeta::{self, Carry};
 
 use super::ring::{ConsumerRing, ProducerRing};
 
@@ -29,6 +29,8 @@ pub struct RxRings {
     chain: Vec<u8>,
     /// The receive stamp of the chain's first buffer.
     chain_stamp: u64,
+    /// Where the XDP program puts each frame's stamp.
+    carry: Carry,
 }
 
 // SAFETY: the rings are one producer end and one consumer end, and the UMEM
@@ -69,7 +71,15 @@ impl RxRings {
             umem_len,
             chain: Vec::new(),
             chain_stamp: 0,
+            carry: Carry::Metadata,
         }
+    }
+
+    /// Says where the XDP program carries the stamps (metadata unless set):
+    /// with [`Carry::Headroom`], a frame's first 16 bytes are its stamp and
+    /// are stripped before `recv` hands the frame on.
+    pub fn set_carry(&mut self, carry: Carry) {
+        self.carry = carry;
     }
 
     /// Takes up to `max` buffers, calling `on_frame(i, n, bytes, rx_ns)` for
@@ -111,11 +121,13 @@ impl RxRings {
                     std::slice::from_raw_parts(self.umem.as_ptr().add(start), end - start)
                 };
                 if !chained {
-                    on_frame(frame_index, frames, bytes, self.take_stamp(desc.addr));
+                    let (stamp, bytes) = self.stamp_of(desc.addr, bytes);
+                    on_frame(frame_index, frames, bytes, stamp);
                     frame_index += 1;
                 } else {
+                    let mut bytes = bytes;
                     if self.chain.is_empty() {
-                        self.chain_stamp = self.take_stamp(desc.addr);
+                        (self.chain_stamp, bytes) = self.stamp_of(desc.addr, bytes);
                     }
                     self.chain.extend_from_slice(bytes);
                     if !contd(&desc) {
@@ -133,6 +145,16 @@ impl RxRings {
         self.rx.release(batch.len());
         self.refill();
         frames
+    }
+
+    /// The receive stamp of the frame (or first buffer) `bytes` at `addr`,
+    /// 0 if none, and the frame without the stamp carried in headroom.
+    #[inline(always)]
+    fn stamp_of<'a>(&mut self, addr: u64, bytes: &'a [u8]) -> (u64, &'a [u8]) {
+        match self.carry {
+            Carry::Metadata => (self.take_stamp(addr), bytes),
+            Carry::Headroom => rxmeta::strip(bytes).unwrap_or((0, bytes)),
+        }
     }
 
     /// The receive stamp in the metadata in front of the frame at `addr`,

@@ -12,6 +12,7 @@ use xsktap_core::{BindMode, SocketStats, ZeroCopy};
 use super::mmap::Mmap;
 use super::ring::{ConsumerRing, ProducerRing, RawRing};
 use super::rx::RxRings;
+use super::tx::TxRings;
 use crate::error::{syscall_error, Error, Result};
 use crate::syscall::syscall;
 
@@ -127,6 +128,115 @@ fn map_ring<T: Copy>(
     Ok((map, raw))
 }
 
+/// A new AF_XDP socket.
+fn open_socket() -> Result<OwnedFd> {
+    // SAFETY: plain socket(2) call; the returned fd is checked and owned below.
+    let raw = unsafe { libc::socket(libc::AF_XDP, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+    if raw < 0 {
+        let err = io::Error::last_os_error();
+        if err.raw_os_error() == Some(libc::EAFNOSUPPORT) {
+            return Err(Error::NoAfXdp);
+        }
+        return Err(syscall_error("socket(AF_XDP)", err));
+    }
+    // SAFETY: `raw` is a fresh, valid fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
+/// Maps a UMEM of `frames` frames of `frame_size` bytes and registers it.
+fn register_umem(fd: &OwnedFd, frames: usize, frame_size: u32) -> Result<Mmap> {
+    let umem = Mmap::anonymous(frames * frame_size as usize)?;
+    let reg = libc::xdp_umem_reg {
+        addr: umem.as_ptr() as u64,
+        len: umem.len() as u64,
+        chunk_size: frame_size,
+        headroom: 0,
+        flags: 0,
+        tx_metadata_len: 0,
+    };
+    setsockopt(fd, libc::XDP_UMEM_REG, &reg, "setsockopt(XDP_UMEM_REG)").map_err(|e| {
+        // ENOBUFS under a memlock limit: the user's locked memory (other
+        // UMEMs, mlock) is over it. Without a limit the system error stands.
+        let limit = crate::caps::memlock_limit();
+        match (e, limit) {
+            (Error::Syscall { ref error, .. }, Some(limit))
+                if error.raw_os_error() == Some(libc::ENOBUFS) =>
+            {
+                Error::Memlock {
+                    needed: umem.len() as u64,
+                    limit,
+                }
+            }
+            (e, _) => e,
+        }
+    })?;
+    Ok(umem)
+}
+
+/// Binds `fd` to `queue` of `ifindex` with the zero-copy policy and `flags`;
+/// returns bind(2)'s error as is.
+fn bind_queue(
+    fd: &OwnedFd,
+    ifindex: u32,
+    queue: u32,
+    zero_copy: ZeroCopy,
+    flags: u16,
+) -> io::Result<()> {
+    let mode_flag = match zero_copy {
+        ZeroCopy::Auto => 0,
+        ZeroCopy::On => libc::XDP_ZEROCOPY,
+        ZeroCopy::Off => libc::XDP_COPY,
+    };
+    let addr = libc::sockaddr_xdp {
+        sxdp_family: libc::AF_XDP as u16,
+        sxdp_flags: libc::XDP_USE_NEED_WAKEUP | mode_flag | flags,
+        sxdp_ifindex: ifindex,
+        sxdp_queue_id: queue,
+        sxdp_shared_umem_fd: 0,
+    };
+    // SAFETY: `addr` is a valid sockaddr_xdp and we pass its exact size.
+    let ret = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&addr as *const libc::sockaddr_xdp).cast(),
+            size_of::<libc::sockaddr_xdp>() as libc::socklen_t,
+        )
+    };
+    if ret == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// The error of a failed bind, named for the user.
+fn bind_error(iface: &str, queue: u32, zero_copy: ZeroCopy, err: io::Error) -> Error {
+    if zero_copy == ZeroCopy::On && err.raw_os_error() == Some(libc::EOPNOTSUPP) {
+        return Error::ZeroCopyUnavailable {
+            iface: iface.to_string(),
+            queue,
+            error: err,
+        };
+    }
+    if err.raw_os_error() == Some(libc::EBUSY) {
+        return Error::QueueBusy {
+            iface: iface.to_string(),
+            queue,
+        };
+    }
+    syscall_error("bind(AF_XDP)", err)
+}
+
+/// The mode the kernel bound `fd` in.
+fn bound_mode(fd: &OwnedFd) -> Result<BindMode> {
+    let opts: libc::xdp_options = getsockopt(fd, libc::XDP_OPTIONS, "getsockopt(XDP_OPTIONS)")?;
+    Ok(if opts.flags & libc::XDP_OPTIONS_ZEROCOPY != 0 {
+        BindMode::ZeroCopy
+    } else {
+        BindMode::Copy
+    })
+}
+
 impl XskSocket {
     /// Creates the socket, registers its UMEM, maps its rings, fills the fill
     /// ring and binds to the queue.
@@ -139,44 +249,8 @@ impl XskSocket {
     /// # Minimum kernel version
     /// 5.4 (need-wakeup flags and `XDP_OPTIONS`); statistics of full rings need 5.9.
     pub fn new(cfg: &XskConfig) -> Result<Self> {
-        // SAFETY: plain socket(2) call; the returned fd is checked and owned below.
-        let raw = unsafe { libc::socket(libc::AF_XDP, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
-        if raw < 0 {
-            let err = io::Error::last_os_error();
-            if err.raw_os_error() == Some(libc::EAFNOSUPPORT) {
-                return Err(Error::NoAfXdp);
-            }
-            return Err(syscall_error("socket(AF_XDP)", err));
-        }
-        // SAFETY: `raw` is a fresh, valid fd that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-
-        let frames = cfg.ring_size as usize * 2;
-        let umem = Mmap::anonymous(frames * cfg.frame_size as usize)?;
-        let reg = libc::xdp_umem_reg {
-            addr: umem.as_ptr() as u64,
-            len: umem.len() as u64,
-            chunk_size: cfg.frame_size,
-            headroom: 0,
-            flags: 0,
-            tx_metadata_len: 0,
-        };
-        setsockopt(&fd, libc::XDP_UMEM_REG, &reg, "setsockopt(XDP_UMEM_REG)").map_err(|e| {
-            // ENOBUFS under a memlock limit: the user's locked memory (other
-            // UMEMs, mlock) is over it. Without a limit the system error stands.
-            let limit = crate::caps::memlock_limit();
-            match (e, limit) {
-                (Error::Syscall { ref error, .. }, Some(limit))
-                    if error.raw_os_error() == Some(libc::ENOBUFS) =>
-                {
-                    Error::Memlock {
-                        needed: umem.len() as u64,
-                        limit,
-                    }
-                }
-                (e, _) => e,
-            }
-        })?;
+        let fd = open_socket()?;
+        let umem = register_umem(&fd, cfg.ring_size as usize * 2, cfg.frame_size)?;
         let size = cfg.ring_size;
         setsockopt(
             &fd,
@@ -231,28 +305,7 @@ impl XskSocket {
             )
         };
 
-        let mode_flag = match cfg.zero_copy {
-            ZeroCopy::Auto => 0,
-            ZeroCopy::On => libc::XDP_ZEROCOPY,
-            ZeroCopy::Off => libc::XDP_COPY,
-        };
-        let bind = |flags: u16| {
-            let addr = libc::sockaddr_xdp {
-                sxdp_family: libc::AF_XDP as u16,
-                sxdp_flags: libc::XDP_USE_NEED_WAKEUP | mode_flag | flags,
-                sxdp_ifindex: cfg.ifindex,
-                sxdp_queue_id: cfg.queue,
-                sxdp_shared_umem_fd: 0,
-            };
-            // SAFETY: `addr` is a valid sockaddr_xdp and we pass its exact size.
-            unsafe {
-                libc::bind(
-                    fd.as_raw_fd(),
-                    (&addr as *const libc::sockaddr_xdp).cast(),
-                    size_of::<libc::sockaddr_xdp>() as libc::socklen_t,
-                )
-            }
-        };
+        let bind = |flags| bind_queue(&fd, cfg.ifindex, cfg.queue, cfg.zero_copy, flags);
         // Multi-buffer first (frames larger than a UMEM frame arrive as
         // chains of buffers: jumbo frames); without it where the kernel or
         // the driver cannot (before 6.6, some zero-copy drivers).
@@ -260,36 +313,14 @@ impl XskSocket {
         let mut bound = if multi_buffer {
             bind(libc::XDP_USE_SG)
         } else {
-            -1
+            Err(io::Error::from_raw_os_error(libc::EINVAL))
         };
-        if bound != 0 {
+        if bound.is_err() {
             multi_buffer = false;
             bound = bind(0);
         }
-        if bound != 0 {
-            let err = io::Error::last_os_error();
-            if cfg.zero_copy == ZeroCopy::On && err.raw_os_error() == Some(libc::EOPNOTSUPP) {
-                return Err(Error::ZeroCopyUnavailable {
-                    iface: cfg.iface.clone(),
-                    queue: cfg.queue,
-                    error: err,
-                });
-            }
-            if err.raw_os_error() == Some(libc::EBUSY) {
-                return Err(Error::QueueBusy {
-                    iface: cfg.iface.clone(),
-                    queue: cfg.queue,
-                });
-            }
-            return Err(syscall_error("bind(AF_XDP)", err));
-        }
-        let opts: libc::xdp_options =
-            getsockopt(&fd, libc::XDP_OPTIONS, "getsockopt(XDP_OPTIONS)")?;
-        let mode = if opts.flags & libc::XDP_OPTIONS_ZEROCOPY != 0 {
-            BindMode::ZeroCopy
-        } else {
-            BindMode::Copy
-        };
+        bound.map_err(|e| bind_error(&cfg.iface, cfg.queue, cfg.zero_copy, e))?;
+        let mode = bound_mode(&fd)?;
 
         Ok(XskSocket {
             rings,
@@ -301,6 +332,12 @@ impl XskSocket {
             _umem: umem,
             fd,
         })
+    }
+
+    /// Says where the XDP program carries each frame's stamp, so that the
+    /// rings take it from there (see [`RxRings::set_carry`]).
+    pub fn set_carry(&mut self, carry: xsktap_core::rxmeta::Carry) {
+        self.rings.set_carry(carry);
     }
 
     /// Whether the socket takes frames spanning several buffers (`XDP_USE_SG`).
@@ -480,5 +517,173 @@ impl XskStatsHandle {
             rx_fill_ring_empty_descs: s.rx_fill_ring_empty_descs,
             rx_invalid_descs: s.rx_invalid_descs,
         })
+    }
+}
+
+/// Everything needed to create and bind one transmitting socket.
+#[derive(Debug, Clone)]
+pub struct XskTxConfig {
+    /// Interface name, for messages.
+    pub iface: String,
+    /// Interface index.
+    pub ifindex: u32,
+    /// TX queue to bind to.
+    pub queue: u32,
+    /// UMEM frame size: 2048 or 4096.
+    pub frame_size: u32,
+    /// Size of the TX and completion rings (a power of two); the UMEM holds
+    /// twice as many frames.
+    pub ring_size: u32,
+    /// Zero-copy policy.
+    pub zero_copy: ZeroCopy,
+}
+
+/// An AF_XDP socket that transmits from its own UMEM: copy mode on veth
+/// (the kernel builds an skb per frame in `sendto`), zero-copy where the
+/// driver has it (the NIC reads the UMEM).
+///
+/// Field order matters for drop, as for [`XskSocket`].
+#[derive(Debug)]
+pub struct XskTx {
+    rings: TxRings,
+    mode: BindMode,
+    _tx_map: Mmap,
+    _fill_map: Mmap,
+    _completion_map: Mmap,
+    _umem: Mmap,
+    fd: OwnedFd,
+}
+
+impl XskTx {
+    /// Creates the socket, registers its UMEM, maps its rings and binds to
+    /// the queue.
+    ///
+    /// # Errors
+    /// As [`XskSocket::new`].
+    pub fn new(cfg: &XskTxConfig) -> Result<Self> {
+        let fd = open_socket()?;
+        let umem = register_umem(&fd, cfg.ring_size as usize * 2, cfg.frame_size)?;
+        let size = cfg.ring_size;
+        // Nothing is received, but binding wants both rings of the UMEM.
+        let fill_size: u32 = 64;
+        setsockopt(
+            &fd,
+            libc::XDP_UMEM_FILL_RING,
+            &fill_size,
+            "setsockopt(XDP_UMEM_FILL_RING)",
+        )?;
+        setsockopt(
+            &fd,
+            libc::XDP_UMEM_COMPLETION_RING,
+            &size,
+            "setsockopt(XDP_UMEM_COMPLETION_RING)",
+        )?;
+        setsockopt(&fd, libc::XDP_TX_RING, &size, "setsockopt(XDP_TX_RING)")?;
+        let off: libc::xdp_mmap_offsets =
+            getsockopt(&fd, libc::XDP_MMAP_OFFSETS, "getsockopt(XDP_MMAP_OFFSETS)")?;
+        let (fill_map, _) = map_ring::<u64>(
+            &fd,
+            &off.fr,
+            fill_size,
+            libc::XDP_UMEM_PGOFF_FILL_RING,
+            "mmap(fill ring)",
+        )?;
+        let (completion_map, completion_raw) = map_ring::<u64>(
+            &fd,
+            &off.cr,
+            size,
+            libc::XDP_UMEM_PGOFF_COMPLETION_RING,
+            "mmap(completion ring)",
+        )?;
+        let (tx_map, tx_raw) = map_ring::<libc::xdp_desc>(
+            &fd,
+            &off.tx,
+            size,
+            libc::XDP_PGOFF_TX_RING as u64,
+            "mmap(TX ring)",
+        )?;
+        // SAFETY: the UMEM mapping is stored in the same XskTx as the rings
+        // and outlives them (field order); the kernel reads a frame only
+        // between its TX descriptor and its completion.
+        let rings = unsafe {
+            TxRings::new(
+                ProducerRing::new(tx_raw),
+                ConsumerRing::new(completion_raw),
+                std::ptr::NonNull::new(umem.as_ptr()).expect("a mapping is not null"),
+                umem.len(),
+                cfg.frame_size,
+            )
+        };
+        bind_queue(&fd, cfg.ifindex, cfg.queue, cfg.zero_copy, 0)
+            .map_err(|e| bind_error(&cfg.iface, cfg.queue, cfg.zero_copy, e))?;
+        let mode = bound_mode(&fd)?;
+        Ok(XskTx {
+            rings,
+            mode,
+            _tx_map: tx_map,
+            _fill_map: fill_map,
+            _completion_map: completion_map,
+            _umem: umem,
+            fd,
+        })
+    }
+
+    /// The mode the kernel bound the socket in.
+    pub fn mode(&self) -> BindMode {
+        self.mode
+    }
+
+    /// The rings, to fill frames and queue them.
+    pub fn rings(&mut self) -> &mut TxRings {
+        &mut self.rings
+    }
+
+    /// Has the kernel transmit what is queued (`sendto` with `MSG_DONTWAIT`;
+    /// in copy mode the frames go out in this call, a budget at a time),
+    /// when the ring asks for it, then takes back completed frames.
+    ///
+    /// # Errors
+    /// `sendto`'s error, other than the transient ones (`EAGAIN`, `EBUSY`,
+    /// `ENOBUFS`: the device is busy; the frames stay queued).
+    pub fn kick(&mut self) -> io::Result<()> {
+        if self.rings.tx_needs_wakeup() {
+            // SAFETY: sendto with a null buffer of length 0 only triggers
+            // the socket's transmit; it reads nothing.
+            let ret = unsafe {
+                libc::sendto(
+                    self.fd.as_raw_fd(),
+                    std::ptr::null(),
+                    0,
+                    libc::MSG_DONTWAIT,
+                    std::ptr::null(),
+                    0,
+                )
+            };
+            if ret < 0 {
+                let err = io::Error::last_os_error();
+                match err.raw_os_error() {
+                    Some(libc::EAGAIN | libc::EBUSY | libc::ENOBUFS | libc::EINTR) => {}
+                    _ => return Err(err),
+                }
+            }
+        }
+        self.rings.complete();
+        Ok(())
+    }
+
+    /// Kicks until every queued frame completed or `timeout` passed;
+    /// returns the frames still in flight.
+    ///
+    /// # Errors
+    /// As [`XskTx::kick`].
+    pub fn flush(&mut self, timeout: Duration) -> io::Result<usize> {
+        let start = std::time::Instant::now();
+        while self.rings.in_flight() > 0 && start.elapsed() < timeout {
+            self.kick()?;
+            if self.rings.in_flight() > 0 {
+                std::thread::yield_now();
+            }
+        }
+        Ok(self.rings.in_flight())
     }
 }

@@ -12,6 +12,7 @@ use xsktap_core::worker::RxQueue;
 
 use super::ring::{ConsumerRing, ProducerRing, RawRing};
 use super::rx::RxRings;
+use super::tx::TxRings;
 
 /// Memory laid out like one mapped ring: producer, consumer and flags
 /// words, then the descriptors. Also the ring unit tests' memory.
@@ -202,6 +203,11 @@ impl HeapQueue {
         done
     }
 
+    /// Says where the stand-in program carries stamps (see [`RxRings::set_carry`]).
+    pub fn set_carry(&mut self, carry: xsktap_core::rxmeta::Carry) {
+        self.rings.set_carry(carry);
+    }
+
     /// Frames userspace holds outside both rings.
     pub fn free_frames(&self) -> usize {
         self.rings.free_frames()
@@ -237,9 +243,115 @@ impl RxQueue for HeapQueue {
     }
 }
 
+/// One TX queue over heap memory, with the kernel's side played by
+/// [`HeapTx::transmit`].
+pub struct HeapTx {
+    /// Userspace's end, as a socket has it.
+    pub rings: TxRings,
+    kernel_tx: ConsumerRing<libc::xdp_desc>,
+    kernel_completion: ProducerRing<u64>,
+    umem: NonNull<[u8]>,
+    _tx_mem: HeapRing<libc::xdp_desc>,
+    _completion_mem: HeapRing<u64>,
+}
+
+impl HeapTx {
+    /// Rings of `ring_size` entries over a UMEM of twice as many frames of
+    /// `frame_size` bytes, as a TX socket has.
+    pub fn new(ring_size: u32, frame_size: u32) -> HeapTx {
+        let zero_desc = libc::xdp_desc {
+            addr: 0,
+            len: 0,
+            options: 0,
+        };
+        let tx_mem = HeapRing::starting_at(ring_size, zero_desc, 0);
+        let completion_mem = HeapRing::starting_at(ring_size, 0u64, 0);
+        let umem_len = 2 * ring_size as usize * frame_size as usize;
+        let umem = NonNull::from(Box::leak(vec![0u8; umem_len].into_boxed_slice()));
+        // SAFETY: the UMEM is heap memory owned by this HeapTx, freed in its
+        // Drop after `rings`; `transmit` reads only published frames.
+        let rings = unsafe {
+            TxRings::new(
+                ProducerRing::new(tx_mem.raw()),
+                ConsumerRing::new(completion_mem.raw()),
+                umem.cast::<u8>(),
+                umem_len,
+                frame_size,
+            )
+        };
+        HeapTx {
+            rings,
+            kernel_tx: ConsumerRing::new(tx_mem.raw()),
+            kernel_completion: ProducerRing::new(completion_mem.raw()),
+            umem,
+            _tx_mem: tx_mem,
+            _completion_mem: completion_mem,
+        }
+    }
+
+    /// The kernel's side: takes up to `max` descriptors off the TX ring,
+    /// hands each frame's bytes to `wire`, and completes them.
+    pub fn transmit(&mut self, max: u32, mut wire: impl FnMut(&[u8])) -> u32 {
+        let room = self.kernel_completion.free(max).min(max);
+        let batch = self.kernel_tx.peek(room);
+        for i in 0..batch.len() {
+            let d = self.kernel_tx.get(batch, i);
+            let (start, end) = (d.addr as usize, d.addr as usize + d.len as usize);
+            assert!(end <= self.umem.len(), "descriptor inside the UMEM");
+            // SAFETY: inside the UMEM (asserted); userspace published the
+            // descriptor, so it does not write the frame until completion.
+            wire(unsafe {
+                std::slice::from_raw_parts(self.umem.cast::<u8>().as_ptr().add(start), end - start)
+            });
+            self.kernel_completion.produce(&[d.addr]);
+        }
+        self.kernel_tx.release(batch.len());
+        batch.len()
+    }
+}
+
+impl Drop for HeapTx {
+    fn drop(&mut self) {
+        // SAFETY: `umem` came from Box::leak in `new` and is freed once.
+        drop(unsafe { Box::from_raw(self.umem.as_ptr()) });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn transmitted_frames_leave_in_order_byte_exact_and_frames_recycle() {
+        let mut q = HeapTx::new(64, 2048);
+        let template = vec![0xabu8; 60];
+        q.rings.prefill(&template);
+        let (mut next, mut seen) = (0u32, 0u32);
+        for round in 0..400u32 {
+            let before = next;
+            let queued = q.rings.send(round % 70 + 1, |_, frame| {
+                frame[..4].copy_from_slice(&next.to_le_bytes());
+                next += 1;
+                60
+            });
+            assert_eq!(queued, next - before, "returns the frames it wrote");
+            assert!(
+                q.rings.in_flight() <= 128,
+                "never more frames than the UMEM"
+            );
+            q.transmit(round % 50 + 1, |f| {
+                assert_eq!(f.len(), 60);
+                assert_eq!(u32::from_le_bytes(f[..4].try_into().unwrap()), seen);
+                assert!(f[4..].iter().all(|&b| b == 0xab), "the template stays");
+                seen += 1;
+            });
+        }
+        while q.transmit(64, |_| seen += 1) > 0 {}
+        assert_eq!(seen, next, "every frame queued went out once");
+        assert!(seen > 20 * 64, "the rings wrapped: {seen}");
+        q.rings.complete();
+        assert_eq!(q.rings.in_flight(), 0, "every frame completed");
+    }
 
     #[test]
     fn chained_buffers_come_back_as_whole_frames_across_batches() {
@@ -263,6 +375,30 @@ mod tests {
             assert_eq!(n, counted, "returns the frames it completed");
         }
         assert!(got == frames, "every frame whole and in order");
+    }
+
+    #[test]
+    fn stamps_carried_in_headroom_are_stripped_whole_frames_and_chains_alike() {
+        use xsktap_core::rxmeta::{encode_headroom, Carry};
+        let mut q = HeapQueue::new(64, 2048);
+        q.set_carry(Carry::Headroom);
+        let frame: Vec<u8> = (0..100u8).collect();
+        let jumbo: Vec<u8> = (0..5000u32).map(|j| (j * 3) as u8).collect();
+        let stamped = |ns: u64, f: &[u8]| [&encode_headroom(ns)[..], f].concat();
+        // One stamped, one the program found no room for, one stamped chain.
+        q.deliver([&stamped(11, &frame)[..], &frame[..]].into_iter());
+        q.deliver_chained(&[stamped(33, &jumbo)], 1000);
+        let mut got = Vec::new();
+        while got.len() < 3 {
+            q.recv(64, |_, _, f, ns| got.push((ns, f.to_vec())));
+        }
+        assert_eq!(
+            got[0],
+            (11, frame.clone()),
+            "stamp taken, 16 bytes stripped"
+        );
+        assert_eq!(got[1], (0, frame), "no stamp: the frame whole");
+        assert_eq!(got[2], (33, jumbo), "a chain's first buffer stripped");
     }
 
     #[test]
