@@ -24,7 +24,7 @@ use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use serde::Serialize;
 use xsktap_core::feed::{mold, Session};
 use xsktap_core::ZeroCopy;
-use xsktap_sys::xsk::{XskTx, XskTxConfig};
+use xsktap_sys::xsk::XskTxConfig;
 
 use crate::frames::udp_to_b;
 
@@ -308,7 +308,7 @@ impl FeedGen {
     /// program's choices replayed slot by slot.
     fn send_af_xdp(&self) -> anyhow::Result<(u64, Duration)> {
         let cfg = &self.cfg;
-        let mut tx = XskTx::new(&XskTxConfig {
+        let mut tx = crate::gen::open_tx(&XskTxConfig {
             iface: cfg.iface.clone(),
             ifindex: self.ifindex,
             queue: 0,

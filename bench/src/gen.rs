@@ -236,7 +236,7 @@ impl Generator {
     /// queue: frames patched in their UMEM frames, paced frame by frame.
     fn send_af_xdp(&self, cfg: &GenConfig) -> anyhow::Result<GenReport> {
         let queue = self.next_queue.fetch_add(1, Ordering::Relaxed);
-        let mut tx = XskTx::new(&XskTxConfig {
+        let mut tx = open_tx(&XskTxConfig {
             iface: cfg.iface.clone(),
             ifindex: self.ifindex,
             queue,
@@ -296,6 +296,21 @@ impl Generator {
             sent: queued - left as u64,
             elapsed: start.elapsed(),
         })
+    }
+}
+
+/// Opens a TX socket, waiting up to a second for a queue a socket just
+/// closed by an earlier run to be free: the kernel releases a socket's
+/// queue asynchronously, after the process that held it is gone.
+pub(crate) fn open_tx(cfg: &XskTxConfig) -> xsktap_sys::Result<XskTx> {
+    let deadline = Instant::now() + Duration::from_secs(1);
+    loop {
+        match XskTx::new(cfg) {
+            Err(xsktap_sys::Error::QueueBusy { .. }) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            other => return other,
+        }
     }
 }
 

@@ -51,6 +51,21 @@ pub enum Command {
     /// Only the feeds' UDP frames (destination address and port) are redirected to xsktap;
     /// everything else reaches the host stack.
     Feed(FeedArgs),
+    /// What this kernel (and an interface) support, and what a capture would use.
+    ///
+    /// Probes XDP metadata, the metadata kfuncs, multi-buffer, live frames, zero-copy, native
+    /// XDP, busy polling, memlock and capabilities; attaches nothing.
+    Features(FeaturesArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FeaturesArgs {
+    /// The interface a capture would run on.
+    #[arg(short = 'i', long = "interface")]
+    pub iface: Option<String>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -75,9 +75,13 @@ fn main() -> ExitCode {
         }
     };
     xsktap::bpflog::init(cli.verbose);
+    if let Command::Features(args) = &cli.command {
+        return features(args);
+    }
     let request = match cli.command {
         Command::Capture(args) => args.into_request().map(|r| (r, View::Live)),
         Command::Monitor(args) => args.into_request().map(|r| (r, View::Live)),
+        Command::Features(_) => unreachable!("handled above"),
         Command::Feed(args) => args
             .into_request()
             .map(|(r, json)| (r, View::Feed { json })),
@@ -101,6 +105,27 @@ fn main() -> ExitCode {
     };
     match run(req, view) {
         Ok(code) => code,
+        Err(e) => {
+            say!("xsktap: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `xsktap features`.
+fn features(args: &flags::FeaturesArgs) -> ExitCode {
+    match xsktap::features::probe(args.iface.as_deref()) {
+        Ok(f) => {
+            let text = if args.json {
+                serde_json::to_string_pretty(&f).expect("JSON values serialise") + "\n"
+            } else {
+                xsktap_core::features::text(&f)
+            };
+            match write_stdout(&text) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(_) => ExitCode::FAILURE,
+            }
+        }
         Err(e) => {
             say!("xsktap: {e:#}");
             ExitCode::FAILURE

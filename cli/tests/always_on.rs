@@ -103,18 +103,15 @@ fn sigusr1_prints_the_counts_without_stopping() {
     assert!(s.count_reached);
 }
 
+/// Both sides of the metadata probe, one after the other (run side by side,
+/// two spinning senders and their captures would share two CPUs): as the
+/// kernel allows, then with XDP metadata reported missing, when stamps
+/// travel in headroom and keep every promise (one per frame, the spacing on
+/// the wire, frames byte-exact).
 #[test]
 #[ignore = "needs root: run with --include-ignored as root (tools/test.sh)"]
 fn every_frame_carries_its_own_receive_time() {
     frames_keep_their_spacing(&[]);
-}
-
-/// The fallback side of the metadata probe, on any kernel: with XDP
-/// metadata reported missing, stamps travel in headroom and keep every
-/// promise (one per frame, the spacing on the wire, frames byte-exact).
-#[test]
-#[ignore = "needs root: run with --include-ignored as root (tools/test.sh)"]
-fn every_frame_carries_its_own_receive_time_without_xdp_metadata() {
     let stderr = frames_keep_their_spacing(&[("XSKTAP_TEST_MISSING", "adjust_meta")]);
     assert!(
         stderr.contains("XDP metadata switched off by XSKTAP_TEST_MISSING: carried in headroom"),

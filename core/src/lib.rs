@@ -20,6 +20,7 @@
 
 pub mod alerts;
 pub mod config;
+pub mod features;
 pub mod feed;
 pub mod filter;
 pub mod fleet;

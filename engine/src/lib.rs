@@ -28,6 +28,7 @@
 mod background;
 pub mod capture;
 pub mod export;
+pub mod features;
 mod files;
 mod messages;
 mod pcapng;

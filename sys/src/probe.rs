@@ -141,3 +141,73 @@ pub fn live_frames(ifindex: u32) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+/// The XDP features an interface's driver reports (the netdev netlink
+/// family's `xdp-features`, through libbpf's `bpf_xdp_query`; 6.3 and
+/// later): a mask of [`xdp_act`] bits, `None` where the kernel does not say.
+pub fn xdp_features(ifindex: u32) -> Option<u64> {
+    // SAFETY: an all-zero bpf_xdp_query_opts is valid; `sz` is set right after.
+    let mut opts: libbpf_sys::bpf_xdp_query_opts = unsafe { std::mem::zeroed() };
+    opts.sz = std::mem::size_of::<libbpf_sys::bpf_xdp_query_opts>() as _;
+    // SAFETY: opts is a valid, sized bpf_xdp_query_opts the call fills.
+    let ret = unsafe { libbpf_sys::bpf_xdp_query(ifindex as i32, 0, &mut opts) };
+    (ret == 0 && opts.feature_flags != 0).then_some(opts.feature_flags)
+}
+
+/// The bits of [`xdp_features`] (`enum netdev_xdp_act`, linux/netdev.h).
+pub mod xdp_act {
+    /// XDP_PASS, XDP_DROP, XDP_ABORTED, XDP_TX in the driver: native XDP.
+    pub const BASIC: u64 = 1 << 0;
+    /// XDP_REDIRECT in the driver: native redirects into AF_XDP sockets.
+    pub const REDIRECT: u64 = 1 << 1;
+    /// AF_XDP zero-copy.
+    pub const XSK_ZEROCOPY: u64 = 1 << 3;
+    /// Frames in several buffers (multi-buffer) in native XDP.
+    pub const RX_SG: u64 = 1 << 5;
+}
+
+/// Whether the kernel knows `SO_PREFER_BUSY_POLL` (5.11), tried on a UDP socket.
+pub fn prefer_busy_poll() -> bool {
+    const SO_PREFER_BUSY_POLL: libc::c_int = 69;
+    // SAFETY: plain socket(2) call; the fd is checked and owned right after.
+    let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if raw < 0 {
+        return false;
+    }
+    // SAFETY: a fresh fd nobody else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    let one: libc::c_int = 1;
+    // SAFETY: a valid int option value of its exact size.
+    let ret = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            SO_PREFER_BUSY_POLL,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    ret == 0
+}
+
+/// Whether AF_XDP sockets can be created here.
+pub fn af_xdp() -> bool {
+    // SAFETY: plain socket(2) call; the fd is owned (and closed) right after.
+    let raw = unsafe { libc::socket(libc::AF_XDP, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+    if raw < 0 {
+        return false;
+    }
+    // SAFETY: a fresh fd nobody else owns; dropped at once.
+    drop(unsafe { OwnedFd::from_raw_fd(raw) });
+    true
+}
+
+/// Whether the kernel has the XDP receive-timestamp kfunc
+/// (`bpf_xdp_metadata_rx_timestamp`, 6.3), looked up by name in its BTF.
+pub fn rx_timestamp_kfunc() -> bool {
+    !forced_missing(Feature::RxTimestamp)
+        && std::fs::read("/sys/kernel/btf/vmlinux").is_ok_and(|btf| {
+            let name = b"\0bpf_xdp_metadata_rx_timestamp\0";
+            btf.windows(name.len()).any(|w| w == name)
+        })
+}
