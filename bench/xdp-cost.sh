@@ -43,8 +43,15 @@ print('$name: %s %.1f ns a frame (%d runs)' % (p['name'], p['run_time_ns'] / p['
     rm -f "/dev/shm/$bed-$name.log"
 }
 
+# Where per-frame stamps travel on this kernel: XDP metadata where it allows
+# it, headroom where it refuses bpf_xdp_adjust_meta (the forced row measures
+# headroom on any kernel).
+carry=$(target/release/xsktap features --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["capture"]["carried_in"])')
+echo "xdp-cost: per-frame stamps carried in $carry on $(uname -r)"
 for _ in $(seq "$rounds"); do
-    measure xsktap taskset -c 1 target/release/xsktap capture -i "$bed-b" --cores 1 -q -w "/dev/shm/$bed.pcap"
+    measure "xsktap-$carry" taskset -c 1 target/release/xsktap capture -i "$bed-b" --cores 1 -q -w "/dev/shm/$bed.pcap"
+    [[ $carry == headroom ]] || measure xsktap-headroom env XSKTAP_TEST_MISSING=adjust_meta taskset -c 1 \
+        target/release/xsktap capture -i "$bed-b" --cores 1 -q -w "/dev/shm/$bed.pcap"
     measure xsktap-host_lowprec taskset -c 1 target/release/xsktap capture -i "$bed-b" --cores 1 -q \
         -j host_lowprec -w "/dev/shm/$bed.pcap"
     # The rate limit, set far above the traffic: every frame pays the parse,

@@ -19,4 +19,13 @@ echo "== cargo test -p xsktap-core (pure: no root, no clang needed)"
 cargo test -p xsktap-core --release
 # The privileged tests are #[ignore = "needs root"]: run them too, as root.
 echo "== cargo test --workspace, privileged tests included"
-cargo test --workspace --release -- --include-ignored --test-threads=2
+log=$(mktemp /tmp/xsktap-test.XXXXXX)
+# A test that cannot run here (hardware, a kernel feature truly missing)
+# appends one line saying why to $XSKTAP_TEST_SKIPPED and returns.
+export XSKTAP_TEST_SKIPPED=$log.skipped
+: >"$XSKTAP_TEST_SKIPPED"
+trap 'rm -f "$log" "$XSKTAP_TEST_SKIPPED"' EXIT
+cargo test --workspace --release -- --include-ignored --test-threads=2 2>&1 | tee "$log"
+sed 's/^/skipped: /' "$XSKTAP_TEST_SKIPPED"
+awk -v skipped="$(wc -l <"$XSKTAP_TEST_SKIPPED")" '/^test result:/ { passed += $4; ignored += $8 }
+     END { printf "== %d tests passed, %d of them skipped, %d ignored\n", passed, skipped, ignored }' "$log"
