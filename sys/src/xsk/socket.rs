@@ -633,6 +633,21 @@ impl XskTx {
         self.mode
     }
 
+    /// Lets one `sendto` hand up to `frames` descriptors to the driver in
+    /// copy mode (`XDP_MAX_TX_SKB_BUDGET`, 6.17; 32 before, and by default):
+    /// fewer system calls a frame. Returns whether the kernel took it.
+    pub fn set_tx_budget(&self, frames: u32) -> bool {
+        /// include/uapi/linux/if_xdp.h; not in the libc crate yet.
+        const XDP_MAX_TX_SKB_BUDGET: libc::c_int = 9;
+        setsockopt(
+            &self.fd,
+            XDP_MAX_TX_SKB_BUDGET,
+            &frames,
+            "setsockopt(XDP_MAX_TX_SKB_BUDGET)",
+        )
+        .is_ok()
+    }
+
     /// The rings, to fill frames and queue them.
     pub fn rings(&mut self) -> &mut TxRings {
         &mut self.rings
