@@ -136,7 +136,13 @@ pub fn typed_summary(path: &Path) -> xsktap_core::summary::SummaryJson {
 }
 
 pub fn temp_path(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("xsktap-test-{}", std::process::id()));
+    // Tests of one binary run in parallel and may ask for the same name: each
+    // call gets its own directory, so no test reads another's file.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir()
+        .join(format!("xsktap-test-{}", std::process::id()))
+        .join(call.to_string());
     std::fs::create_dir_all(&dir).unwrap();
     dir.join(name)
 }
