@@ -19,17 +19,9 @@ tools/testbed.sh setup "$bed" --queues 1 >/dev/null
 trap 'tools/testbed.sh teardown "$bed" >/dev/null 2>&1; rm -f /dev/shm/$bed-*' EXIT
 a=$bed-a
 b=$bed-b
-mac_b=$(ip -n "$b" -j link show "$b" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["address"])')
-mac_a=$(ip -n "$a" -j link show "$a" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["address"])')
-hex() { echo "$1" | sed 's/^/0x/; s/:/, 0x/g'; }
-# One 64-byte IPv4/UDP frame 198.18.0.1 -> 198.18.0.2:9, as gen sends (no FCS).
-cat >"/dev/shm/$bed-trafgen.cfg" <<EOF
-{ $(hex "$mac_b"), $(hex "$mac_a"), c16(0x0800),
-  0x45, 0x00, c16(50), c16(0), c16(0x4000), 0x40, 17, csumip(14, 33),
-  198, 18, 0, 1, 198, 18, 0, 2,
-  c16(10000), c16(9), c16(30), c16(0),
-  fill(0x00, 22) }
-EOF
+# shellcheck source=bench/trafgen.sh
+. bench/trafgen.sh
+trafgen_config "$a" "$b" >"/dev/shm/$bed-trafgen.cfg"
 
 # Runs receiver, then SENDER... in namespace a; prints NAME, the sender's
 # rate and what arrived.

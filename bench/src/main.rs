@@ -50,6 +50,11 @@ enum Command {
         /// default: all).
         #[arg(long, value_name = "NAMES")]
         receivers: Option<String>,
+        /// The generator's path: af-xdp (AF_XDP TX: veth receives skbs, as
+        /// from any socket sender), live-frames (BPF_PROG_RUN: veth receives
+        /// XDP frames), or auto (live frames where the kernel runs them).
+        #[arg(long, default_value = "auto", value_parser = parse_via)]
+        via: Via,
     },
     /// Two xsktap captures side by side on the same traffic, alternating A and B, measured as
     /// `run` measures (CPU per packet over the whole machine, one-way latency); prints each
@@ -346,6 +351,7 @@ fn main() -> anyhow::Result<()> {
             napi_thread,
             rounds,
             receivers,
+            via,
         } => {
             let (exe, xsktap) = harness_binaries()?;
             let cfg = RunConfig {
@@ -364,6 +370,7 @@ fn main() -> anyhow::Result<()> {
                 },
                 napi_thread,
                 rounds: rounds.unwrap_or(if short { 2 } else { 3 }),
+                via,
             };
             let result = harness::run(&cfg, &xsktap, &exe)?;
             let table = report::table(&cfg, &result);

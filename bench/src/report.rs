@@ -29,9 +29,14 @@ pub fn table(cfg: &RunConfig, r: &RunResult) -> String {
     } else {
         "the veth's NAPI in softirq on CPU 0 (kernel default: receive work throttles the generator)"
     };
+    let generator = match r.generator.as_str() {
+        "af-xdp" => "generator on AF_XDP TX (the veth receives skbs, as from any socket sender)",
+        "live-frames" => "generator on BPF_PROG_RUN live frames (the veth receives XDP frames)",
+        _ => "generator",
+    };
     let _ = writeln!(
         s,
-        "{}-byte frames, one RX queue; generator on CPU 0; receiver on CPU 1; {napi}; {} s trials; \
+        "{}-byte frames, one RX queue; {generator} on CPU 0; receiver on CPU 1; {napi}; {} s trials; \
          each figure the median of {} rounds taking the receivers in turn (smallest–largest)\n",
         cfg.frame_size, cfg.trial_secs, cfg.rounds
     );

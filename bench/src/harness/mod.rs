@@ -56,6 +56,8 @@ pub struct RunConfig {
     pub napi_thread: bool,
     /// Rounds; each takes every receiver in turn.
     pub rounds: u32,
+    /// The generator's path (`xsktap-bench gen --via`).
+    pub via: crate::gen::Via,
 }
 
 /// A figure over the rounds: median, smallest, largest.
@@ -112,23 +114,28 @@ pub struct RunResult {
     pub skipped: Vec<(Receiver, String)>,
     /// The kernel UDP socket's latency trial.
     pub udp: Option<Trial>,
+    /// The path the generator reported taking (`af-xdp`, `live-frames`):
+    /// the bed differs with it (see the README's Benchmarks).
+    pub generator: String,
 }
 
 /// Runs the comparison and writes results.json, results.csv and chart.svg
 /// into the configured directory.
 pub fn run(cfg: &RunConfig, xsktap: &Path, bench: &Path) -> anyhow::Result<RunResult> {
-    let h = Harness::new(
+    let mut h = Harness::new(
         cfg.napi_thread,
         cfg.trial_secs,
         cfg.frame_size,
         xsktap,
         bench,
     )?;
+    h.set_via(cfg.via);
     let mut result = RunResult {
         trials: Vec::new(),
         summary: Vec::new(),
         skipped: Vec::new(),
         udp: None,
+        generator: String::new(),
     };
     let search = Search {
         steps: cfg.search_steps,
@@ -211,6 +218,7 @@ pub fn run(cfg: &RunConfig, xsktap: &Path, bench: &Path) -> anyhow::Result<RunRe
         eprintln!("xsktap-bench: kernel UDP socket (latency)");
         result.udp = Some(h.udp_latency(cfg.fixed_rate)?);
     }
+    result.generator = h.generator_path().unwrap_or_default();
     drop(h);
     output::write(cfg, &result)?;
     Ok(result)

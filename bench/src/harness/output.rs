@@ -13,6 +13,7 @@ pub fn write(cfg: &RunConfig, r: &RunResult) -> anyhow::Result<()> {
         "trial_secs": cfg.trial_secs,
         "fixed_rate": cfg.fixed_rate,
         "napi_thread": cfg.napi_thread,
+        "generator": r.generator,
         "summary": r.summary,
         "udp_socket": r.udp,
         "skipped": r.skipped.iter().map(|(rx, why)| json!({"receiver": rx.name(), "why": why})).collect::<Vec<_>>(),

@@ -160,12 +160,26 @@ pub struct Harness {
     frame_size: usize,
     /// Distinct flows the generator sends (16 unless set with [`Harness::set_flows`]).
     flows: u32,
+    /// The generator's `--via`.
+    via: crate::gen::Via,
+    /// The path the generator last reported taking.
+    took: Mutex<Option<String>>,
 }
 
 impl Harness {
     /// The generator sends `flows` distinct flows (source ports) from now on.
     pub fn set_flows(&mut self, flows: u32) {
         self.flows = flows;
+    }
+
+    /// The generator sends over `via` from now on (default: `auto`).
+    pub fn set_via(&mut self, via: crate::gen::Via) {
+        self.via = via;
+    }
+
+    /// The path the generator last reported taking (`af-xdp`, `live-frames`).
+    pub fn generator_path(&self) -> Option<String> {
+        self.took.lock().ok()?.clone()
     }
 
     /// Builds the bed and the tmpfs directory.
@@ -186,6 +200,8 @@ impl Harness {
             trial_secs,
             frame_size,
             flows: 16,
+            via: crate::gen::Via::Auto,
+            took: Mutex::new(None),
         };
         Ok(harness)
     }
@@ -284,6 +300,8 @@ impl Harness {
             &cpu,
             "--flows",
             &flows,
+            "--via",
+            self.via.as_str(),
         ];
         let rate_s = rate.map(|r| format!("{r:.0}"));
         if let Some(r) = &rate_s {
@@ -296,6 +314,9 @@ impl Harness {
             String::from_utf8_lossy(&out.stderr)
         );
         let v: Value = serde_json::from_slice(&out.stdout).context("generator output")?;
+        if let (Some(via), Ok(mut took)) = (v["via"].as_str(), self.took.lock()) {
+            *took = Some(via.to_string());
+        }
         Ok((
             v["sent"].as_u64().context("generator: no sent count")?,
             v["rate"].as_f64().context("generator: no rate")?,
