@@ -64,13 +64,22 @@ start() { # NAME
     exit 1
 }
 
-# Stops the receiver; prints the frames it recorded.
+# Stops the receiver and waits for it to exit (in this shell: only the
+# shell that started it can wait for it).
 stop() { # NAME
-    [[ $1 == none ]] && { echo 0; return; }
+    [[ $1 == none ]] && return
     kill -INT "$rx"
     wait "$rx" 2>/dev/null || true
+}
+
+# Prints the frames the stopped receiver recorded.
+recorded() { # NAME
+    [[ $1 == none ]] && { echo 0; return; }
     if [[ $1 == tcpdump ]]; then
         grep -o '^[0-9]* packets captured' "$shm/rx.log" | cut -d' ' -f1
+    elif [[ ! -s $shm/rx.json ]]; then
+        echo "skb-cpu: $1 wrote no summary: $(cat "$shm/rx.log")" >&2
+        echo 0
     else
         python3 - "$shm/rx.json" <<'PY'
 import json, sys
@@ -105,7 +114,8 @@ for round in $(seq "$rounds"); do
         # timeout), outside the window: an idle receiver's CPU is not the
         # frames' cost.
         sleep 1.5
-        got=$(stop "$name")
+        stop "$name"
+        got=$(recorded "$name")
         NAME=$name OUT=$out GOT=$got BUSY=$((after - before)) HZ=$hz python3 - <<'PY'
 import os, re
 out = os.environ["OUT"]
