@@ -280,3 +280,219 @@ fn records_cut_by_a_snaplen_keep_their_original_length() {
         "bytes of the original frames"
     );
 }
+
+/// Issue 28, 6: `-w` naming the file `-r` reads, under any name (itself, a
+/// hard link, a symbolic link, `/dev/fd/N`, a name the rotation makes, or
+/// standard output appended to it) is refused in one line, exit 1, and the
+/// input is left as it was.
+#[test]
+fn writing_the_file_being_read_is_refused_and_the_input_kept() {
+    let dir = temp_path("self-overwrite");
+    std::fs::create_dir_all(&dir).unwrap();
+    let input = dir.join("in.pcap");
+    write_pcap(&input, &varied_frames(200, 4));
+    let before = std::fs::read(&input).unwrap();
+    let hard = dir.join("hard.pcap");
+    std::fs::hard_link(&input, &hard).unwrap();
+    let soft = dir.join("soft.pcap");
+    std::os::unix::fs::symlink(&input, &soft).unwrap();
+    // A ring whose second file is the input.
+    let ring = dir.join("ring.pcap");
+    std::fs::hard_link(&input, dir.join("ring.pcap1")).unwrap();
+    let r = input.to_str().unwrap();
+    let cases: Vec<Vec<String>> = vec![
+        vec!["-w".into(), r.into()],
+        vec!["-w".into(), hard.to_str().unwrap().into()],
+        vec!["-w".into(), soft.to_str().unwrap().into()],
+        vec![
+            "-w".into(),
+            ring.to_str().unwrap().into(),
+            "-C".into(),
+            "10k".into(),
+            "-W".into(),
+            "3".into(),
+        ],
+    ];
+    for case in &cases {
+        let mut args = vec!["capture", "-r", r];
+        args.extend(case.iter().map(String::as_str));
+        let run = xsktap(&args);
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(1), "{case:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{case:?}: {stderr}");
+        assert!(
+            stderr.contains("would overwrite the file -r reads"),
+            "{stderr}"
+        );
+        assert_eq!(std::fs::read(&input).unwrap(), before, "{case:?}");
+    }
+    // The same file opened as descriptor 3, and as standard output (append).
+    let sh = |script: &str| {
+        Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .arg("sh")
+            .arg(XSKTAP)
+            .arg(r)
+            .output()
+            .unwrap()
+    };
+    for script in [
+        "\"$1\" capture -r \"$2\" -w /dev/fd/3 3<>\"$2\"",
+        "\"$1\" capture -r \"$2\" -w - >>\"$2\"",
+    ] {
+        let run = sh(script);
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(1), "{script}: {stderr}");
+        assert!(
+            stderr.contains("would overwrite the file -r reads"),
+            "{stderr}"
+        );
+        assert_eq!(std::fs::read(&input).unwrap(), before, "{script}");
+    }
+    // Another name in the same directory is written as before.
+    let other = dir.join("out.pcap");
+    let run = xsktap(&["capture", "-r", r, "-w", other.to_str().unwrap()]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(read_pcap(&other).1.len(), 200);
+}
+
+/// Issue 28, 12: a `-w` name whose rotated names would pass the 255 bytes a
+/// file name may have is refused at start, before anything is written; one
+/// whose longest rotated name fits is written.
+#[test]
+fn rotated_names_too_long_for_the_file_system_are_refused_at_start() {
+    let dir = temp_path("long-names");
+    std::fs::create_dir_all(&dir).unwrap();
+    let input = dir.join("in.pcap");
+    write_pcap(&input, &varied_frames(300, 4));
+    let r = input.to_str().unwrap();
+    // 245 bytes: with -C alone its numbers may reach 10 digits, and ".part".
+    let long = dir.join("x".repeat(245));
+    let run = xsktap(&[
+        "capture",
+        "-r",
+        r,
+        "-w",
+        long.to_str().unwrap(),
+        "-C",
+        "20k",
+    ]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("over the 255 a name may have"), "{stderr}");
+    let left: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().collect();
+    assert_eq!(left.len(), 1, "nothing written beside the input: {left:?}");
+    // Under -W 10 the numbers stop at one digit: 245 + 1 + 5 bytes fit.
+    let ring = xsktap(&[
+        "capture",
+        "-r",
+        r,
+        "-w",
+        long.to_str().unwrap(),
+        "-C",
+        "200k",
+        "-W",
+        "10",
+    ]);
+    assert!(
+        ring.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ring.stderr)
+    );
+    let written: usize = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with('x'))
+        .map(|e| read_pcap(&e.path()).1.len())
+        .sum();
+    assert_eq!(written, 300);
+}
+
+/// Issue 28, 11: a pcap header of a version libpcap refuses is refused (one
+/// line, exit 1), and pcapng Simple Packet Blocks are read as tcpdump reads
+/// them: every frame, cut at its original length (not at its padding), at
+/// the time of the packet before.
+#[test]
+fn pcap_versions_are_checked_and_simple_packet_blocks_are_read() {
+    use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketBlock;
+    use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionBlock;
+    use pcap_file::pcapng::blocks::simple_packet::SimplePacketBlock;
+    use pcap_file::pcapng::PcapNgWriter;
+    let good = temp_path("v24.pcap");
+    let frames = varied_frames(20, 4);
+    write_pcap(&good, &frames);
+    let mut bytes = std::fs::read(&good).unwrap();
+    // Version 39938.4 in place of 2.4 (little-endian file).
+    bytes[4..6].copy_from_slice(&39938u16.to_le_bytes());
+    let odd = temp_path("v39938.pcap");
+    std::fs::write(&odd, &bytes).unwrap();
+    let out = temp_path("v39938-out.pcap");
+    let run = xsktap(&[
+        "capture",
+        "-r",
+        odd.to_str().unwrap(),
+        "-w",
+        out.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("pcap version 39938.4"), "{stderr}");
+    assert!(!out.exists(), "nothing written for a refused input");
+
+    // One timed packet, then simple packet blocks of odd lengths (padded).
+    let ng = temp_path("spb.pcapng");
+    {
+        let mut w = PcapNgWriter::new(std::fs::File::create(&ng).unwrap()).unwrap();
+        w.write_pcapng_block(InterfaceDescriptionBlock {
+            linktype: pcap_file::DataLink::ETHERNET,
+            snaplen: 65535,
+            options: vec![],
+        })
+        .unwrap();
+        w.write_pcapng_block(EnhancedPacketBlock {
+            interface_id: 0,
+            // pcap-file writes the raw units it is given: microseconds here.
+            timestamp: Duration::from_nanos(1_700_000_000_000_123),
+            original_len: frames[0].len() as u32,
+            data: frames[0].clone().into(),
+            options: vec![],
+        })
+        .unwrap();
+        for f in &frames[1..] {
+            w.write_pcapng_block(SimplePacketBlock {
+                original_len: f.len() as u32,
+                data: f.clone().into(),
+            })
+            .unwrap();
+        }
+    }
+    assert_eq!(
+        sorted(tcpdump_frames(&ng)),
+        sorted(frames.clone()),
+        "tcpdump reads them"
+    );
+    let copy = temp_path("spb-out.pcap");
+    let run = xsktap(&[
+        "capture",
+        "-r",
+        ng.to_str().unwrap(),
+        "-w",
+        copy.to_str().unwrap(),
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let (_, records) = read_pcap(&copy);
+    let got: Vec<Vec<u8>> = records.iter().map(|r| r.data.clone()).collect();
+    assert_eq!(got, frames, "every frame, byte for byte, in order");
+    assert!(records.iter().all(|r| r.ts_ns == 1_700_000_000_000_123_000));
+}

@@ -396,3 +396,57 @@ fn sort_window_merges_the_queues_by_time() {
         .count();
     assert_eq!(backwards, 0, "timestamps never go backwards");
 }
+
+/// Issue 28, 7: a `-z` command's output goes to stderr, never into the
+/// capture's own stream on stdout (`monitor --json` here).
+#[test]
+#[ignore = "needs root: run with --include-ignored as root (tools/test.sh)"]
+fn z_commands_write_to_stderr_not_into_the_json_stream() {
+    let bed = Testbed::new(1);
+    let dir = fresh_dir("rotate-z-stdout");
+    let hook = dir.join("say.sh");
+    std::fs::write(&hook, "#!/bin/sh\necho \"hook saw $1\"\n").unwrap();
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let out = dir.join("m.pcap");
+    let iface = bed.ns_b();
+    let mut cmd = bed.xsktap(&[
+        "monitor",
+        "-i",
+        iface.as_str(),
+        "--json",
+        "-w",
+        out.to_str().unwrap(),
+        "-C",
+        "20k",
+        "-z",
+        hook.to_str().unwrap(),
+        "-c",
+        "500",
+        "--duration",
+        "30",
+    ]);
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    wait_attached(&bed);
+    generate(&bed, 500, 200, Some(20_000.0));
+    let out = wait_output(child, WAIT);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let mut lines = 0;
+    for line in stdout.lines() {
+        serde_json::from_str::<serde_json::Value>(line)
+            .unwrap_or_else(|e| panic!("stdout holds a line that is not JSON ({e}): {line}"));
+        lines += 1;
+    }
+    assert_eq!(lines, 500, "one JSON line per packet");
+    let hooked = stderr
+        .lines()
+        .filter(|l| l.starts_with("hook saw "))
+        .count();
+    assert!(
+        hooked >= 2,
+        "the hooks ran, their output on stderr: {stderr}"
+    );
+}

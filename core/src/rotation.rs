@@ -170,6 +170,30 @@ impl Rotation {
         }
     }
 
+    /// The largest number a period's file gets: under `-C` with `-W N`,
+    /// N - 1; under `-C` alone the count goes on (to `u32::MAX`); 0 without
+    /// `-C`.
+    pub fn largest_count(&self) -> u32 {
+        match (self.size, self.files) {
+            (None, _) => 0,
+            (Some(_), Some(n)) => n.saturating_sub(1),
+            (Some(_), None) => u32::MAX,
+        }
+    }
+
+    /// Whether a rotation of the `-w` file name `base` can write a file
+    /// named `name`: `base`, `base` followed by digits, either with the
+    /// `.part` suffix files have while written. A name with strftime
+    /// conversions makes names of times to come: never an existing file's.
+    pub fn may_write(base: &str, name: &str) -> bool {
+        if base.contains('%') {
+            return false;
+        }
+        let name = name.strip_suffix(".part").unwrap_or(name);
+        name.strip_prefix(base)
+            .is_some_and(|rest| rest.bytes().all(|b| b.is_ascii_digit()))
+    }
+
     /// Whether a record of `record_len` bytes goes to a new file: it would
     /// take the current file (`file_len` bytes, `records` records in it)
     /// past `-C`. A file always takes its first record, however large.
@@ -540,5 +564,38 @@ mod tests {
         }
         .validate()
         .is_ok());
+    }
+
+    #[test]
+    fn a_rotation_may_write_its_own_names_only() {
+        for name in [
+            "x.pcap",
+            "x.pcap1",
+            "x.pcap007",
+            "x.pcap.part",
+            "x.pcap12.part",
+        ] {
+            assert!(Rotation::may_write("x.pcap", name), "{name}");
+        }
+        for name in ["x.pcap.old", "x.pcapng", "y.pcap", "x.pca", "x.pcap1.gz"] {
+            assert!(!Rotation::may_write("x.pcap", name), "{name}");
+        }
+        assert!(!Rotation::may_write("t-%s.pcap", "t-%s.pcap"));
+    }
+
+    #[test]
+    fn the_largest_count_bounds_every_name() {
+        let r = |size: Option<u64>, files: Option<u32>| Rotation {
+            size,
+            interval_secs: Some(60),
+            files,
+            align: false,
+        };
+        assert_eq!(r(None, Some(5)).largest_count(), 0);
+        assert_eq!(r(Some(1000), Some(12)).largest_count(), 11);
+        let ring = r(Some(1000), Some(12));
+        assert_eq!(ring.file_name("x", ring.largest_count()), "x11");
+        let on = r(Some(1000), None);
+        assert_eq!(on.file_name("x", on.largest_count()), "x4294967295");
     }
 }

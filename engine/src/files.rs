@@ -96,6 +96,12 @@ impl Notices {
     }
 }
 
+/// A child's handle on this process's standard error.
+fn stderr_stdio() -> io::Result<std::process::Stdio> {
+    use std::os::fd::AsFd;
+    Ok(io::stderr().as_fd().try_clone_to_owned()?.into())
+}
+
 /// The `-z` commands, run one at a time on their own thread so that a slow
 /// one never holds up the writer; the queue of names is unbounded (a name
 /// per closed file).
@@ -121,10 +127,15 @@ impl Hooks {
                 for path in rx.iter() {
                     run_c.fetch_add(1, Ordering::Relaxed);
                     // As tcpdump: the command and the file's name, no shell.
-                    let status = std::process::Command::new(&command)
-                        .arg(&path)
-                        .stdin(std::process::Stdio::null())
-                        .status();
+                    // Its output goes to stderr: stdout may be the capture's
+                    // own stream (`-w -`, `monitor --json`).
+                    let status = stderr_stdio().and_then(|stderr| {
+                        std::process::Command::new(&command)
+                            .arg(&path)
+                            .stdin(std::process::Stdio::null())
+                            .stdout(stderr)
+                            .status()
+                    });
                     let why = match status {
                         Ok(s) if s.success() => continue,
                         Ok(s) => s.to_string(),
@@ -236,6 +247,7 @@ impl FileSet {
             book: None,
             overwrite_oldest: false,
         };
+        set.check_name_lengths()?;
         let first = set.create(set.schedule.current())?;
         set.current = Some(first);
         Ok(set)
@@ -275,6 +287,27 @@ impl FileSet {
         Ok(PathBuf::from(
             self.schedule.rotation().file_name(&base, slot.count),
         ))
+    }
+
+    /// Refuses a `-w` name whose rotation would make a file name longer
+    /// than a file name may be (255 bytes, `NAME_MAX` on Linux's file
+    /// systems): found at start, not at the rotation that fails.
+    fn check_name_lengths(&self) -> Result<()> {
+        const NAME_MAX: usize = 255;
+        let slot = Slot {
+            count: self.schedule.rotation().largest_count(),
+            ..self.schedule.current()
+        };
+        let longest = part_name(&self.name(slot)?);
+        let len = longest.file_name().map_or(0, |n| n.len());
+        if len > NAME_MAX {
+            return Err(Error::Config(format!(
+                "-w {}: the rotation makes file names of up to {len} bytes (such as {}), over the {NAME_MAX} a name may have: use a shorter name",
+                self.pattern,
+                longest.file_name().unwrap_or_default().to_string_lossy()
+            )));
+        }
+        Ok(())
     }
 
     /// Creates the `.part` file of `slot` and writes its header.

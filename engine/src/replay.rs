@@ -25,6 +25,7 @@ use xsktap_core::filter::{Program, MAX_TESTS};
 use xsktap_core::flows::{FlowTable, Top, EXPIRY_STEPS};
 use xsktap_core::latency::LatencyStats;
 use xsktap_core::parse::parse;
+use xsktap_core::rotation::Rotation;
 use xsktap_core::stats::{OutputCounters, QueueSnapshot, Snapshot, TrafficCounters};
 use xsktap_core::worker::{FrameStep, Monitor};
 use xsktap_core::{AttachedMode, BpfCounters, CaptureConfig, SocketStats};
@@ -32,6 +33,53 @@ use xsktap_core::{AttachedMode, BpfCounters, CaptureConfig, SocketStats};
 use crate::capture::{OpenedOutput, Output, Summary, Writers, STOP_GRACE};
 use crate::files::Notices;
 use crate::{Error, Result};
+
+/// Refuses an output that is the file being read (the same device and
+/// inode, whatever the name: a link, `/dev/fd/N`, a name the rotation
+/// makes): writing it would truncate the input under the reader, or grow it
+/// for as long as it is read.
+fn refuse_input_as_output(input: &Path, output: &Output) -> Result<()> {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::MetadataExt;
+    let id = |m: std::fs::Metadata| (m.dev(), m.ino());
+    let Ok(read) = std::fs::metadata(input).map(id) else {
+        return Ok(());
+    };
+    let same = |path: &Path| std::fs::metadata(path).map(id).ok() == Some(read);
+    let clash = match output {
+        Output::None => None,
+        Output::File(path) => same(path).then(|| format!("-w {}", path.display())),
+        Output::Stdout => {
+            let stdout = std::io::stdout()
+                .as_fd()
+                .try_clone_to_owned()
+                .map(File::from);
+            (stdout.and_then(|f| f.metadata()).map(id).ok() == Some(read))
+                .then(|| "-w - (standard output)".to_string())
+        }
+        Output::Rotating(path, _) => {
+            let base = path.file_name().map(|n| n.to_string_lossy().into_owned());
+            let base = base.unwrap_or_default();
+            let dir = match path.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d,
+                _ => Path::new("."),
+            };
+            let entries = std::fs::read_dir(dir).into_iter().flatten().flatten();
+            entries
+                .filter(|e| Rotation::may_write(&base, &e.file_name().to_string_lossy()))
+                .map(|e| e.path())
+                .find(|p| same(p))
+                .map(|p| format!("-w {} (as {})", path.display(), p.display()))
+        }
+    };
+    match clash {
+        Some(what) => Err(Error::Config(format!(
+            "{what} would overwrite the file -r reads ({}): write to another name",
+            input.display()
+        ))),
+        None => Ok(()),
+    }
+}
 
 /// A file read back.
 #[derive(Debug)]
@@ -50,8 +98,9 @@ pub struct Replay {
     pub feeds: Option<Arc<Feeds>>,
 }
 
-/// pcapng interfaces of the current section: (Ethernet?, timestamp units per second).
-type NgInterfaces = Vec<(bool, u64)>;
+/// pcapng interfaces of the current section: (Ethernet?, timestamp units per
+/// second, snapshot length).
+type NgInterfaces = Vec<(bool, u64, u32)>;
 
 enum Input {
     Pcap {
@@ -61,6 +110,8 @@ enum Input {
     PcapNg {
         reader: PcapNgReader<BufReader<File>>,
         interfaces: NgInterfaces,
+        /// The time of the last packet with one: a Simple Packet Block has none.
+        last_ns: u64,
     },
 }
 
@@ -115,12 +166,20 @@ impl Input {
             return Ok(Input::PcapNg {
                 reader,
                 interfaces: Vec::new(),
+                last_ns: 0,
             });
         }
         let reader = PcapReader::new(reader).map_err(|_| {
             fail("neither a pcap nor a pcapng file (its magic number is unknown)".into())
         })?;
         let header = reader.header();
+        // As libpcap: version 2, minor 4 or older.
+        if header.version_major != 2 || header.version_minor > 4 {
+            return Err(fail(format!(
+                "pcap version {}.{}: only version 2.4 (and older 2.x) files are read",
+                header.version_major, header.version_minor
+            )));
+        }
         if header.datalink != DataLink::ETHERNET {
             return Err(fail(format!(
                 "link type {:?}: only Ethernet captures are read",
@@ -156,7 +215,11 @@ impl Input {
                     Ok(Next::Frame)
                 }
             },
-            Input::PcapNg { reader, interfaces } => match reader.next_block() {
+            Input::PcapNg {
+                reader,
+                interfaces,
+                last_ns,
+            } => match reader.next_block() {
                 None => Ok(Next::End),
                 Some(Err(e)) => Err(e.to_string()),
                 Some(Ok(block)) => match block {
@@ -165,15 +228,18 @@ impl Input {
                         Ok(Next::Meta)
                     }
                     Block::InterfaceDescription(i) => {
-                        interfaces
-                            .push((i.linktype == DataLink::ETHERNET, units_per_sec(&i.options)));
+                        interfaces.push((
+                            i.linktype == DataLink::ETHERNET,
+                            units_per_sec(&i.options),
+                            i.snaplen,
+                        ));
                         Ok(Next::Meta)
                     }
                     Block::InterfaceStatistics(_)
                     | Block::NameResolution(_)
                     | Block::SystemdJournalExport(_) => Ok(Next::Meta),
                     Block::EnhancedPacket(p) => {
-                        let Some(&(ethernet, units)) = interfaces.get(p.interface_id as usize)
+                        let Some(&(ethernet, units, _)) = interfaces.get(p.interface_id as usize)
                         else {
                             return Err(format!(
                                 "a packet names interface {} which the file does not describe",
@@ -186,7 +252,26 @@ impl Input {
                         // pcap-file reads the raw timestamp as nanoseconds.
                         let raw = p.timestamp.as_nanos();
                         let ts = (raw * 1_000_000_000 / u128::from(units.max(1))) as u64;
+                        *last_ns = ts;
                         on_frame(ts, &p.data, p.original_len as usize);
+                        Ok(Next::Frame)
+                    }
+                    // The first interface's, without a time (it takes the last
+                    // packet's); its data runs to the block's end, padding
+                    // included, so it is cut at the original length.
+                    Block::SimplePacket(p) => {
+                        let Some(&(ethernet, _, snaplen)) = interfaces.first() else {
+                            return Err(
+                                "a simple packet block comes before any interface description"
+                                    .into(),
+                            );
+                        };
+                        if !ethernet {
+                            return Ok(Next::Skipped);
+                        }
+                        let snaplen = if snaplen == 0 { u32::MAX } else { snaplen };
+                        let len = (p.original_len.min(snaplen) as usize).min(p.data.len());
+                        on_frame(*last_ns, &p.data[..len], p.original_len as usize);
                         Ok(Next::Frame)
                     }
                     _ => Ok(Next::Skipped),
@@ -208,6 +293,7 @@ const HAND_ON_EVERY: u64 = 4096;
 pub fn replay(cfg: &CaptureConfig, input: &Path, output: Output) -> Result<Replay> {
     let started = Instant::now();
     let mut source = Input::open(input)?;
+    refuse_input_as_output(input, &output)?;
     let filter = Program::compile(cfg.filter.as_ref(), usize::from(MAX_TESTS))?;
     let header = crate::capture::file_header(cfg, &output, &[0]);
     let notices = Arc::new(Notices::default());
