@@ -205,6 +205,12 @@ fn view_of(packet: &Value) -> Value {
         }
     }
 
+    // A group source address is tshark's expert warning on a frame it
+    // decodes as usual: xsktap's `warning`, not a verdict.
+    let group_source = found
+        .iter()
+        .position(|m| m.contains("must not be a group address"));
+    let warning = group_source.map(|i| found.remove(i));
     let num = |name: &str, key: &str| get(name, key).map(|s| s.parse::<u64>().unwrap());
     let transport = ["tcp", "udp", "sctp", "icmp", "icmpv6"]
         .into_iter()
@@ -255,6 +261,9 @@ fn view_of(packet: &Value) -> Value {
     if let Some(flags) = get("tcp", "tcp.flags") {
         let bits = u16::from_str_radix(flags.trim_start_matches("0x"), 16).unwrap();
         v["tcp_flags"] = tcpdump_flags(bits as u8).into();
+    }
+    if warning.is_some() {
+        v["warning"] = "Ethernet source address is a group address".into();
     }
     if let Some(why) = found.into_iter().next() {
         v["tshark_error"] = why.into();

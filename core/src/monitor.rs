@@ -95,12 +95,16 @@ pub fn write_text(out: &mut Vec<u8>, ts_ns: u64, iface: &str, queue: u32, p: &Pa
     if let Some(why) = p.malformed {
         let _ = write!(out, " ({why})");
     }
+    if let Some(note) = p.warning {
+        let _ = write!(out, " (warning: {note})");
+    }
     out.push(b'\n');
 }
 
 /// Appends the JSON object for one packet, on one line. Fields: `ts_ns`,
 /// `queue`, `len`, `proto`, and when present `src`, `dst`, `sport`, `dport`,
-/// `vlan`, `tcp_flags`, `fragment`, `reason` (why a frame is malformed).
+/// `vlan`, `tcp_flags`, `fragment`, `reason` (why a frame is malformed),
+/// `warning` (a note on a frame decoded as usual).
 pub fn write_json(out: &mut Vec<u8>, ts_ns: u64, queue: u32, p: &Packet) {
     let _ = write!(
         out,
@@ -133,6 +137,10 @@ pub fn write_json(out: &mut Vec<u8>, ts_ns: u64, queue: u32, p: &Packet) {
     if let Some(why) = p.malformed {
         // Reasons are fixed ASCII strings without quotes or backslashes.
         let _ = write!(out, ",\"reason\":\"{why}\"");
+    }
+    if let Some(note) = p.warning {
+        // Fixed ASCII too.
+        let _ = write!(out, ",\"warning\":\"{note}\"");
     }
     out.extend_from_slice(b"}\n");
 }
@@ -201,5 +209,33 @@ mod tests {
         );
         assert!(!text.contains("\"src\""), "{text}");
         assert!(text.len() < MAX_LINE);
+    }
+
+    #[test]
+    fn a_group_source_address_is_a_warning_on_a_decoded_frame() {
+        let mut frame = udp_frame();
+        frame[6] = 0x01;
+        let p = parse(&frame);
+        let mut json = Vec::new();
+        write_json(&mut json, 42, 1, &p);
+        let json = String::from_utf8(json).unwrap();
+        assert!(json.contains("\"proto\":\"udp\""), "{json}");
+        assert!(json.contains("\"dport\":53"), "{json}");
+        assert!(
+            json.ends_with(",\"warning\":\"Ethernet source address is a group address\"}\n"),
+            "{json}"
+        );
+        assert!(!json.contains("reason"), "{json}");
+        let mut text = Vec::new();
+        write_text(&mut text, 0, "veth0", 1, &p);
+        let text = String::from_utf8(text).unwrap();
+        assert!(
+            text.contains("UDP 198.18.0.1.5353 > 198.18.0.2.53"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with(" (warning: Ethernet source address is a group address)\n"),
+            "{text}"
+        );
     }
 }

@@ -159,6 +159,10 @@ pub struct Packet {
     /// Why the frame is malformed, when it is: the header cut short, or else
     /// the outermost length field that disagrees with the frame.
     pub malformed: Option<&'static str>,
+    /// A note on a frame decoded as usual, as tshark's expert warnings: a
+    /// group (multicast) Ethernet source address, which IEEE 802.3 forbids
+    /// and some devices send.
+    pub warning: Option<&'static str>,
     /// Offset of the UDP payload in the frame (0: not a UDP frame with a whole header).
     pub udp_payload: u16,
 }
@@ -185,6 +189,7 @@ impl Packet {
             tcp_flags: None,
             proto: Proto::Other,
             malformed: None,
+            warning: None,
             udp_payload: 0,
         }
     }
@@ -282,8 +287,9 @@ pub fn parse(frame: &[u8]) -> Packet {
         return p.malformed("truncated Ethernet header");
     };
     if eth[6] & 1 != 0 {
-        // IEEE 802.3 3.2.3: a source address is an individual address.
-        p.flag("Ethernet source address is a group address");
+        // IEEE 802.3 3.2.3: a source address is an individual address. The
+        // frame is still decoded by what it carries (as tshark does).
+        p.warning = Some("Ethernet source address is a group address");
     }
     let mut ethertype = be16(&eth[12..14]);
     if (ETHER_MAX_LENGTH + 1..ETHER_MIN_TYPE).contains(&ethertype) {
