@@ -308,6 +308,38 @@ fn output_name(req: &Request) -> String {
     }
 }
 
+/// With `-Z USER`, the files made after the switch (the rotation's next
+/// files, the summary) must be USER's to create: tried at start, before
+/// anything is attached, rather than failing at the first rotation.
+fn check_user_can_write(req: &Request) -> anyhow::Result<()> {
+    let Some(user) = &req.user else {
+        return Ok(());
+    };
+    let mut later = Vec::new();
+    if let xsktap::Output::Rotating(path, _) = &req.output {
+        later.push(("-w", path));
+    }
+    if let Some(path) = &req.summary_json {
+        later.push(("--summary-json", path));
+    }
+    for (flag, path) in later {
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => std::path::Path::new("."),
+        };
+        if let Err(e) = user.can_create_in(dir) {
+            anyhow::bail!(
+                "-Z {}: {flag} {}: {} cannot create files in {} ({e}); give a directory it may write, or another -Z user",
+                user.name,
+                path.display(),
+                user.name,
+                dir.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 fn run(req: Request, view: View) -> anyhow::Result<ExitCode> {
     let output_name = output_name(&req);
     for note in &req.notes {
@@ -330,6 +362,7 @@ fn run(req: Request, view: View) -> anyhow::Result<ExitCode> {
         signal_hook::flag::register(signal, stop.clone()).context("installing signal handlers")?;
     }
     let iface = req.config.iface.clone();
+    check_user_can_write(&req)?;
     // Listen before attaching anything: a busy port fails with the machine untouched.
     let listener = req.serve.as_ref().map(serve::bind).transpose()?;
     let mut req = req;
