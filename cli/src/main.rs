@@ -200,6 +200,9 @@ fn run_replay(
         None => None,
     };
     let replay = xsktap::replay(&req.config, &input, req.output.clone())?;
+    for notice in &replay.notices {
+        say!("xsktap: {notice}");
+    }
     let summary = &replay.summary;
     let exporting = exporter.map(|exporter| {
         if let Some((clickhouse, ipfix)) = &export_names {

@@ -496,3 +496,60 @@ fn pcap_versions_are_checked_and_simple_packet_blocks_are_read() {
     assert_eq!(got, frames, "every frame, byte for byte, in order");
     assert!(records.iter().all(|r| r.ts_ns == 1_700_000_000_000_123_000));
 }
+
+/// Issue 28, 13: files an earlier capture left under the same `-w` name
+/// (whole, and `.part` files of one that was killed) are named at start;
+/// a clean directory gets no such line. What the outputs have to say while
+/// a file is read back (a `-z` that fails) is printed too.
+#[test]
+fn files_of_an_earlier_capture_under_the_name_are_named_at_start() {
+    let dir = temp_path("earlier-ring");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let input = temp_path("earlier-in.pcap");
+    write_pcap(&input, &varied_frames(300, 4));
+    for name in [
+        "ring.pcap",
+        "ring.pcap1",
+        "ring.pcap3.part",
+        "ring.pcap.old",
+    ] {
+        std::fs::write(dir.join(name), b"an earlier run's").unwrap();
+    }
+    let ring = dir.join("ring.pcap");
+    let args = |w: &Path| {
+        xsktap(&[
+            "capture",
+            "-r",
+            input.to_str().unwrap(),
+            "-w",
+            w.to_str().unwrap(),
+            "-C",
+            "200k",
+            "-W",
+            "5",
+            "-z",
+            "/nonexistent/xsktap-hook",
+        ])
+    };
+    let run = args(&ring);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("2 file(s) of an earlier capture and 1 .part file(s)"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("-z /nonexistent/xsktap-hook"), "{stderr}");
+    assert_eq!(
+        std::fs::read(dir.join("ring.pcap.old")).unwrap(),
+        b"an earlier run's",
+        "not a name of the ring"
+    );
+    let clean = temp_path("clean-ring");
+    let _ = std::fs::remove_dir_all(&clean);
+    std::fs::create_dir_all(&clean).unwrap();
+    let run = args(&clean.join("ring.pcap"));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    assert!(!stderr.contains("earlier capture"), "{stderr}");
+}

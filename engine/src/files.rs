@@ -248,6 +248,7 @@ impl FileSet {
             overwrite_oldest: false,
         };
         set.check_name_lengths()?;
+        set.note_earlier_files();
         let first = set.create(set.schedule.current())?;
         set.current = Some(first);
         Ok(set)
@@ -308,6 +309,37 @@ impl FileSet {
             )));
         }
         Ok(())
+    }
+
+    /// Says so when names this rotation makes are taken already: files of
+    /// an earlier capture under the same `-w` name (overwritten as the
+    /// numbers reach them, the others left beside this capture's), and
+    /// `.part` files of one that did not finish.
+    fn note_earlier_files(&self) {
+        let path = Path::new(&self.pattern);
+        let Some(base) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+            return;
+        };
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let (mut whole, mut parts) = (0u64, 0u64);
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if Rotation::may_write(&base, &name) {
+                match name.ends_with(".part") {
+                    true => parts += 1,
+                    false => whole += 1,
+                }
+            }
+        }
+        if whole + parts > 0 {
+            self.notices.push(format!(
+                "-w {}: {whole} file(s) of an earlier capture and {parts} .part file(s) of one that did not finish are there under this name; this capture replaces those its names reach and leaves the rest beside its own: move them away to keep the captures apart",
+                self.pattern
+            ));
+        }
     }
 
     /// Creates the `.part` file of `slot` and writes its header.

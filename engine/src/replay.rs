@@ -96,6 +96,9 @@ pub struct Replay {
     pub span_ns: u64,
     /// `xsktap feed -r`: the feeds, as after a live capture.
     pub feeds: Option<Arc<Feeds>>,
+    /// What the outputs had to say (a `-z` command that failed, files of an
+    /// earlier capture found), as a capture's [`crate::Capture::notices`].
+    pub notices: Vec<String>,
 }
 
 /// pcapng interfaces of the current section: (Ethernet?, timestamp units per
@@ -468,5 +471,6 @@ pub fn replay(cfg: &CaptureConfig, input: &Path, output: Output) -> Result<Repla
         skipped,
         span_ns: last_ts.saturating_sub(first_ts),
         feeds,
+        notices: notices.take(),
     })
 }
