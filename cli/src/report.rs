@@ -357,9 +357,13 @@ pub fn summary_text(s: &Summary, iface: &str, output: &str) -> String {
                     files.removed_packets
                 ),
             },
-            match files.hooks_run {
-                0 => String::new(),
-                n => format!("; -z ran {n} times, {} failed", files.hooks_failed),
+            match (files.hooks_run, files.hooked_files) {
+                (0, _) => String::new(),
+                (n, 0) => format!("; -z ran {n} times, {} failed", files.hooks_failed),
+                (n, moved) => format!(
+                    "; -z ran {n} times, {} failed, and moved or removed {moved} files holding {} packets",
+                    files.hooks_failed, files.hooked_packets
+                ),
             }
         );
         // A long capture can leave thousands: the first and last ten.
@@ -481,6 +485,8 @@ pub fn summary_json(s: &Summary, iface: &str, output: &str, filter: &str) -> Sum
             removed_packets: f.removed_packets,
             hooks_run: f.hooks_run,
             hooks_failed: f.hooks_failed,
+            hooked_files: f.hooked_files,
+            hooked_packets: f.hooked_packets,
         });
     json
 }

@@ -483,8 +483,9 @@ pub struct FileJson {
     pub bytes: u64,
 }
 
-/// The files of a rotating capture: those on disk, and what it deleted.
-/// `packets` of `files` plus `removed_packets` equals the summary's `packets`.
+/// The files of a rotating capture: those on disk, what it deleted, and
+/// what the `-z` commands took away. `packets` of `files` plus
+/// `removed_packets` plus `hooked_packets` equals the summary's `packets`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FilesJson {
     /// The files still on disk, oldest first.
@@ -497,6 +498,13 @@ pub struct FilesJson {
     pub hooks_run: u64,
     /// `-z` commands that failed.
     pub hooks_failed: u64,
+    /// Files a `-z` command removed or renamed (not under their name when
+    /// the summary was written).
+    #[serde(default)]
+    pub hooked_files: u64,
+    /// Packets in them.
+    #[serde(default)]
+    pub hooked_packets: u64,
 }
 
 /// What a summary is built from.

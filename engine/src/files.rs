@@ -62,12 +62,19 @@ pub struct FilesReport {
     pub hooks_run: u64,
     /// `-z` commands that failed to start or exited unsuccessfully.
     pub hooks_failed: u64,
+    /// Files no longer under their name once the `-z` commands ended: a
+    /// command removed or renamed them (`rm`, `gzip`).
+    pub hooked_files: u64,
+    /// Packets in them.
+    pub hooked_packets: u64,
 }
 
 impl FilesReport {
     /// Packets in every file this capture wrote, deleted ones included.
     pub fn packets(&self) -> u64 {
-        self.files.iter().map(|f| f.packets).sum::<u64>() + self.removed_packets
+        self.files.iter().map(|f| f.packets).sum::<u64>()
+            + self.removed_packets
+            + self.hooked_packets
     }
 }
 
@@ -613,12 +620,21 @@ impl FileSet {
             removed_packets: self.removed_packets,
             hooks_run: 0,
             hooks_failed: 0,
+            hooked_files: 0,
+            hooked_packets: 0,
         };
         if let Some(hooks) = self.hooks.take() {
             drop(hooks.tx);
             let _ = hooks.thread.join();
             report.hooks_run = hooks.run.load(Ordering::Relaxed);
             report.hooks_failed = hooks.failed.load(Ordering::Relaxed);
+            // The list is of what is on disk now that the commands ended.
+            let (kept, moved): (Vec<_>, Vec<_>) = std::mem::take(&mut report.files)
+                .into_iter()
+                .partition(|f| std::fs::symlink_metadata(&f.path).is_ok());
+            report.files = kept;
+            report.hooked_files = moved.len() as u64;
+            report.hooked_packets = moved.iter().map(|f| f.packets).sum();
         }
         (report, error)
     }
