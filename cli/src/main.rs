@@ -326,10 +326,7 @@ fn check_user_can_write(req: &Request) -> anyhow::Result<()> {
         later.push(("--summary-json", path));
     }
     for (flag, path) in later {
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => std::path::Path::new("."),
-        };
+        let dir = xsktap_core::rotation::directory_of(path);
         if let Err(e) = user.can_create_in(dir) {
             anyhow::bail!(
                 "-Z {}: {flag} {}: {} cannot create files in {} ({e}); give a directory it may write, or another -Z user",

@@ -237,17 +237,13 @@ fn frames_keep_their_spacing(env: &[(&str, &str)]) -> String {
 #[ignore = "needs root: run with --include-ignored as root (tools/test.sh)"]
 fn z_into_a_directory_the_user_cannot_write_is_refused_at_start() {
     let bed = Testbed::new(1);
-    let root_only = temp_path("root-only");
-    let _ = std::fs::remove_dir_all(&root_only);
-    std::fs::create_dir_all(&root_only).unwrap();
+    let root_only = fresh_dir("root-only");
     std::fs::set_permissions(
         &root_only,
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
     )
     .unwrap();
-    let open = temp_path("open-to-all");
-    let _ = std::fs::remove_dir_all(&open);
-    std::fs::create_dir_all(&open).unwrap();
+    let open = fresh_dir("open-to-all");
     std::fs::set_permissions(&open, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
     let iface = bed.ns_b();
     let rotated_there = root_only.join("r.pcap");

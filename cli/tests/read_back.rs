@@ -287,8 +287,7 @@ fn records_cut_by_a_snaplen_keep_their_original_length() {
 /// input is left as it was.
 #[test]
 fn writing_the_file_being_read_is_refused_and_the_input_kept() {
-    let dir = temp_path("self-overwrite");
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = fresh_dir("self-overwrite");
     let input = dir.join("in.pcap");
     write_pcap(&input, &varied_frames(200, 4));
     let before = std::fs::read(&input).unwrap();
@@ -366,8 +365,7 @@ fn writing_the_file_being_read_is_refused_and_the_input_kept() {
 /// whose longest rotated name fits is written.
 #[test]
 fn rotated_names_too_long_for_the_file_system_are_refused_at_start() {
-    let dir = temp_path("long-names");
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = fresh_dir("long-names");
     let input = dir.join("in.pcap");
     write_pcap(&input, &varied_frames(300, 4));
     let r = input.to_str().unwrap();
@@ -503,9 +501,7 @@ fn pcap_versions_are_checked_and_simple_packet_blocks_are_read() {
 /// a file is read back (a `-z` that fails) is printed too.
 #[test]
 fn files_of_an_earlier_capture_under_the_name_are_named_at_start() {
-    let dir = temp_path("earlier-ring");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = fresh_dir("earlier-ring");
     let input = temp_path("earlier-in.pcap");
     write_pcap(&input, &varied_frames(300, 4));
     for name in [
@@ -545,9 +541,7 @@ fn files_of_an_earlier_capture_under_the_name_are_named_at_start() {
         b"an earlier run's",
         "not a name of the ring"
     );
-    let clean = temp_path("clean-ring");
-    let _ = std::fs::remove_dir_all(&clean);
-    std::fs::create_dir_all(&clean).unwrap();
+    let clean = fresh_dir("clean-ring");
     let run = args(&clean.join("ring.pcap"));
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success(), "{stderr}");

@@ -13,14 +13,6 @@ use xsktap_core::summary::SummaryJson;
 
 const WAIT: Duration = Duration::from_secs(60);
 
-/// A directory of its own for a test's files.
-fn fresh_dir(name: &str) -> PathBuf {
-    let dir = temp_path(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 /// The names in `dir`, sorted.
 fn names(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)

@@ -212,6 +212,15 @@ pub struct Slot {
     pub count: u32,
 }
 
+/// The directory a file named `path` goes in: its parent, or `.` for a
+/// bare name.
+pub fn directory_of(path: &std::path::Path) -> &std::path::Path {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    }
+}
+
 /// The sequence of files of a capture, and when the current one ends.
 #[derive(Debug, Clone)]
 pub struct Schedule {
@@ -597,5 +606,13 @@ mod tests {
         assert_eq!(ring.file_name("x", ring.largest_count()), "x11");
         let on = r(Some(1000), None);
         assert_eq!(on.file_name("x", on.largest_count()), "x4294967295");
+    }
+
+    #[test]
+    fn a_bare_name_lives_in_the_current_directory() {
+        use std::path::Path;
+        assert_eq!(directory_of(Path::new("x.pcap")), Path::new("."));
+        assert_eq!(directory_of(Path::new("/cap/x.pcap")), Path::new("/cap"));
+        assert_eq!(directory_of(Path::new("a/x.pcap")), Path::new("a"));
     }
 }

@@ -20,7 +20,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{unbounded, Sender};
-use xsktap_core::rotation::{files_to_delete, DiskLimit, PeriodEnd, Rotation, Schedule, Slot};
+use xsktap_core::rotation::{
+    directory_of, files_to_delete, DiskLimit, PeriodEnd, Rotation, Schedule, Slot,
+};
 
 use crate::pcapng::Book;
 use crate::writer::Framing;
@@ -101,6 +103,24 @@ impl Notices {
             .map(|mut v| std::mem::take(&mut *v))
             .unwrap_or_default()
     }
+}
+
+/// The files already there under names the rotation of the `-w` name
+/// `pattern` makes (see [`Rotation::may_write`]), `.part` files included.
+pub(crate) fn taken_names(pattern: &Path) -> Vec<PathBuf> {
+    let Some(base) = pattern
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+    else {
+        return Vec::new();
+    };
+    std::fs::read_dir(directory_of(pattern))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| Rotation::may_write(&base, &e.file_name().to_string_lossy()))
+        .map(|e| e.path())
+        .collect()
 }
 
 /// A child's handle on this process's standard error.
@@ -224,10 +244,7 @@ impl FileSet {
             None => None,
             Some(DiskLimit::Bytes(b)) => Some(b),
             Some(pct) => {
-                let dir = match Path::new(pattern).parent() {
-                    Some(d) if !d.as_os_str().is_empty() => d,
-                    _ => Path::new("."),
-                };
+                let dir = directory_of(Path::new(pattern));
                 let fs =
                     xsktap_sys::output::filesystem_bytes(dir).map_err(|error| Error::Output {
                         path: dir.to_path_buf(),
@@ -323,24 +340,12 @@ impl FileSet {
     /// numbers reach them, the others left beside this capture's), and
     /// `.part` files of one that did not finish.
     fn note_earlier_files(&self) {
-        let path = Path::new(&self.pattern);
-        let Some(base) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else {
-            return;
-        };
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
-        let (mut whole, mut parts) = (0u64, 0u64);
-        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if Rotation::may_write(&base, &name) {
-                match name.ends_with(".part") {
-                    true => parts += 1,
-                    false => whole += 1,
-                }
-            }
-        }
+        let taken = taken_names(Path::new(&self.pattern));
+        let parts = taken
+            .iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "part"))
+            .count();
+        let whole = taken.len() - parts;
         if whole + parts > 0 {
             self.notices.push(format!(
                 "-w {}: {whole} file(s) of an earlier capture and {parts} .part file(s) of one that did not finish are there under this name; this capture replaces those its names reach and leaves the rest beside its own: move them away to keep the captures apart",

@@ -25,13 +25,12 @@ use xsktap_core::filter::{Program, MAX_TESTS};
 use xsktap_core::flows::{FlowTable, Top, EXPIRY_STEPS};
 use xsktap_core::latency::LatencyStats;
 use xsktap_core::parse::parse;
-use xsktap_core::rotation::Rotation;
 use xsktap_core::stats::{OutputCounters, QueueSnapshot, Snapshot, TrafficCounters};
 use xsktap_core::worker::{FrameStep, Monitor};
 use xsktap_core::{AttachedMode, BpfCounters, CaptureConfig, SocketStats};
 
 use crate::capture::{OpenedOutput, Output, Summary, Writers, STOP_GRACE};
-use crate::files::Notices;
+use crate::files::{taken_names, Notices};
 use crate::{Error, Result};
 
 /// Refuses an output that is the file being read (the same device and
@@ -57,20 +56,10 @@ fn refuse_input_as_output(input: &Path, output: &Output) -> Result<()> {
             (stdout.and_then(|f| f.metadata()).map(id).ok() == Some(read))
                 .then(|| "-w - (standard output)".to_string())
         }
-        Output::Rotating(path, _) => {
-            let base = path.file_name().map(|n| n.to_string_lossy().into_owned());
-            let base = base.unwrap_or_default();
-            let dir = match path.parent() {
-                Some(d) if !d.as_os_str().is_empty() => d,
-                _ => Path::new("."),
-            };
-            let entries = std::fs::read_dir(dir).into_iter().flatten().flatten();
-            entries
-                .filter(|e| Rotation::may_write(&base, &e.file_name().to_string_lossy()))
-                .map(|e| e.path())
-                .find(|p| same(p))
-                .map(|p| format!("-w {} (as {})", path.display(), p.display()))
-        }
+        Output::Rotating(path, _) => taken_names(path)
+            .into_iter()
+            .find(|p| same(p))
+            .map(|p| format!("-w {} (as {})", path.display(), p.display())),
     };
     match clash {
         Some(what) => Err(Error::Config(format!(

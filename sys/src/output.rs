@@ -31,10 +31,7 @@ pub fn open_output(path: &Path) -> Result<(File, bool)> {
         path: path.to_path_buf(),
         error,
     };
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
+    let dir = xsktap_core::rotation::directory_of(path);
     let shared = shared_directory(dir);
     let mut create = OpenOptions::new();
     create.write(true).create_new(true);

@@ -117,23 +117,33 @@ impl User {
     /// # Errors
     /// Why the file could not be created (`Permission denied`, …).
     pub fn can_create_in(&self, dir: &std::path::Path) -> io::Result<()> {
-        let user = self.clone();
         let probe = dir.join(format!(".xsktap-probe-{}", std::process::id()));
         std::thread::scope(|s| {
-            s.spawn(move || -> io::Result<()> {
+            s.spawn(|| -> io::Result<()> {
                 // SAFETY: groups holds groups.len() valid gids; the raw
                 // syscall sets this thread's supplementary groups only.
                 let rc = unsafe {
-                    libc::syscall(libc::SYS_setgroups, user.groups.len(), user.groups.as_ptr())
+                    libc::syscall(libc::SYS_setgroups, self.groups.len(), self.groups.as_ptr())
                 };
                 if rc != 0 {
                     return Err(io::Error::last_os_error());
                 }
                 // SAFETY: no pointers; this thread's file-system group and
-                // user ids (which also drop its file capabilities).
-                unsafe {
-                    libc::syscall(libc::SYS_setfsgid, user.gid);
-                    libc::syscall(libc::SYS_setfsuid, user.uid);
+                // user ids (which also drop its file capabilities). Both
+                // return the previous id, not an error: -1 reads them back.
+                let (gid, uid) = unsafe {
+                    libc::syscall(libc::SYS_setfsgid, self.gid);
+                    libc::syscall(libc::SYS_setfsuid, self.uid);
+                    (
+                        libc::syscall(libc::SYS_setfsgid, u32::MAX),
+                        libc::syscall(libc::SYS_setfsuid, u32::MAX),
+                    )
+                };
+                if (gid, uid) != (self.gid as libc::c_long, self.uid as libc::c_long) {
+                    return Err(io::Error::other(format!(
+                        "cannot take uid {} and gid {} to try (kept {uid} and {gid})",
+                        self.uid, self.gid
+                    )));
                 }
                 std::fs::OpenOptions::new()
                     .write(true)

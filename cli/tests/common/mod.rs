@@ -148,6 +148,14 @@ pub fn temp_path(name: &str) -> PathBuf {
 }
 
 /// Runs to completion, returning output (for bad-input tests).
+/// An empty directory of its own for a test's files.
+pub fn fresh_dir(name: &str) -> PathBuf {
+    let dir = temp_path(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 pub fn run(mut cmd: Command) -> Output {
     cmd.output().expect("running xsktap")
 }
